@@ -1,0 +1,3 @@
+from limapy.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The error types limapy raises on purpose; the CLI turns them into one line each and an exit code."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INVALID = 3
+EXIT_INTERRUPTED = 130
+
+
+class LimapyError(Exception):
+    """An error meant for the user: a message, an optional hint and the exit code to leave with."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+    def lines(self) -> list[str]:
+        out = [self.message]
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return out
+
+
+class UsageError(LimapyError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(LimapyError):
+    """A lima.yaml that cannot be read or is invalid; carries every problem found."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        super().__init__("\n".join(problems), hint)
+        self.problems = problems
+
+
+class NotFoundError(LimapyError):
+    pass
+
+
+class InstanceError(LimapyError):
+    pass
+
+
+class ExternalToolError(LimapyError):
+    """A tool limapy depends on (qemu, swtpm, ssh, qemu-img) is missing or failed."""

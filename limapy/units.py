@@ -1,0 +1,35 @@
+"""Sizes the way Lima (go-units) reads and prints them: "4G", "4GB" and "4GiB" are all 4 x 1024^3."""
+
+from __future__ import annotations
+
+import re
+
+_RAM_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_MULT = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+_ABBRS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
+
+
+def parse_size(value: str | int) -> int:
+    """go-units RAMInBytes. Raises ValueError with go-units' wording on bad input."""
+    if isinstance(value, bool):
+        raise ValueError(f"invalid size: '{value}'")
+    if isinstance(value, int):
+        return value
+    m = _RAM_RE.match(value)
+    if not m:
+        raise ValueError(f"invalid size: '{value}'")
+    number = float(m.group(1)) if m.group(1).count(".") <= 1 else None
+    if number is None:
+        raise ValueError(f"invalid size: '{value}'")
+    unit = (m.group(2) or "").lower()
+    return int(number * _MULT.get(unit, 1))
+
+
+def format_size(size: float) -> str:
+    """go-units BytesSize: binary units, %.4g ("4GiB", "3.812GiB")."""
+    i = 0
+    size = float(size)
+    while size >= 1024 and i < len(_ABBRS) - 1:
+        size /= 1024
+        i += 1
+    return f"{size:.4g}{_ABBRS[i]}"
