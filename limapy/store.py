@@ -1,0 +1,432 @@
+"""Instance directories under $LIMAPY_HOME: Lima's file names, prefixes, status, locks, atomic writes.
+
+Layout and semantics follow lima-reference.md §3. An instance is a directory directly under the home whose
+name does not start with `_` or `.` and which holds `lima.yaml`; that file is the marker, so a directory being
+created (`.<name>.tmp-XXXX`) or half-deleted is never listed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from limapy import dirs, proc
+from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
+
+NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+MAX_NAME_LEN = 76
+# Linux sun_path is 108 bytes; Lima checks len(<dir>/ssh.sock.1234567890123456) against it (§2.3).
+UNIX_PATH_MAX = 108
+_SOCK_PROBE = "/ssh.sock.1234567890123456"
+
+RUNNING = "Running"
+STOPPED = "Stopped"
+BROKEN = "Broken"
+
+LIMA_YAML = "lima.yaml"
+LOCK_FILE = "lock"
+DEFAULT_LOCK_TIMEOUT = 30.0
+
+
+def validate_name(name: str) -> None:
+    """Lima's ValidateInstName: identifier regex, at most 76 characters, not ending in .yaml/.yml."""
+    if not name:
+        raise UsageError("instance name must not be empty")
+    if len(name) > MAX_NAME_LEN:
+        raise UsageError(f"instance name `{name}` is too long: at most {MAX_NAME_LEN} characters")
+    if not NAME_RE.match(name):
+        raise UsageError(
+            f"instance name `{name}` is invalid: it must match {NAME_RE.pattern}",
+            hint="use letters and digits, separated by single '.', '_' or '-'",
+        )
+    if name.endswith((".yaml", ".yml")):
+        raise UsageError(f"instance name `{name}` must not end with .yaml or .yml")
+
+
+@dataclass
+class Instance:
+    """An instance directory and the names of the files Lima keeps in it."""
+
+    name: str
+    dir: Path
+
+    def _p(self, filename: str) -> Path:
+        return self.dir / filename
+
+    @property
+    def lima_yaml(self) -> Path:
+        return self._p(LIMA_YAML)
+
+    @property
+    def lima_version(self) -> Path:
+        return self._p("lima-version")
+
+    @property
+    def cloud_config(self) -> Path:
+        return self._p("cloud-config.yaml")
+
+    @property
+    def cidata_iso(self) -> Path:
+        return self._p("cidata.iso")
+
+    @property
+    def image(self) -> Path:
+        return self._p("image")
+
+    @property
+    def disk(self) -> Path:
+        return self._p("disk")
+
+    @property
+    def iso(self) -> Path:
+        return self._p("iso")
+
+    @property
+    def virtio_win(self) -> Path:
+        return self._p("virtio-win")
+
+    @property
+    def kernel(self) -> Path:
+        return self._p("kernel")
+
+    @property
+    def initrd(self) -> Path:
+        return self._p("initrd")
+
+    @property
+    def kernel_cmdline(self) -> Path:
+        return self._p("kernel.cmdline")
+
+    @property
+    def qemu_pid(self) -> Path:
+        return self._p("qemu.pid")
+
+    @property
+    def qmp_sock(self) -> Path:
+        return self._p("qmp.sock")
+
+    @property
+    def qemu_efi_code(self) -> Path:
+        return self._p("qemu-efi-code.fd")
+
+    @property
+    def serial_log(self) -> Path:
+        return self._p("serial.log")
+
+    @property
+    def serial_sock(self) -> Path:
+        return self._p("serial.sock")
+
+    @property
+    def ha_pid(self) -> Path:
+        return self._p("ha.pid")
+
+    @property
+    def ha_sock(self) -> Path:
+        return self._p("ha.sock")
+
+    @property
+    def ha_stdout_log(self) -> Path:
+        return self._p("ha.stdout.log")
+
+    @property
+    def ha_stderr_log(self) -> Path:
+        return self._p("ha.stderr.log")
+
+    @property
+    def ssh_config(self) -> Path:
+        return self._p("ssh.config")
+
+    @property
+    def ssh_sock(self) -> Path:
+        return self._p("ssh.sock")
+
+    @property
+    def win_done_installation(self) -> Path:
+        return self._p("win-done-installation")
+
+    @property
+    def swtpm_dir(self) -> Path:
+        return self._p("swtpm")
+
+    @property
+    def swtpm_sock(self) -> Path:
+        return self._p("swtpm.sock")
+
+    @property
+    def password_file(self) -> Path:
+        """The Windows guest's initial password (limapy extension); always 0600."""
+        return self._p("windows-password")
+
+    @property
+    def protected(self) -> Path:
+        return self._p("protected")
+
+    @property
+    def lock_file(self) -> Path:
+        return self._p(LOCK_FILE)
+
+
+def instance_dir(name: str) -> Path:
+    return dirs.limapy_home() / name
+
+
+def _is_instance_dir(path: Path) -> bool:
+    return not path.name.startswith(("_", ".")) and (path / LIMA_YAML).is_file()
+
+
+def list_instances() -> list[str]:
+    """Names of every instance under $LIMAPY_HOME, sorted."""
+    home = dirs.limapy_home()
+    try:
+        entries = list(home.iterdir())
+    except FileNotFoundError:
+        return []
+    return sorted(p.name for p in entries if p.is_dir() and _is_instance_dir(p))
+
+
+def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
+    """The instance named exactly so, else the only one whose name starts with it (unless exact)."""
+    key = prefix_or_name
+    if not key or "/" in key or key.startswith(("_", ".")):
+        raise UsageError(f"invalid instance name `{key}`")
+    path = instance_dir(key)
+    if _is_instance_dir(path):
+        return Instance(key, path)
+    if not exact:
+        matches = [n for n in list_instances() if n.startswith(key)]
+        if len(matches) == 1:
+            return Instance(matches[0], instance_dir(matches[0]))
+        if len(matches) > 1:
+            raise LimapyError(
+                f"instance name `{key}` is ambiguous: it matches {', '.join(matches)}",
+                hint="give more of the name",
+            )
+    raise NotFoundError(
+        f"instance `{key}` does not exist",
+        hint=f"run `limapy create --name {key} TEMPLATE` to create it, or `limapy list` to see instances",
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    """The live pid recorded in `path`, or None. A pid file naming a dead process is removed (stale)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not text:
+        return None  # being written right now; not ours to remove
+    try:
+        pid = int(text)
+    except ValueError:
+        pid = 0
+    if pid > 0 and _alive(pid):
+        return pid
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return None
+
+
+def status(inst: Instance) -> str:
+    """Running when host agent and QEMU are alive, Stopped when neither is, Broken otherwise."""
+    if not inst.lima_yaml.is_file():
+        return BROKEN
+    ha = read_pid(inst.ha_pid)
+    qemu = read_pid(inst.qemu_pid)
+    if ha and qemu:
+        return RUNNING
+    if ha is None and qemu is None:
+        return STOPPED
+    return BROKEN
+
+
+def _mkdir_private(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o777 != 0o700:
+        path.chmod(0o700)
+
+
+@contextlib.contextmanager
+def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "") -> Iterator[None]:
+    """Exclusive flock on `<dir>/lock`: commands on one instance run one at a time.
+
+    Waits up to `timeout` seconds (0 = fail at once). The holder's pid is written into the file so a waiter
+    can name it. After acquiring, callers must re-check the instance: a `delete` may have run meanwhile.
+    """
+    _mkdir_private(inst.dir)
+    fd = os.open(inst.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                by = f" (pid {holder})" if holder.isdigit() else ""
+                raise InstanceError(
+                    f"instance `{inst.name}` is busy: another limapy command{by} holds {inst.lock_file}"
+                    + (f" while {what}" if what else ""),
+                    hint="wait for that command to finish, then retry",
+                )
+            time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write `data` to a temp file beside `path`, fsync, rename: readers see old or new, never half."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _check_socket_room(final: Path) -> None:
+    if len(str(final) + _SOCK_PROBE) >= UNIX_PATH_MAX:
+        raise UsageError(
+            f"instance directory {final} is too long for its unix sockets (limit {UNIX_PATH_MAX} bytes)",
+            hint=f"use a shorter instance name or a shorter ${dirs.ENV_HOME}",
+        )
+
+
+def _refuse_existing(final: Path) -> None:
+    if _is_instance_dir(final):
+        raise InstanceError(
+            f"instance `{final.name}` already exists ({final})",
+            hint=f"use another --name, or `limapy delete {final.name}` first",
+        )
+
+
+def _install(tmp: Path, final: Path) -> None:
+    _refuse_existing(final)
+    try:
+        os.rename(tmp, final)  # replaces a missing or empty directory atomically
+        return
+    except OSError as e:
+        if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+    leftovers = {p.name for p in final.iterdir()}
+    if not leftovers <= {LOCK_FILE}:
+        raise InstanceError(
+            f"{final} exists but is not a limapy instance (no {LIMA_YAML})",
+            hint="move or remove that directory",
+        )
+    # Only a lock file is there (someone locked the name first): move entries in, the marker last.
+    entries = sorted(tmp.iterdir(), key=lambda p: p.name == LIMA_YAML)
+    for entry in entries:
+        os.rename(entry, final / entry.name)
+    tmp.rmdir()
+
+
+@contextlib.contextmanager
+def creating(name: str) -> Iterator[Path]:
+    """Yield a private temp dir `.<name>.tmp-XXXX`; success makes it the instance dir, an error removes it."""
+    validate_name(name)
+    final = instance_dir(name)
+    _check_socket_room(final)
+    _refuse_existing(final)  # before any work is done
+    home = dirs.limapy_home()
+    _mkdir_private(home)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=home))
+    try:
+        yield tmp
+        _install(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(home)
+
+
+def create_instance_dir(name: str, files: Mapping[str, bytes] | None = None) -> Instance:
+    """Create instance `name` holding `files` (e.g. {"lima.yaml": ...}) all at once, or nothing at all."""
+    with creating(name) as tmp:
+        for filename, data in (files or {}).items():
+            atomic_write(tmp / filename, data, 0o444 if filename == "lima-version" else 0o644)
+    return Instance(name, instance_dir(name))
+
+
+USER_KEY = "user"
+
+
+def ensure_user_key() -> tuple[Path, str]:
+    """`$LIMAPY_HOME/_config/user` (ed25519, 0600) created once under a lock; returns (key path, pubkey)."""
+    cfg = dirs.config_dir()
+    _mkdir_private(cfg)
+    key = cfg / USER_KEY
+    pub = cfg / f"{USER_KEY}.pub"
+    with _flock(cfg / ".user.lock"):
+        if not key.is_file():
+            tmpdir = Path(tempfile.mkdtemp(prefix=".user.tmp-", dir=cfg))
+            try:
+                tmp_key = tmpdir / USER_KEY
+                proc.run(["ssh-keygen", "-t", "ed25519", "-q", "-N", "", "-C", "limapy", "-f", tmp_key])
+                tmp_key.chmod(0o600)
+                os.replace(tmp_key.with_name(f"{USER_KEY}.pub"), pub)
+                os.replace(tmp_key, key)
+            finally:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+        elif not pub.is_file():
+            out = proc.run(["ssh-keygen", "-y", "-f", key]).stdout.decode()
+            atomic_write(pub, out.encode(), 0o644)
+        if key.stat().st_mode & 0o077:
+            key.chmod(0o600)
+        return key, pub.read_text().strip()
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
