@@ -1,0 +1,202 @@
+"""Stand-in Windows install ISOs for tests: UDF + Joliet, a Win11-like label and a real WIM header.
+
+The WIM holds no files, only what limapy reads: the 208-byte header, some filler standing in for
+resources, and the uncompressed UTF-16LE XML image list at the end (where WIMGAPI puts it).
+The default edition orders are chosen so that Lima's fixed indexes (6 x64, 3 arm64, 1 server) pick
+the wrong edition: only reading the image list gets Pro / Standard (Desktop Experience).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Sequence
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+# Pro at index 2; Lima's 6 would be "Pro Education".
+X64_EDITIONS = [
+    "Windows 11 Home",
+    "Windows 11 Pro",
+    "Windows 11 Home N",
+    "Windows 11 Education",
+    "Windows 11 Pro N",
+    "Windows 11 Pro Education",
+    "Windows 11 Pro for Workstations",
+]
+# Pro at index 5; Lima's 3 would be "Education".
+ARM64_EDITIONS = [
+    "Windows 11 Home",
+    "Windows 11 Home Single Language",
+    "Windows 11 Education",
+    "Windows 11 Pro Education",
+    "Windows 11 Pro",
+    "Windows 11 Pro for Workstations",
+]
+# Lima's 1 is Server Core; the desktop edition is 2.
+SERVER_EDITIONS = [
+    "Windows Server 2025 Standard",
+    "Windows Server 2025 Standard (Desktop Experience)",
+    "Windows Server 2025 Datacenter",
+    "Windows Server 2025 Datacenter (Desktop Experience)",
+]
+
+LABELS = {
+    "x86_64": "CCCOMA_X64FRE_EN-US_DV9",
+    "aarch64": "CCCOMA_A64FRE_EN-US_DV9",
+}
+SERVER_LABEL = "SSS_X64FREE_EN-US_DV9"
+
+_ARCH_CODE = {"x86_64": 9, "aarch64": 12, "i686": 0}
+_CLIENT_IDS = [  # longest suffix first
+    ("Pro for Workstations", "ProfessionalWorkstation"),
+    ("Pro Education", "ProfessionalEducation"),
+    ("Home Single Language", "CoreSingleLanguage"),
+    ("Education N", "EducationN"),
+    ("Home N", "CoreN"),
+    ("Pro N", "ProfessionalN"),
+    ("Education", "Education"),
+    ("Home", "Core"),
+    ("Pro", "Professional"),
+]
+
+
+def edition_id(name: str) -> str:
+    if "Server" in name:
+        base = "ServerDatacenter" if "Datacenter" in name else "ServerStandard"
+        return base + ("Eval" if "Evaluation" in name else "")
+    for suffix, ident in _CLIENT_IDS:
+        if name.endswith(" " + suffix):
+            return ident
+    return "Enterprise"
+
+
+def installation_type(name: str) -> str:
+    if "Server" not in name:
+        return "Client"
+    return "Server" if "Desktop Experience" in name else "Server Core"
+
+
+def image_xml(
+    editions: Sequence[str], arch: str, *, languages: Sequence[str] = ("en-US",), with_ids: bool = True
+) -> str:
+    parts = ["<WIM><TOTALBYTES>4096</TOTALBYTES>"]
+    for index, name in enumerate(editions, start=1):
+        windows = [f"<ARCH>{_ARCH_CODE[arch]}</ARCH>", "<PRODUCTNAME>Microsoft Windows</PRODUCTNAME>"]
+        if with_ids:
+            windows.append(f"<EDITIONID>{edition_id(name)}</EDITIONID>")
+            windows.append(f"<INSTALLATIONTYPE>{installation_type(name)}</INSTALLATIONTYPE>")
+        langs = "".join(f"<LANGUAGE>{escape(lang)}</LANGUAGE>" for lang in languages)
+        windows.append(f"<LANGUAGES>{langs}<DEFAULT>{escape(languages[0])}</DEFAULT></LANGUAGES>")
+        parts.append(
+            f'<IMAGE INDEX="{index}"><DIRCOUNT>1</DIRCOUNT><WINDOWS>{"".join(windows)}</WINDOWS>'
+            f"<NAME>{escape(name)}</NAME><DESCRIPTION>{escape(name)}</DESCRIPTION>"
+            f"<DISPLAYNAME>{escape(name)}</DISPLAYNAME></IMAGE>"
+        )
+    parts.append("</WIM>")
+    return "".join(parts)
+
+
+def wim_bytes(
+    xml: str | bytes | None,
+    *,
+    image_count: int = 1,
+    esd: bool = False,
+    xml_flags: int = 0x02,
+    declared_size: int | None = None,
+    filler: int = 4096,
+) -> bytes:
+    """A WIM: header, `filler` bytes of fake resources, then the XML resource (UTF-16LE + BOM)."""
+    if isinstance(xml, str):
+        blob = b"\xff\xfe" + xml.encode("utf-16-le")
+    else:
+        blob = xml or b""
+    offset = 208 + filler if blob else 0
+    size = len(blob) if declared_size is None else declared_size
+    header = bytearray(208)
+    header[0:8] = b"MSWIM\x00\x00\x00"
+    struct.pack_into("<IIII", header, 8, 208, 0xE00 if esd else 0x10D00, 0x00040002, 32768)
+    header[0x18:0x28] = bytes(range(16))  # GUID
+    struct.pack_into("<HHI", header, 0x28, 1, 1, image_count)
+    if blob:
+        header[0x48:0x4F] = size.to_bytes(7, "little")
+        header[0x4F] = xml_flags
+        struct.pack_into("<QQ", header, 0x50, offset, size)
+    return bytes(header) + b"\xa5" * filler + blob
+
+
+def build_iso(
+    path: Path, *, label: str, files: dict[str, bytes], trees: Sequence[str] = ("udf", "joliet", "iso")
+) -> Path:
+    """A UDF 2.60 + Joliet + ISO 9660 ISO holding `files` ({"sources/install.wim": b"..."}).
+
+    `trees` picks which directory trees name the files: ("udf",) is laid out like Microsoft's media,
+    whose ISO 9660 side only holds a README stub.
+    """
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    # The Joliet label holds 16 UCS-2 characters (Microsoft's media truncate it the same way);
+    # the primary descriptor gets the full 32-character label.
+    iso.new(
+        interchange_level=3,
+        joliet=3 if "joliet" in trees else None,
+        udf="2.60" if "udf" in trees else None,
+        vol_ident=label[:16],
+    )
+    iso.pvd.volume_identifier = label.encode("ascii").ljust(32, b" ")
+
+    def names(rel: str, is_file: bool) -> dict[str, str]:
+        out = {}
+        if "iso" in trees:
+            out["iso_path"] = "/" + rel.upper() + (";1" if is_file else "")
+        if "joliet" in trees:
+            out["joliet_path"] = "/" + rel
+        if "udf" in trees:
+            out["udf_path"] = "/" + rel
+        return out
+
+    made: set[str] = set()
+    try:
+        if "iso" not in trees:
+            stub = b"This disc contains a UDF file system.\n"
+            iso.add_fp(io.BytesIO(stub), len(stub), iso_path="/README.TXT;1")
+        for rel in sorted(files):
+            parts = rel.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                d = "/".join(parts[:depth])
+                if d not in made:
+                    made.add(d)
+                    iso.add_directory(**names(d, False))
+            data = files[rel]
+            iso.add_fp(io.BytesIO(data), len(data), **names(rel, True))
+        iso.write(str(path))
+    finally:
+        iso.close()
+    return path
+
+
+def build_standin_iso(
+    path: Path,
+    *,
+    label: str | None = None,
+    arch: str = "x86_64",
+    editions: list[str] | None = None,
+    server: bool = False,
+    wim_name: str = "install.wim",
+    wim: bytes | None = None,
+    trees: Sequence[str] = ("udf", "joliet", "iso"),
+) -> Path:
+    """A small stand-in install ISO: sources/<wim_name> with a real header and image list."""
+    if editions is None:
+        editions = SERVER_EDITIONS if server else (ARM64_EDITIONS if arch == "aarch64" else X64_EDITIONS)
+    if label is None:
+        label = SERVER_LABEL if server else LABELS[arch]
+    if wim is None:
+        wim = wim_bytes(image_xml(editions, arch), image_count=len(editions), esd=wim_name.endswith(".esd"))
+    files = {
+        f"sources/{wim_name}": wim,
+        "setup.exe": b"MZ stand-in setup.exe\n",
+        "bootmgr": b"stand-in bootmgr\n",
+    }
+    return build_iso(Path(path), label=label, files=files, trees=trees)
