@@ -1,0 +1,405 @@
+"""The QEMU command line, as a pure function: config + instance paths + host facts in, argv out.
+
+No I/O here (no file checks, no environment): the caller decides which files exist and passes them
+in `Paths`, so the same inputs always give the same argv and golden tests can pin it.
+
+Layouts (see lima-reference.md §5 and windows-guests.md §6/§10):
+- Linux: x86_64 q35 / aarch64 virt, virtio boot disk (bootindex=0), NoCloud seed as virtio-scsi scsi-cd.
+- Windows without virtio-win: x86_64 q35 with AHCI disk + e1000e; aarch64 virt with NVMe disk, one
+  qemu-xhci, usb-kbd, usb-tablet, every CD as usb-storage, ramfb.
+- Windows with `osOpts.Windows.virtioWin`: virtio disk and NIC, the virtio-win CD between the install
+  ISO and the answer ISO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limapy.errors import LimapyError
+from limapy.qemu.host import HostFacts
+from limapy.units import parse_size
+
+#: Hyper-V enlightenments for Windows under KVM (an explicit list; hv_passthrough needs a matching host).
+HYPERV_FLAGS = (
+    "hv_relaxed",
+    "hv_vapic",
+    "hv_spinlocks=0x1fff",
+    "hv_vpindex",
+    "hv_runtime",
+    "hv_synic",
+    "hv_stimer",
+    "hv_time",
+    "hv_frequencies",
+)
+#: CPU models Windows 11 24H2 cannot boot on (no SSE4.2/POPCNT).
+WINDOWS_BAD_CPUS = {"qemu64", "qemu32", "kvm64", "kvm32", "486", "pentium", "pentium2", "pentium3"}
+#: Lima's user-mode network.
+SLIRP_NET = "net=192.168.5.0/24,dhcpstart=192.168.5.15"
+MAX_STATIC_PORTS = 64
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The files of one instance that appear on the command line; None = not attached."""
+
+    dir: Path
+    disk: Path
+    cidata: Path
+    serial_log: Path
+    serial_sock: Path
+    qmp_sock: Path
+    pidfile: Path
+    swtpm_sock: Path
+    iso: Path | None = None
+    virtio_win: Path | None = None
+    kernel: Path | None = None
+    initrd: Path | None = None
+    cmdline: str | None = None  # the kernel command line itself (content of <inst>/kernel.cmdline)
+    fw_code: Path | None = None
+    fw_vars: Path | None = None
+    disk_format: str | None = None  # "qcow2" | "raw"; None lets QEMU probe (as Lima does)
+    additional_disks: tuple[Path, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def for_instance(cls, inst_dir: Path, **overrides: Any) -> Paths:
+        """Lima's file names inside the instance dir; optional members come from `overrides`."""
+        base: dict[str, Any] = {
+            "dir": inst_dir,
+            "disk": inst_dir / "disk",
+            "cidata": inst_dir / "cidata.iso",
+            "serial_log": inst_dir / "serial.log",
+            "serial_sock": inst_dir / "serial.sock",
+            "qmp_sock": inst_dir / "qmp.sock",
+            "pidfile": inst_dir / "qemu.pid",
+            "swtpm_sock": inst_dir / "swtpm.sock",
+        }
+        base.update(overrides)
+        return cls(**base)
+
+
+def mount_tag(location: str, mount_point: str) -> str:
+    """Lima's 9p tag: `lima-` + hex of the first 8 bytes of sha256(location:mountPoint)."""
+    return "lima-" + hashlib.sha256(f"{location}:{mount_point}".encode()).digest()[:8].hex()
+
+
+def qemu_opt(value: str | Path) -> str:
+    """Escape a value inside a QEMU option list (a comma is written twice)."""
+    return str(value).replace(",", ",,")
+
+
+def _memory_mib(cfg: Mapping[str, Any]) -> int:
+    return max(1, parse_size(cfg.get("memory") or "4GiB") // (1024 * 1024))
+
+
+def _cpu_model(cfg: Mapping[str, Any], arch: str, host: HostFacts, windows: bool) -> str:
+    cpu_types = ((cfg.get("vmOpts") or {}).get("qemu") or {}).get("cpuType") or {}
+    configured = cpu_types.get(arch) if isinstance(cpu_types, dict) else None
+    accelerated = host.accel in ("kvm", "hvf")
+    if configured:
+        model = str(configured)
+    elif accelerated:
+        model = "host"
+    elif windows and arch == "aarch64":
+        model = "max,pauth-impdef=on"  # ARMv8.1 LSE atomics, cheap pointer auth under TCG
+    else:
+        model = "max"
+    if windows and arch == "x86_64":
+        if model.split(",")[0] in WINDOWS_BAD_CPUS:
+            raise LimapyError(
+                f"vmOpts.qemu.cpuType {model!r} lacks SSE4.2/POPCNT, which Windows 11 24H2 requires",
+                hint="use `host` (with KVM) or `max`",
+            )
+        if host.accel == "kvm":
+            model = ",".join([model, *HYPERV_FLAGS])
+    return model
+
+
+def _machine(arch: str, host: HostFacts, windows: bool) -> list[str]:
+    accel = ["-accel", "tcg,thread=multi,tb-size=512"] if host.accel == "tcg" else ["-accel", host.accel]
+    if arch == "x86_64":
+        machine = "q35,vmport=off,hpet=off" if windows else "q35,vmport=off"
+        return [
+            "-machine", machine, *accel,
+            "-global", "ICH9-LPC.disable_s3=1",
+            "-global", "ICH9-LPC.disable_s4=1",
+        ]  # fmt: skip
+    if arch == "aarch64":
+        return ["-machine", "virt,gic-version=max" if windows else "virt", *accel]
+    raise LimapyError(f"the QEMU driver does not support arch {arch!r} yet")
+
+
+def _drive(file: Path, drive_id: str, *, cdrom: bool = False, fmt: str | None = None) -> list[str]:
+    opts = [f"file={qemu_opt(file)}", "if=none", f"id={drive_id}"]
+    if cdrom:
+        opts += ["format=raw", "media=cdrom", "readonly=on"]
+    else:
+        if fmt:
+            opts.append(f"format={fmt}")
+        opts.append("discard=on")
+    return ["-drive", ",".join(opts)]
+
+
+def _with_bootindex(device: str, bootindex: int | None) -> str:
+    return device if bootindex is None else f"{device},bootindex={bootindex}"
+
+
+def _firmware(paths: Paths) -> list[str]:
+    out: list[str] = []
+    if paths.fw_code is not None:
+        out += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={qemu_opt(paths.fw_code)}"]
+        if paths.fw_vars is not None:
+            out += ["-drive", f"if=pflash,format=raw,unit=1,file={qemu_opt(paths.fw_vars)}"]
+    return out
+
+
+def _static_forwards(cfg: Mapping[str, Any]) -> list[str]:
+    rules: list[str] = []
+    for rule in cfg.get("portForwards") or []:
+        if not isinstance(rule, dict) or not rule.get("static") or rule.get("ignore"):
+            continue
+        if rule.get("guestSocket") or rule.get("hostSocket"):
+            continue
+        host_ip = str(rule.get("hostIP") or "127.0.0.1")
+        if host_ip not in ("127.0.0.1", "localhost"):
+            raise LimapyError(
+                f"static port forward to hostIP {host_ip} refused: limapy binds forwards to 127.0.0.1 only"
+            )
+        g_lo, g_hi = rule.get("guestPortRange") or [rule.get("guestPort"), rule.get("guestPort")]
+        h_lo, h_hi = rule.get("hostPortRange") or [rule.get("hostPort"), rule.get("hostPort")]
+        if None in (g_lo, g_hi, h_lo, h_hi):
+            continue
+        count = int(g_hi) - int(g_lo) + 1
+        if count != int(h_hi) - int(h_lo) + 1 or count < 1 or count > MAX_STATIC_PORTS:
+            raise LimapyError(
+                f"static port forward {g_lo}-{g_hi} -> {h_lo}-{h_hi}: ranges must match and span at most "
+                f"{MAX_STATIC_PORTS} ports"
+            )
+        proto = str(rule.get("proto") or "any").lower()
+        protos = ["tcp", "udp"] if proto == "any" else [proto]
+        for i in range(count):
+            for p in protos:
+                rules.append(f"hostfwd={p}:127.0.0.1:{int(h_lo) + i}-:{int(g_lo) + i}")
+    return rules
+
+
+def _network(cfg: Mapping[str, Any], ssh_port: int, mac: str, nic: str, xhci: bool) -> list[str]:
+    netdev = ",".join(
+        ["user", "id=net0", SLIRP_NET, f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22", *_static_forwards(cfg)]
+    )
+    device = f"{nic},netdev=net0,mac={mac}"
+    if xhci and nic == "usb-net":
+        device += ",bus=usb-bus.0"
+    return ["-netdev", netdev, "-device", device]
+
+
+def _serial_qmp_pid(name: str, paths: Paths) -> list[str]:
+    return [
+        "-chardev",
+        f"socket,id=char-serial,path={qemu_opt(paths.serial_sock)},server=on,wait=off,"
+        f"logfile={qemu_opt(paths.serial_log)}",
+        "-serial", "chardev:char-serial",
+        "-chardev", f"socket,id=char-qmp,path={qemu_opt(paths.qmp_sock)},server=on,wait=off",
+        "-qmp", "chardev:char-qmp",
+        "-name", f"limapy-{name}",
+        "-pidfile", str(paths.pidfile),
+    ]  # fmt: skip
+
+
+def _tpm(cfg: Mapping[str, Any], arch: str, paths: Paths) -> list[str]:
+    if not cfg.get("tpm"):
+        return []
+    device = "tpm-crb" if arch == "x86_64" else "tpm-tis-device"
+    return [
+        "-chardev", f"socket,id=chrtpm,path={qemu_opt(paths.swtpm_sock)}",
+        "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+        "-device", f"{device},tpmdev=tpm0",
+    ]  # fmt: skip
+
+
+def _display(cfg: Mapping[str, Any]) -> str:
+    video = cfg.get("video") or {}
+    display = str(video.get("display") or "none")
+    if display == "vnc":
+        vnc = str((video.get("vnc") or {}).get("display") or "127.0.0.1:0,to=9")
+        if not vnc.startswith(("127.0.0.1:", "localhost:")):
+            raise LimapyError(f"video.vnc.display {vnc!r}: limapy serves VNC on 127.0.0.1 only")
+        return f"vnc={vnc}"
+    return display
+
+
+def _mounts(cfg: Mapping[str, Any], mount_tags: Mapping[str, str] | None) -> list[str]:
+    if cfg.get("plain") or (cfg.get("mountType") or "9p") != "9p":
+        return []
+    out: list[str] = []
+    for i, m in enumerate(cfg.get("mounts") or []):
+        location = str(m["location"])
+        if location.startswith("~"):
+            raise LimapyError(f"mounts[{i}].location {location!r} must be expanded before build_argv")
+        mount_point = str(m.get("mountPoint") or location)
+        tag = (mount_tags or {}).get(location) or mount_tag(location, mount_point)
+        model = str((m.get("9p") or {}).get("securityModel") or "none")
+        opts = [
+            "local",
+            f"mount_tag={tag}",
+            f"path={qemu_opt(location)}",
+            f"security_model={model}",
+            f"id=fsdev{i}",
+        ]
+        if not m.get("writable"):
+            opts.append("readonly=on")
+        out += ["-virtfs", ",".join(opts)]
+    return out
+
+
+def _common_head(cfg: Mapping[str, Any], arch: str, host: HostFacts, windows: bool) -> list[str]:
+    cpus = int(cfg.get("cpus") or 4)
+    argv = [host.qemu_binary, "-nodefaults", *_machine(arch, host, windows)]
+    argv += ["-cpu", _cpu_model(cfg, arch, host, windows)]
+    argv += ["-smp", f"{cpus},sockets=1,cores={cpus},threads=1", "-m", str(_memory_mib(cfg))]
+    return argv
+
+
+def _linux(
+    cfg: Mapping[str, Any],
+    arch: str,
+    paths: Paths,
+    host: HostFacts,
+    ssh_port: int,
+    mac: str,
+    mount_tags: Mapping[str, str] | None,
+) -> list[str]:
+    if arch == "aarch64" and paths.fw_code is None and paths.kernel is None:
+        raise LimapyError("an aarch64 guest needs UEFI firmware or a kernel to boot")
+    argv = _common_head(cfg, arch, host, windows=False)
+    argv += _firmware(paths)
+    argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
+    argv += ["-device", "virtio-blk-pci,drive=boot-disk,bootindex=0"]
+    for i, extra in enumerate(paths.additional_disks, start=1):
+        argv += [*_drive(extra, f"disk{i}"), "-device", f"virtio-blk-pci,drive=disk{i}"]
+    argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    if paths.iso is not None:
+        argv += _drive(paths.iso, "iso0", cdrom=True)
+        argv += ["-device", "scsi-cd,bus=scsi0.0,drive=iso0,bootindex=1"]
+    argv += _drive(paths.cidata, "cdrom0", cdrom=True)
+    argv += ["-device", "scsi-cd,bus=scsi0.0,drive=cdrom0"]
+    if paths.kernel is not None:
+        argv += ["-kernel", str(paths.kernel)]
+        if paths.initrd is not None:
+            argv += ["-initrd", str(paths.initrd)]
+        if paths.cmdline:
+            argv += ["-append", paths.cmdline]
+    argv += _network(cfg, ssh_port, mac, "virtio-net-pci", xhci=False)
+    argv += ["-device", "virtio-rng-pci"]
+    argv += _tpm(cfg, arch, paths)
+    display = _display(cfg)
+    if display != "none":
+        gpu = "virtio-vga" if arch == "x86_64" else "virtio-gpu-pci"
+        argv += ["-device", gpu, "-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"]
+    argv += ["-display", display]
+    argv += _mounts(cfg, mount_tags)
+    return argv
+
+
+def _windows_media(cfg: Mapping[str, Any], paths: Paths, install: bool) -> list[tuple[str, Path]]:
+    if not install:
+        return []
+    virtio_win = bool(((cfg.get("osOpts") or {}).get("Windows") or {}).get("virtioWin"))
+    if paths.iso is None:
+        raise LimapyError("a Windows install needs the install ISO")
+    media = [("cd0", paths.iso)]
+    if virtio_win:
+        if paths.virtio_win is None:
+            raise LimapyError("osOpts.Windows.virtioWin is set but no virtio-win ISO was given")
+        media.append(("cd1", paths.virtio_win))
+    media.append(("cd2", paths.cidata))
+    return media
+
+
+def _windows(
+    cfg: Mapping[str, Any],
+    arch: str,
+    paths: Paths,
+    host: HostFacts,
+    ssh_port: int,
+    mac: str,
+    install: bool,
+) -> list[str]:
+    virtio = bool(((cfg.get("osOpts") or {}).get("Windows") or {}).get("virtioWin"))
+    if paths.fw_code is None and (arch == "aarch64" or not (cfg.get("firmware") or {}).get("legacyBIOS")):
+        raise LimapyError("a UEFI Windows guest needs firmware code (and a vars store)")
+    argv = _common_head(cfg, arch, host, windows=True)
+    argv += ["-rtc", "base=localtime"]
+    argv += _firmware(paths)
+    argv += ["-device", "qemu-xhci,id=usb-bus"]
+    disk_boot = 1 if install else 0
+    media = _windows_media(cfg, paths, install)
+    argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
+    if virtio:
+        disk_dev = "virtio-blk-pci,drive=boot-disk"
+    elif arch == "x86_64":
+        disk_dev = "ide-hd,drive=boot-disk,bus=ide.0"
+    else:
+        disk_dev = "nvme,drive=boot-disk,serial=limapy0"
+    argv += ["-device", _with_bootindex(disk_dev, disk_boot)]
+    if not virtio and arch == "x86_64" and len(paths.additional_disks) > 2:
+        raise LimapyError("Windows on AHCI takes at most 2 additional disks (6 SATA ports)")
+    for i, extra in enumerate(paths.additional_disks, start=1):
+        argv += _drive(extra, f"disk{i}")
+        if virtio:
+            argv += ["-device", f"virtio-blk-pci,drive=disk{i}"]
+        elif arch == "x86_64":
+            argv += ["-device", f"ide-hd,drive=disk{i},bus=ide.{i + 3}"]
+        else:
+            argv += ["-device", f"nvme,drive=disk{i},serial=limapy{i}"]
+    for n, (drive_id, iso) in enumerate(media, start=1):
+        argv += _drive(iso, drive_id, cdrom=True)
+        boot = 0 if drive_id == "cd0" else None
+        if arch == "x86_64":
+            argv += ["-device", _with_bootindex(f"ide-cd,drive={drive_id},bus=ide.{n}", boot)]
+        else:
+            argv += ["-device", _with_bootindex(f"usb-storage,drive={drive_id},bus=usb-bus.0", boot)]
+    if virtio:
+        nic = "virtio-net-pci"
+    elif arch == "x86_64":
+        nic = "e1000e"
+    else:
+        nic = "usb-net"  # RNDIS: an inbox class driver on Windows arm64 (no inbox e1000e there)
+    argv += _network(cfg, ssh_port, mac, nic, xhci=True)
+    if virtio:
+        argv += ["-device", "virtio-rng-pci"]
+    argv += _tpm(cfg, arch, paths)
+    if arch == "x86_64":
+        argv += ["-device", "VGA", "-device", "usb-tablet,bus=usb-bus.0"]
+    else:
+        argv += [
+            "-device", "ramfb",
+            "-device", "usb-kbd,bus=usb-bus.0",
+            "-device", "usb-tablet,bus=usb-bus.0",
+        ]  # fmt: skip
+    argv += ["-display", _display(cfg)]
+    return argv
+
+
+def build_argv(
+    cfg: Mapping[str, Any],
+    name: str,
+    paths: Paths,
+    host: HostFacts,
+    *,
+    ssh_port: int,
+    mac: str,
+    install: bool,
+    mount_tags: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The full QEMU argv for instance `name` (argv[0] is the binary)."""
+    arch = str(cfg.get("arch") or host.arch)
+    if str(cfg.get("os") or "Linux") == "Windows":
+        argv = _windows(cfg, arch, paths, host, ssh_port, mac, install)
+    else:
+        argv = _linux(cfg, arch, paths, host, ssh_port, mac, mount_tags)
+    argv += _serial_qmp_pid(name, paths)
+    return argv
