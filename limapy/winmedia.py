@@ -421,6 +421,11 @@ def choose_image(
             return image_index, None, warnings
         for img in images:
             if img.index == image_index:
+                if img.arch and img.arch != arch:
+                    raise LimapyError(
+                        f"image {image_index} of {info.describe() if info else 'the install ISO'} is "
+                        f"{_ms_arch(img.arch)} but the instance arch is {arch}"
+                    )
                 return img.index, img.name, warnings
         raise LimapyError(
             f"{info.describe() if info else 'the install ISO'} has no image {image_index}; "
