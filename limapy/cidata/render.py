@@ -1,0 +1,142 @@
+"""The jinja2 environment for first-boot files, the escaping filters, and Lima's provision variables.
+
+Templates live in limapy/cidata/templates/. StrictUndefined turns a missing variable into an error;
+templates whose name ends in .xml are autoescaped. Filters for the other languages:
+
+- ``yaml``: a string as a YAML double-quoted scalar (JSON string syntax, which YAML accepts);
+- ``ps``: a string as an inert PowerShell expression (see ps_quote).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from limapy.errors import LimapyError
+
+if TYPE_CHECKING:
+    import jinja2
+
+# PowerShell treats all of these as single quotes inside and around single-quoted strings.
+_PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
+_PS_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+
+
+def ps_quote(value: str) -> str:
+    """A PowerShell expression whose value is exactly `value`, with nothing expanded.
+
+    Printable ASCII becomes a single-quoted string with every quote doubled (no `$`, backtick or
+    subexpression expansion happens inside single quotes). Anything else (non-ASCII, control
+    characters, newlines) is carried as Base64 of its UTF-8 bytes and decoded at run time, so the
+    generated script stays pure ASCII: Windows PowerShell 5.1 reads a BOM-less file in the ANSI code
+    page, where UTF-8 continuation bytes 0x91/0x92 would turn into quote characters.
+    """
+    if _PS_PRINTABLE.match(value):
+        escaped = "".join(c + c if c in _PS_SINGLE_QUOTES else c for c in value)
+        return f"'{escaped}'"
+    b64 = base64.b64encode(value.encode("utf-8")).decode("ascii")
+    return f"([System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String('{b64}')))"
+
+
+def yaml_quote(value: Any) -> str:
+    """A YAML double-quoted scalar holding str(value); JSON string syntax is valid YAML."""
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("limapy.cidata", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=jinja2.select_autoescape(enabled_extensions=("xml",), default_for_string=False),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["ps"] = ps_quote
+    env.filters["yaml"] = yaml_quote
+    return env
+
+
+def render(template: str, /, **context: Any) -> str:
+    try:
+        return environment().get_template(template).render(**context)
+    except Exception as e:
+        import jinja2
+
+        if isinstance(e, jinja2.TemplateError):
+            raise LimapyError(f"internal error rendering {template}: {e}") from e
+        raise
+
+
+# --- Lima's template variables in provision scripts -------------------------------------------------
+
+log = logging.getLogger("limapy.cidata")
+
+_ACTION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
+_FIELD = re.compile(r"^\s*\.(Name|Hostname|User|Home|UID|Param\.([A-Za-z_][A-Za-z0-9_]*))\s*$")
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def expand_vars(text: str, fields: Mapping[str, str], params: Mapping[str, str], *, where: str) -> str:
+    """Expand `{{.Name}}`, `{{ .Param.KEY }}` etc. the way Lima's Go templates do for these forms.
+
+    Supported: single-field actions (Name, Hostname, User, Home, UID, Param.KEY) with Go's `{{-` / `-}}`
+    whitespace trimming. Like Lima, a text that does not expand cleanly (another action such as
+    `{{if}}`, an unknown field, or a Param key that is not set) is kept unchanged as a whole, with a
+    warning: shell scripts legitimately contain `{{` (docker --format '{{.State}}').
+    """
+    if "{{" not in text:
+        return text
+    try:
+        return _expand(text, fields, params)
+    except _Unsupported as e:
+        log.warning("%s: not expanding template variables (%s); the text is used as is", where, e)
+        return text
+
+
+def _expand(text: str, fields: Mapping[str, str], params: Mapping[str, str]) -> str:
+    out: list[str] = []
+    pos = 0
+    for m in _ACTION.finditer(text):
+        trim_left, body, trim_right = m.group(1), m.group(2), m.group(3)
+        # Go requires a space after "{{-" and before "-}}"; "{{-3}}" is the number -3, not trimming.
+        if trim_left and not body[:1].isspace():
+            body, trim_left = "-" + body, ""
+        if trim_right and not body[-1:].isspace():
+            body, trim_right = body + "-", ""
+        before = text[pos : m.start()]
+        out.append(before.rstrip(" \t\r\n") if trim_left else before)
+        fm = _FIELD.match(body)
+        if not fm:
+            raise _Unsupported(f"unsupported action {m.group(0)!r}")
+        key = fm.group(2)
+        if key is not None:
+            if key not in params:
+                raise _Unsupported(f"`param.{key}` is not set")
+            out.append(params[key])
+        else:
+            out.append(fields[fm.group(1)])
+        pos = m.end()
+        if trim_right:
+            while pos < len(text) and text[pos] in " \t\r\n":
+                pos += 1
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def raw_template(name: str) -> str:
+    """A file from the templates directory, verbatim (shell scripts that are not rendered)."""
+    from importlib.resources import files
+
+    return (files("limapy.cidata") / "templates" / name).read_text(encoding="utf-8")

@@ -1,0 +1,93 @@
+#!/bin/sh
+# limapy boot script, run as root on every boot from the cidata seed (see per-boot.sh).
+# Order as in Lima: dependency scripts, data files, system scripts, user scripts, then the marker
+# /run/lima-boot-done holding this boot's instance-id, written as the very last step.
+set -u
+: "${LIMA_CIDATA_MNT:=/mnt/lima-cidata}"
+export LIMA_CIDATA_MNT
+
+INFO() { echo "LIMA $(date -u +%Y-%m-%dT%H:%M:%SZ)| $*"; }
+WARNING() { echo "LIMA $(date -u +%Y-%m-%dT%H:%M:%SZ)| WARNING: $*" >&2; }
+
+load_env() {
+  [ -r "$1" ] || return 0
+  while IFS= read -r line; do
+    [ -n "$line" ] && export "$line"
+  done <"$1"
+}
+load_env "$LIMA_CIDATA_MNT/lima.env"
+load_env "$LIMA_CIDATA_MNT/param.env"
+
+rm -f /run/lima-boot-done /run/lima-provision-failed
+
+# /etc/environment: replace the block between the markers with the configured env.
+if [ -r "$LIMA_CIDATA_MNT/etc_environment" ]; then
+  touch /etc/environment
+  sed -i '/^#LIMA-START$/,/^#LIMA-END$/d' /etc/environment
+  { echo "#LIMA-START"; cat "$LIMA_CIDATA_MNT/etc_environment"; echo "#LIMA-END"; } >>/etc/environment
+fi
+
+# Some kernels/images want the user session bus for `mode: user` scripts; keep the user lingering.
+if command -v loginctl >/dev/null 2>&1; then
+  loginctl enable-linger "$LIMA_CIDATA_USER" >/dev/null 2>&1 || true
+fi
+
+CODE=0
+failed() {
+  WARNING "$1 failed"
+  echo "$1" >>/run/lima-provision-failed
+  CODE=1
+}
+
+deref() { eval "printf '%s' \"\${$1:-}\""; }
+
+for f in "$LIMA_CIDATA_MNT"/provision.dependency/*; do
+  [ -e "$f" ] || continue
+  INFO "Executing $f (dependency)"
+  "$f" || failed "$f"
+done
+
+for f in "$LIMA_CIDATA_MNT"/provision.data/*; do
+  [ -e "$f" ] || continue
+  n=$(basename "$f")
+  path=$(deref "LIMA_CIDATA_DATAFILE_${n}_PATH")
+  owner=$(deref "LIMA_CIDATA_DATAFILE_${n}_OWNER")
+  permissions=$(deref "LIMA_CIDATA_DATAFILE_${n}_PERMISSIONS")
+  overwrite=$(deref "LIMA_CIDATA_DATAFILE_${n}_OVERWRITE")
+  if [ -e "$path" ] && [ "$overwrite" = "false" ]; then
+    INFO "Not overwriting $path"
+    continue
+  fi
+  INFO "Copying $f to $path"
+  { mkdir -p "$(dirname "$path")" && cp "$f" "$path" && chown "$owner" "$path" && chmod "$permissions" "$path"; } ||
+    failed "$f"
+done
+
+for f in "$LIMA_CIDATA_MNT"/provision.system/*; do
+  [ -e "$f" ] || continue
+  INFO "Executing $f (as root)"
+  "$f" || failed "$f"
+done
+
+if [ -d "$LIMA_CIDATA_MNT/provision.user" ]; then
+  params=$(env | sed -n 's/^\(PARAM_[A-Za-z0-9_]*\)=.*/\1/p' | tr '\n' ',' | sed 's/,$//')
+  for f in "$LIMA_CIDATA_MNT"/provision.user/*; do
+    [ -e "$f" ] || continue
+    INFO "Executing $f (as user $LIMA_CIDATA_USER)"
+    script=$(mktemp /tmp/lima-user-script.XXXXXX) || { failed "$f"; continue; }
+    if install -m 0700 -o "$LIMA_CIDATA_USER" "$f" "$script"; then
+      if [ -n "$params" ]; then
+        sudo -iu "$LIMA_CIDATA_USER" "--preserve-env=$params" "$script" || failed "$f"
+      else
+        sudo -iu "$LIMA_CIDATA_USER" "$script" || failed "$f"
+      fi
+    else
+      failed "$f"
+    fi
+    rm -f "$script"
+  done
+fi
+
+# The host agent waits for this file to hold the current instance-id: it must stay the last step.
+printf '%s\n' "$LIMA_CIDATA_IID" >/run/lima-boot-done.tmp && mv -f /run/lima-boot-done.tmp /run/lima-boot-done
+exit "$CODE"

@@ -1,0 +1,11 @@
+#!/bin/sh
+# limapy: installed by cloud-init into /var/lib/cloud/scripts/per-boot; runs boot.sh from the seed.
+set -eu
+LIMA_CIDATA_MNT=/mnt/lima-cidata
+LIMA_CIDATA_DEV=/dev/disk/by-label/cidata
+mkdir -p -m 0700 "$LIMA_CIDATA_MNT"
+if ! mountpoint -q "$LIMA_CIDATA_MNT"; then
+  mount -t iso9660 -o ro,mode=0700,dmode=0700,overriderockperms,exec,uid=0 "$LIMA_CIDATA_DEV" "$LIMA_CIDATA_MNT"
+fi
+export LIMA_CIDATA_MNT
+exec "$LIMA_CIDATA_MNT/boot.sh"
