@@ -443,6 +443,11 @@ def choose_image(
 
     assert info is not None
     candidates = [img for img in images if img.arch in (None, arch)]
+    if not candidates:
+        arches = sorted({_ms_arch(img.arch) for img in images})
+        raise LimapyError(
+            f"{info.describe()} holds only {'/'.join(arches)} images but the instance arch is {arch}"
+        )
     if edition:
         wanted = edition.strip().lower()
         by_name = [img for img in candidates if wanted in (n.lower() for n in img.names())]

@@ -231,6 +231,9 @@ def test_image_index_of_another_arch_is_refused() -> None:
     assert _choose(info, "aarch64")[:1] == (2,)
     with pytest.raises(LimapyError, match=r"image 1 .* is x64 but the instance arch is aarch64"):
         _choose(info, "aarch64", index=1)
+    only_x64 = MediaInfo(volume_label="CCCOMA_MIXED", images=mixed[:1], is_server=False, arch=None)
+    with pytest.raises(LimapyError, match="holds only x64 images but the instance arch is aarch64"):
+        _choose(only_x64, "aarch64")
 
 
 @pytest.mark.parametrize(
