@@ -1,0 +1,315 @@
+"""OpenSSH plumbing: Lima's ssh options (lima-reference.md §6.3), `ssh.config` for `ssh -F`, argv for
+`shell` and `copy`, Lima's shell-script semantics (§1.3), and scripted runs for the host agent's probes.
+
+Everything targets 127.0.0.1 only. The `$SSH` environment variable overrides the ssh command, as in Lima.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from limapy import dirs, proc, store
+from limapy.errors import UsageError
+
+HOST = "127.0.0.1"
+WINDOWS_SHELLS = ("cmd.exe", "powershell.exe", "pwsh.exe")
+_ENV_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+
+
+def ssh_command() -> list[str]:
+    value = os.environ.get("SSH")
+    return shlex.split(value) if value else ["ssh"]
+
+
+@functools.cache
+def openssh_version() -> tuple[int, int]:
+    """(major, minor) of the local OpenSSH client; (8, 9) when it cannot be told."""
+    cp = proc.run([*ssh_command(), "-V"], check=False)
+    m = re.search(rb"OpenSSH_(\d+)\.(\d+)", cp.stderr + cp.stdout)
+    return (int(m.group(1)), int(m.group(2))) if m else (8, 9)
+
+
+@functools.cache
+def _has_aes() -> bool:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # macOS and friends: AES hardware is the norm
+    return any(
+        line.split(":", 1)[0].strip() in ("flags", "Features") and " aes" in f" {line.split(':', 1)[1]}"
+        for line in text.splitlines()
+        if ":" in line
+    )
+
+
+def _q(path: Path | str) -> str:
+    """A path as an ssh_config value (double-quoted, as Lima writes it)."""
+    s = str(path)
+    if '"' in s or "\n" in s:
+        raise UsageError(f"path {s!r} cannot be used in an ssh option")
+    return f'"{s}"'
+
+
+def default_key_path() -> Path:
+    return dirs.config_dir() / store.USER_KEY
+
+
+def _dot_ssh_keys() -> list[Path]:
+    ssh_dir = Path.home() / ".ssh"
+    keys = [p.with_suffix("") for p in sorted(ssh_dir.glob("*.pub"))] if ssh_dir.is_dir() else []
+    return [k for k in keys if k.is_file()]
+
+
+def ssh_options(
+    inst: store.Instance, cfg: Mapping[str, Any], key_path: Path, *, control_master: bool = True
+) -> list[tuple[str, str]]:
+    """Lima's SSHArgsFromOpts as (key, value) pairs, in Lima's order."""
+    ssh_cfg = cfg.get("ssh") or {}
+    opts: list[tuple[str, str]] = [("IdentityFile", _q(key_path))]
+    if ssh_cfg.get("loadDotSSHPubKeys", False):
+        opts += [("IdentityFile", _q(k)) for k in _dot_ssh_keys()]
+    opts += [
+        ("StrictHostKeyChecking", "no"),
+        ("UserKnownHostsFile", "/dev/null"),
+        ("NoHostAuthenticationForLocalhost", "yes"),
+        ("PreferredAuthentications", "publickey"),
+        ("Compression", "no"),
+        ("BatchMode", "yes"),
+        ("IdentitiesOnly", "yes"),
+    ]
+    version = openssh_version()
+    if version >= (8, 1):
+        aes = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
+        ciphers = aes if _has_aes() else "^chacha20-poly1305@openssh.com"
+        opts.append(("Ciphers", f'"{ciphers}"'))
+    user = (cfg.get("user") or {}).get("name")
+    if user:
+        opts.append(("User", str(user)))
+    if control_master:
+        opts += [("ControlMaster", "auto"), ("ControlPath", _q(inst.ssh_sock)), ("ControlPersist", "yes")]
+    if ssh_cfg.get("forwardAgent"):
+        opts.append(("ForwardAgent", "yes"))
+    if ssh_cfg.get("forwardX11"):
+        opts.append(("ForwardX11", "yes"))
+    if ssh_cfg.get("forwardX11Trusted"):
+        opts.append(("ForwardX11Trusted", "yes"))
+    opts.append(("LogLevel", "ERROR" if version >= (8, 9) else "QUIET"))
+    return opts
+
+
+def host_alias(inst: store.Instance) -> str:
+    return f"lima-{inst.name}"
+
+
+def render_ssh_config(inst: store.Instance, opts: Sequence[tuple[str, str]], port: int) -> str:
+    lines = [
+        "# This SSH config file can be passed to 'ssh -F'.",
+        "# This file is created by limapy for internal use; editing it is not recommended.",
+        f"Host {host_alias(inst)}",
+        *(f"  {k} {v}" for k, v in opts),
+        f"  Hostname {HOST}",
+        f"  Port {int(port)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_ssh_config(inst: store.Instance, cfg: Mapping[str, Any], key_path: Path, port: int) -> Path:
+    """`<dir>/ssh.config` (0600): `ssh -F <dir>/ssh.config lima-<name>` reaches the guest."""
+    text = render_ssh_config(inst, ssh_options(inst, cfg, key_path), port)
+    store.atomic_write(inst.ssh_config, text.encode(), 0o600)
+    return inst.ssh_config
+
+
+def option_args(opts: Sequence[tuple[str, str]]) -> list[str]:
+    args = ["-F", "/dev/null"]
+    for k, v in opts:
+        args += ["-o", f"{k}={v}"]
+    return args
+
+
+def ssh_argv(
+    inst: store.Instance,
+    cfg: Mapping[str, Any],
+    port: int,
+    *,
+    tty: bool,
+    script: str,
+    control_master: bool = True,
+    key_path: Path | None = None,
+    connect_timeout: int | None = None,
+) -> list[str]:
+    """`ssh -F /dev/null -o ... [-t] -p PORT 127.0.0.1 -- SCRIPT`, as `limactl shell` runs it."""
+    opts = ssh_options(inst, cfg, key_path or default_key_path(), control_master=control_master)
+    argv = [*ssh_command(), *option_args(opts)]
+    if connect_timeout is not None:
+        argv += ["-o", f"ConnectTimeout={int(connect_timeout)}"]
+    if tty:
+        argv += ["-t", "-o", "SendEnv=COLORTERM"]
+    else:
+        argv.append("-T")
+    return [*argv, "-p", str(int(port)), HOST, "--", script]
+
+
+# -- shell semantics ----------------------------------------------------------------------------------------
+
+
+def _quote_env(arg: str) -> str:
+    key, _, value = arg.partition("=")
+    return f"{key}={shlex.quote(value)}"
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _linux_cd(cfg: Mapping[str, Any], workdir: str | None, cwd: Path, home: Path) -> str:
+    if workdir:
+        return f"cd {shlex.quote(workdir)} || exit 1"
+    mounts = cfg.get("mounts") or []
+    locations = [Path(os.path.expanduser(str(m["location"]))) for m in mounts if m.get("location")]
+    if any(_within(cwd, loc) for loc in locations):
+        return f"cd {shlex.quote(str(cwd))} || cd {shlex.quote(str(home))}"
+    if any(_within(home, loc) for loc in locations):
+        return f"cd {shlex.quote(str(home))}"
+    return "false"  # the host's cwd is not in the guest: stay in the guest home
+
+
+def _windows_script(shell: str, command: Sequence[str], workdir: str | None) -> str:
+    name = shell.rsplit("\\", 1)[-1].rsplit("/", 1)[-1].lower()
+    if name not in WINDOWS_SHELLS:
+        raise UsageError(
+            f"shell `{shell}` cannot be used with a Windows guest",
+            hint=f"use one of {', '.join(WINDOWS_SHELLS)}",
+        )
+    # Quote the shell only when it must be: sshd's own `cmd.exe /c` strips a leading quote pair.
+    shell = f'"{shell}"' if any(c.isspace() for c in shell) else shell
+    if name == "cmd.exe":
+        cd = f'cd /d "{workdir}"' if workdir else ""
+        if not command:
+            return f'{shell} /k "{cd}"' if cd else shell
+        joined = subprocess.list2cmdline(list(command))
+        return f'{shell} /c "{cd + " && " if cd else ""}{joined}"'
+    # PowerShell: the text is what `-Command` would run (arguments joined with spaces, as PowerShell does);
+    # it travels base64-encoded so neither ssh nor the guest's cmd.exe can mangle quotes or metacharacters.
+    text = " ".join(command)
+    if workdir:
+        cd = "Set-Location -LiteralPath '" + workdir.replace("'", "''") + "'"
+        text = f"{cd}; {text}" if text else cd
+    if not text:
+        return shell
+    encoded = base64.b64encode(text.encode("utf-16-le")).decode()
+    no_exit = " -NoExit" if not command else ""
+    return f"{shell} -NoLogo{no_exit} -EncodedCommand {encoded}"
+
+
+def shell_script(
+    cfg: Mapping[str, Any],
+    command: Sequence[str],
+    *,
+    workdir: str | None = None,
+    shell: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    host_home: Path | None = None,
+) -> str:
+    """The remote command `limapy shell` sends (Lima's semantics, lima-reference.md §1.3)."""
+    user = cfg.get("user") or {}
+    if cfg.get("os") == "Windows":
+        return _windows_script(shell or user.get("shell") or "cmd.exe", command, workdir)
+    cd = _linux_cd(cfg, workdir, cwd or Path.cwd(), host_home or Path.home())
+    sh = shell or user.get("shell") or "$SHELL"
+    sh_word = sh if sh == "$SHELL" else shlex.quote(sh)
+    env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
+    script = f"{cd} ; exec {'env ' + env_words + ' ' if env_words else ''}{sh_word} -l"
+    if command:
+        words = []
+        parsing_env = True
+        for arg in command:
+            if parsing_env and _ENV_ARG.match(arg):
+                words.append(_quote_env(arg))
+            else:
+                parsing_env = False
+                words.append(shlex.quote(arg))
+        script += f" -c {shlex.quote(' '.join(words))}"
+    return script
+
+
+# -- running things ---------------------------------------------------------------------------------------
+
+
+def run(
+    inst: store.Instance,
+    cfg: Mapping[str, Any],
+    port: int,
+    script: str,
+    timeout: float | None = None,
+    *,
+    input: bytes | None = None,
+    control_master: bool = True,
+    connect_timeout: int | None = 10,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run `script` in the guest with the real ssh; never raises for a non-zero exit (check returncode)."""
+    argv = ssh_argv(
+        inst, cfg, port, tty=False, script=script, control_master=control_master,
+        connect_timeout=connect_timeout,
+    )
+    return proc.run(argv, check=False, timeout=timeout, input=input if input is not None else b"")
+
+
+def execute_script(
+    inst: store.Instance,
+    cfg: Mapping[str, Any],
+    port: int,
+    script: str,
+    timeout: float | None = None,
+    *,
+    control_master: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Lima's ExecuteScript: the `#!` line names the interpreter, the body goes through stdin."""
+    first, _, _ = script.partition("\n")
+    if not first.startswith("#!"):
+        raise UsageError("script must start with a '#!' line")
+    interpreter = first[2:].strip()
+    return run(inst, cfg, port, interpreter, timeout, input=script.encode(), control_master=control_master)
+
+
+def control_master_exit(inst: store.Instance) -> None:
+    """`ssh -O exit` on the instance's ControlMaster socket, if one is running."""
+    if inst.ssh_sock.exists():
+        proc.run(
+            [*ssh_command(), "-F", "/dev/null", "-o", f"ControlPath={_q(inst.ssh_sock)}", "-O", "exit", HOST],
+            check=False,
+            timeout=10,
+        )
+
+
+def scp_argv(operands: Sequence[str], *, recursive: bool = False, verbose: bool = False) -> list[str]:
+    """`scp -F <dir>/ssh.config ... lima-NAME:path` for `limapy copy SRC... DST` (NAME may be a prefix)."""
+    if len(operands) < 2:
+        raise UsageError("copy needs at least one source and a destination")
+    config: Path | None = None
+    args: list[str] = []
+    for op in operands:
+        name, sep, path = op.partition(":")
+        if sep and name and "/" not in name and store.NAME_RE.match(name):
+            inst = store.resolve(name)
+            if config is not None and config != inst.ssh_config:
+                raise UsageError("copying between two instances is not supported", hint="copy via the host")
+            config = inst.ssh_config
+            args.append(f"{host_alias(inst)}:{path}")
+        else:
+            args.append(op)
+    if config is None:
+        raise UsageError(
+            "copy needs an `INSTANCE:path` operand", hint="e.g. `limapy copy file.txt default:/tmp/`"
+        )
+    flags = (["-r"] if recursive else []) + (["-v"] if verbose else ["-q"])
+    return ["scp", "-F", str(config), *flags, "--", *args]
