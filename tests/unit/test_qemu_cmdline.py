@@ -1,0 +1,255 @@
+"""Golden argv files for every layout; regenerate with LIMAPY_REGEN_GOLDEN=1."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from limapy.errors import LimapyError
+from limapy.qemu.cmdline import Paths, build_argv, mount_tag
+from limapy.qemu.host import HostFacts
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "qemu"
+INST = Path("/home/u/.limapy/inst")
+MAC = "52:55:55:aa:bb:cc"
+
+
+def host(arch: str, accel: str = "tcg") -> HostFacts:
+    return HostFacts(
+        arch="x86_64",
+        qemu_binary=f"qemu-system-{arch}",
+        qemu_version=(7, 2, 22),
+        accel=accel,
+        accel_notice=None,
+    )
+
+
+def base_cfg(os_: str, arch: str, **extra: Any) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "os": os_,
+        "arch": arch,
+        "cpus": 2,
+        "memory": "4GiB",
+        "tpm": False,
+        "plain": False,
+        "firmware": {"legacyBIOS": False, "images": []},
+        "video": {"display": "none"},
+        "mounts": [],
+        "mountType": "9p",
+        "portForwards": [],
+        "osOpts": {"Windows": {"virtioWin": []}},
+    }
+    cfg.update(extra)
+    return cfg
+
+
+def fw(arch: str) -> dict[str, Path]:
+    code = "/usr/share/OVMF/OVMF_CODE_4M.fd" if arch == "x86_64" else "/usr/share/AAVMF/AAVMF_CODE.fd"
+    return {"fw_code": Path(code), "fw_vars": INST / "qemu-efi-vars.fd"}
+
+
+VIRTIO_WIN = [{"location": "https://example.invalid/virtio-win.iso"}]
+
+
+def cases() -> dict[str, tuple[dict[str, Any], Paths, bool]]:
+    linux_x86 = base_cfg(
+        "Linux",
+        "x86_64",
+        mounts=[
+            {"location": "/home/u", "mountPoint": "/home/u", "writable": False},
+            {
+                "location": "/tmp/lima",
+                "mountPoint": "/tmp/lima",
+                "writable": True,
+                "9p": {"securityModel": "mapped-xattr"},
+            },
+        ],
+        portForwards=[
+            {
+                "guestPort": 80,
+                "hostPort": 8080,
+                "guestPortRange": [80, 80],
+                "hostPortRange": [8080, 8080],
+                "hostIP": "127.0.0.1",
+                "proto": "tcp",
+                "static": True,
+            },
+            {"guestPortRange": [1, 65535], "hostPortRange": [1, 65535], "proto": "any"},
+        ],
+    )
+    kernel = {
+        "kernel": INST / "kernel",
+        "initrd": INST / "initrd",
+        "cmdline": "root=/dev/vda rw console=ttyS0",
+    }
+    win = {"iso": INST / "iso", "virtio_win": INST / "virtio-win"}
+    out: dict[str, tuple[dict[str, Any], Paths, bool]] = {
+        "linux-x86_64": (
+            linux_x86,
+            Paths.for_instance(INST, **fw("x86_64"), **kernel, additional_disks=(Path("/d/data"),)),
+            False,
+        ),
+        "linux-aarch64": (
+            base_cfg("Linux", "aarch64", video={"display": "default"}),
+            Paths.for_instance(INST, **fw("aarch64"), disk_format="qcow2"),
+            False,
+        ),
+        "windows-x86_64": (
+            base_cfg("Windows", "x86_64"),
+            Paths.for_instance(INST, **fw("x86_64"), **win),
+            True,
+        ),
+        "windows-x86_64-tpm": (
+            base_cfg("Windows", "x86_64", tpm=True),
+            Paths.for_instance(INST, **fw("x86_64"), **win),
+            True,
+        ),
+        "windows-x86_64-virtiowin": (
+            base_cfg("Windows", "x86_64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
+            Paths.for_instance(INST, **fw("x86_64"), **win),
+            True,
+        ),
+        "windows-x86_64-virtiowin-tpm": (
+            base_cfg("Windows", "x86_64", tpm=True, osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
+            Paths.for_instance(INST, **fw("x86_64"), **win),
+            True,
+        ),
+        "windows-x86_64-legacybios": (
+            base_cfg("Windows", "x86_64", firmware={"legacyBIOS": True, "images": []}),
+            Paths.for_instance(INST, **win),
+            True,
+        ),
+        "windows-x86_64-installed": (
+            base_cfg("Windows", "x86_64", tpm=True),
+            Paths.for_instance(INST, **fw("x86_64"), **win),
+            False,
+        ),
+        "windows-aarch64": (
+            base_cfg("Windows", "aarch64", tpm=True),
+            Paths.for_instance(INST, **fw("aarch64"), **win),
+            True,
+        ),
+        "windows-aarch64-virtiowin": (
+            base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
+            Paths.for_instance(INST, **fw("aarch64"), **win),
+            True,
+        ),
+    }
+    return out
+
+
+CASES = cases()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_golden(case: str) -> None:
+    cfg, paths, install = CASES[case]
+    argv = build_argv(cfg, "inst", paths, host(cfg["arch"]), ssh_port=60022, mac=MAC, install=install)
+    text = "\n".join(argv) + "\n"
+    golden = GOLDEN / f"{case}.argv"
+    if os.environ.get("LIMAPY_REGEN_GOLDEN") == "1":
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.read_text() == text, (
+        f"argv changed; rerun with LIMAPY_REGEN_GOLDEN=1 if intended ({golden})"
+    )
+
+
+def argv_of(case: str, accel: str = "tcg", **cfg_over: Any) -> list[str]:
+    cfg, paths, install = CASES[case]
+    return build_argv(
+        {**cfg, **cfg_over}, "inst", paths, host(cfg["arch"], accel), ssh_port=60022, mac=MAC, install=install
+    )
+
+
+def after(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_linux_promises() -> None:
+    argv = argv_of("linux-x86_64")
+    assert "virtio-blk-pci,drive=boot-disk,bootindex=0" in argv
+    assert "scsi-cd,bus=scsi0.0,drive=cdrom0" in argv
+    netdev = after(argv, "-netdev")[0]
+    assert "hostfwd=tcp:127.0.0.1:60022-:22" in netdev and "hostfwd=tcp:127.0.0.1:8080-:80" in netdev
+    assert netdev.count("hostfwd") == 2  # the non-static catch-all rule is the host agent's job
+    assert f"virtio-net-pci,netdev=net0,mac={MAC}" in argv
+    assert after(argv, "-cpu") == ["max"] and after(argv, "-display") == ["none"]
+    assert after(argv, "-kernel") == [str(INST / "kernel")]
+    assert any(
+        a.startswith(f"local,mount_tag={mount_tag('/home/u', '/home/u')},") and a.endswith("readonly=on")
+        for a in after(argv, "-virtfs")
+    )
+
+
+def test_kvm_uses_host_cpu_and_hyperv_for_windows() -> None:
+    assert after(argv_of("linux-x86_64", "kvm"), "-cpu") == ["host"]
+    cpu = after(argv_of("windows-x86_64", "kvm"), "-cpu")[0]
+    assert cpu.startswith("host,") and "hv_relaxed" in cpu
+    assert "hv_" not in after(argv_of("windows-x86_64"), "-cpu")[0]
+    assert after(argv_of("windows-aarch64", "hvf"), "-cpu") == ["host"]
+    assert after(argv_of("windows-aarch64"), "-cpu") == ["max,pauth-impdef=on"]
+
+
+def test_windows_never_qemu64() -> None:
+    with pytest.raises(LimapyError, match=r"SSE4\.2"):
+        argv_of("windows-x86_64", vmOpts={"qemu": {"cpuType": {"x86_64": "qemu64"}}})
+
+
+def test_windows_media_order_and_boot() -> None:
+    argv = argv_of("windows-x86_64-virtiowin")
+    drives = [d.split(",")[0] for d in after(argv, "-drive") if "media=cdrom" in d]
+    assert drives == [f"file={INST / 'iso'}", f"file={INST / 'virtio-win'}", f"file={INST / 'cidata.iso'}"]
+    assert "ide-cd,drive=cd0,bus=ide.1,bootindex=0" in argv
+    assert "virtio-blk-pci,drive=boot-disk,bootindex=1" in argv
+    installed = argv_of("windows-x86_64-installed")
+    assert not [d for d in after(installed, "-drive") if "media=cdrom" in d]
+    assert "ide-hd,drive=boot-disk,bus=ide.0,bootindex=0" in installed
+
+
+def test_windows_aarch64_inbox_layout() -> None:
+    argv = argv_of("windows-aarch64")
+    devices = after(argv, "-device")
+    assert devices.count("qemu-xhci,id=usb-bus") == 1
+    assert "ramfb" in devices and "usb-kbd,bus=usb-bus.0" in devices and "usb-tablet,bus=usb-bus.0" in devices
+    assert any(d.startswith("nvme,drive=boot-disk") for d in devices)
+    assert [d for d in devices if d.startswith("usb-storage")] == [
+        "usb-storage,drive=cd0,bus=usb-bus.0,bootindex=0",
+        "usb-storage,drive=cd2,bus=usb-bus.0",
+    ]
+    assert "tpm-tis-device,tpmdev=tpm0" in devices
+
+
+def test_legacy_bios_has_no_pflash() -> None:
+    assert not [d for d in after(argv_of("windows-x86_64-legacybios"), "-drive") if "pflash" in d]
+
+
+def test_comma_in_path_is_escaped() -> None:
+    paths = Paths.for_instance(Path("/x/a,b"), **fw("x86_64"))
+    argv = build_argv(
+        base_cfg("Linux", "x86_64"), "n", paths, host("x86_64"), ssh_port=1, mac=MAC, install=False
+    )
+    assert any(a.startswith("file=/x/a,,b/disk,") for a in after(argv, "-drive"))
+
+
+def test_non_loopback_static_forward_refused() -> None:
+    rule = {"guestPortRange": [80, 80], "hostPortRange": [80, 80], "hostIP": "0.0.0.0", "static": True}
+    with pytest.raises(LimapyError, match=r"127\.0\.0\.1"):
+        argv_of("linux-x86_64", portForwards=[rule])
+
+
+def test_windows_install_needs_iso() -> None:
+    cfg = base_cfg("Windows", "x86_64")
+    with pytest.raises(LimapyError, match="install ISO"):
+        build_argv(
+            cfg,
+            "n",
+            Paths.for_instance(INST, **fw("x86_64")),
+            host("x86_64"),
+            ssh_port=1,
+            mac=MAC,
+            install=True,
+        )
