@@ -63,7 +63,7 @@ def test_answer_iso_names_with_isoinfo(tmp_path: Path) -> None:
     names = {line.split()[-1] for line in listing.splitlines() if line.startswith("-")}
     assert {"autounattend.xml", "ssh_authorized_keys", "first_logon.ps1"} <= names
     assert "Volume id: autounattend" in _isoinfo(iso, "-d")
-    assert "Rock Ridge" not in _isoinfo(iso, "-d")
+    assert "NO Rock Ridge present" in _isoinfo(iso, "-d")
 
 
 def test_cloud_init_schema_accepts_user_data(tmp_path: Path) -> None:
