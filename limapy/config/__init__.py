@@ -1,0 +1,86 @@
+"""Read a lima.yaml exactly as Lima does: load + embed `base:`, layer defaults, fill, validate.
+
+    loaded = load_config("templates/default.yaml")   # raises ConfigError listing every problem
+    loaded.cfg["cpus"]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limapy.config.locate import Fetcher
+from limapy.errors import ConfigError
+
+
+@dataclass
+class Loaded:
+    doc: Any  # limapy.config.load.Document (the embedded template, not filled)
+    cfg: dict[str, Any]  # filled
+    warnings: list[str] = field(default_factory=list)
+
+
+def _read_layer(path: Path) -> dict[str, Any] | None:
+    from limapy.config.load import load
+
+    if not path.is_file():
+        return None
+    return load(str(path), embed=False).data
+
+
+def check(
+    doc: Any,
+    *,
+    name: str | None = None,
+    instance_dir: Path | None = None,
+    host: Any = None,
+) -> Loaded:
+    """Validate an embedded Document; raise ConfigError with every problem as `FILE:LINE:COL: ...`."""
+    from limapy import dirs
+    from limapy.config import defaults, hostinfo
+    from limapy.config.schema import schema_problems, unknown_keys
+    from limapy.config.validate import unused_params, validate
+    from limapy.config.yamlread import format_path
+
+    warnings = list(doc.warnings)
+    for path in unknown_keys(doc.data):
+        warnings.append(f"{doc.where(path)}: warning: field `{format_path(path)}` is unknown to Lima 2.2 (typo?)")
+    problems = unused_params(doc.data)
+    problems += schema_problems(doc.data)
+    cfg: dict[str, Any] = {}
+    if not problems:
+        d = _read_layer(dirs.config_dir() / "default.yaml")
+        o = _read_layer(dirs.config_dir() / "override.yaml")
+        layered = defaults.layer(d, doc.data, o)
+        cfg = defaults.fill(
+            layered,
+            host=host or hostinfo.detect(),
+            name=name or doc.name_hint or "default",
+            instance_dir=str(instance_dir) if instance_dir else None,
+        )
+        problems = validate(cfg)
+        if doc.incomplete:  # what the missing base would have provided cannot be required
+            problems = [p for p in problems if p.path != ("images",)]
+    if problems:
+        lines = []
+        for p in problems:
+            msg = p.message if p.message.startswith("field `") else f"field `{format_path(p.path)}`: {p.message}"
+            lines.append(f"{doc.where(p.path)}: {msg}")
+        err = ConfigError(lines)
+        err.warnings = warnings  # type: ignore[attr-defined]
+        raise err
+    return Loaded(doc, cfg, warnings)
+
+
+def load_config(
+    locator: str,
+    *,
+    name: str | None = None,
+    fetcher: Fetcher | None = None,
+    instance_dir: Path | None = None,
+) -> Loaded:
+    from limapy.config.load import load
+
+    doc = load(locator, fetcher=fetcher)
+    return check(doc, name=name, instance_dir=instance_dir)

@@ -1,0 +1,113 @@
+"""The `limapy` command line: typer app, one module per command; LimapyError -> one line + exit code.
+
+Start-up time is a feature: only typer and light limapy modules are imported here; each command
+imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LimapyError
+
+COMMANDS = ("validate", "create", "start", "stop", "delete", "list", "shell", "copy", "info", "screenshot")
+
+
+def _debug_requested(argv: Sequence[str]) -> bool:
+    return "--debug" in argv or os.environ.get("LIMAPY_DEBUG") not in (None, "", "0")
+
+
+def build_app() -> object:
+    import importlib
+
+    import typer
+
+    from limapy import __version__
+
+    app = typer.Typer(
+        name="limapy",
+        help="limapy: Lima-compatible virtual machines, Windows guests included.",
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    def _version(value: bool) -> None:
+        if value:
+            typer.echo(__version__)
+            raise typer.Exit()
+
+    @app.callback()
+    def _root(
+        version: bool = typer.Option(
+            False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+        debug: bool = typer.Option(False, "--debug", help="Debug logging and tracebacks."),
+    ) -> None:
+        """limapy: Lima-compatible virtual machines, Windows guests included."""
+
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"limapy.cli.cmd_{name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"limapy.cli.cmd_{name}":
+                continue
+            raise
+        mod.register(app)
+    return app
+
+
+def report(err: LimapyError) -> None:
+    for line in err.lines():
+        if line.startswith("hint: "):
+            print(line, file=sys.stderr)
+        elif ":" in line.split(" ", 1)[0]:
+            print(line, file=sys.stderr)  # already FILE:LINE:COL: ...
+        else:
+            print(f"limapy: {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(args)
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from typer._click import exceptions as click_exc
+
+    try:
+        app = build_app()
+        rv = app(args=args, prog_name="limapy", standalone_mode=False)  # type: ignore[operator]
+        return int(rv) if isinstance(rv, int) else 0
+    except LimapyError as e:
+        if debug:
+            raise
+        report(e)
+        return e.exit_code
+    except click_exc.NoArgsIsHelpError as e:
+        e.show()
+        return 0
+    except click_exc.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click_exc.ClickException as e:
+        e.show()
+        return e.exit_code or EXIT_FAILED
+    except KeyboardInterrupt:
+        print("limapy: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return EXIT_FAILED
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else EXIT_FAILED
+    except Exception as e:  # a bug: one line unless --debug
+        if debug:
+            raise
+        print(f"limapy: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
+        return EXIT_FAILED

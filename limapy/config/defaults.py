@@ -1,0 +1,371 @@
+"""Lima's FillDefault: `_config/default.yaml` < instance lima.yaml < `_config/override.yaml` < builtins.
+
+The result is the plain `cfg` dict every other module reads (Lima's key names, every default filled).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from limapy.config.hostinfo import HostInfo, default_guest_user
+from limapy.units import format_size
+
+# lists concatenated override + instance + default (first matching rule wins => override first)
+LIST_CONCAT = {
+    ("images",),
+    ("additionalDisks",),
+    ("provision",),
+    ("probes",),
+    ("portForwards",),
+    ("copyToHost",),
+    ("containerd", "archives"),
+    ("firmware", "images"),
+    ("mountTypesUnsupported",),
+}
+WINDOWS_SHELLS = ("cmd.exe", "powershell.exe", "pwsh.exe")
+
+
+def _first(*values: Any) -> Any:
+    for v in values:
+        if v is not None:
+            return v
+    return None
+
+
+def _layer(o: Any, y: Any, d: Any, path: tuple[str, ...]) -> Any:
+    if path in LIST_CONCAT:
+        out: list[Any] = []
+        for part in (o, y, d):
+            if isinstance(part, list):
+                out += copy.deepcopy(part)
+        return out if (o is not None or y is not None or d is not None) else None
+    if path == ("dns",):
+        for part in (o, y, d):
+            if isinstance(part, list) and part:
+                return copy.deepcopy(part)
+        return None
+    if path in (("caCerts", "files"), ("caCerts", "certs")):
+        seen: list[Any] = []
+        for part in (d, y, o):
+            for item in part or []:
+                if item not in seen:
+                    seen.append(item)
+        return seen
+    if path == ("mounts",):
+        return _merge_by(d, y, o, ("mountPoint", "location"))
+    if path == ("networks",):
+        return _merge_by(d, y, o, ("interface",), named_only=True)
+    dicts = [p for p in (o, y, d) if p is not None]
+    if dicts and all(isinstance(p, dict) for p in dicts):
+        keys: list[str] = []
+        for p in (y, d, o):
+            for k in p or {}:
+                if k not in keys:
+                    keys.append(k)
+        return {
+            k: _layer((o or {}).get(k), (y or {}).get(k), (d or {}).get(k), (*path, k)) for k in keys
+        }
+    return copy.deepcopy(_first(o, y, d))
+
+
+def _merge_by(d: Any, y: Any, o: Any, keys: tuple[str, ...], named_only: bool = False) -> Any:
+    if d is None and y is None and o is None:
+        return None
+    out: list[Any] = []
+    index: dict[str, int] = {}
+    for part in (d, y, o):
+        for item in part or []:
+            item = copy.deepcopy(item)
+            ident = None
+            if isinstance(item, dict):
+                for k in keys:
+                    if item.get(k):
+                        ident = str(item[k])
+                        break
+            if ident is not None and ident in index:
+                prev = out[index[ident]]
+                for k, v in item.items():
+                    if v is not None:
+                        prev[k] = v
+                continue
+            if ident is not None or not named_only:
+                if ident is not None:
+                    index[ident] = len(out)
+            out.append(item)
+    return out
+
+
+def layer(defaults: dict[str, Any] | None, doc: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    keys: list[str] = []
+    for part in (doc, defaults or {}, override or {}):
+        for k in part:
+            if k not in keys:
+                keys.append(k)
+    out = {}
+    for k in keys:
+        out[k] = _layer((override or {}).get(k), doc.get(k), (defaults or {}).get(k), (k,))
+    return out
+
+
+def _d(cfg: dict[str, Any], key: str) -> dict[str, Any]:
+    v = cfg.get(key)
+    if not isinstance(v, dict):
+        v = {}
+        cfg[key] = v
+    return v
+
+
+def _set(m: dict[str, Any], key: str, value: Any) -> None:
+    if m.get(key) is None:
+        m[key] = value
+
+
+def hostname_for(name: str) -> str:
+    return "lima-" + re.sub(r"[._]", "-", name)
+
+
+def expand_vars(text: str, values: dict[str, Any]) -> str:
+    """Expand `{{.Field}}` and `{{.Param.Key}}` (the forms Lima's templates use in these fields)."""
+
+    def repl(m: re.Match[str]) -> str:
+        parts = m.group(1).split(".")
+        cur: Any = values
+        for part in parts:
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                return m.group(0)
+        return str(cur)
+
+    return re.sub(r"\{\{-?\s*\.([A-Za-z][A-Za-z0-9_.]*)\s*-?\}\}", repl, text)
+
+
+def fill(
+    layered: dict[str, Any],
+    *,
+    host: HostInfo,
+    name: str = "default",
+    instance_dir: str | None = None,
+) -> dict[str, Any]:
+    """Apply Lima's builtin defaults to an already layered config. Returns a new dict."""
+    cfg = copy.deepcopy(layered)
+    cfg.pop("base", None)
+    if cfg.get("vmType") in (None, "", "default"):
+        cfg["vmType"] = "qemu"
+    if cfg.get("os") in (None, "", "default"):
+        cfg["os"] = "Linux"
+    if cfg.get("arch") in (None, "", "default"):
+        cfg["arch"] = host.arch
+    arch = cfg["arch"]
+    is_windows = cfg["os"] == "Windows"
+
+    images = cfg.get("images") or []
+    for img in images:
+        if isinstance(img, dict):
+            _set(img, "arch", arch)
+            for sub in ("kernel", "initrd"):
+                if isinstance(img.get(sub), dict):
+                    _set(img[sub], "arch", img["arch"])
+    cfg["images"] = images
+
+    if not cfg.get("cpus"):
+        cfg["cpus"] = min(4, host.cpus)
+    if cfg.get("memory") in (None, ""):
+        cfg["memory"] = format_size(min(4 << 30, host.memory // 2))
+    if cfg.get("disk") in (None, ""):
+        cfg["disk"] = "100GiB"
+    elif isinstance(cfg["disk"], dict):
+        cfg["disk"] = cfg["disk"].get("size") or "100GiB"
+
+    disks = []
+    for disk in cfg.get("additionalDisks") or []:
+        disk = {"name": disk} if isinstance(disk, str) else dict(disk or {})
+        _set(disk, "format", True)
+        disks.append(disk)
+    cfg["additionalDisks"] = disks
+
+    user = _d(cfg, "user")
+    uname, uid = default_guest_user(host)
+    _set(user, "name", uname)
+    _set(user, "comment", host.full_name if host.uid != 0 else "")
+    _set(user, "uid", uid)
+    if is_windows:
+        _set(user, "home", "C:\\Users\\{{.User}}")
+        _set(user, "shell", "cmd.exe")
+    elif cfg["os"] == "Darwin":
+        _set(user, "home", "/Users/{{.User}}.guest")
+        _set(user, "shell", "/bin/zsh")
+    else:
+        _set(user, "home", "/home/{{.User}}.guest")
+        _set(user, "shell", "/bin/sh" if cfg["os"] == "FreeBSD" else "/bin/bash")
+    _set(user, "passwordlessSudo", cfg["os"] != "Darwin")
+    user["home"] = expand_vars(str(user["home"]), {"User": user["name"], "Name": name, "UID": user["uid"]})
+
+    cfg["mountTypesUnsupported"] = cfg.get("mountTypesUnsupported") or []
+    if cfg.get("mountType") in (None, "", "default"):
+        cfg["mountType"] = "reverse-sshfs" if "9p" in cfg["mountTypesUnsupported"] else "9p"
+    _set(cfg, "mountInotify", False)
+    mounts = []
+    host_vars = {"Home": str(Path.home()), "Name": name, "User": host.user, "UID": host.uid,
+                 "Dir": instance_dir or "", "Param": cfg.get("param") or {}, "GlobalTempDir": "/tmp",
+                 "TempDir": "/tmp"}
+    guest_vars = {"Home": user["home"], "Name": name, "User": user["name"], "UID": user["uid"],
+                  "Hostname": hostname_for(name), "Param": cfg.get("param") or {}}
+    for m in cfg.get("mounts") or []:
+        m = dict(m or {})
+        if isinstance(m.get("location"), str):
+            loc = os.path.expanduser(expand_vars(m["location"], host_vars))
+            m["location"] = os.path.normpath(loc) if loc.startswith("/") else loc
+        if isinstance(m.get("mountPoint"), str):
+            m["mountPoint"] = expand_vars(m["mountPoint"], guest_vars)
+        _set(m, "mountPoint", m.get("location"))
+        _set(m, "writable", False)
+        sshfs = _d(m, "sshfs")
+        _set(sshfs, "cache", True)
+        _set(sshfs, "followSymlinks", False)
+        _set(sshfs, "sftpDriver", "")
+        p9 = _d(m, "9p")
+        _set(p9, "securityModel", "none")
+        _set(p9, "protocolVersion", "9p2000.L")
+        _set(p9, "msize", "128KiB")
+        _set(p9, "cache", "mmap" if m["writable"] else "fscache")
+        vfs = _d(m, "virtiofs")
+        _set(vfs, "queueSize", 1024)
+        mounts.append(m)
+    cfg["mounts"] = mounts
+
+    ssh = _d(cfg, "ssh")
+    _set(ssh, "localPort", 0)
+    for k in ("loadDotSSHPubKeys", "forwardAgent", "forwardX11", "forwardX11Trusted", "overVsock"):
+        _set(ssh, k, False)
+
+    fw = _d(cfg, "firmware")
+    _set(fw, "legacyBIOS", False)
+    fw["images"] = fw.get("images") or []
+
+    audio = _d(cfg, "audio")
+    _set(audio, "device", "")
+    video = _d(cfg, "video")
+    _set(video, "display", "none")
+    vnc = _d(video, "vnc")
+    _set(vnc, "display", "127.0.0.1:0,to=9")
+
+    provs = cfg.get("provision") or []
+    for p in provs:
+        if not isinstance(p, dict):
+            continue
+        _set(p, "mode", "system")
+        for k in ("path", "owner"):
+            if isinstance(p.get(k), str):
+                p[k] = expand_vars(p[k], guest_vars)
+        if p["mode"] == "data":
+            _set(p, "overwrite", True)
+            _set(p, "owner", "root:wheel" if cfg["os"] in ("Darwin", "FreeBSD") else "root:root")
+            _set(p, "permissions", "644")
+        if p["mode"] == "yq":
+            _set(p, "format", "auto")
+    cfg["provision"] = provs
+
+    _set(cfg, "upgradePackages", False)
+    cont = _d(cfg, "containerd")
+    _set(cont, "system", False)
+    _set(cont, "user", cfg["os"] == "Linux" and arch in ("x86_64", "aarch64"))
+    cont["archives"] = cont.get("archives") or []
+    _set(cfg, "guestInstallPrefix", "/usr/local")
+
+    probes = cfg.get("probes") or []
+    for i, pr in enumerate(probes):
+        if isinstance(pr, dict):
+            _set(pr, "mode", "readiness")
+            _set(pr, "description", f"user probe {i + 1}/{len(probes)}")
+    cfg["probes"] = probes
+
+    cfg["portForwards"] = [_fill_port_forward(pf) for pf in cfg.get("portForwards") or []]
+    cfg["copyToHost"] = cfg.get("copyToHost") or []
+    _set(cfg, "message", "")
+
+    nets = []
+    for i, n in enumerate(cfg.get("networks") or []):
+        n = dict(n or {})
+        _set(n, "interface", f"lima{i}")
+        _set(n, "metric", 100)
+        if not n.get("macAddress"):
+            n["macAddress"] = _mac(f"{instance_dir or name}#{i}")
+        nets.append(n)
+    cfg["networks"] = nets
+
+    cfg["env"] = cfg.get("env") or {}
+    cfg["param"] = cfg.get("param") or {}
+    cfg["dns"] = cfg.get("dns") or []
+    hr = _d(cfg, "hostResolver")
+    _set(hr, "enabled", True)
+    _set(hr, "ipv6", False)
+    hr["hosts"] = hr.get("hosts") or {}
+    _set(cfg, "propagateProxyEnv", True)
+    ca = _d(cfg, "caCerts")
+    _set(ca, "removeDefaults", False)
+    ca["files"] = ca.get("files") or []
+    ca["certs"] = ca.get("certs") or []
+    _set(cfg, "plain", False)
+    if cfg.get("timezone") is None:
+        cfg["timezone"] = host.timezone
+    _set(cfg, "nestedVirtualization", False)
+    _set(cfg, "tpm", False)
+
+    vmopts = _d(cfg, "vmOpts")
+    qemu = vmopts.get("qemu")
+    if not isinstance(qemu, dict):
+        qemu = {}
+        vmopts["qemu"] = qemu
+    legacy_cpu = cfg.pop("cpuType", None)
+    cpu_types = qemu.get("cpuType") or {}
+    if isinstance(legacy_cpu, dict):
+        for k, v in legacy_cpu.items():
+            cpu_types.setdefault(k, v)
+    qemu["cpuType"] = cpu_types
+
+    osopts = _d(cfg, "osOpts")
+    win = osopts.get("Windows")
+    if not isinstance(win, dict):
+        win = {}
+        osopts["Windows"] = win
+    win["virtioWin"] = win.get("virtioWin") or []
+    _set(win, "edition", None)
+    _set(win, "imageIndex", None)
+
+    if cfg["plain"]:
+        cfg["mounts"] = []
+        cfg["portForwards"] = [pf for pf in cfg["portForwards"] if pf.get("static")]
+        cont["system"] = False
+        cont["user"] = False
+    return cfg
+
+
+def _fill_port_forward(pf: Any) -> Any:
+    if not isinstance(pf, dict):
+        return pf
+    pf = dict(pf)
+    _set(pf, "guestIPMustBeZero", False)
+    _set(pf, "guestIP", "0.0.0.0" if pf["guestIPMustBeZero"] else "127.0.0.1")
+    _set(pf, "hostIP", "127.0.0.1")
+    _set(pf, "proto", "any")
+    _set(pf, "reverse", False)
+    _set(pf, "ignore", False)
+    _set(pf, "static", False)
+    if not pf.get("guestPortRange"):
+        gp = pf.get("guestPort")
+        pf["guestPortRange"] = [gp, gp] if gp else [1, 65535]
+    if not pf.get("hostPortRange") and not pf.get("hostSocket"):
+        hp = pf.get("hostPort")
+        pf["hostPortRange"] = [hp, hp] if hp else list(pf["guestPortRange"])
+    return pf
+
+
+def _mac(seed: str) -> str:
+    h = hashlib.sha256(seed.encode()).digest()
+    return f"52:55:55:{h[0]:02x}:{h[1]:02x}:{h[2]:02x}"

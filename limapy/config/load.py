@@ -1,0 +1,292 @@
+"""Load a template: read it through its locator, parse it, and embed its `base:` templates.
+
+Merge rules follow Lima's embedding (lima-reference.md §8): the including template wins for scalars
+and maps (a base only fills what is missing or null); lists are appended (base after template) except
+`provision` and `probes`, which are prepended (base first); `dns` comes from a base only when the
+template has none; `mountTypesUnsupported` is uniqued; the higher `minimumLimaVersion` and
+`vmOpts.qemu.minimumVersion` win. After all bases, list entries are combined: `additionalDisks` by
+name, `mounts` by mountPoint (else location), `networks` by interface.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limapy.config.locate import Fetcher, Located, PluginMissing, locate
+from limapy.config.yamlread import Mark, NodePath, Parsed, format_path, parse
+from limapy.errors import ConfigError
+
+MAX_INLINE_BYTES = 4 << 20
+PREPENDED = ("provision", "probes")
+
+
+@dataclass
+class Document:
+    """A loaded, base-embedded template: plain data plus where every node came from."""
+
+    source: str
+    data: dict[str, Any]
+    marks: dict[NodePath, Mark] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    name_hint: str | None = None
+    incomplete: bool = False  # a base could not be embedded (missing URL plugin): fields may be absent
+
+    def mark(self, path: NodePath) -> Mark:
+        p = tuple(path)
+        while p:
+            m = self.marks.get(p)
+            if m:
+                return m
+            p = p[:-1]
+        return self.marks.get((), (self.source, 0, 0))
+
+    def where(self, path: NodePath) -> str:
+        src, line, col = self.mark(path)
+        return f"{src}:{line}:{col}" if line else src
+
+
+def load(locator: str, *, fetcher: Fetcher | None = None, embed: bool = True) -> Document:
+    located = locate(locator, fetcher=fetcher)
+    doc = _from_located(located, fetcher)
+    if embed:
+        doc = _embed(doc, located, fetcher, stack=(located.key,))
+    return doc
+
+
+def load_bytes(raw: bytes, source: str, *, directory: Path | None = None) -> Document:
+    located = Located(source, source, raw, directory, None)
+    doc = _from_located(located, None)
+    return _embed(doc, located, None, stack=(source,))
+
+
+def _from_located(located: Located, fetcher: Fetcher | None) -> Document:
+    parsed: Parsed = parse(located.raw, located.display)
+    doc = Document(
+        parsed.source, parsed.data, parsed.marks, list(located.warnings), name_hint=located.name_hint
+    )
+    _inline_files(doc, located, fetcher)
+    return doc
+
+
+def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> None:
+    """`provision[].file` / `probes[].file` are read and become `script`, relative to their template."""
+    for section in PREPENDED:
+        items = doc.data.get(section)
+        if not isinstance(items, list):
+            continue
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or item.get("file") in (None, ""):
+                continue
+            ref = item["file"]
+            where = doc.where((section, i, "file"))
+            if isinstance(ref, dict):
+                if ref.get("digest"):
+                    continue  # left in place: validation reports that digests are unsupported
+                ref = ref.get("url")
+            if not isinstance(ref, str) or not ref:
+                raise ConfigError([f"{where}: field `{section}[{i}].file` must be a locator string"])
+            inner = locate(ref, relative_to=located.directory, fetcher=fetcher)
+            if len(inner.raw) > MAX_INLINE_BYTES:
+                raise ConfigError([f"{where}: `{ref}` is larger than 4 MiB"])
+            try:
+                item["script"] = inner.raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError([f"{where}: `{ref}` is not UTF-8 text"]) from None
+            del item["file"]
+
+
+def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
+    base = doc.data.get("base")
+    if base is None:
+        return []
+    items = base if isinstance(base, list) else [base]
+    out: list[tuple[str, NodePath]] = []
+    for i, item in enumerate(items):
+        path: NodePath = ("base", i) if isinstance(base, list) else ("base",)
+        if isinstance(item, dict):
+            if item.get("digest"):
+                raise ConfigError([f"{doc.where(path)}: field `base` digest is not supported yet"])
+            item = item.get("url")
+        if not isinstance(item, str) or not item:
+            raise ConfigError([f"{doc.where(path)}: field `base` entries must be locator strings"])
+        out.append((item, path))
+    return out
+
+
+def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tuple[str, ...]) -> Document:
+    bases = _base_locators(doc)
+    if not bases:
+        doc.data.pop("base", None)
+        return doc
+    doc.data.pop("base", None)
+    doc.marks = {p: m for p, m in doc.marks.items() if not p or p[0] != "base"}
+    for loc, path in bases:
+        where = doc.where(path)
+        try:
+            blocated = locate(loc, relative_to=located.directory, fetcher=fetcher)
+        except PluginMissing as e:
+            doc.warnings.append(f"{where}: warning: base not embedded: {e.problems[0]}")
+            doc.incomplete = True
+            continue
+        except ConfigError as e:
+            raise ConfigError([f"{where}: base `{loc}`: {p}" for p in e.problems], e.hint) from None
+        if blocated.key in stack:
+            chain = " -> ".join([*stack, blocated.key])
+            raise ConfigError([f"{where}: base template loop: {chain}"])
+        bdoc = _from_located(blocated, fetcher)
+        bdoc = _embed(bdoc, blocated, fetcher, (*stack, blocated.key))
+        doc.warnings.extend(bdoc.warnings)
+        doc.incomplete = doc.incomplete or bdoc.incomplete
+        data, marks = _merge_map(doc.data, doc.marks, bdoc.data, bdoc.marks, (), top=True)
+        doc.data, doc.marks = data, marks
+    _combine_lists(doc)
+    return doc
+
+
+def _sub(marks: dict[NodePath, Mark], prefix: NodePath) -> dict[NodePath, Mark]:
+    n = len(prefix)
+    return {p[n:]: m for p, m in marks.items() if p[:n] == prefix and len(p) > n}
+
+
+def _put(marks: dict[NodePath, Mark], prefix: NodePath, rel: dict[NodePath, Mark]) -> None:
+    for p, m in rel.items():
+        marks[(*prefix, *p)] = m
+
+
+def _version_key(v: Any) -> tuple[int, ...]:
+    parts = []
+    for piece in str(v).lstrip("v").split("-")[0].split("."):
+        parts.append(int(piece) if piece.isdigit() else 0)
+    return tuple(parts)
+
+
+def _merge_map(
+    t: dict[str, Any],
+    tm: dict[NodePath, Mark],
+    b: dict[str, Any],
+    bm: dict[NodePath, Mark],
+    path: NodePath,
+    *,
+    top: bool = False,
+) -> tuple[dict[str, Any], dict[NodePath, Mark]]:
+    """Merge base map `b` into template map `t`; marks are relative to `path` (the full path is for rules)."""
+    out = dict(t)
+    om = dict(tm)
+    for k, bv in b.items():
+        kp: NodePath = (k,)
+        tv = t.get(k)
+        full = (*path, k)
+        if top and k == "base":
+            continue
+        if tv is None:
+            out[k] = copy.deepcopy(bv)
+            for p in [p for p in om if p[:1] == kp]:
+                del om[p]
+            if kp in bm:
+                om[kp] = bm[kp]
+            _put(om, kp, _sub(bm, kp))
+            continue
+        if full in (("minimumLimaVersion",), ("vmOpts", "qemu", "minimumVersion")):
+            if _version_key(bv) > _version_key(tv):
+                out[k] = bv
+            continue
+        if isinstance(tv, dict) and isinstance(bv, dict):
+            merged, mm = _merge_map(tv, _sub(tm, kp), bv, _sub(bm, kp), full)
+            out[k] = merged
+            for p in [p for p in om if p[:1] == kp and len(p) > 1]:
+                del om[p]
+            _put(om, kp, mm)
+            continue
+        if isinstance(tv, list) and isinstance(bv, list):
+            if full == ("dns",):
+                if not tv:
+                    out[k] = copy.deepcopy(bv)
+                    _put(om, kp, _sub(bm, kp))
+                continue
+            tsub, bsub = _sub(tm, kp), _sub(bm, kp)
+            if full in (("provision",), ("probes",)):
+                combined = copy.deepcopy(bv) + list(tv)
+                fm, sm, shift = bsub, tsub, len(bv)
+            else:
+                combined = list(tv) + copy.deepcopy(bv)
+                fm, sm, shift = tsub, bsub, len(tv)
+            if full == ("mountTypesUnsupported",):
+                seen: list[Any] = []
+                for item in combined:
+                    if item not in seen:
+                        seen.append(item)
+                combined = seen
+            out[k] = combined
+            for p in [p for p in om if p[:1] == kp and len(p) > 1]:
+                del om[p]
+            _put(om, kp, fm)
+            _put(om, kp, {(p[0] + shift, *p[1:]): m for p, m in sm.items() if isinstance(p[0], int)})
+            continue
+        # scalars (and type clashes): the template wins
+    return out, om
+
+
+def _combine_lists(doc: Document) -> None:
+    """After embedding: merge list entries that describe the same thing (first occurrence wins)."""
+    keys = {"additionalDisks": ("name",), "mounts": ("mountPoint", "location"), "networks": ("interface",)}
+    for section, fields in keys.items():
+        items = doc.data.get(section)
+        if not isinstance(items, list):
+            continue
+        result: list[Any] = []
+        index_of: dict[str, int] = {}
+        new_marks: dict[NodePath, Mark] = {}
+        for i, item in enumerate(items):
+            ident = None
+            if isinstance(item, str) and section == "additionalDisks":
+                ident = item
+            elif isinstance(item, dict):
+                for f in fields:
+                    if item.get(f):
+                        ident = str(item[f])
+                        break
+            if section == "networks" and ident == "*":
+                for prev in result:
+                    if isinstance(prev, dict) and isinstance(item, dict):
+                        for fk, fv in item.items():
+                            if fk != "interface" and prev.get(fk) is None:
+                                prev[fk] = fv
+                continue
+            if ident is not None and ident in index_of:
+                prev = result[index_of[ident]]
+                if isinstance(prev, dict) and isinstance(item, dict):
+                    for fk, fv in item.items():
+                        if prev.get(fk) is None:
+                            prev[fk] = fv
+                continue
+            if ident is not None:
+                index_of[ident] = len(result)
+            rel = _sub(doc.marks, (section, i))
+            j = len(result)
+            if (section, i) in doc.marks:
+                new_marks[(section, j)] = doc.marks[(section, i)]
+            _put(new_marks, (section, j), rel)
+            result.append(item)
+        doc.data[section] = result
+        doc.marks = {p: m for p, m in doc.marks.items() if not (len(p) > 1 and p[0] == section)}
+        doc.marks.update(new_marks)
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """Plain data as block YAML (for `lima.yaml` in an instance dir and `validate --fill`)."""
+    import io
+
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = False
+    yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    buf = io.StringIO()
+    yaml.dump(data, buf)
+    return buf.getvalue()
+
+
+__all__ = ["Document", "dump_yaml", "format_path", "load", "load_bytes"]

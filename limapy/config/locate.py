@@ -1,0 +1,181 @@
+"""Locators: a path, `template:NAME`, `file://`, `https://`, or `-` for stdin, read into bytes.
+
+`config` never touches the network itself: remote locators go through a fetcher the caller passes
+(the download cache); without one they are a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from limapy import dirs
+from limapy.errors import ConfigError
+
+Fetcher = Callable[[str], Path]
+
+
+@dataclass(frozen=True)
+class Located:
+    display: str  # how errors name it
+    key: str  # canonical identity, for loop detection
+    raw: bytes
+    directory: Path | None  # where relative locators inside it resolve; None for stdin/URLs
+    name_hint: str | None  # the instance name this template suggests
+    warnings: tuple[str, ...] = ()
+
+
+def template_dirs() -> list[Path]:
+    out: list[Path] = []
+    env = os.environ.get(dirs.ENV_TEMPLATES_PATH)
+    if env:
+        out += [Path(p).expanduser() for p in env.split(":") if p]
+    out.append(dirs.user_templates_dir())
+    out.append(dirs.shipped_templates_dir())
+    return out
+
+
+def template_file_name(name: str) -> str:
+    """`ubuntu-24.04` -> `ubuntu-24.04.yaml` (an extension starting with a digit is not an extension)."""
+    suffix = Path(name).suffix
+    if not suffix or suffix[1:2].isdigit():
+        return name + ".yaml"
+    return name
+
+
+def find_template(name: str) -> Path:
+    if not name or ".." in Path(name).parts or name.startswith("/"):
+        raise ConfigError([f"template `{name}`: invalid template name"])
+    fname = template_file_name(name)
+    searched = template_dirs()
+    for d in searched:
+        candidate = d / fname
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(
+        [f"template `{name}` not found"],
+        hint="searched " + ", ".join(str(d) for d in searched) + "; `limapy start --list-templates` lists them",
+    )
+
+
+def is_remote(locator: str) -> bool:
+    return locator.startswith(("http://", "https://"))
+
+
+_SCHEME_RE = re.compile(r"^([a-z][a-z0-9+.-]+):(?!//)(.+)$")
+
+
+def custom_scheme(locator: str) -> str | None:
+    """`fedora-rawhide:_images/x` style locators are resolved by a `limactl-url-<scheme>` plugin in Lima."""
+    m = _SCHEME_RE.match(locator)
+    if not m or m.group(1) in ("template", "file", "http", "https") or len(m.group(1)) < 2:
+        return None
+    return m.group(1)
+
+
+class PluginMissing(ConfigError):
+    pass
+
+
+def _resolve_plugin(scheme: str, locator: str) -> str:
+    import shutil
+    import subprocess
+
+    for prog in (f"limapy-url-{scheme}", f"limactl-url-{scheme}"):
+        exe = shutil.which(prog)
+        if exe:
+            cp = subprocess.run([exe, locator], capture_output=True, text=True, timeout=60, check=False)
+            out = cp.stdout.strip()
+            if cp.returncode != 0 or not out:
+                raise ConfigError([f"{locator}: URL plugin {prog} failed: {cp.stderr.strip()[:200]}"])
+            return out.splitlines()[-1]
+    raise PluginMissing(
+        [f"{locator}: the `{scheme}:` scheme needs the URL plugin limapy-url-{scheme} (or limactl-url-{scheme})"]
+    )
+
+
+def name_from_locator(locator: str) -> str | None:
+    if locator == "-":
+        return None
+    base = locator.rsplit("/", 1)[-1].split(":")[-1]
+    for ext in (".yaml", ".yml"):
+        if base.lower().endswith(ext):
+            base = base[: -len(ext)]
+    return base.lower() or None
+
+
+def _git_symlink_target(path: Path, raw: bytes) -> Path | None:
+    """A git symlink checked out as a text file (core.symlinks=false) holds just the target's name."""
+    if len(raw) > 256 or b"\n" in raw.rstrip(b"\n") or b":" in raw:
+        return None
+    name = raw.decode("utf-8", "replace").strip()
+    if not name.endswith((".yaml", ".yml")):
+        return None
+    target = path.parent / name
+    return target if target.is_file() and target.resolve() != path.resolve() else None
+
+
+def read_path(path: Path, display: str) -> bytes:
+    try:
+        if path.is_dir():
+            raise ConfigError([f"{display}: is a directory, not a lima.yaml file"])
+        raw = path.read_bytes()
+        for _ in range(8):
+            target = _git_symlink_target(path, raw)
+            if target is None:
+                break
+            path, raw = target, target.read_bytes()
+        return raw
+    except FileNotFoundError:
+        raise ConfigError([f"{display}: no such file"]) from None
+    except PermissionError:
+        raise ConfigError([f"{display}: permission denied"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{display}: is a directory, not a lima.yaml file"]) from None
+    except OSError as e:
+        raise ConfigError([f"{display}: cannot read: {e.strerror or e}"]) from None
+
+
+def locate(locator: str, *, relative_to: Path | None = None, fetcher: Fetcher | None = None) -> Located:
+    warnings: list[str] = []
+    if locator == "-":
+        return Located("-", "-", sys.stdin.buffer.read(), None, None)
+    if locator.startswith("template://"):
+        name = locator[len("template://") :]
+        warnings.append(f"`{locator}` should be written `template:{name}` (as since Lima v2.0)")
+        locator = "template:" + name
+    if locator.startswith("template:"):
+        name = locator[len("template:") :]
+        path = find_template(name)
+        return Located(
+            locator,
+            locator,
+            read_path(path, f"{locator} ({path})"),
+            path.parent,
+            name_from_locator(name),
+            tuple(warnings),
+        )
+    scheme = custom_scheme(locator)
+    if scheme is not None:
+        locator = _resolve_plugin(scheme, locator)
+        return locate(locator, relative_to=relative_to, fetcher=fetcher)
+    if is_remote(locator):
+        if fetcher is None:
+            raise ConfigError(
+                [f"{locator}: remote templates need the download cache, which is not available here"],
+                hint="download the file and pass its path",
+            )
+        path = fetcher(locator)
+        return Located(locator, locator, read_path(path, locator), None, name_from_locator(locator))
+    if locator.startswith("file://"):
+        locator = locator[len("file://") :]
+    path = Path(locator).expanduser()
+    if not path.is_absolute() and relative_to is not None:
+        path = relative_to / path
+    display = locator if relative_to is None else str(path)
+    raw = read_path(path, display)
+    return Located(display, str(path.resolve()), raw, path.resolve().parent, name_from_locator(str(path)))

@@ -1,0 +1,444 @@
+"""Lima's semantic validation (pkg/limayaml/validate.go), with Lima's messages, on a filled config.
+
+Every rule appends a Problem; nothing stops at the first error, except where Lima itself returns early
+(the provision loop on a data/yq entry without a path), which the golden cases depend on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from limapy import LIMA_COMPAT_VERSION
+from limapy.config.yamlread import NodePath
+from limapy.units import parse_size
+
+OS_TYPES = ["Linux", "Darwin", "FreeBSD", "Windows"]
+ARCH_TYPES = ["x86_64", "aarch64", "armv7l", "ppc64le", "riscv64", "s390x"]
+MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2"]
+VM_TYPES = ["qemu", "vz", "wsl2", "krunkit"]
+PROVISION_MODES = ["system", "user", "boot", "data", "dependency", "ansible", "yq"]
+WINDOWS_SHELLS = ["cmd.exe", "powershell.exe", "pwsh.exe"]
+RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
+IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
+DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+SEMVER_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: NodePath
+    message: str  # Lima's wording; starts with "field `...`" when Lima's does
+
+
+def parse_semver(v: str) -> tuple[int, int, int, str] | None:
+    m = SEMVER_RE.match(v.strip())
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4) or ""
+
+
+def semver_less(a: tuple[int, int, int, str], b: tuple[int, int, int, str]) -> bool:
+    if a[:3] != b[:3]:
+        return a[:3] < b[:3]
+    # a pre-release sorts before the release
+    if a[3] and not b[3]:
+        return True
+    if b[3] and not a[3]:
+        return False
+    return a[3] < b[3]
+
+
+def validate_identifier(value: Any) -> str | None:
+    if not isinstance(value, str) or value == "":
+        return "identifier must not be empty"
+    if len(value) > 76:
+        return f"identifier must not be longer than 76 characters, got {len(value)}"
+    if not IDENT_RE.match(value):
+        return f"identifier {value!r} must match {IDENT_RE.pattern}"
+    return None
+
+
+def validate_digest(digest: Any) -> str | None:
+    if digest in (None, ""):
+        return None
+    if not isinstance(digest, str) or ":" not in digest:
+        return "invalid checksum digest format"
+    algo, _, hexpart = digest.partition(":")
+    if not DIGEST_RE.match(digest):
+        return "invalid checksum digest format"
+    if algo not in DIGEST_LENGTHS:
+        return "unsupported digest algorithm"
+    if len(hexpart) != DIGEST_LENGTHS[algo] or not re.fullmatch(r"[0-9a-f]+", hexpart):
+        return f"invalid checksum digest format: {algo} needs {DIGEST_LENGTHS[algo]} lowercase hex digits"
+    return None
+
+
+class _V:
+    def __init__(self, cfg: dict[str, Any], lima_version: str) -> None:
+        self.cfg = cfg
+        self.version = lima_version
+        self.problems: list[Problem] = []
+
+    def add(self, path: NodePath, msg: str) -> None:
+        self.problems.append(Problem(path, msg))
+
+    def file(self, f: Any, path: NodePath, label: str) -> None:
+        if not isinstance(f, dict):
+            return
+        loc = f.get("location")
+        if not loc:
+            self.add((*path, "location"), f"field `{label}.location` must be set")
+        arch = f.get("arch")
+        if arch is not None and arch not in ARCH_TYPES:
+            self.add((*path, "arch"), f"field `{label}.arch` must be one of {_go_list(ARCH_TYPES)}; got `{arch}`")
+        err = validate_digest(f.get("digest"))
+        if err:
+            self.add((*path, "digest"), f"field `{label}.digest` is invalid: {f.get('digest')}: {err}")
+
+    def run(self) -> list[Problem]:
+        c = self.cfg
+        if c.get("base"):
+            self.add(("base",), "field `base` must be empty for YAML validation")
+        self.minimum_version()
+        os_ = c.get("os")
+        if os_ not in OS_TYPES:
+            self.add(("os",), f"field `os` must be one of {_go_list(OS_TYPES, quote=True)}; got `{os_}`")
+        if os_ == "Windows":
+            if c.get("vmType") != "qemu":
+                self.add(("vmType",), f"currently Windows guest is only supported on `qemu`; got `{c.get('vmType')}`")
+            if c.get("arch") not in ("x86_64", "aarch64"):
+                self.add(
+                    ("arch",),
+                    f"currently Windows guest is only supported on [`x86_64`, `aarch64`]; got `{c.get('arch')}`",
+                )
+        if c.get("vmType") not in VM_TYPES:
+            self.add(("vmType",), f"field `vmType` must be one of {_go_list(VM_TYPES)}; got `{c.get('vmType')}`")
+        arch = c.get("arch")
+        if arch not in ARCH_TYPES:
+            self.add(("arch",), f"field `arch` must be one of {_go_list(ARCH_TYPES)}; got `{arch}`")
+        self.user_shell()
+        self.images()
+        self.sizes()
+        for i, d in enumerate(c.get("additionalDisks") or []):
+            err = validate_identifier(d.get("name") if isinstance(d, dict) else d)
+            if err:
+                self.add(("additionalDisks", i, "name"), f"field `additionalDisks[{i}].name is invalid`: {err}")
+        self.mounts()
+        port = (c.get("ssh") or {}).get("localPort") or 0
+        if port:
+            self.port(("ssh", "localPort"), "ssh.localPort", port)
+        mt = c.get("mountType")
+        if mt not in MOUNT_TYPES:
+            self.add(("mountType",), f"field `mountType` must be one of {_go_list(MOUNT_TYPES)}; got `{mt}`")
+        elif mt in (c.get("mountTypesUnsupported") or []):
+            self.add(("mountType",), f"field `mountType` must not be one of `mountTypesUnsupported`; got `{mt}`")
+        if not self.provisions():
+            return self.problems
+        self.containerd()
+        self.probes()
+        self.port_forwards()
+        for i, ch in enumerate(c.get("copyToHost") or []):
+            for k in ("guest", "host"):
+                v = ch.get(k) if isinstance(ch, dict) else None
+                if not v or not (str(v).startswith("/") or str(v).startswith("{{")):
+                    self.add(("copyToHost", i, k), f"field `copyToHost[{i}].{k}` must be an absolute path")
+        if c.get("dns") and (c.get("hostResolver") or {}).get("enabled"):
+            self.add(("dns",), "field `dns` must be empty when field `HostResolver.Enabled` is true")
+        self.networks()
+        self.params()
+        user = c.get("user") or {}
+        if user.get("passwordlessSudo") is False and not c.get("plain") and os_ != "Darwin":
+            self.add(("user", "passwordlessSudo"), "field `user.passwordlessSudo` must be true unless `plain` is true")
+        if os_ == "Darwin" and user.get("passwordlessSudo") is True:
+            self.add(("user", "passwordlessSudo"), "field `user.passwordlessSudo` must be false for Darwin guests")
+        if c.get("tpm") and arch not in ("x86_64", "aarch64", "armv7l", "riscv64"):
+            self.add(("tpm",), f"field `tpm` is not supported on `{arch}`")
+        audio_if = (c.get("audio") or {}).get("interface")
+        if audio_if not in (None, "", "hda", "virtio"):
+            self.add(("audio", "interface"), f"field `audio.interface` must be one of [hda virtio]; got `{audio_if}`")
+        return self.problems
+
+    def minimum_version(self) -> None:
+        want = self.cfg.get("minimumLimaVersion")
+        if want in (None, ""):
+            return
+        parsed = parse_semver(str(want))
+        if parsed is None:
+            self.add(
+                ("minimumLimaVersion",),
+                f"field `minimumLimaVersion` must be a semvar value, got `{want}`: invalid semantic version",
+            )
+            return
+        current = parse_semver(self.version)
+        if current is None:  # an unparsable current version counts as "latest"
+            return
+        if semver_less(current, parsed):
+            self.add(
+                ("minimumLimaVersion",),
+                f"template requires Lima version `{want}`; this is only `{self.version}`",
+            )
+
+    def user_shell(self) -> None:
+        shell = (self.cfg.get("user") or {}).get("shell")
+        if shell in (None, ""):
+            return
+        if self.cfg.get("os") == "Windows":
+            base = re.split(r"[\\/]", str(shell))[-1].lower()
+            if base not in WINDOWS_SHELLS:
+                self.add(
+                    ("user", "shell"),
+                    f"field `user.shell` must be one of {_go_list(WINDOWS_SHELLS)} for Windows guest, got `{shell}`",
+                )
+        elif not str(shell).startswith("/"):
+            self.add(("user", "shell"), f"field `user.shell` must be an absolute path, got `{shell}`")
+
+    def images(self) -> None:
+        images = self.cfg.get("images") or []
+        if not images:
+            self.add(("images",), "field `images` must be set")
+        for i, img in enumerate(images):
+            if not isinstance(img, dict):
+                continue
+            self.file(img, ("images", i), f"images[{i}]")
+            for sub in ("kernel", "initrd"):
+                f = img.get(sub)
+                if isinstance(f, dict):
+                    self.file(f, ("images", i, sub), f"images[{i}].{sub}")
+                    if f.get("arch") not in (None, img.get("arch")):
+                        self.add(
+                            ("images", i, sub, "arch"),
+                            f"`images[{i}].{sub}` has unexpected architecture {f.get('arch')!r}, "
+                            f"must be {img.get('arch')!r}",
+                        )
+
+    def sizes(self) -> None:
+        cpus = self.cfg.get("cpus")
+        if cpus == 0 or (isinstance(cpus, int) and cpus < 0):
+            self.add(("cpus",), "field `cpus` must be set")
+        for key in ("memory", "disk"):
+            v = self.cfg.get(key)
+            try:
+                parse_size(v if isinstance(v, (str, int)) else str(v))
+            except ValueError as e:
+                self.add((key,), f"field `{key}` has an invalid value: {e}")
+        for i, m in enumerate(self.cfg.get("mounts") or []):
+            ms = ((m or {}).get("9p") or {}).get("msize")
+            if ms is not None:
+                try:
+                    parse_size(ms)
+                except ValueError as e:
+                    self.add(("mounts", i, "9p", "msize"), f"field `mounts[{i}].9p.msize` has an invalid value: {e}")
+
+    def mounts(self) -> None:
+        home = (self.cfg.get("user") or {}).get("home")
+        seen: dict[str, int] = {}
+        for i, m in enumerate(self.cfg.get("mounts") or []):
+            if not isinstance(m, dict):
+                continue
+            loc = str(m.get("location") or "")
+            if not (loc.startswith("/") or loc.startswith("~") or loc.startswith("{{")):
+                self.add(("mounts", i, "location"), f"field `mounts[{i}].location` must be an absolute path, got `{loc}`")
+            else:
+                expanded = os.path.expanduser(loc)
+                if "{{" not in expanded and os.path.exists(expanded) and not os.path.isdir(expanded):
+                    self.add(("mounts", i, "location"), f"field `mounts[{i}].location` refers to a non-directory path: `{loc}`")
+            mp = str(m.get("mountPoint") or loc)
+            if "~" in mp and "{{" not in mp:
+                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must not contain `~`")
+            clean = os.path.normpath(mp) if mp.startswith("/") else mp
+            if clean in RESERVED_MOUNTPOINTS or (home and clean == home):
+                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must not be a system path such as `{clean}`")
+            if clean in seen:
+                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must be unique: `{clean}`")
+            seen[clean] = i
+
+    def port(self, path: NodePath, label: str, port: Any) -> None:
+        if not isinstance(port, int) or isinstance(port, bool) or port <= 0 or port > 65535:
+            self.add(path, f"field `{label}` must be between 1 and 65535, got {port}")
+        elif port == 22:
+            self.add(path, f"field `{label}` must not be 22")
+
+    def provisions(self) -> bool:
+        windows = self.cfg.get("os") == "Windows"
+        for i, p in enumerate(self.cfg.get("provision") or []):
+            if not isinstance(p, dict):
+                continue
+            label = f"provision[{i}]"
+            f = p.get("file")
+            if isinstance(f, dict):
+                if f.get("url"):
+                    self.add((*("provision", i), "file"), f"field `{label}.file.url` must be empty during validation (script should already be embedded)")
+                if f.get("digest"):
+                    self.add((*("provision", i), "file"), f"field `{label}.file.digest` support is not yet implemented")
+            mode = p.get("mode")
+            if mode not in PROVISION_MODES:
+                self.add(
+                    ("provision", i, "mode"),
+                    f"field `{label}.mode` must one of `system`, `user`, `boot`, `data`, `dependency`, `ansible`, or `yq`",
+                )
+            if mode != "dependency" and p.get("skipDefaultDependencyResolution"):
+                self.add(("provision", i, "skipDefaultDependencyResolution"),
+                         f"field `{label}.skipDefaultDependencyResolution` can only be set when mode is `dependency`")
+            if windows and mode in ("ansible", "boot", "yq"):
+                self.add(("provision", i, "mode"), f"provision mode `{mode}` is not supported on Windows VM")
+            if mode in ("data", "yq"):
+                path = p.get("path")
+                if not path:
+                    self.add(("provision", i, "path"), f"field `{label}.path` must not be empty when mode is `{mode}`")
+                    return False
+                if not str(path).startswith("/") and not windows:
+                    self.add(("provision", i, "path"), f"field `{label}.path` must be an absolute path")
+                if mode == "data" and p.get("content") is None:
+                    self.add(("provision", i, "content"), f"field `{label}.content` must not be empty when mode is `data`")
+                if mode == "yq" and not p.get("expression"):
+                    self.add(("provision", i, "expression"), f"field `{label}.expression` must not be empty when mode is `yq`")
+                perms = p.get("permissions")
+                if perms is not None and not re.fullmatch(r"0?[0-7]{1,4}", str(perms)):
+                    self.add(("provision", i, "permissions"), f"field `{label}.permissions` must be an octal number: {perms}")
+            else:
+                if not p.get("script") and mode != "ansible":
+                    self.add(("provision", i, "script"), f"field `{label}.script` must not be empty")
+                for k in ("content", "overwrite", "owner", "path", "permissions"):
+                    if p.get(k) is not None:
+                        self.add(("provision", i, k), f"field `{label}.{k}` can only be set when mode is `data`")
+            if p.get("playbook") and mode != "ansible":
+                self.add(("provision", i, "playbook"), f"field `{label}.playbook` can only be set when mode is `ansible`")
+        return True
+
+    def containerd(self) -> None:
+        # limapy installs no containerd, so an empty archive list is not an error here (Lima ships one).
+        for i, a in enumerate((self.cfg.get("containerd") or {}).get("archives") or []):
+            self.file(a, ("containerd", "archives", i), f"containerd.archives[{i}]")
+
+    def probes(self) -> None:
+        for i, p in enumerate(self.cfg.get("probes") or []):
+            if not isinstance(p, dict):
+                continue
+            f = p.get("file")
+            if isinstance(f, dict):
+                if f.get("url"):
+                    self.add(("probes", i, "file"), f"field `probe[{i}].file.url` must be empty during validation (script should already be embedded)")
+                if f.get("digest"):
+                    self.add(("probes", i, "file"), f"field `probe[{i}].file.digest` support is not yet implemented")
+            if not str(p.get("script") or "").startswith("#!"):
+                self.add(("probes", i, "script"), f"field `probe[{i}].script` must start with a '#!' line")
+            if p.get("mode") not in (None, "readiness"):
+                self.add(("probes", i, "mode"), f"field `probe[{i}].mode` can only be \"readiness\"")
+
+    def port_forwards(self) -> None:
+        for i, pf in enumerate(self.cfg.get("portForwards") or []):
+            if not isinstance(pf, dict):
+                continue
+            label = f"portForwards[{i}]"
+            base = ("portForwards", i)
+            if pf.get("guestIPMustBeZero") and pf.get("guestIP") != "0.0.0.0":
+                self.add((*base, "guestIPMustBeZero"), f"field `{label}.guestIPMustBeZero` can only be true when field `{label}.guestIP` is 0.0.0.0")
+            for side in ("guest", "host"):
+                port = pf.get(f"{side}Port")
+                rng = pf.get(f"{side}PortRange")
+                sock = pf.get(f"{side}Socket")
+                if port:
+                    self.port((*base, f"{side}Port"), f"{label}.{side}Port", port)
+                    if isinstance(rng, list) and rng and rng[0] != port:
+                        self.add((*base, f"{side}Port"), f"field `{label}.{side}Port` must match field `{label}.{side}PortRange[0]`")
+                if isinstance(rng, list) and len(rng) == 2 and not sock:
+                    for j in (0, 1):
+                        if not isinstance(rng[j], int) or rng[j] <= 0 or rng[j] > 65535:
+                            self.add((*base, f"{side}PortRange"), f"field `{label}.{side}PortRange[{j}]` must be between 1 and 65535")
+                    if isinstance(rng[0], int) and isinstance(rng[1], int) and rng[0] > rng[1]:
+                        self.add((*base, f"{side}PortRange"), f"field `{label}.{side}PortRange[1]` must be greater than or equal to field `{label}.{side}PortRange[0]`")
+                if sock and not str(sock).startswith("/") and side == "guest":
+                    self.add((*base, "guestSocket"), f"field `{label}.guestSocket` must be an absolute path, but is {sock!r}")
+            proto = pf.get("proto")
+            if proto not in (None, "tcp", "udp", "any", "TCP", "UDP"):
+                self.add((*base, "proto"), f"field `{label}.proto` must be \"tcp\", \"udp\", or \"any\"")
+            if pf.get("reverse") and not (pf.get("guestSocket") and pf.get("hostSocket")):
+                self.add((*base, "reverse"), f"field `{label}.reverse` must be set only with guestSocket and hostSocket")
+
+    def networks(self) -> None:
+        seen: set[str] = set()
+        for i, n in enumerate(self.cfg.get("networks") or []):
+            if not isinstance(n, dict):
+                continue
+            label = f"networks[{i}]"
+            kinds = [k for k in ("lima", "socket", "vzNAT") if n.get(k)]
+            if len(kinds) != 1:
+                self.add(("networks", i), f"field `{label}` must set exactly one of `lima`, `socket`, or `vzNAT`")
+            mac = n.get("macAddress")
+            if mac and not re.fullmatch(r"(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}", str(mac)):
+                self.add(("networks", i, "macAddress"), f"field `{label}.macAddress` must be a 48 bit (6 bytes) MAC address; actual length of {mac!r} is invalid")
+            iface = str(n.get("interface") or "")
+            if len(iface) >= 16:
+                self.add(("networks", i, "interface"), f"field `{label}.interface` must be less than 16 bytes, but is {len(iface)} bytes: {iface!r}")
+            if re.search(r"[\s/]", iface):
+                self.add(("networks", i, "interface"), f"field `{label}.interface` must not contain whitespace or slashes")
+            if iface == "eth0":
+                self.add(("networks", i, "interface"), f"field `{label}.interface` must not be set to \"eth0\" because it is reserved for slirp")
+            if iface in seen:
+                self.add(("networks", i, "interface"), f"field `{label}.interface` value {iface!r} has already been defined")
+            seen.add(iface)
+
+    def params(self) -> None:
+        for k, v in (self.cfg.get("param") or {}).items():
+            if not PARAM_NAME_RE.match(str(k)):
+                self.add(("param", k), f"param {k!r} name does not match regex {PARAM_NAME_RE.pattern!r}")
+            text = "" if v is None else str(v)
+            for ch in text:
+                if ch in "\t ":
+                    continue
+                if not ch.isprintable():
+                    self.add(("param", k), f"param {k!r} value contains unprintable character {ch!r}")
+                    break
+
+
+def _go_list(items: list[str], quote: bool = False) -> str:
+    if quote:
+        return "[" + " ".join(f"`{i}`" for i in items) + "]"
+    return "[" + " ".join(items) + "]"
+
+
+def validate(cfg: dict[str, Any], *, lima_version: str = LIMA_COMPAT_VERSION) -> list[Problem]:
+    return _V(cfg, lima_version).run()
+
+
+PARAM_USE_FIELDS = ("provision", "probes", "copyToHost", "portForwards", "mounts")
+
+
+def unused_params(raw: dict[str, Any]) -> list[Problem]:
+    """Lima refuses a template whose `param` keys are never referenced (checked before templating)."""
+    params = raw.get("param")
+    if not isinstance(params, dict) or not params:
+        return []
+    texts: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for v in node.values():
+                collect(v)
+        elif isinstance(node, list):
+            for v in node:
+                collect(v)
+        elif isinstance(node, str):
+            texts.append(node)
+
+    for key in PARAM_USE_FIELDS:
+        collect(raw.get(key))
+    blob = "\n".join(texts)
+    out = []
+    for k in params:
+        used = re.search(r"\{\{[^}]*\.Param\." + re.escape(str(k)) + r"\b[^}]*\}\}", blob) or re.search(
+            r"\bPARAM_" + re.escape(str(k)) + r"\b", blob
+        )
+        if not used and k != "internal_netplanOptional":
+            out.append(
+                Problem(
+                    ("param", k),
+                    f"field `param` key `{k}` is not used in any provision, probe, copyToHost, or portForward",
+                )
+            )
+    return out
