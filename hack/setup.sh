@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian/Ubuntu machine: the system tools limapy drives, and a venv with limapy.
+# Re-running is cheap: apt and pip skip what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+PKGS=(
+  qemu-system-x86 qemu-system-arm qemu-utils   # QEMU for x86_64 and aarch64 guests, qemu-img
+  ovmf qemu-efi-aarch64                        # UEFI firmware (OVMF, AAVMF)
+  swtpm swtpm-tools                            # TPM emulation (Windows 11)
+  openssh-client                               # limapy shell / copy
+  mmdebstrap e2fsprogs                         # hack/build-test-image.sh (offline test guest)
+  genisoimage                                  # isoinfo, to read back generated ISOs in tests
+  cloud-init                                   # `cloud-init schema` checks the generated user-data
+  zstd xz-utils iproute2 ca-certificates python3-venv
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -m pip install -q -e '.[test]' 2>&1 | grep -v "^WARNING: Location" || true
+.venv/bin/python -c 'import limapy, sys; print(f"setup: limapy {limapy.__version__} in .venv", file=sys.stderr)'
