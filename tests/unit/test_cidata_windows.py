@@ -143,10 +143,10 @@ def validate(xml: bytes, arch: str, *, legacy_bios: bool) -> ET.Element:
     assert account is not None and account.findtext("u:Group", namespaces=NS) == "Administrators"
     assert shell.findtext(q("AutoLogon/Username"), namespaces=NS) == account.findtext("u:Name", namespaces=NS)
     assert shell.findtext(q("AutoLogon/LogonCount"), namespaces=NS) == "1"
-    assert shell.findtext(q("AutoLogon/Password/Value"), namespaces=NS) == account.findtext(q("Password/Value"), namespaces=NS)
-    name = shell.findtext(q("ComputerName"), namespaces=NS) or root.findtext(
-        "u:settings[@pass='specialize']/u:component[@name='Microsoft-Windows-Shell-Setup']/u:ComputerName", namespaces=NS
-    )
+    password = account.findtext(q("Password/Value"), namespaces=NS)
+    assert shell.findtext(q("AutoLogon/Password/Value"), namespaces=NS) == password
+    spec = "u:settings[@pass='specialize']/u:component[@name='Microsoft-Windows-Shell-Setup']"
+    name = root.findtext(f"{spec}/u:ComputerName", namespaces=NS)
     assert name and len(name) <= 15 and re.fullmatch(r"[A-Za-z0-9-]+", name)
     return root
 

@@ -95,8 +95,9 @@ def test_deterministic_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_clock_is_restored() -> None:
-    import pycdlib.pycdlib as mod
     import time
+
+    import pycdlib.pycdlib as mod
 
     write_iso(FILES, "x")
     assert mod.time is time

@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Build the Windows answer ISO (label `autounattend`) on its own, to boot a Windows ISO by hand.
+
+    hack/gen-autounattend-iso.py --arch amd64 -o answer.iso [--config lima.yaml]
+
+The random administrator password is stored 0600 next to the ISO (<ISO>.password); it is never printed.
+Manual test (x86_64 shown first, then aarch64; use -accel kvm -cpu host under KVM, hvf on macOS):
+
+    cp /usr/share/OVMF/OVMF_VARS_4M.fd vars.fd; qemu-img create -f qcow2 disk.qcow2 64G
+    qemu-system-x86_64 -machine q35 -accel tcg -cpu max -smp 4 -m 4G \\
+      -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \\
+      -drive if=pflash,format=raw,unit=1,file=vars.fd \\
+      -drive file=disk.qcow2,if=none,id=disk -device ahci,id=ahci -device ide-hd,drive=disk,bus=ahci.0 \\
+      -drive file=Win11_x64.iso,media=cdrom -drive file=answer.iso,media=cdrom \\
+      -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device e1000e,netdev=net0
+
+    cp /usr/share/AAVMF/AAVMF_VARS.fd vars.fd      # code and vars are both exactly 64 MiB
+    qemu-system-aarch64 -machine virt -accel tcg -cpu max,pauth-impdef=on -smp 4 -m 4G \\
+      -drive if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/AAVMF/AAVMF_CODE.fd \\
+      -drive if=pflash,format=raw,unit=1,file=vars.fd \\
+      -drive file=disk.qcow2,if=none,id=disk -device nvme,drive=disk,serial=limapy \\
+      -device qemu-xhci -device usb-kbd -device usb-tablet -device ramfb \\
+      -drive file=Win11_Arm64.iso,if=none,id=cd0,media=cdrom -device usb-storage,drive=cd0 \\
+      -drive file=answer.iso,if=none,id=cd1,media=cdrom -device usb-storage,drive=cd1 \\
+      -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0  # needs NetKVM
+
+Press a key at "Press any key to boot from CD or DVD". When Setup is done, `ssh -p 2222 USER@127.0.0.1`
+with the key given (or ~/.ssh/id_*.pub) and check C:\\ProgramData\\Lima\\lima-boot-done.txt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import hashlib
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from limapy.cidata.windows import new_password, write_answer_iso, write_password_file
+from limapy.errors import LimapyError
+
+ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    try:
+        from limapy.config.load import load_config as loader  # type: ignore[attr-defined]
+    except ImportError:
+        loader = None
+    if loader is not None:
+        return dict(loader(str(path)))
+    from ruamel.yaml import YAML
+
+    data = YAML(typ="safe").load(path.read_text())
+    return dict(data or {})
+
+
+def default_user() -> dict[str, Any]:
+    name = getpass.getuser()
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]*", name) or name in ("admin", "root"):
+        name = "lima"
+    return {"name": name, "comment": name, "uid": 1000, "home": f"C:\\Users\\{name}", "shell": "cmd.exe"}
+
+
+def ssh_keys(paths: list[Path]) -> list[str]:
+    if not paths:
+        from limapy.dirs import config_dir
+
+        paths = [config_dir() / "user.pub"] if (config_dir() / "user.pub").exists() else []
+        paths += sorted((Path.home() / ".ssh").glob("id_*.pub"))
+    keys = [line.strip() for p in paths for line in p.read_text().splitlines() if line.strip()]
+    if not keys:
+        raise LimapyError("no SSH public key found", hint="pass --ssh-key FILE")
+    return keys
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", required=True, choices=sorted(ARCHES))
+    ap.add_argument("-o", "--output", required=True, type=Path)
+    ap.add_argument("--config", type=Path, help="lima.yaml to take user, tpm, firmware, provision from")
+    ap.add_argument("--ssh-key", action="append", type=Path, default=[], help="public key file (repeatable)")
+    ap.add_argument("--server", action="store_true", help="Windows Server media (index 1, 2k25 drivers)")
+    ap.add_argument("--image-index", type=int)
+    ap.add_argument("--image-name")
+    ap.add_argument("--virtio-win", action="store_true", help="load viostor/NetKVM from the virtio-win ISO at E:")
+    ap.add_argument("--openssh-msi", type=Path, help="Win32-OpenSSH MSI to carry on the ISO")
+    ap.add_argument("--openssh-msi-sha256", help="expected sha256 of --openssh-msi")
+    args = ap.parse_args()
+
+    try:
+        cfg: dict[str, Any] = load_config(args.config) if args.config else {}
+        user = dict(cfg.get("user") or {})
+        base = default_user()
+        if user.get("name"):
+            base["comment"] = user["name"]
+        cfg["user"] = {**base, **user}
+        cfg.setdefault("tpm", False)
+        win = ((cfg.get("osOpts") or {}).get("Windows") or {})
+        msi = None
+        if args.openssh_msi:
+            msi = args.openssh_msi.read_bytes()
+            digest = hashlib.sha256(msi).hexdigest()
+            if args.openssh_msi_sha256 and args.openssh_msi_sha256.lower().removeprefix("sha256:") != digest:
+                raise LimapyError(f"{args.openssh_msi}: sha256 {digest} does not match --openssh-msi-sha256")
+        password = new_password()
+        out: Path = args.output
+        write_answer_iso(
+            out,
+            cfg,
+            name=args.config.stem if args.config else "windows",
+            arch=ARCHES[args.arch],
+            password=password,
+            ssh_pubkeys=ssh_keys(args.ssh_key),
+            image_index=args.image_index if args.image_index is not None else win.get("imageIndex"),
+            image_name=args.image_name or win.get("edition"),
+            is_server=args.server,
+            virtio_win=args.virtio_win or bool(win.get("virtioWin")),
+            opensshmsi=msi,
+        )
+        pw_file = out.with_name(out.name + ".password")
+        write_password_file(pw_file, password)
+    except (LimapyError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        hint = getattr(e, "hint", None)
+        if hint:
+            print(f"hint: {hint}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} (label autounattend); the password of user {cfg['user']['name']!r} is in {pw_file} (0600)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
