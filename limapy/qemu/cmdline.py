@@ -187,9 +187,7 @@ def _static_forwards(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def _network(cfg: Mapping[str, Any], ssh_port: int, mac: str, nic: str, xhci: bool) -> list[str]:
-    netdev = ",".join(
-        ["user", "id=net0", SLIRP_NET, f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22", *_static_forwards(cfg)]
-    )
+    netdev = ",".join(["user", "id=net0", SLIRP_NET, f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22", *_static_forwards(cfg)])
     device = f"{nic},netdev=net0,mac={mac}"
     if xhci and nic == "usb-net":
         device += ",bus=usb-bus.0"

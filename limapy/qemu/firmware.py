@@ -309,8 +309,7 @@ def prepare_vars(pair: FirmwarePair, arch: str, instance_dir: Path) -> tuple[Pat
         have = _size(store)
         if have != want:
             raise LimapyError(
-                f"the vars store {store} ({have:,} B) does not fit firmware {pair.code} "
-                f"(needs {want:,} B)",
+                f"the vars store {store} ({have:,} B) does not fit firmware {pair.code} (needs {want:,} B)",
                 hint=f"delete {store} to start with a fresh UEFI variable store",
             )
     else:

@@ -173,13 +173,10 @@ def detect_host(guest_arch: str, probe: HostProbe | None = None) -> HostFacts:
     version = parse_version(probe.version_reader(binary))
     if version < MIN_VERSION:
         raise ExternalToolError(
-            f"{binary} is QEMU {'.'.join(map(str, version))}; limapy needs at least "
-            f"{'.'.join(map(str, MIN_VERSION))}"
+            f"{binary} is QEMU {'.'.join(map(str, version))}; limapy needs at least {'.'.join(map(str, MIN_VERSION))}"
         )
     accel, notice = choose_accel(guest_arch, host_arch, probe)
-    return HostFacts(
-        arch=host_arch, qemu_binary=binary, qemu_version=version, accel=accel, accel_notice=notice
-    )
+    return HostFacts(arch=host_arch, qemu_binary=binary, qemu_version=version, accel=accel, accel_notice=notice)
 
 
 def check_minimum_version(host: HostFacts, cfg: Mapping[str, object]) -> None:

@@ -96,9 +96,7 @@ def wait_qmp(sock: Path, timeout: float = 30.0, pid: int | None = None) -> QMP:
             except QMPError as e:
                 last = e
         time.sleep(0.1)
-    raise LimapyError(
-        f"QMP socket {sock} did not answer within {timeout:.0f} s" + (f": {last}" if last else "")
-    )
+    raise LimapyError(f"QMP socket {sock} did not answer within {timeout:.0f} s" + (f": {last}" if last else ""))
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:

@@ -42,9 +42,7 @@ class QMP:
     def __enter__(self) -> QMP:
         return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
@@ -62,9 +60,7 @@ class QMP:
         from qemu.qmp import ExecuteError
 
         try:
-            return self._loop.run_until_complete(
-                asyncio.wait_for(self._client.execute(cmd, args), self.timeout)
-            )
+            return self._loop.run_until_complete(asyncio.wait_for(self._client.execute(cmd, args), self.timeout))
         except ExecuteError as e:
             raise QMPError(f"QMP {cmd} failed: {e}") from e
         except TimeoutError as e:
@@ -87,8 +83,7 @@ class QMP:
 
     def send_key(self, key: str = "ret") -> None:
         events = [
-            {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": key}}}
-            for down in (True, False)
+            {"type": "key", "data": {"down": down, "key": {"type": "qcode", "data": key}}} for down in (True, False)
         ]
         self.execute("input-send-event", {"events": events})
 
@@ -151,9 +146,4 @@ def ppm_to_png(data: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(raw))
-        + chunk(b"IEND", b"")
-    )
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")

@@ -153,9 +153,7 @@ def test_golden(case: str) -> None:
     if os.environ.get("LIMAPY_REGEN_GOLDEN") == "1":
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text)
-    assert golden.read_text() == text, (
-        f"argv changed; rerun with LIMAPY_REGEN_GOLDEN=1 if intended ({golden})"
-    )
+    assert golden.read_text() == text, f"argv changed; rerun with LIMAPY_REGEN_GOLDEN=1 if intended ({golden})"
 
 
 def argv_of(case: str, accel: str = "tcg", **cfg_over: Any) -> list[str]:
@@ -229,9 +227,7 @@ def test_legacy_bios_has_no_pflash() -> None:
 
 def test_comma_in_path_is_escaped() -> None:
     paths = Paths.for_instance(Path("/x/a,b"), **fw("x86_64"))
-    argv = build_argv(
-        base_cfg("Linux", "x86_64"), "n", paths, host("x86_64"), ssh_port=1, mac=MAC, install=False
-    )
+    argv = build_argv(base_cfg("Linux", "x86_64"), "n", paths, host("x86_64"), ssh_port=1, mac=MAC, install=False)
     assert any(a.startswith("file=/x/a,,b/disk,") for a in after(argv, "-drive"))
 
 

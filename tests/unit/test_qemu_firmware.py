@@ -44,9 +44,7 @@ def test_mismatched_builds_refused(tmp_path: Path) -> None:
     old_vars = blob(tmp_path / "OVMF_VARS.fd", 131_072)
     with pytest.raises(LimapyError, match="different builds") as e:
         check_pair(FirmwarePair(code, old_vars), "x86_64")
-    assert (
-        "OVMF_CODE_4M.fd (3,653,632 B)" in e.value.message and "OVMF_VARS.fd (131,072 B)" in e.value.message
-    )
+    assert "OVMF_CODE_4M.fd (3,653,632 B)" in e.value.message and "OVMF_VARS.fd (131,072 B)" in e.value.message
 
 
 def test_too_large_x86_refused(tmp_path: Path) -> None:
@@ -157,9 +155,7 @@ def test_descriptor_order_and_secure_boot_skipped(tmp_path: Path) -> None:
 
 def test_discovery_skips_bad_pair_for_good_one(tmp_path: Path) -> None:
     d = tmp_path / "fw"
-    descriptor(
-        d, "10-bad.json", blob(tmp_path / "bad.fd", CODE_4M), blob(tmp_path / "bv.fd", 131_072), "x86_64", []
-    )
+    descriptor(d, "10-bad.json", blob(tmp_path / "bad.fd", CODE_4M), blob(tmp_path / "bv.fd", 131_072), "x86_64", [])
     share = tmp_path / "share"
     blob(share / "edk2-x86_64-code.fd", CODE_4M)
     blob(share / "edk2-i386-vars.fd", VARS_4M)

@@ -53,9 +53,7 @@ def test_kvm_when_vmx_and_no_pvm(tmp_path: Path) -> None:
 def test_nested_pvm_falls_back_to_tcg_with_notice(tmp_path: Path) -> None:
     facts = detect_host("x86_64", probe(tmp_path, pvm=True))
     assert facts.accel == "tcg"
-    assert (
-        facts.accel_notice and "kvm_pvm" in facts.accel_notice and "LIMAPY_QEMU_ACCEL" in facts.accel_notice
-    )
+    assert facts.accel_notice and "kvm_pvm" in facts.accel_notice and "LIMAPY_QEMU_ACCEL" in facts.accel_notice
     assert "\n" not in facts.accel_notice
 
 
