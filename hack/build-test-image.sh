@@ -120,7 +120,7 @@ fi
 
 [[ $(id -u) -eq 0 ]] ||
     die "building the image needs root (mmdebstrap --mode=root, chroot, mkfs.ext4 -d keeping file" \
-        "ownership); run: sudo $0 ${*:-}"
+        "ownership); run: sudo $0${*:+ $*}"
 for tool in mmdebstrap mkfs.ext4 qemu-img sha256sum flock chroot; do
     command -v "$tool" >/dev/null ||
         die "$tool not found; install: apt-get install mmdebstrap e2fsprogs qemu-utils coreutils util-linux"
