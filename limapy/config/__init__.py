@@ -63,11 +63,8 @@ def check(
         if doc.incomplete:  # what the missing base would have provided cannot be required
             problems = [p for p in problems if p.path != ("images",)]
     if problems:
-        lines = []
-        for p in problems:
-            msg = p.message if p.message.startswith("field `") else f"field `{format_path(p.path)}`: {p.message}"
-            lines.append(f"{doc.where(p.path)}: {msg}")
-        err = ConfigError(lines)
+        # Lima's own wording after the position (the schema's problems already name their field)
+        err = ConfigError([f"{doc.where(p.path)}: {p.message}" for p in problems])
         err.warnings = warnings  # type: ignore[attr-defined]
         raise err
     return Loaded(doc, cfg, warnings)

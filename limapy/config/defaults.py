@@ -151,8 +151,15 @@ def fill(
     host: HostInfo,
     name: str = "default",
     instance_dir: str | None = None,
+    file_path: str | None = None,
 ) -> dict[str, Any]:
-    """Apply Lima's builtin defaults to an already layered config. Returns a new dict."""
+    """Apply Lima's builtin defaults to an already layered config. Returns a new dict.
+
+    `file_path` is the lima.yaml's path: network MACs derive from machine-id + `<file_path>#<i>` as in Lima
+    (default: `<instance_dir>/lima.yaml`).
+    """
+    if file_path is None and instance_dir:
+        file_path = os.path.join(instance_dir, "lima.yaml")
     cfg = copy.deepcopy(layered)
     cfg.pop("base", None)
     if cfg.get("vmType") in (None, "", "default"):
@@ -295,7 +302,7 @@ def fill(
         _set(n, "interface", f"lima{i}")
         _set(n, "metric", 100)
         if not n.get("macAddress"):
-            n["macAddress"] = _mac(f"{instance_dir or name}#{i}")
+            n["macAddress"] = _mac(host.machine_id + f"{file_path or name}#{i}")
         nets.append(n)
     cfg["networks"] = nets
 

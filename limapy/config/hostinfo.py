@@ -21,6 +21,7 @@ class HostInfo:
     memory: int
     timezone: str
     os: str
+    machine_id: str = ""  # Lima mixes it into MAC addresses (osutil.MachineID)
 
 
 def lima_arch(machine: str) -> str:
@@ -60,6 +61,17 @@ def _memory() -> int:
         return 8 << 30
 
 
+def _machine_id() -> str:
+    for name in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            value = Path(name).read_text().strip()
+        except OSError:
+            continue
+        if value:
+            return value
+    return platform.node()
+
+
 def detect() -> HostInfo:
     import pwd
 
@@ -78,6 +90,7 @@ def detect() -> HostInfo:
         memory=_memory(),
         timezone=_timezone(),
         os=platform.system(),
+        machine_id=_machine_id(),
     )
 
 

@@ -26,7 +26,6 @@ IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
 PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
 DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
-SEMVER_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -35,22 +34,55 @@ class Problem:
     message: str  # Lima's wording; starts with "field `...`" when Lima's does
 
 
-def parse_semver(v: str) -> tuple[int, int, int, str] | None:
-    m = SEMVER_RE.match(v.strip())
-    if not m:
-        return None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(4) or ""
+_SEMVER_IDENT_RE = re.compile(r"^[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*$")
+_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+
+Semver = tuple[int, int, int]
 
 
-def semver_less(a: tuple[int, int, int, str], b: tuple[int, int, int, str]) -> bool:
-    if a[:3] != b[:3]:
-        return a[:3] < b[:3]
-    # a pre-release sorts before the release
-    if a[3] and not b[3]:
-        return True
-    if b[3] and not a[3]:
-        return False
-    return a[3] < b[3]
+def parse_semver(v: str) -> Semver:
+    """Lima's versionutil.Parse: drop a leading `v` and everything from the first `-` (so a
+    `git describe` version like `1.1.1-114-g5bf5e513` is 1.1.1), then go-semver's rules, whose
+    error messages Lima shows. Raises ValueError with that message."""
+    v = v.removeprefix("v").split("-", 1)[0]
+    v, _, metadata = v.partition("+")
+    parts = v.split(".", 2)
+    if len(parts) != 3:
+        raise ValueError(f"{v} is not in dotted-tri format")
+    if metadata and not _SEMVER_IDENT_RE.match(metadata):
+        raise ValueError(f"failed to validate metadata: {metadata} is not a valid semver identifier")
+    out = []
+    for part in parts:
+        if not _INT_RE.match(part):
+            raise ValueError(f'strconv.ParseInt: parsing "{part}": invalid syntax')
+        out.append(int(part))
+    return out[0], out[1], out[2]
+
+
+def go_q(s: Any) -> str:
+    """Go's %#q: `s` in backquotes when it can be, else a double-quoted Go string."""
+    text = str(s)
+    if "`" not in text and all(c == "\t" or (c.isprintable() and c != "\ufeff") for c in text):
+        return f"`{text}`"
+    return go_quote(text)
+
+
+def go_quote(text: str) -> str:
+    """Go's %q for a string (strconv.Quote)."""
+    out = ['"']
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif c in "\a\b\f\n\r\t\v":
+            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}[c])
+        elif c.isprintable():
+            out.append(c)
+        elif ord(c) < 0x10000:
+            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    out.append('"')
+    return "".join(out)
 
 
 def validate_identifier(value: Any) -> str | None:
@@ -59,7 +91,7 @@ def validate_identifier(value: Any) -> str | None:
     if len(value) > 76:
         return f"identifier must not be longer than 76 characters, got {len(value)}"
     if not IDENT_RE.match(value):
-        return f"identifier {value!r} must match {IDENT_RE.pattern}"
+        return f"identifier {go_q(value)} must match {IDENT_RE.pattern}"
     return None
 
 
@@ -167,20 +199,22 @@ class _V:
         want = self.cfg.get("minimumLimaVersion")
         if want in (None, ""):
             return
-        parsed = parse_semver(str(want))
-        if parsed is None:
+        try:
+            parsed = parse_semver(str(want))
+        except ValueError as e:
             self.add(
                 ("minimumLimaVersion",),
-                f"field `minimumLimaVersion` must be a semvar value, got `{want}`: invalid semantic version",
+                f"field `minimumLimaVersion` must be a semvar value, got {go_q(want)}: {e}",
             )
             return
-        current = parse_semver(self.version)
-        if current is None:  # an unparsable current version counts as "latest"
+        try:
+            current = parse_semver(self.version)
+        except ValueError:  # an unparsable current version counts as "latest"
             return
-        if semver_less(current, parsed):
+        if current < parsed:
             self.add(
                 ("minimumLimaVersion",),
-                f"template requires Lima version `{want}`; this is only `{self.version}`",
+                f"template requires Lima version {go_q(want)}; this is only {go_q(self.version)}",
             )
 
     def user_shell(self) -> None:
@@ -212,8 +246,8 @@ class _V:
                     if f.get("arch") not in (None, img.get("arch")):
                         self.add(
                             ("images", i, sub, "arch"),
-                            f"`images[{i}].{sub}` has unexpected architecture {f.get('arch')!r}, "
-                            f"must be {img.get('arch')!r}",
+                            f"images[{i}].{sub} has unexpected architecture {go_q(f.get('arch'))}, "
+                            f"must be {go_q(img.get('arch'))}",
                         )
 
     def sizes(self) -> None:
@@ -353,7 +387,7 @@ class _V:
                     if isinstance(rng[0], int) and isinstance(rng[1], int) and rng[0] > rng[1]:
                         self.add((*base, f"{side}PortRange"), f"field `{label}.{side}PortRange[1]` must be greater than or equal to field `{label}.{side}PortRange[0]`")
                 if sock and not str(sock).startswith("/") and side == "guest":
-                    self.add((*base, "guestSocket"), f"field `{label}.guestSocket` must be an absolute path, but is {sock!r}")
+                    self.add((*base, "guestSocket"), f"field `{label}.guestSocket` must be an absolute path, but is {go_q(sock)}")
             proto = pf.get("proto")
             if proto not in (None, "tcp", "udp", "any", "TCP", "UDP"):
                 self.add((*base, "proto"), f"field `{label}.proto` must be \"tcp\", \"udp\", or \"any\"")
@@ -371,28 +405,28 @@ class _V:
                 self.add(("networks", i), f"field `{label}` must set exactly one of `lima`, `socket`, or `vzNAT`")
             mac = n.get("macAddress")
             if mac and not re.fullmatch(r"(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}", str(mac)):
-                self.add(("networks", i, "macAddress"), f"field `{label}.macAddress` must be a 48 bit (6 bytes) MAC address; actual length of {mac!r} is invalid")
+                self.add(("networks", i, "macAddress"), f"field `{label}.macAddress` must be a 48 bit (6 bytes) MAC address; actual length of {go_q(mac)} is invalid")
             iface = str(n.get("interface") or "")
             if len(iface) >= 16:
-                self.add(("networks", i, "interface"), f"field `{label}.interface` must be less than 16 bytes, but is {len(iface)} bytes: {iface!r}")
+                self.add(("networks", i, "interface"), f"field `{label}.interface` must be less than 16 bytes, but is {len(iface)} bytes: {go_q(iface)}")
             if re.search(r"[\s/]", iface):
                 self.add(("networks", i, "interface"), f"field `{label}.interface` must not contain whitespace or slashes")
             if iface == "eth0":
                 self.add(("networks", i, "interface"), f"field `{label}.interface` must not be set to \"eth0\" because it is reserved for slirp")
             if iface in seen:
-                self.add(("networks", i, "interface"), f"field `{label}.interface` value {iface!r} has already been defined")
+                self.add(("networks", i, "interface"), f"field `{label}.interface` value {go_q(iface)} has already been defined")
             seen.add(iface)
 
     def params(self) -> None:
         for k, v in (self.cfg.get("param") or {}).items():
             if not PARAM_NAME_RE.match(str(k)):
-                self.add(("param", k), f"param {k!r} name does not match regex {PARAM_NAME_RE.pattern!r}")
+                self.add(("param", k), f"param {go_q(k)} name does not match regex {go_q(PARAM_NAME_RE.pattern)}")
             text = "" if v is None else str(v)
             for ch in text:
                 if ch in "\t ":
                     continue
                 if not ch.isprintable():
-                    self.add(("param", k), f"param {k!r} value contains unprintable character {ch!r}")
+                    self.add(("param", k), f"param {go_q(k)} value contains unprintable character {ch!r}")
                     break
 
 

@@ -7,7 +7,7 @@ expansion (an alias bomb is refused by counting the expanded size without expand
 
 from __future__ import annotations
 
-import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,10 +15,15 @@ from limapy.errors import ConfigError
 
 MAX_BYTES = 4 << 20  # Lima inlines templates up to 4 MiB
 MAX_EXPANDED_NODES = 200_000
+# Lima's deepest field is ~6 levels; ruamel's parser is quadratic in flow nesting ([[[[...) and recursive
+# in composing, so anything deeper than this is refused before (flow) or while (block) parsing.
+MAX_DEPTH = 100
 
 NodePath = tuple[str | int, ...]
 # (source, line, col), 1-based; line 0 means "no position"
 Mark = tuple[str, int, int]
+
+_BRACKET_RE = re.compile(r"[\[\]{}]")
 
 
 @dataclass
@@ -61,6 +66,8 @@ def parse(raw: bytes, source: str) -> Parsed:
         line = text[: text.index("\x00")].count("\n") + 1
         raise _err(source, line, 1, "contains a NUL character; this is not a YAML text file")
 
+    _check_flow_depth(text, source)
+
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -82,7 +89,7 @@ def parse(raw: bytes, source: str) -> Parsed:
             raise _err(source, mark.line + 1, mark.column + 1, f"YAML: {problem}") from None
         raise _err(source, None, None, f"YAML: {problem}") from None
     except RecursionError:
-        raise _err(source, None, None, "YAML nests too deeply") from None
+        raise _err(source, None, None, f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it") from None
     except YAMLError as e:
         raise _err(source, None, None, f"YAML: {str(e).splitlines()[0] if str(e) else 'invalid'}") from None
     except (ValueError, TypeError, OverflowError) as e:
@@ -104,9 +111,26 @@ def parse(raw: bytes, source: str) -> Parsed:
         marks: dict[NodePath, Mark] = {(): (source, 1, 1)}
         data = _plain(root, (), marks, source)
     except RecursionError:
-        raise _err(source, None, None, "YAML nests too deeply") from None
+        raise _err(source, None, None, f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it") from None
     assert isinstance(data, dict)
     return Parsed(source, data, marks)
+
+
+def _check_flow_depth(text: str, source: str) -> None:
+    """Refuse `[[[[...` / `{a: {a: ...` nesting past MAX_DEPTH cheaply (brackets in strings count too)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for m in _BRACKET_RE.finditer(text):
+        if m.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                pos = m.start()
+                line = text.count("\n", 0, pos) + 1
+                col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+                raise _err(source, line, col, f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it")
+        elif depth:
+            depth -= 1
 
 
 def _duplicate_key_message(e: Exception) -> str:
@@ -162,6 +186,9 @@ def _position(container: Any, key: str | int, is_seq: bool) -> tuple[int, int] |
 
 
 def _plain(node: Any, path: NodePath, marks: dict[NodePath, Mark], source: str) -> Any:
+    if len(path) > MAX_DEPTH and isinstance(node, (dict, list)):
+        _, line, col = marks.get(path, (source, 0, 0))
+        raise _err(source, line, col, f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it")
     if isinstance(node, dict):
         out: dict[str, Any] = {}
         for k, v in node.items():
@@ -202,8 +229,9 @@ def _scalar(v: Any) -> Any:
         return float(v)
     if isinstance(v, str):
         return str(v)
-    if isinstance(v, (datetime.datetime, datetime.date)):
-        return v.isoformat()
+    isoformat = getattr(v, "isoformat", None)  # timestamps (datetime/date) read back as text
+    if callable(isoformat):
+        return str(isoformat())
     value = getattr(v, "value", None)  # TaggedScalar and friends
     if isinstance(value, str):
         return str(value)
