@@ -21,6 +21,7 @@ MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2"]
 VM_TYPES = ["qemu", "vz", "wsl2", "krunkit"]
 PROVISION_MODES = ["system", "user", "boot", "data", "dependency", "ansible", "yq"]
 WINDOWS_SHELLS = ["cmd.exe", "powershell.exe", "pwsh.exe"]
+UNIX_PATH_MAX = 108  # Linux and Windows hosts (macOS: 104)
 RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
 IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
 PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
@@ -292,10 +293,17 @@ class _V:
             seen[clean] = i
 
     def port(self, path: NodePath, label: str, port: Any) -> None:
-        if not isinstance(port, int) or isinstance(port, bool) or port <= 0 or port > 65535:
-            self.add(path, f"field `{label}` must be between 1 and 65535, got {port}")
+        """Lima's validatePort (the schema has already refused non-integers)."""
+        if not isinstance(port, int) or isinstance(port, bool):
+            self.add(path, f"field `{label}` must be an integer")
+        elif port < 0:
+            self.add(path, f"field `{label}` must be > 0")
+        elif port == 0:
+            self.add(path, f"field `{label}` must be set")
         elif port == 22:
             self.add(path, f"field `{label}` must not be 22")
+        elif port > 65535:
+            self.add(path, f"field `{label}` must be < 65536")
 
     def provisions(self) -> bool:
         windows = self.cfg.get("os") == "Windows"
@@ -365,34 +373,50 @@ class _V:
                 self.add(("probes", i, "mode"), f"field `probe[{i}].mode` can only be \"readiness\"")
 
     def port_forwards(self) -> None:
+        """Lima's portForwards rules, in Lima's order (on a filled rule: ranges and IPs are set)."""
         for i, pf in enumerate(self.cfg.get("portForwards") or []):
             if not isinstance(pf, dict):
                 continue
-            label = f"portForwards[{i}]"
-            base = ("portForwards", i)
+            f = f"portForwards[{i}]"
+            at: NodePath = ("portForwards", i)
+            gsock, hsock = pf.get("guestSocket") or "", pf.get("hostSocket") or ""
+            grange = _port_range(pf.get("guestPortRange"))
+            hrange = _port_range(pf.get("hostPortRange"))
             if pf.get("guestIPMustBeZero") and pf.get("guestIP") != "0.0.0.0":
-                self.add((*base, "guestIPMustBeZero"), f"field `{label}.guestIPMustBeZero` can only be true when field `{label}.guestIP` is 0.0.0.0")
-            for side in ("guest", "host"):
+                self.add((*at, "guestIPMustBeZero"), f"field `{f}.guestIPMustBeZero` can only be true when field `{f}.guestIP` is 0.0.0.0")
+            for side, sock, rng in (("guest", gsock, grange), ("host", hsock, hrange)):
                 port = pf.get(f"{side}Port")
-                rng = pf.get(f"{side}PortRange")
-                sock = pf.get(f"{side}Socket")
                 if port:
-                    self.port((*base, f"{side}Port"), f"{label}.{side}Port", port)
-                    if isinstance(rng, list) and rng and rng[0] != port:
-                        self.add((*base, f"{side}Port"), f"field `{label}.{side}Port` must match field `{label}.{side}PortRange[0]`")
-                if isinstance(rng, list) and len(rng) == 2 and not sock:
-                    for j in (0, 1):
-                        if not isinstance(rng[j], int) or rng[j] <= 0 or rng[j] > 65535:
-                            self.add((*base, f"{side}PortRange"), f"field `{label}.{side}PortRange[{j}]` must be between 1 and 65535")
-                    if isinstance(rng[0], int) and isinstance(rng[1], int) and rng[0] > rng[1]:
-                        self.add((*base, f"{side}PortRange"), f"field `{label}.{side}PortRange[1]` must be greater than or equal to field `{label}.{side}PortRange[0]`")
-                if sock and not str(sock).startswith("/") and side == "guest":
-                    self.add((*base, "guestSocket"), f"field `{label}.guestSocket` must be an absolute path, but is {go_q(sock)}")
-            proto = pf.get("proto")
-            if proto not in (None, "tcp", "udp", "any", "TCP", "UDP"):
-                self.add((*base, "proto"), f"field `{label}.proto` must be \"tcp\", \"udp\", or \"any\"")
-            if pf.get("reverse") and not (pf.get("guestSocket") and pf.get("hostSocket")):
-                self.add((*base, "reverse"), f"field `{label}.reverse` must be set only with guestSocket and hostSocket")
+                    if sock:
+                        self.add((*at, f"{side}Port"), f"field `{f}.{side}Port` must be 0 when field `{f}.{side}Socket` is set")
+                    if port != rng[0]:
+                        self.add((*at, f"{side}Port"), f"field `{f}.{side}Port` must match field `{f}.{side}PortRange[0]`")
+                    self.port((*at, f"{side}Port"), f"{f}.{side}Port", port)
+            for j in (0, 1):
+                self.port((*at, "guestPortRange"), f"{f}.guestPortRange[{j}]", grange[j])
+                if not hsock:
+                    self.port((*at, "hostPortRange"), f"{f}.hostPortRange[{j}]", hrange[j])
+            ints = all(isinstance(v, int) for v in (*grange, *hrange))
+            if ints and grange[0] > grange[1]:
+                self.add((*at, "guestPortRange"), f"field `{f}.guestPortRange[1]` must be greater than or equal to field `{f}.guestPortRange[0]`")
+            if ints and hrange[0] > hrange[1]:
+                self.add((*at, "hostPortRange"), f"field `{f}.hostPortRange[1]` must be greater than or equal to field `{f}.hostPortRange[0]`")
+            if gsock:
+                if not str(gsock).startswith("/") and not str(gsock).startswith("{{"):
+                    self.add((*at, "guestSocket"), f"field `{f}.guestSocket` must be an absolute path, but is {go_q(gsock)}")
+                if not hsock and ints and hrange[1] - hrange[0] > 0:
+                    self.add((*at, "guestSocket"), f"field `{f}.guestSocket` can only be mapped to a single port or socket. not a range")
+            if hsock:
+                if ints and not gsock and grange[1] - grange[0] > 0:
+                    self.add((*at, "hostSocket"), f"field `{f}.hostSocket` can only be mapped from a single port or socket. not a range")
+            elif ints and grange[1] - grange[0] != hrange[1] - hrange[0]:
+                self.add((*at, "hostPortRange"), f"field `{f}.hostPortRange` must specify the same number of ports as field `{f}.guestPortRange`")
+            if len(str(hsock)) >= UNIX_PATH_MAX:
+                self.add((*at, "hostSocket"), f"field `{f}.hostSocket` must be less than UNIX_PATH_MAX={UNIX_PATH_MAX} characters, but is {len(str(hsock))}")
+            if pf.get("proto") not in ("tcp", "udp", "any"):
+                self.add((*at, "proto"), f"field `{f}.proto` must be `tcp`, `udp`, or `any`")
+            if pf.get("reverse") and (not gsock or not hsock):
+                self.add((*at, "reverse"), f"field `{f}.reverse` must be false")
 
     def networks(self) -> None:
         seen: set[str] = set()
@@ -428,6 +452,12 @@ class _V:
                 if not ch.isprintable():
                     self.add(("param", k), f"param {go_q(k)} value contains unprintable character {ch!r}")
                     break
+
+
+def _port_range(value: Any) -> list[Any]:
+    if isinstance(value, list) and len(value) == 2:
+        return list(value)
+    return [0, 0]
 
 
 def _go_list(items: list[str], quote: bool = False) -> str:
