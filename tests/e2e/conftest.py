@@ -53,15 +53,15 @@ def _missing(*tools: str) -> list[str]:
 @pytest.fixture(scope="session")
 def test_image_template() -> Path:
     """Absolute path of the limapy template that boots the offline test image."""
+    missing = _missing("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen")
+    if missing:
+        pytest.skip(f"e2e needs {', '.join(missing)} (apt-get install qemu-system-x86 qemu-utils openssh-client)")
     given = os.environ.get("LIMAPY_TEST_IMAGE_TEMPLATE")
     if given:
         path = Path(given).expanduser().resolve()
         if not path.is_file():
             pytest.fail(f"LIMAPY_TEST_IMAGE_TEMPLATE={given}: no such file")
         return path
-    missing = _missing("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen")
-    if missing:
-        pytest.skip(f"e2e needs {', '.join(missing)} (apt-get install qemu-system-x86 qemu-utils openssh-client)")
     # A cached image needs neither root nor mmdebstrap, so try the script first and only then explain why
     # it could not build.
     cp = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
