@@ -121,10 +121,10 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tupl
     if not bases:
         doc.data.pop("base", None)
         return doc
+    wheres = [doc.where(path) for _, path in bases]  # before the `base` marks are dropped
     doc.data.pop("base", None)
     doc.marks = {p: m for p, m in doc.marks.items() if not p or p[0] != "base"}
-    for loc, path in bases:
-        where = doc.where(path)
+    for (loc, _), where in zip(bases, wheres, strict=True):
         try:
             blocated = locate(loc, relative_to=located.directory, fetcher=fetcher)
         except PluginMissing as e:
@@ -248,12 +248,16 @@ def _combine_lists(doc: Document) -> None:
                     if item.get(f):
                         ident = str(item[f])
                         break
-            if section == "networks" and ident == "*":
-                for prev in result:
-                    if isinstance(prev, dict) and isinstance(item, dict):
+            if section in ("networks", "additionalDisks") and ident == "*" and isinstance(item, dict):
+                # a wildcard entry fills the fields every earlier entry lacks (a bare disk name becomes a map)
+                key = fields[0]
+                for j, prev in enumerate(result):
+                    if isinstance(prev, str) and section == "additionalDisks":
+                        prev = result[j] = {"name": prev}
+                    if isinstance(prev, dict):
                         for fk, fv in item.items():
-                            if fk != "interface" and prev.get(fk) is None:
-                                prev[fk] = fv
+                            if fk != key and prev.get(fk) is None:
+                                prev[fk] = copy.deepcopy(fv)
                 continue
             if ident is not None and ident in index_of:
                 prev = result[index_of[ident]]

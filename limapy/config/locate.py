@@ -138,6 +138,8 @@ def read_path(path: Path, display: str) -> bytes:
         raise ConfigError([f"{display}: is a directory, not a lima.yaml file"]) from None
     except OSError as e:
         raise ConfigError([f"{display}: cannot read: {e.strerror or e}"]) from None
+    except ValueError:  # a NUL byte or an unencodable character in the path
+        raise ConfigError([f"{display!r}: not a usable file name"]) from None
 
 
 def locate(locator: str, *, relative_to: Path | None = None, fetcher: Fetcher | None = None) -> Located:

@@ -107,7 +107,7 @@ def parse(raw: bytes, source: str) -> Parsed:
         kind = "a list" if isinstance(root, list) else "a scalar"
         raise _err(source, 1, 1, f"the document is {kind}; a lima.yaml must be a mapping of fields")
     try:
-        _check_expansion(root)
+        _check_expansion(root, source)
         marks: dict[NodePath, Mark] = {(): (source, 1, 1)}
         data = _plain(root, (), marks, source)
     except RecursionError:
@@ -140,7 +140,7 @@ def _duplicate_key_message(e: Exception) -> str:
     return first
 
 
-def _check_expansion(root: Any) -> None:
+def _check_expansion(root: Any, source: str) -> None:
     """Count nodes as if every alias were expanded, memoised per object: linear in the real size."""
     memo: dict[int, int] = {}
 
@@ -164,11 +164,12 @@ def _check_expansion(root: Any) -> None:
         return total
 
     if size(root) > MAX_EXPANDED_NODES:
-        raise ConfigError(
-            [
-                "the document expands past "
-                f"{MAX_EXPANDED_NODES:,} nodes through aliases (an alias bomb?); refusing to read it"
-            ]
+        raise _err(
+            source,
+            None,
+            None,
+            f"the document expands past {MAX_EXPANDED_NODES:,} nodes through aliases (an alias bomb?); "
+            "refusing to read it",
         )
 
 
@@ -197,6 +198,7 @@ def _plain(node: Any, path: NodePath, marks: dict[NodePath, Mark], source: str) 
             pos = _position(node, k, False)
             if pos:
                 marks[p] = (source, *pos)
+            _check_unicode(key, p, marks, source)
             out[key] = _plain(v, p, marks, source)
         return out
     if isinstance(node, list):
@@ -208,7 +210,19 @@ def _plain(node: Any, path: NodePath, marks: dict[NodePath, Mark], source: str) 
                 marks[p] = (source, *pos)
             items.append(_plain(v, p, marks, source))
         return items
-    return _scalar(node)
+    value = _scalar(node)
+    if isinstance(value, str):
+        _check_unicode(value, path, marks, source)
+    return value
+
+
+def _check_unicode(text: str, path: NodePath, marks: dict[NodePath, Mark], source: str) -> None:
+    """`"\\ud800"` escapes decode to lone surrogates, which no file name, terminal or encoder accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        _, line, col = marks.get(path, (source, 0, 0))
+        raise _err(source, line, col, "YAML: a string holds an unpaired surrogate escape (not Unicode text)") from None
 
 
 def _scalar_key(k: Any) -> str:
