@@ -179,3 +179,23 @@ def release_additional_disk(name: str, instance_dir: Path) -> None:
     link = additional_disk_dir(name) / IN_USE_BY
     if link.is_symlink() and Path(os.readlink(link)) == instance_dir:
         link.unlink()
+
+
+def backing_file(path: Path) -> Path | None:
+    """The backing file a qcow2 names in its header (read directly: no qemu-img round trip)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+            if len(head) < 20 or head[:4] != b"QFI\xfb":
+                return None
+            offset, size = struct.unpack(">QI", head[8:20])
+            if not offset or not size or size > 4096:
+                return None
+            f.seek(offset)
+            name = f.read(size).decode("utf-8", "replace")
+    except OSError:
+        return None
+    p = Path(name)
+    return p if p.is_absolute() else path.parent / p

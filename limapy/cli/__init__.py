@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LimapyError
 
-COMMANDS = ("validate", "create", "start", "stop", "delete", "list", "shell", "copy", "info", "screenshot")
+COMMANDS = (
+    "create", "start", "stop", "delete", "list", "shell", "copy", "validate", "info", "screenshot", "hostagent",
+)
 
 
 def _debug_requested(argv: Sequence[str]) -> bool:

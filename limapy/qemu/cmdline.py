@@ -275,7 +275,9 @@ def _linux(
     argv = _common_head(cfg, arch, host, windows=False)
     argv += _firmware(paths)
     argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
-    argv += ["-device", "virtio-blk-pci,drive=boot-disk,bootindex=0"]
+    # QEMU gives a direct kernel (-kernel) bootindex 0 itself; the disk then must not claim it.
+    bootindex = "" if paths.kernel is not None else ",bootindex=0"
+    argv += ["-device", f"virtio-blk-pci,drive=boot-disk{bootindex}"]
     for i, extra in enumerate(paths.additional_disks, start=1):
         argv += [*_drive(extra, f"disk{i}"), "-device", f"virtio-blk-pci,drive=disk{i}"]
     argv += ["-device", "virtio-scsi-pci,id=scsi0"]

@@ -1,0 +1,218 @@
+"""Everything a boot needs, prepared in the instance dir, ending in the exact QEMU argv.
+
+Shared by the host agent (which then launches it) and `limapy start --dry-run` (which prints it).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limapy import store
+from limapy.errors import LimapyError
+from limapy.units import format_size, parse_size
+
+log = logging.getLogger("limapy.boot")
+
+
+@dataclass
+class BootPlan:
+    argv: list[str]
+    ssh_port: int
+    iid: str
+    windows: bool
+    install: bool  # a Windows first boot: install media attached
+    tpm: bool
+    accel: str
+    notices: list[str] = field(default_factory=list)
+
+
+def instance_config(inst: store.Instance) -> dict[str, Any]:
+    """The instance's lima.yaml, layered and filled, as every command sees it."""
+    from limapy.config import load_config
+
+    return load_config(str(inst.lima_yaml), name=inst.name, instance_dir=inst.dir).cfg
+
+
+def ssh_pubkeys(cfg: dict[str, Any]) -> list[str]:
+    _, pub = store.ensure_user_key()
+    keys = [pub]
+    if (cfg.get("ssh") or {}).get("loadDotSSHPubKeys"):
+        for p in sorted((Path.home() / ".ssh").glob("*.pub")):
+            try:
+                keys.append(p.read_text().strip())
+            except OSError:
+                continue
+    return keys
+
+
+def choose_ssh_port(inst: store.Instance, cfg: dict[str, Any]) -> int:
+    from limapy import netutil
+
+    want = int((cfg.get("ssh") or {}).get("localPort") or 0)
+    if want:
+        if not netutil.port_is_free(want):
+            raise LimapyError(
+                f"ssh.localPort {want} is already in use on 127.0.0.1",
+                hint="free it, or set `ssh.localPort: 0` to let limapy pick a free port",
+            )
+        return want
+    return netutil.free_port()
+
+
+def ensure_disk_size(inst: store.Instance, cfg: dict[str, Any]) -> None:
+    from limapy import disk
+
+    if not inst.disk.exists():
+        raise LimapyError(
+            f"the disk of `{inst.name}` is missing ({inst.disk})", hint="delete and re-create the instance"
+        )
+    base = disk.backing_file(inst.disk)
+    if base is not None and not base.exists():
+        raise LimapyError(
+            f"the base image of `{inst.name}` is gone: {base}",
+            hint="the instance disk is an overlay on it; restore that file, or delete and re-create the instance",
+        )
+    disk.grow(inst.disk, parse_size(cfg["disk"]))
+
+
+def windows_image(inst: store.Instance, cfg: dict[str, Any]) -> tuple[int | None, str | None, bool, list[str]]:
+    """(image index, image name, is_server, warnings) for the answer file, read from the install ISO."""
+    from limapy import winmedia
+
+    win = (cfg.get("osOpts") or {}).get("Windows") or {}
+    info, warnings = winmedia.inspect_iso_lenient(inst.iso.resolve())
+    index, name, more = winmedia.choose_image(
+        info, arch=cfg["arch"], edition=win.get("edition"), image_index=win.get("imageIndex")
+    )
+    is_server = bool(info.is_server) if info is not None else False
+    return index, name, is_server, [*warnings, *more]
+
+
+def windows_password(inst: store.Instance) -> str:
+    from limapy.cidata import windows
+
+    try:
+        pw = inst.password_file.read_text().strip()
+        if pw:
+            return pw
+    except FileNotFoundError:
+        pass
+    pw = windows.new_password()
+    windows.write_password_file(inst.password_file, pw)
+    return pw
+
+
+def prepare(
+    inst: store.Instance,
+    cfg: dict[str, Any],
+    *,
+    ssh_port: int | None = None,
+    iid: str | None = None,
+) -> BootPlan:
+    from limapy import netutil, ssh
+    from limapy.qemu import cmdline, firmware, host
+
+    arch = str(cfg["arch"])
+    facts = host.detect_host(arch)
+    host.check_minimum_version(facts, cfg)
+    notices = [facts.accel_notice] if facts.accel_notice else []
+    windows = cfg.get("os") == "Windows"
+    install = windows and not inst.win_done_installation.exists()
+    tpm = bool(cfg.get("tpm"))
+    if tpm:
+        from limapy.qemu.tpm import find_swtpm
+
+        find_swtpm()  # a clear error before anything runs
+    port = ssh_port or choose_ssh_port(inst, cfg)
+    key_path, _ = store.ensure_user_key()
+    keys = ssh_pubkeys(cfg)
+    mac = netutil.mac_address(inst.dir)
+    iid = iid or f"iid-{int(time.time())}"
+    ensure_disk_size(inst, cfg)
+
+    fw_code = fw_vars = None
+    # A Linux guest booted by direct kernel boot needs no UEFI: QEMU's own loader is faster (about 4 s
+    # under TCG) and keeps bootindex 0 for the kernel.
+    direct_kernel = not windows and inst.kernel.exists()
+    pair = None if direct_kernel else firmware.find_firmware(arch, cfg, qemu_binary=facts.qemu_binary)
+    if pair is not None:
+        fw_code, fw_vars = firmware.prepare_vars(pair, arch, inst.dir)
+
+    overrides: dict[str, Any] = {"fw_code": fw_code, "fw_vars": fw_vars}
+    if windows:
+        if install:
+            if not inst.iso.exists():
+                raise LimapyError(
+                    f"the install ISO of `{inst.name}` is missing ({inst.iso} -> {inst.iso.resolve()})",
+                    hint="restore the ISO at that path, or delete and re-create the instance",
+                )
+            from limapy.cidata import windows as wincidata
+
+            index, name, is_server, warnings = windows_image(inst, cfg)
+            notices += warnings
+            virtio = inst.virtio_win.exists()
+            msi = _openssh_msi(cfg)
+            wincidata.write_answer_iso(
+                inst.cidata_iso,
+                cfg,
+                name=inst.name,
+                arch=arch,
+                password=windows_password(inst),
+                ssh_pubkeys=keys,
+                image_index=index,
+                image_name=name,
+                is_server=is_server,
+                virtio_win=virtio,
+                opensshmsi=msi,
+            )
+            overrides["iso"] = inst.iso
+            overrides["virtio_win"] = inst.virtio_win if virtio else None
+    else:
+        from limapy.cidata import linux
+
+        linux.write_seed_iso(
+            inst.cidata_iso, cfg, name=inst.name, instance_dir=inst.dir, iid=iid, ssh_pubkeys=keys, mac=mac
+        )
+        if inst.iso.exists():
+            overrides["iso"] = inst.iso
+        if inst.kernel.exists():
+            overrides["kernel"] = inst.kernel
+            if inst.initrd.exists():
+                overrides["initrd"] = inst.initrd
+            if inst.kernel_cmdline.exists():
+                overrides["cmdline"] = inst.kernel_cmdline.read_text().strip()
+    adds = []
+    for d in cfg.get("additionalDisks") or []:
+        from limapy import disk
+
+        adds.append(disk.claim_additional_disk(str(d["name"]), inst.dir))
+    overrides["additional_disks"] = tuple(adds)
+    paths = cmdline.Paths.for_instance(inst.dir, **overrides)
+    argv = cmdline.build_argv(cfg, inst.name, paths, facts, ssh_port=port, mac=mac, install=install)
+    ssh.write_ssh_config(inst, cfg, key_path, port)
+    log.debug("boot plan for %s: port %d, accel %s, disk %s", inst.name, port, facts.accel, format_size(
+        parse_size(cfg["disk"])))
+    return BootPlan(argv, port, iid, windows, install, tpm, facts.accel, notices)
+
+
+def _openssh_msi(cfg: dict[str, Any]) -> bytes | None:
+    win = (cfg.get("osOpts") or {}).get("Windows") or {}
+    msi = win.get("opensshMsi")
+    if not msi:
+        return None
+    from limapy.download import fetch
+
+    if isinstance(msi, str):
+        msi = {"location": msi}
+    loc = msi.get("location")
+    if not loc:
+        return None
+    if not msi.get("digest"):
+        raise LimapyError(
+            "osOpts.Windows.opensshMsi needs a `digest` (sha256:...) so the guest installs what you meant",
+        )
+    return fetch(str(loc), digest=str(msi["digest"]), decompress=False).read_bytes()

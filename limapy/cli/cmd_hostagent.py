@@ -1,0 +1,14 @@
+"""`limapy hostagent NAME` (hidden): the per-instance supervisor `start` runs detached."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("hostagent", hidden=True)
+    def hostagent(name: str = typer.Argument(...)) -> int:
+        """Run the host agent of NAME in the foreground."""
+        from limapy.hostagent import main
+
+        return main(name)

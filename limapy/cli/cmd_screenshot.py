@@ -1,0 +1,24 @@
+"""`limapy screenshot NAME -o FILE`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from limapy.cli._util import say
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("screenshot")
+    def screenshot(
+        name: str = typer.Argument(..., help="Instance name or unique prefix"),
+        output: Path = typer.Option(Path("screenshot.png"), "-o", "--output", help="PNG file to write."),
+    ) -> None:
+        """Save a PNG of the guest's screen (works during a Windows install)."""
+        from limapy import store
+        from limapy.ops.screenshot import screenshot as shot
+
+        inst = store.resolve(name)
+        shot(inst, output)
+        say(f"wrote {output}")

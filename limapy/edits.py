@@ -1,0 +1,138 @@
+"""`--set EXPR` and the shortcut flags: a small, safe subset of yq applied to template data.
+
+Supported, joined with `|`: `.a.b = VALUE`, `.a[0].b = VALUE`, `.a += VALUE` (lists), `del(.a.b)`.
+VALUE is YAML (`"str"`, `4`, `true`, `[1, 2]`, `{k: v}`). Anything else is a usage error naming the
+unsupported part, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from limapy.errors import UsageError
+
+_SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\"[^\"]+\"\])"
+_PATH_RE = re.compile(r"^\.?" + _SEG + "*$")
+_TOKEN_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[\"([^\"]+)\"\]")
+
+
+def _path(text: str, expr: str) -> list[str | int]:
+    text = text.strip()
+    if not _PATH_RE.match(text):
+        raise UsageError(f"--set `{expr}`: `{text}` is not a field path such as .cpus or .images[0].location")
+    out: list[str | int] = []
+    for m in _TOKEN_RE.finditer(text):
+        if m.group(1) is not None:
+            out.append(m.group(1))
+        elif m.group(2) is not None:
+            out.append(int(m.group(2)))
+        else:
+            out.append(m.group(3))
+    return out
+
+
+def _value(text: str, expr: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except YAMLError:
+        raise UsageError(f"--set `{expr}`: cannot read the value `{text.strip()}` as YAML") from None
+
+
+def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool) -> tuple[Any, str | int]:
+    cur: Any = data
+    for i, part in enumerate(path[:-1]):
+        nxt_is_index = isinstance(path[i + 1], int)
+        if isinstance(part, int):
+            if not isinstance(cur, list) or part >= len(cur):
+                raise UsageError(f"--set `{expr}`: index [{part}] does not exist")
+            cur = cur[part]
+            continue
+        if not isinstance(cur, dict):
+            raise UsageError(f"--set `{expr}`: `{part}` is not inside a mapping")
+        if cur.get(part) is None:
+            if not create:
+                return None, path[-1]
+            cur[part] = [] if nxt_is_index else {}
+        cur = cur[part]
+    return cur, path[-1]
+
+
+def apply(data: dict[str, Any], expr: str) -> None:
+    for part in _split(expr):
+        part = part.strip()
+        m = re.fullmatch(r"del\((.+)\)", part)
+        if m:
+            parent, key = _parent(data, _path(m.group(1), expr), expr, create=False)
+            if isinstance(parent, dict):
+                parent.pop(str(key), None)
+            elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
+                del parent[key]
+            continue
+        m = re.fullmatch(r"(\.[^=+]*?)\s*(\+?=)\s*(.+)", part, flags=re.S)
+        if not m:
+            raise UsageError(
+                f"--set `{expr}`: unsupported expression `{part}`",
+                hint="limapy supports `.a.b = VALUE`, `.list += [VALUE]` and `del(.a.b)`",
+            )
+        path = _path(m.group(1), expr)
+        value = _value(m.group(3), expr)
+        parent, key = _parent(data, path, expr, create=True)
+        if isinstance(key, int):
+            if not isinstance(parent, list):
+                raise UsageError(f"--set `{expr}`: [{key}] needs a list")
+            while len(parent) <= key:
+                parent.append({})
+        elif not isinstance(parent, dict):
+            raise UsageError(f"--set `{expr}`: `{key}` is not inside a mapping")
+        if m.group(2) == "+=":
+            old = parent[key] if isinstance(parent, list) and isinstance(key, int) else parent.get(key)
+            if old is None:
+                old = []
+            if not isinstance(old, list):
+                raise UsageError(f"--set `{expr}`: `+=` needs a list field")
+            value = old + (value if isinstance(value, list) else [value])
+        parent[key] = value
+
+
+def _split(expr: str) -> list[str]:
+    """Split on `|` outside quotes and brackets."""
+    out, buf, depth, quote = [], "", 0, ""
+    for ch in expr:
+        if quote:
+            buf += ch
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            out.append(buf)
+            buf = ""
+            continue
+        buf += ch
+    out.append(buf)
+    return [p for p in out if p.strip()]
+
+
+def shortcut_sets(cpus: int | None, memory: float | None, disk: float | None) -> list[str]:
+    """Lima's `--cpus/--memory/--disk` flags as the yq expressions Lima writes for them."""
+    out = []
+    if cpus is not None:
+        out.append(f".cpus = {int(cpus)}")
+    if memory is not None:
+        out.append(f'.memory = "{_num(memory)}GiB"')
+    if disk is not None:
+        out.append(f'.disk = "{_num(disk)}GiB"')
+    return out
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)

@@ -1,0 +1,239 @@
+"""The per-instance supervisor: owns QEMU from launch to exit, and tells the world how the boot goes.
+
+`limapy start` runs it detached (`python -m limapy hostagent NAME`), stdout -> ha.stdout.log (JSON-lines
+events, Lima's shape plus `phase`), stderr -> ha.stderr.log (logging). It writes ha.pid, launches swtpm
+and QEMU, waits for SSH and the guest's boot-done marker, then waits for QEMU to exit or for SIGTERM/SIGINT,
+on which it powers the guest down gracefully. It always leaves a final `exiting` event that says why.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from limapy import store
+from limapy.errors import LimapyError
+
+log = logging.getLogger("limapy.hostagent")
+
+PROBE_INTERVAL = 2.0
+WINDOWS_PROBE = (
+    "PowerShell.exe -NoProfile -NonInteractive -Command \"if (Test-Path -Path "
+    "'C:\\ProgramData\\Lima\\lima-boot-done.txt' -PathType Leaf) { exit 0 } else { exit 1 }\""
+)
+STOP_TIMEOUT = 180.0
+
+
+class Events:
+    """JSON-lines events on stdout (ha.stdout.log): {"time", "status": {...}, "phase", "message"}."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stdout
+        self.port: int | None = None
+        self.phase = ""
+
+    def emit(self, phase: str | None = None, message: str | None = None, **status: Any) -> None:
+        if phase:
+            self.phase = phase
+        st = {k: v for k, v in status.items() if v not in (None, False, [], "")}
+        if self.port and "sshLocalPort" not in st:
+            st["sshLocalPort"] = self.port
+        ev: dict[str, Any] = {
+            "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+            "status": st,
+            "phase": self.phase,
+        }
+        if message:
+            ev["message"] = message
+        self.stream.write(json.dumps(ev) + "\n")
+        self.stream.flush()
+
+
+class Stop(Exception):
+    pass
+
+
+class HostAgent:
+    def __init__(self, inst: store.Instance, events: Events | None = None) -> None:
+        self.inst = inst
+        self.events = events or Events()
+        self.stop_requested = threading.Event()
+        self.qemu_pid: int | None = None
+        self.swtpm_pid: int | None = None
+
+    # -- signals ------------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping the guest", signum)
+        self.stop_requested.set()
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    # -- main -----------------------------------------------------------------------------------------------
+    def run(self) -> int:
+        inst = self.inst
+        pid = store.read_pid(inst.ha_pid)
+        if pid is not None and pid != os.getpid():
+            raise LimapyError(f"instance `{inst.name}` already has a host agent (pid {pid})")
+        store.atomic_write(inst.ha_pid, f"{os.getpid()}\n".encode(), 0o600)
+        reason = "stopped"
+        errors: list[str] = []
+        try:
+            reason = self._run()
+        except Stop:
+            reason = "stopped before the guest was ready"
+        except LimapyError as e:
+            errors = [e.message + (f" (hint: {e.hint})" if e.hint else "")]
+            reason = "error"
+        except Exception as e:  # a bug; still leave a readable event and no orphaned QEMU
+            log.exception("host agent failed")
+            errors = [f"internal error: {type(e).__name__}: {e}"]
+            reason = "error"
+        finally:
+            self._shutdown()
+            self.events.emit("exiting", reason, exiting=True, errors=errors)
+            inst.ha_pid.unlink(missing_ok=True)
+        return 0 if not errors else 1
+
+    def _run(self) -> str:
+        from limapy import boot
+        from limapy.qemu import process
+
+        inst = self.inst
+        self.events.emit("preparing", "reading the configuration")
+        cfg = boot.instance_config(inst)
+        plan = boot.prepare(inst, cfg)
+        self.events.port = plan.ssh_port
+        for n in plan.notices:
+            self.events.emit(message=n)
+        self.events.emit("firmware", f"starting QEMU ({plan.accel})")
+        if plan.tpm:
+            from limapy.qemu.tpm import start_swtpm
+
+            self.swtpm_pid = start_swtpm(inst.dir)
+        self.qemu_pid = process.launch(plan.argv, inst.dir)
+        qmp = process.wait_qmp(inst.qmp_sock, pid=self.qemu_pid)
+        qmp.close()
+        if plan.windows and plan.install:
+            threading.Thread(target=self._boot_keys, daemon=True).start()
+        self.events.emit("booting", "guest booting", running=False)
+        if not self._wait_ready(cfg, plan):
+            return "QEMU exited before the guest was ready"
+        if plan.windows and not inst.win_done_installation.exists():
+            store.atomic_write(inst.win_done_installation, b"", 0o600)
+        self.events.emit("ready", "ready", running=True)
+        while not self.stop_requested.is_set():
+            if not process.is_running(self.qemu_pid):
+                return "QEMU exited (the guest shut down)"
+            self.stop_requested.wait(1.0)
+        return "stopped"
+
+    def _boot_keys(self) -> None:
+        from limapy.qemu import process
+
+        try:
+            process.send_boot_keys(self.inst.qmp_sock, seconds=6.0, interval=1.0)
+        except LimapyError as e:
+            log.warning("could not send boot keys: %s", e.message)
+
+    def _check_qemu(self) -> None:
+        from limapy.qemu import process
+
+        assert self.qemu_pid is not None
+        if self.stop_requested.is_set():
+            raise Stop()
+        if not process.is_running(self.qemu_pid):
+            tail = process.stderr_tail(self.inst.dir)
+            raise LimapyError("QEMU exited before the guest was ready" + (f": {tail}" if tail else ""))
+        process.watch_internal_error(self.inst.dir, pid=self.qemu_pid)
+
+    def _wait_ready(self, cfg: dict[str, Any], plan: Any) -> bool:
+        from limapy import ssh
+
+        inst = self.inst
+        ssh_up = False
+        last_disk = 0
+        if plan.windows:
+            script = WINDOWS_PROBE
+        else:
+            script = "cat /run/lima-boot-done 2>/dev/null || true"
+        while True:
+            self._check_qemu()
+            if plan.windows and plan.install and not ssh_up:
+                size = _allocated(inst.disk)
+                if size > last_disk + (256 << 20):
+                    phase = "Windows Setup" if size < (8 << 30) else "first logon"
+                    self.events.emit(phase, f"disk {size >> 20} MiB written")
+                    last_disk = size
+            try:
+                cp = ssh.run(inst, cfg, plan.ssh_port, script, timeout=30, control_master=False, connect_timeout=5)
+            except LimapyError as e:  # ssh timed out in the banner exchange (slirp accepts early)
+                log.debug("probe: %s", e.message)
+                self.stop_requested.wait(PROBE_INTERVAL)
+                continue
+            if cp.returncode != 255:
+                if not ssh_up:
+                    ssh_up = True
+                    self.events.emit("ssh" if not plan.windows else "OpenSSH up", "SSH is up")
+                    self.events.emit("provisioning", "waiting for the boot scripts")
+                if plan.windows:
+                    if cp.returncode == 0:
+                        return True
+                elif cp.stdout.decode(errors="replace").strip() == plan.iid:
+                    return True
+            self.stop_requested.wait(PROBE_INTERVAL)
+
+    def _shutdown(self) -> None:
+        from limapy import ssh
+        from limapy.qemu import process
+
+        inst = self.inst
+        if self.qemu_pid is not None and process.is_running(self.qemu_pid):
+            self.events.emit("stopping", "powering the guest down")
+            clean = process.graceful_stop(inst.dir, timeout=STOP_TIMEOUT, pid=self.qemu_pid)
+            if not clean:
+                self.events.emit(message="the guest did not power down in time; QEMU was killed")
+        else:
+            process.graceful_stop(inst.dir, timeout=1.0)  # cleans pid/sock files and swtpm
+        try:
+            ssh.control_master_exit(inst)
+        except LimapyError:
+            pass
+        inst.ssh_sock.unlink(missing_ok=True)
+
+
+def _allocated(path: Any) -> int:
+    try:
+        return int(os.stat(path).st_blocks) * 512
+    except OSError:
+        return 0
+
+
+def main(name: str) -> int:
+    logging.basicConfig(
+        level=logging.DEBUG if os.environ.get("LIMAPY_DEBUG") else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    inst = store.resolve(name, exact=True)
+    agent = HostAgent(inst)
+    agent.install_signal_handlers()
+    return agent.run()
+
+
+def wait_until_stopped(inst: store.Instance, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store.read_pid(inst.ha_pid) is None and store.read_pid(inst.qemu_pid) is None:
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,46 @@
+"""Delete instances (full names only); a running one only with force."""
+
+from __future__ import annotations
+
+import shutil
+
+from limapy import store
+from limapy.errors import LimapyError
+
+
+def delete(name: str, *, force: bool = False) -> bool:
+    """False when there was no such instance (Lima warns and goes on)."""
+    store.validate_name(name)
+    d = store.instance_dir(name)
+    if not d.exists():
+        return False
+    if not (d / "lima.yaml").exists():
+        raise LimapyError(f"{d} is not a limapy instance (no lima.yaml); not deleting it")
+    inst = store.Instance(name, d)
+    if (d / "protected").exists():
+        raise LimapyError(f"instance `{name}` is protected", hint=f"remove {d / 'protected'} first")
+    st = store.status(inst)
+    if st != "Stopped":
+        if not force:
+            raise LimapyError(
+                f"instance `{name}` is {st}; stop it first", hint=f"`limapy stop {name}` or `limapy delete -f {name}`"
+            )
+        from limapy.ops.stop import force_stop
+
+        force_stop(inst)
+    with store.lock(inst, what="delete"):
+        from limapy import disk
+
+        try:
+            import limapy.boot as boot
+
+            cfg = boot.instance_config(inst)
+            for ad in cfg.get("additionalDisks") or []:
+                disk.release_additional_disk(str(ad["name"]), d)
+        except LimapyError:
+            pass
+        trash = d.with_name(f".{name}.deleting")
+        shutil.rmtree(trash, ignore_errors=True)
+        d.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+    return True

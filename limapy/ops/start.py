@@ -1,0 +1,192 @@
+"""Start an instance (creating it first when given a template) and wait until the guest is ready.
+
+The host agent runs detached; this side follows its JSON-lines events in ha.stdout.log and shows the
+phases. A timeout says what was awaited and where the logs are; the instance keeps booting.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from limapy import store
+from limapy.errors import LimapyError
+
+DEFAULT_TIMEOUT = 600.0
+WINDOWS_FIRST_BOOT_TIMEOUT = 1800.0
+
+Show = Callable[[str], None]
+
+
+def looks_like_template(target: str) -> bool:
+    if target == "-" or "/" in target or ":" in target:
+        return True
+    if target.endswith((".yaml", ".yml")):
+        return True
+    return False
+
+
+def _is_windows(inst: store.Instance) -> bool:
+    try:
+        text = inst.lima_yaml.read_text()
+    except OSError:
+        return False
+    return any(line.strip().replace('"', "").replace("'", "") == "os: Windows" for line in text.splitlines())
+
+
+def default_timeout(inst: store.Instance) -> float:
+    if _is_windows(inst) and not inst.win_done_installation.exists():
+        return WINDOWS_FIRST_BOOT_TIMEOUT
+    return DEFAULT_TIMEOUT
+
+
+def dry_run(inst: store.Instance) -> str:
+    from limapy import boot
+
+    with store.lock(inst, what="start --dry-run"):
+        cfg = boot.instance_config(inst)
+        plan = boot.prepare(inst, cfg)
+    return shlex.join(plan.argv)
+
+
+def spawn_hostagent(inst: store.Instance) -> int:
+    for log in (inst.ha_stdout_log, inst.ha_stderr_log):
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.close(fd)
+    env = dict(os.environ)
+    env.pop("PYTHONBREAKPOINT", None)
+    with open(inst.ha_stdout_log, "ab") as out, open(inst.ha_stderr_log, "ab") as err:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "limapy", "hostagent", inst.name],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            close_fds=True,
+            env=env,
+        )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if store.read_pid(inst.ha_pid) is not None:
+            return p.pid
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    tail = _tail(inst.ha_stderr_log)
+    raise LimapyError(f"the host agent of `{inst.name}` did not start" + (f": {tail}" if tail else ""))
+
+
+def _tail(path: Path, n: int = 3) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return " | ".join(lines[-n:])
+
+
+class Follower:
+    """Reads new events from ha.stdout.log."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.buf = b""
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except OSError:
+            return []
+        self.offset += len(data)
+        self.buf += data
+        out = []
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(ev, dict):
+                out.append(ev)
+        return out
+
+
+def wait_ready(inst: store.Instance, ha_pid: int, timeout: float, show: Show) -> None:
+    follower = Follower(inst.ha_stdout_log)
+    deadline = time.monotonic() + timeout
+    phase = "starting"
+    while True:
+        for ev in follower.poll():
+            st = ev.get("status") or {}
+            if ev.get("phase") and ev.get("phase") != phase:
+                phase = str(ev["phase"])
+            if ev.get("message") or ev.get("phase"):
+                show(f"[{phase}] {ev.get('message') or ''}".rstrip())
+            if st.get("exiting"):
+                errs = st.get("errors") or []
+                raise LimapyError(
+                    f"instance `{inst.name}` did not start: " + ("; ".join(errs) or str(ev.get("message"))),
+                    hint=f"logs: {inst.ha_stderr_log}, {inst.serial_log}",
+                )
+            if st.get("running") and phase == "ready":
+                return
+        if store.read_pid(inst.ha_pid) is None and not _alive(ha_pid):
+            for ev in follower.poll():  # the last words
+                st = ev.get("status") or {}
+                if st.get("errors"):
+                    raise LimapyError(f"instance `{inst.name}` did not start: " + "; ".join(st["errors"]))
+            raise LimapyError(
+                f"the host agent of `{inst.name}` exited before the guest was ready",
+                hint=f"see {inst.ha_stderr_log} and {inst.serial_log}",
+            )
+        if time.monotonic() > deadline:
+            raise LimapyError(
+                f"instance `{inst.name}` was not ready after {timeout:.0f} s (waiting for: {phase})",
+                hint=f"it keeps booting; logs: {inst.serial_log}, {inst.ha_stderr_log}; "
+                f"`limapy stop {inst.name}` stops it",
+            )
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        pid_done, _ = os.waitpid(pid, os.WNOHANG)
+        if pid_done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -> bool:
+    """Start and wait; False when it was already running."""
+    with store.lock(inst, what="start"):
+        if not inst.lima_yaml.exists():
+            raise LimapyError(f"instance `{inst.name}` was deleted")
+        ha = store.read_pid(inst.ha_pid)
+        if ha is not None:
+            return False
+        qemu = store.read_pid(inst.qemu_pid)
+        if qemu is not None:
+            raise LimapyError(
+                f"instance `{inst.name}` is Broken: QEMU (pid {qemu}) runs without its host agent",
+                hint=f"`limapy stop -f {inst.name}` stops it; then start again",
+            )
+        ha_pid = spawn_hostagent(inst)
+    wait_ready(inst, ha_pid, timeout if timeout is not None else default_timeout(inst), show)
+    return True
