@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import typer
@@ -19,6 +18,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Names only."),
     ) -> int:
         """List instances."""
+        import json
+
         from limapy import store
         from limapy.errors import UsageError
 

@@ -58,7 +58,7 @@ def find_template(name: str) -> Path:
             return candidate
     raise ConfigError(
         [f"template `{name}` not found"],
-        hint="searched " + ", ".join(str(d) for d in searched) + "; `limapy start --list-templates` lists them",
+        hint="searched " + ", ".join(str(d) for d in searched) + "; `limapy info` lists the templates",
     )
 
 
