@@ -1,0 +1,46 @@
+"""--set expressions: the supported yq subset works, everything else is refused loudly."""
+
+from __future__ import annotations
+
+import pytest
+
+from limapy.edits import apply, shortcut_sets
+from limapy.errors import UsageError
+
+
+def test_assign_nested_and_indexed() -> None:
+    d: dict = {"images": [{"location": "a"}]}
+    apply(d, '.cpus = 2 | .images[0].location = "/x/y.iso" | .video.display = "none"')
+    assert d == {"images": [{"location": "/x/y.iso"}], "cpus": 2, "video": {"display": "none"}}
+
+
+def test_append_and_delete() -> None:
+    d: dict = {"mounts": [{"location": "/a"}], "nothing": 1}
+    apply(d, ".mounts += [{location: /tmp}] | del(.nothing) | del(.absent.deeper)")
+    assert d == {"mounts": [{"location": "/a"}, {"location": "/tmp"}]}
+
+
+def test_append_creates_list() -> None:
+    d: dict = {}
+    apply(d, '.provision += [{mode: system, script: "#!/bin/sh\\ntrue"}]')
+    assert d["provision"][0]["mode"] == "system"
+
+
+def test_pipe_inside_quotes_is_not_a_separator() -> None:
+    d: dict = {}
+    apply(d, '.message = "a | b"')
+    assert d == {"message": "a | b"}
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [".cpus |= 2", "select(.x)", "cpus = 2", ".a = [unclosed", ".images[0].x += 1 | .a b = 1"],
+)
+def test_unsupported_is_an_error(expr: str) -> None:
+    with pytest.raises(UsageError):
+        apply({"images": [{"x": [1]}]}, expr)
+
+
+def test_shortcuts_match_lima() -> None:
+    assert shortcut_sets(4, 8, 100.5) == [".cpus = 4", '.memory = "8GiB"', '.disk = "100.5GiB"']
+    assert shortcut_sets(None, None, None) == []
