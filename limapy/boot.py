@@ -49,18 +49,23 @@ def ssh_pubkeys(cfg: dict[str, Any]) -> list[str]:
     return keys
 
 
-def choose_ssh_port(inst: store.Instance, cfg: dict[str, Any]) -> int:
+def check_ssh_port(cfg: dict[str, Any]) -> int:
+    """The configured ssh.localPort (0 = pick one at boot); refused when something listens on it."""
     from limapy import netutil
 
     want = int((cfg.get("ssh") or {}).get("localPort") or 0)
-    if want:
-        if not netutil.port_is_free(want):
-            raise LimapyError(
-                f"ssh.localPort {want} is already in use on 127.0.0.1",
-                hint="free it, or set `ssh.localPort: 0` to let limapy pick a free port",
-            )
-        return want
-    return netutil.free_port()
+    if want and not netutil.port_is_free(want):
+        raise LimapyError(
+            f"ssh.localPort {want} is already in use on 127.0.0.1",
+            hint="free it, or set `ssh.localPort: 0` to let limapy pick a free port",
+        )
+    return want
+
+
+def choose_ssh_port(inst: store.Instance, cfg: dict[str, Any]) -> int:
+    from limapy import netutil
+
+    return check_ssh_port(cfg) or netutil.free_port()
 
 
 def ensure_disk_size(inst: store.Instance, cfg: dict[str, Any]) -> None:

@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         if ops.looks_like_template(target):
             from limapy.ops.create import create
 
-            inst = create(target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say)
+            inst = create(target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say, for_start=True)
             say(f"created `{inst.name}`")
         else:
             inst = store.resolve(target)

@@ -95,7 +95,10 @@ def create(
     name: str | None = None,
     sets: Sequence[str] = (),
     say: Say = _quiet,
+    for_start: bool = False,
 ) -> store.Instance:
+    """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
+    ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
     from limapy import disk
     from limapy.config import check
     from limapy.config.load import dump_yaml
@@ -111,6 +114,10 @@ def create(
     for w in loaded.warnings:
         say(w)
     cfg = loaded.cfg
+    if for_start:
+        from limapy.boot import check_ssh_port
+
+        check_ssh_port(cfg)
     pos, image = pick_image(cfg)
     size = parse_size(cfg["disk"])
     windows = cfg.get("os") == "Windows"
