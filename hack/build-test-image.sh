@@ -234,9 +234,11 @@ EOF
 # Publish atomically: a half-written build never sits at $final.
 rm -rf --one-file-system -- "$final"
 mv -- "$out" "$final"
+# Older builds stay: instances created from them use their disk.qcow2 as the base of an overlay, and
+# deleting it would break them. Remove $OUTDIR/<old key>/ by hand once no instance needs it.
 for old in "$OUTDIR"/*/; do
     old=${old%/}
-    [[ $old != "$final" && -f $old/$TEMPLATE_NAME ]] && { log "removing outdated build $old"; rm -rf -- "$old"; }
+    [[ $old != "$final" && -f $old/$TEMPLATE_NAME ]] && log "an older build is kept (instances may use it): $old"
 done
 log "built $final in $((SECONDS - start)) s: disk.qcow2 $(du -h "$final/disk.qcow2" | cut -f1)," \
     "vmlinuz $(du -h "$final/vmlinuz" | cut -f1), initrd.img $(du -h "$final/initrd.img" | cut -f1)"
