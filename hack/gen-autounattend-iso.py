@@ -47,16 +47,10 @@ ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
 def load_config(path: Path) -> dict[str, Any]:
-    try:
-        from limapy.config.load import load_config as loader  # type: ignore[attr-defined]
-    except ImportError:
-        loader = None
-    if loader is not None:
-        return dict(loader(str(path)))
-    from ruamel.yaml import YAML
+    """The lima.yaml as limapy reads it: base: embedded, defaults filled, validated (os: Windows)."""
+    from limapy.config import load_config as loader
 
-    data = YAML(typ="safe").load(path.read_text())
-    return dict(data or {})
+    return dict(loader(str(path)).cfg)
 
 
 def default_user() -> dict[str, Any]:
