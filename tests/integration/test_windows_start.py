@@ -1,0 +1,269 @@
+"""Windows instances through the real CLI, without Windows: stand-in install ISOs (tests/winiso.py) whose
+edition order makes Lima's fixed indexes wrong.
+
+- `limapy start --dry-run` on templates/experimental/windows.yaml picks the right image index (read back from
+  autounattend.xml inside the instance's cidata.iso), and the printed argv runs under real QEMU (TCG) for
+  x86_64 and aarch64 until the firmware writes to serial.log; `limapy screenshot win` (a prefix) then writes
+  a PNG. One x86_64 case runs with `tpm: true` and swtpm started as the host agent starts it.
+- Refusals before anything is created: missing ISO, an ISO for the other arch, an unknown edition,
+  `tpm: true` without swtpm on PATH. One `limapy:` line each (plus its hint), exit non-zero, no instance dir.
+- Instance prefixes: `win` reaches `windows`; `w` is ambiguous between `windows` and `web`.
+- The generated Windows password never appears in any CLI output.
+
+Each QEMU case takes 10-40 s under TCG; one QEMU at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.winiso import ARM64_EDITIONS, X64_EDITIONS, build_standin_iso
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "templates" / "experimental" / "windows.yaml"
+# Where each arch's install ISO sits in the shipped template (images[0] x86_64, images[1] aarch64).
+IMAGE_POS = {"x86_64": 0, "aarch64": 1}
+PRO = {"x86_64": X64_EDITIONS.index("Windows 11 Pro") + 1, "aarch64": ARM64_EDITIONS.index("Windows 11 Pro") + 1}
+LIMA_FIXED = {"x86_64": 6, "aarch64": 3}
+FIRMWARE_TEXT = re.compile(rb"BdsDxe|UEFI Interactive Shell|Shell> |startup\.nsh|EFI stub|DVD-ROM|TianoCore")
+
+
+@pytest.fixture(scope="module")
+def isos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("isos")
+    return {
+        "x86_64": build_standin_iso(d / "Win11_x64.iso", arch="x86_64"),
+        "aarch64": build_standin_iso(d / "Win11_Arm64.iso", arch="aarch64"),
+    }
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """A short LIMAPY_HOME (unix socket paths); any QEMU/swtpm started from it is killed afterwards."""
+    path = Path(tempfile.mkdtemp(prefix="lpw-", dir="/tmp"))
+    yield path
+    for pidfile in path.glob("*/*.pid"):
+        try:
+            os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+        except (ValueError, OSError):
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def limapy(home: Path, *args: str, path_env: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, LIMAPY_HOME=str(home), PYTHONPATH=str(REPO))
+    if path_env is not None:
+        env["PATH"] = path_env
+    return subprocess.run(
+        [sys.executable, "-m", "limapy", *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def windows_sets(arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
+    sets = [
+        f'.arch = "{arch}"',
+        f'.images[{IMAGE_POS[arch]}].location = "{iso}"',
+        f".tpm = {'true' if tpm else 'false'}",
+        '.video.display = "none"',
+        ".cpus = 2",
+        *extra,
+    ]
+    return [a for s in sets for a in ("--set", s)]
+
+
+def answer_xml(cidata: Path) -> str:
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.open(str(cidata))
+    try:
+        import io
+
+        buf = io.BytesIO()
+        iso.get_file_from_iso_fp(buf, joliet_path="/autounattend.xml")
+        return buf.getvalue().decode("utf-8")
+    finally:
+        iso.close()
+
+
+def image_index(xml: str) -> int:
+    m = re.search(r"<Key>/IMAGE/INDEX</Key>\s*<Value>(\d+)</Value>", xml)
+    assert m, "autounattend.xml has no /IMAGE/INDEX"
+    return int(m.group(1))
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def error_lines(cp: subprocess.CompletedProcess[str]) -> list[str]:
+    # Progress lines may precede the error (`Windows image: ...` once the ISO was read); nothing else.
+    lines = [ln for ln in cp.stderr.splitlines() if ln.strip() and not ln.startswith("Windows image: ")]
+    assert all(ln.startswith(("limapy: ", "hint: ")) for ln in lines), cp.stderr
+    errs = [ln for ln in lines if ln.startswith("limapy: ")]
+    assert len(errs) == 1, cp.stderr
+    return errs
+
+
+def no_instances(home: Path) -> None:
+    left = [p.name for p in home.iterdir()] if home.exists() else []
+    assert not [n for n in left if not n.startswith("_")], f"something was created: {left}"
+
+
+# --------------------------------------------------------------------------- dry run + real QEMU
+
+
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize(
+    ("arch", "tpm"), [("x86_64", False), ("aarch64", False), ("x86_64", True)], ids=["x86_64", "aarch64", "x86_64-tpm"]
+)
+def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tpm: bool) -> None:
+    for tool in (f"qemu-system-{arch}", "qemu-img", *(["swtpm"] if tpm else [])):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    cp = limapy(home, "start", "--dry-run", "--name", "windows", *windows_sets(arch, isos[arch], tpm=tpm), str(TEMPLATE))
+    assert cp.returncode == 0, cp.stderr
+    inst = home / "windows"
+    password = (inst / "windows-password").read_text().strip()
+    assert len(password) >= 16 and (inst / "windows-password").stat().st_mode & 0o777 == 0o600
+    assert password not in cp.stdout + cp.stderr
+
+    # The edition: Pro by reading the image list, not Lima's fixed index.
+    assert f"Windows image: index {PRO[arch]} (Windows 11 Pro)" in cp.stderr
+    xml = answer_xml(inst / "cidata.iso")
+    assert image_index(xml) == PRO[arch] != LIMA_FIXED[arch]
+    assert f'processorArchitecture="{"amd64" if arch == "x86_64" else "arm64"}"' in xml
+
+    argv = shlex.split(cp.stdout.strip().splitlines()[-1])
+    assert argv[0].endswith(f"qemu-system-{arch}")
+    assert f"file={inst}/iso,if=none,id=cd0,format=raw,media=cdrom,readonly=on" in argv
+    assert f"file={inst}/cidata.iso,if=none,id=cd2,format=raw,media=cdrom,readonly=on" in argv
+    assert "tcg,thread=multi,tb-size=512" in argv
+    assert any("tpm" in a for a in argv) is tpm
+
+    swtpm_pid = None
+    if tpm:
+        from limapy.qemu.tpm import start_swtpm
+
+        swtpm_pid = start_swtpm(inst)  # what the host agent does before launching QEMU
+    qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        serial = inst / "serial.log"
+        deadline = time.monotonic() + 90
+        text = b""
+        while time.monotonic() < deadline and qemu.poll() is None:
+            text = serial.read_bytes() if serial.exists() else b""
+            if FIRMWARE_TEXT.search(text):
+                break
+            time.sleep(1)
+        assert qemu.poll() is None, f"QEMU exited {qemu.returncode}: {qemu.stderr.read().decode() if qemu.stderr else ''}"
+        assert FIRMWARE_TEXT.search(text), f"no firmware output in serial.log after 90 s: {text[-500:]!r}"
+
+        # `limapy screenshot` by prefix during the boot: a real PNG of the firmware's screen.
+        shot = home / "shot.png"
+        sc = limapy(home, "screenshot", "win", "-o", str(shot))
+        assert sc.returncode == 0, sc.stderr
+        w, h = png_size(shot.read_bytes())
+        assert w >= 320 and h >= 200
+        assert password not in sc.stdout + sc.stderr
+        assert password.encode() not in serial.read_bytes()
+    finally:
+        qemu.send_signal(signal.SIGTERM)
+        try:
+            qemu.wait(10)
+        except subprocess.TimeoutExpired:
+            qemu.kill()
+            qemu.wait()
+        if swtpm_pid:
+            from limapy.qemu.tpm import stop_swtpm
+
+            stop_swtpm(inst, swtpm_pid)
+
+
+# --------------------------------------------------------------------------- refusals, nothing created
+
+
+def test_missing_iso(home: Path) -> None:
+    missing = "/nonexistent/Win11_25H2_English_x64.iso"
+    cp = limapy(home, "start", "--dry-run", "--name", "windows", *windows_sets("x86_64", missing), str(TEMPLATE))
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert missing in err
+    assert "https://www.microsoft.com/software-download/windows11" in cp.stderr
+    assert "images[0].location" in cp.stderr  # how to point the template at a file
+    no_instances(home)
+
+
+def test_iso_of_other_arch(home: Path, isos: dict[str, Path]) -> None:
+    cp = limapy(home, "create", "--name", "windows", *windows_sets("x86_64", isos["aarch64"]), str(TEMPLATE))
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "arm64" in err and "x86_64" in err
+    no_instances(home)
+
+
+def test_unknown_edition(home: Path, isos: dict[str, Path]) -> None:
+    sets = windows_sets("x86_64", isos["x86_64"], extra=('.osOpts.Windows.edition = "Windows 11 Enterprise"',))
+    cp = limapy(home, "create", "--name", "windows", *sets, str(TEMPLATE))
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "Windows 11 Enterprise" in err
+    for name in X64_EDITIONS:  # the ones the ISO has are listed
+        assert name in cp.stderr
+    no_instances(home)
+
+
+def test_tpm_without_swtpm(home: Path, isos: dict[str, Path], tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # a PATH with QEMU's tools but no swtpm
+    bin_dir.mkdir()
+    for tool in ("qemu-img", "qemu-system-x86_64"):
+        found = shutil.which(tool)
+        if found:
+            (bin_dir / tool).symlink_to(found)
+    cp = limapy(
+        home, "start", "--dry-run", "--name", "windows", *windows_sets("x86_64", isos["x86_64"], tpm=True),
+        str(TEMPLATE), path_env=str(bin_dir),
+    )  # fmt: skip
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "swtpm" in err
+    assert "tpm: false" in cp.stderr
+    no_instances(home)
+
+
+# --------------------------------------------------------------------------- prefixes
+
+
+def test_prefixes_reach_windows(home: Path, isos: dict[str, Path]) -> None:
+    for name in ("windows", "web"):
+        cp = limapy(home, "create", "--name", name, *windows_sets("x86_64", isos["x86_64"]), str(TEMPLATE))
+        assert cp.returncode == 0, cp.stderr
+    cp = limapy(home, "shell", "win", "ver")
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "`windows`" in err and "stopped" in err  # resolved, then refused because it is not running
+    cp = limapy(home, "shell", "w", "ver")
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "ambiguous" in err and "windows" in err and "web" in err
+    cp = limapy(home, "screenshot", "win", "-o", str(home / "x.png"))
+    assert cp.returncode != 0 and "`windows` is not running" in cp.stderr
+    for name in ("windows", "web"):
+        pw = (home / name / "windows-password").read_text().strip() if (home / name / "windows-password").exists() else None
+        assert pw is None or pw not in cp.stderr
