@@ -408,6 +408,11 @@ class Bench:
             self.extra["boot"]["runs"].append({"run": f"B{i + 1}", "start_s": round(dt, 2), "stop_s": round(ds, 2),
                                                "load1": round(load0, 2), "phases_s": {"ssh": round(first_ssh, 2)}})
             say(f"B{i + 1} direct QEMU {dt:.1f} s (first SSH {first_ssh:.1f} s), powerdown {ds:.2f} s")
+        pair_ratios = [a / b for a, b in zip(a_start, b_start, strict=True)]
+        own = [r["phases_s"].get("booting", 0.0) + r["start_s"] - r["phases_s"].get("ready", r["start_s"])
+               for r in self.extra["boot"]["runs"] if r["run"].startswith("A")]
+        self.extra["boot"]["pair_ratios"] = [round(x, 3) for x in pair_ratios]
+        self.extra["boot"]["limapy_own_s"] = [round(x, 2) for x in own]
         self.rows += [
             Row("boot.start", "boot", "limapy start until READY (test image)", "s", median(a_start), median(b_start),
                 "the dry-run argv with QEMU until boot-done over SSH", target="ratio<=1.05",
@@ -548,6 +553,8 @@ def table(machine: dict[str, Any], rows: list[Row], extra: dict[str, Any]) -> st
             phases = ", ".join(f"{k} {v}" for k, v in run["phases_s"].items())
             out.append(f"  {run['run']}: ready {run['start_s']} s, stop {run['stop_s']} s, load {run['load1']}; "
                        f"{phases}")
+        out.append(f"  per-pair ratios A/B: {boot.get('pair_ratios')}; limapy's own time per start (launch to "
+                   f"QEMU running + host-agent ready to CLI return): {boot.get('limapy_own_s')} s")
     return "\n".join(out)
 
 
