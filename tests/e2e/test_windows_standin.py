@@ -1,0 +1,142 @@
+"""The host side of a Windows first boot, end to end, with a Linux stand-in guest.
+
+An `os: Windows` instance is created from templates/experimental/windows.yaml with a stand-in install ISO
+(tests/winiso.py); its empty disk is then replaced by an overlay on the disk hack/build-windows-standin.sh
+builds: Debian booting through UEFI under the Windows device layout (AHCI disk, e1000e, install and answer
+media as AHCI CD-ROMs, swtpm TPM), whose boot service plays Windows' first logon (user + SSH key from the
+`autounattend` CD) and whose `PowerShell.exe` shim answers the host agent's readiness probe.
+
+Proven here: the first `limapy start` attaches the install and answer media, sends boot keys, waits through
+"OpenSSH up" until the probe succeeds, and writes win-done-installation; `limapy screenshot win` works
+during that boot; `limapy shell win` reaches the guest by prefix (exit codes pass through the cmd.exe
+shim); after `limapy stop` the next start attaches no install media (argv and QMP query-block); the Windows
+password appears in no log and no CLI output.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO_ROOT, RunLimapy
+from tests.winiso import build_standin_iso
+
+BUILDER = REPO_ROOT / "hack" / "build-windows-standin.sh"
+TEMPLATE = REPO_ROOT / "templates" / "experimental" / "windows.yaml"
+
+
+@pytest.fixture(scope="session")
+def standin_disk() -> Path:
+    for tool in ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    given = os.environ.get("LIMAPY_WINDOWS_STANDIN_DISK")
+    if given:
+        return Path(given)
+    cp = subprocess.run(["bash", str(BUILDER)], capture_output=True, text=True, timeout=1800, check=False)
+    if cp.returncode != 0:
+        if os.geteuid() != 0 or shutil.which("mmdebstrap") is None:
+            pytest.skip(f"no cached stand-in disk and cannot build one (root + mmdebstrap): run `sudo {BUILDER}`")
+        pytest.fail(f"{BUILDER.name} failed:\n" + "\n".join(cp.stderr.splitlines()[-20:]))
+    return Path(cp.stdout.strip().splitlines()[-1])
+
+
+def qemu_cmdline(inst: Path) -> list[str]:
+    pid = int((inst / "qemu.pid").read_text().strip())
+    return [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+
+
+def block_devices(inst: Path) -> set[str]:
+    from limapy.qemu.qmp import QMP
+
+    with QMP.connect(inst / "qmp.sock", timeout=10) as qmp:
+        return {str(b.get("device")) for b in qmp.query_block() if b.get("inserted")}
+
+
+def test_windows_first_boot_with_standin_guest(
+    standin_disk: Path, limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path
+) -> None:
+    tpm = shutil.which("swtpm") is not None
+    iso = build_standin_iso(tmp_path / "Win11_x64.iso", arch="x86_64")
+    sets = [
+        f'.images[0].location = "{iso}"', f".tpm = {str(tpm).lower()}", '.video.display = "none"',
+        ".cpus = 2", '.memory = "2GiB"', '.disk = "4GiB"',
+    ]  # fmt: skip
+    outputs: list[str] = []
+
+    def limapy(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        cp = run_limapy(*args, timeout=timeout)
+        outputs.extend([cp.stdout, cp.stderr])
+        return cp
+
+    cp = limapy("create", "--name", "windows", *[a for s in sets for a in ("--set", s)], str(TEMPLATE))
+    assert cp.returncode == 0, cp.stderr
+    inst = limapy_home / "windows"
+    (inst / "disk").unlink()
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(standin_disk), "-F", "qcow2", str(inst / "disk"), "4G"],
+        check=True,
+    )
+
+    # First start: install media attached; a screenshot while it boots.
+    env = dict(os.environ, LIMAPY_HOME=str(limapy_home), PYTHONPATH=str(REPO_ROOT))
+    start = subprocess.Popen(
+        [sys.executable, "-m", "limapy", "start", "windows", "--timeout", "12m"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (inst / "qemu.pid").exists() or not (inst / "qmp.sock").exists():
+            assert start.poll() is None, start.communicate()
+            assert time.monotonic() < deadline, "QEMU did not start within 120 s"
+            time.sleep(0.5)
+        argv = qemu_cmdline(inst)
+        assert any("id=cd0" in a for a in argv) and any("id=cd2" in a for a in argv), argv
+        assert {"boot-disk", "cd0", "cd2"} <= block_devices(inst)
+        time.sleep(3)
+        shot = tmp_path / "shot.png"
+        sc = limapy("screenshot", "win", "-o", str(shot))
+        assert sc.returncode == 0, sc.stderr
+        data = shot.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+        assert min(struct.unpack(">II", data[16:24])) >= 200
+        out, err = start.communicate(timeout=780)
+    finally:
+        if start.poll() is None:
+            start.kill()
+    outputs.extend([out, err])
+    assert start.returncode == 0, err
+    assert (inst / "win-done-installation").exists()
+    for phase in ("[firmware]", "[OpenSSH up]", "[ready]"):
+        assert phase in err, err
+
+    # The guest by prefix; exit codes pass through the (stand-in) cmd.exe.
+    cp = limapy("shell", "win", "echo", "hello")
+    assert cp.returncode == 0 and cp.stdout.strip() == "hello", cp.stderr
+    assert limapy("shell", "win", "exit", "3").returncode == 3
+
+    cp = limapy("stop", "windows")
+    assert cp.returncode == 0, cp.stderr
+
+    # Second start: no install media.
+    cp = limapy("start", "win", "--timeout", "10m", timeout=700)
+    assert cp.returncode == 0, cp.stderr
+    argv = qemu_cmdline(inst)
+    assert not [a for a in argv if "id=cd" in a or "/iso," in a or "cidata.iso" in a], argv
+    devices = block_devices(inst)
+    assert "boot-disk" in devices and not {"cd0", "cd1", "cd2"} & devices, devices
+    cp = limapy("stop", "windows")
+    assert cp.returncode == 0, cp.stderr
+
+    password = (inst / "windows-password").read_text().strip()
+    assert len(password) >= 16
+    for log in ("ha.stdout.log", "ha.stderr.log", "serial.log"):
+        assert password.encode() not in (inst / log).read_bytes(), log
+    assert not [o for o in outputs if password in o]
