@@ -2,7 +2,8 @@
 # Scripts and PARAM_* values are carried as Base64 so no content can end a here-document or a quote.
 lima_boot_rc=0
 lima_boot_script() {
-  lima_f=$(mktemp /run/lima-boot-script.XXXXXX) || return 1
+  # Not /run or /tmp: they are often mounted noexec (Debian's /run is), and the script is executed.
+  mkdir -p -m 0700 /var/lib/limapy && lima_f=$(mktemp /var/lib/limapy/boot-script.XXXXXX) || return 1
   printf '%s' "$2" | base64 -d >"$lima_f" && chmod 0700 "$lima_f" || { rm -f "$lima_f"; return 1; }
   (
     printf '%s' '{{ params_b64 }}' | base64 -d >"$lima_f.env"
