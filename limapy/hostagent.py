@@ -124,7 +124,9 @@ class HostAgent:
         qmp = process.wait_qmp(inst.qmp_sock, pid=self.qemu_pid)
         qmp.close()
         if plan.windows and plan.install:
-            threading.Thread(target=self._boot_keys, daemon=True).start()
+            # Synchronously: QEMU's QMP socket takes one client at a time, and the readiness loop's
+            # internal-error check would time out while a key-sending thread held it.
+            self._boot_keys()
         self.events.emit("booting", "guest booting", running=False)
         if not self._wait_ready(cfg, plan):
             return "QEMU exited before the guest was ready"
