@@ -137,12 +137,46 @@ def limapy_home(short_tmp: Path) -> Path:
     return short_tmp
 
 
+@pytest.fixture(scope="module")
+def module_tmp() -> Iterator[Path]:
+    """Like short_tmp, shared by the tests of one module (one guest booted once, checked by many tests).
+    Tests should request `module_home` so their failures show its logs."""
+    path = Path(tempfile.mkdtemp(prefix="lpm-", dir="/tmp"))
+    path.chmod(0o700)
+    yield path
+    kill_leftovers(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def module_home(module_tmp: Path, request: pytest.FixtureRequest) -> Path:
+    """The module's shared LIMAPY_HOME; its logs are shown when this test fails."""
+    _register_log_dir(request, module_tmp)
+    return module_tmp
+
+
+@pytest.fixture(scope="module")
+def module_run(module_tmp: Path) -> RunLimapy:
+    """run_limapy for the module's shared LIMAPY_HOME."""
+    return make_runner(module_tmp)
+
+
 @pytest.fixture
 def run_limapy(limapy_home: Path) -> RunLimapy:
     """run_limapy(*args, timeout=600, input=None) -> CompletedProcess[str] of `python -m limapy ARGS`."""
+    return make_runner(limapy_home)
+
+
+def limapy_env(home: Path) -> dict[str, str]:
+    """The environment `python -m limapy` runs in for LIMAPY_HOME=home."""
     env = dict(os.environ)
-    env["LIMAPY_HOME"] = str(limapy_home)
+    env["LIMAPY_HOME"] = str(home)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def make_runner(home: Path) -> RunLimapy:
+    env = limapy_env(home)
 
     def run(*args: str | Path, timeout: float = 600, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
