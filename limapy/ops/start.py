@@ -139,7 +139,9 @@ def wait_ready(inst: store.Instance, ha_pid: int, timeout: float, show: Show) ->
                 )
             if st.get("running") and phase == "ready":
                 return
-        if store.read_pid(inst.ha_pid) is None and not _alive(ha_pid):
+        # _alive reaps our own child first: a host agent killed with -9 is a zombie that signal 0 still
+        # reports alive (and it leaves ha.pid behind), so its own pid decides, not the pid file.
+        if not _alive(ha_pid):
             for ev in follower.poll():  # the last words
                 st = ev.get("status") or {}
                 if st.get("errors"):
