@@ -67,6 +67,10 @@ def windows_checks(cfg: dict[str, Any], image_pos: int, image: dict[str, Any], s
     """The install ISO exists, is for this arch, and holds the edition asked for; swtpm when tpm is on."""
     from limapy import winmedia
 
+    if cfg.get("tpm"):
+        from limapy.qemu.tpm import find_swtpm
+
+        find_swtpm()  # first: no progress lines before a refusal
     loc = str(image["location"])
     if loc.startswith(("http://", "https://")):
         iso = _fetch(loc, image.get("digest"), say, "Windows install ISO", decompress=False)
@@ -82,10 +86,6 @@ def windows_checks(cfg: dict[str, Any], image_pos: int, image: dict[str, Any], s
     for w in [*warnings, *more]:
         say(f"warning: {w}")
     say(f"Windows image: index {index}" + (f" ({name})" if name else ""))
-    if cfg.get("tpm"):
-        from limapy.qemu.tpm import find_swtpm
-
-        find_swtpm()
     return iso.resolve()
 
 
