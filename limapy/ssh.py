@@ -182,8 +182,26 @@ def _linux_cd(cfg: Mapping[str, Any], workdir: str | None, cwd: Path, home: Path
     return "false"  # the host's cwd is not in the guest: stay in the guest home
 
 
-def _windows_script(shell: str, command: Sequence[str], workdir: str | None) -> str:
-    name = shell.rsplit("\\", 1)[-1].rsplit("/", 1)[-1].lower()
+CMD_SPECIAL = frozenset('()%!^"<>&|')
+
+
+def cmd_escape(line: str) -> str:
+    """Caret-escape every character cmd.exe would interpret, quotes included, so cmd passes `line` on intact.
+
+    With every `"` escaped cmd never enters quote mode and removes each caret; `%VAR%` becomes
+    `%VAR^%`, a variable name that does not exist, which cmd leaves alone before removing the caret.
+    """
+    return "".join("^" + c if c in CMD_SPECIAL else c for c in line)
+
+
+def _shell_name(shell: str) -> str:
+    return shell.rsplit("\\", 1)[-1].rsplit("/", 1)[-1].lower()
+
+
+def _windows_script(shell: str, command: Sequence[str], workdir: str | None, default_shell: str) -> str:
+    """The remote command for a Windows guest. Win32-OpenSSH runs it with the user's DefaultShell, which
+    limapy's first-logon script sets from `user.shell` (`cmd.exe /c <script>` for cmd.exe)."""
+    name = _shell_name(shell)
     if name not in WINDOWS_SHELLS:
         raise UsageError(
             f"shell `{shell}` cannot be used with a Windows guest",
@@ -195,8 +213,13 @@ def _windows_script(shell: str, command: Sequence[str], workdir: str | None) -> 
         cd = f'cd /d "{workdir}"' if workdir else ""
         if not command:
             return f'{shell} /k "{cd}"' if cd else shell
-        joined = subprocess.list2cmdline(list(command))
-        return f'{shell} /c "{cd + " && " if cd else ""}{joined}"'
+        # Arguments are literal (as on Linux guests): quoted for CommandLineToArgvW, then escaped for the
+        # one cmd.exe that parses the line, sshd's own `cmd.exe /c`.
+        joined = cmd_escape(subprocess.list2cmdline(list(command)))
+        line = f"{cd} && {joined}" if cd else joined
+        if _shell_name(default_shell) == "cmd.exe":
+            return line
+        return f'{shell} /c "{line}"'  # under another DefaultShell: Lima's form
     # PowerShell: the text is what `-Command` would run (arguments joined with spaces, as PowerShell does);
     # it travels base64-encoded so neither ssh nor the guest's cmd.exe can mangle quotes or metacharacters.
     text = " ".join(command)
@@ -223,7 +246,8 @@ def shell_script(
     """The remote command `limapy shell` sends (Lima's semantics, lima-reference.md §1.3)."""
     user = cfg.get("user") or {}
     if cfg.get("os") == "Windows":
-        return _windows_script(shell or user.get("shell") or "cmd.exe", command, workdir)
+        default_shell = str(user.get("shell") or "cmd.exe")
+        return _windows_script(shell or default_shell, command, workdir, default_shell)
     cd = _linux_cd(cfg, workdir, cwd or Path.cwd(), host_home or Path.home())
     sh = shell or user.get("shell") or "$SHELL"
     sh_word = sh if sh == "$SHELL" else shlex.quote(sh)

@@ -150,10 +150,10 @@ def test_linux_shell_cwd_logic(tmp_path: Path) -> None:
 
 def test_windows_cmd() -> None:
     assert ssh.shell_script(WINDOWS, []) == "cmd.exe"
-    assert ssh.shell_script(WINDOWS, ["ver"]) == 'cmd.exe /c "ver"'
-    assert ssh.shell_script(WINDOWS, ["dir", "C:\\Program Files"]) == 'cmd.exe /c "dir "C:\\Program Files""'
-    assert ssh.shell_script(WINDOWS, ["cd"], workdir="C:\\Users") == 'cmd.exe /c "cd /d "C:\\Users" && cd"'
-    assert ssh.shell_script({"os": "Windows"}, ["ver"]) == 'cmd.exe /c "ver"'
+    assert ssh.shell_script(WINDOWS, ["ver"]) == "ver"
+    assert ssh.shell_script(WINDOWS, ["dir", "C:\\Program Files"]) == 'dir ^"C:\\Program Files^"'
+    assert ssh.shell_script(WINDOWS, ["cd"], workdir="C:\\Users") == 'cd /d "C:\\Users" && cd'
+    assert ssh.shell_script({"os": "Windows"}, ["echo", "a&b"]) == "echo a^&b"
 
 
 def decode_ps(script: str) -> str:

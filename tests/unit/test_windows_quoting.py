@@ -1,8 +1,9 @@
 """`limapy shell` quoting for Windows guests (limapy.ssh.shell_script), with hostile arguments.
 
 Win32-OpenSSH hands the remote command to the user's default shell (cmd.exe): `cmd.exe /c <script>`.
-- cmd.exe: the script is `cmd.exe /c "<line>"`; cmd strips the outer quote pair and runs <line>, whose
-  program splits it with the MS C runtime rules (CommandLineToArgvW), modelled below.
+- cmd.exe: the script is the line itself; sshd's cmd.exe removes carets (every special character is
+  ^-escaped, quotes included, so cmd never enters quote mode) and runs the line, whose program splits it
+  with the MS C runtime rules (CommandLineToArgvW), modelled below.
 - powershell.exe / pwsh.exe: the script carries the command text base64(UTF-16LE) in -EncodedCommand, so
   nothing between host and PowerShell can alter it: the outer script has only base64-safe characters.
 """
@@ -67,10 +68,22 @@ def argv_w(line: str) -> list[str]:
 
 
 def cmd_line(script: str) -> str:
-    """The line cmd.exe runs for `cmd.exe /c "<line>"` (outer quote pair removed)."""
-    m = re.fullmatch(r'cmd\.exe /c "(.*)"', script, re.S)
-    assert m, script
-    return m.group(1)
+    """What the program receives after sshd's `cmd.exe /c <script>`: carets outside quotes removed.
+
+    Also asserts cmd.exe would interpret nothing: no metacharacter outside quotes without a caret."""
+    assert unescaped_meta(script) == [], script
+    out, in_quotes, i = [], False, 0
+    while i < len(script):
+        c = script[i]
+        if c == '"':
+            in_quotes = not in_quotes
+        elif c == "^" and not in_quotes and i + 1 < len(script):
+            out.append(script[i + 1])
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def unescaped_meta(line: str) -> list[str]:
@@ -117,30 +130,33 @@ def test_cmd_round_trip_property(args: list[str]) -> None:
 def test_cmd_workdir_and_default() -> None:
     assert ssh.shell_script(WINDOWS, []) == "cmd.exe"
     s = ssh.shell_script(WINDOWS, ["ver"], workdir="C:\\Users\\x y")
-    assert cmd_line(s) == 'cd /d "C:\\Users\\x y" && ver'
-    assert ssh.shell_script(WINDOWS, ["ver"], shell="C:\\Windows\\System32\\cmd.exe").startswith(
-        "C:\\Windows\\System32\\cmd.exe /c "
-    )
+    assert s == 'cd /d "C:\\Users\\x y" && ver'
+    # the line goes to sshd's cmd.exe as it is: a full path to cmd.exe changes nothing
+    assert ssh.shell_script(WINDOWS, ["ver"], shell="C:\\Windows\\System32\\cmd.exe") == "ver"
+    # under another DefaultShell (powershell), cmd.exe is called explicitly, as Lima does
+    ps_default = {"os": "Windows", "user": {"name": "lima", "shell": "powershell.exe"}}
+    assert ssh.shell_script(ps_default, ["ver"], shell="cmd.exe") == 'cmd.exe /c "ver"'
 
 
 CMD_METACHAR_ARGS = [["echo", "a&b"], ["echo", "x|y"], ["echo", "1>2"], ["echo", "%PATH%"], ["echo", 'a"b & c']]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="limapy/ssh.py quotes cmd.exe arguments with subprocess.list2cmdline only: cmd metacharacters "
-    '(& | < > %) in an argument without spaces, or after an embedded \\" (cmd.exe ignores backslashes), '
-    "stay outside quotes and cmd.exe interprets them",
-)
 @pytest.mark.parametrize("args", CMD_METACHAR_ARGS, ids=["amp", "pipe", "redirect", "percent", "quoted-amp"])
 def test_cmd_metacharacters_stay_literal(args: list[str]) -> None:
-    line = cmd_line(ssh.shell_script(WINDOWS, args))
-    assert unescaped_meta(line) == []
+    script = ssh.shell_script(WINDOWS, args)
+    assert unescaped_meta(script) == []
+    assert argv_w(cmd_line(script)) == args
 
 
 def test_cmd_metacharacters_inside_spaced_arguments_are_quoted() -> None:
     line = cmd_line(ssh.shell_script(WINDOWS, ["echo", "a & b | c > d"]))
-    assert unescaped_meta(line) == [] and argv_w(line) == ["echo", "a & b | c > d"]
+    assert argv_w(line) == ["echo", "a & b | c > d"]
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list('ab "\\\t&|<>^()%!')), max_size=10), min_size=1, max_size=4))
+def test_cmd_metacharacter_property(args: list[str]) -> None:
+    args = ["prog", *args]
+    assert argv_w(cmd_line(ssh.shell_script(WINDOWS, args))) == args
 
 
 # --------------------------------------------------------------------------- PowerShell
