@@ -23,7 +23,8 @@ from limapy.errors import LimapyError
 
 log = logging.getLogger("limapy.hostagent")
 
-PROBE_INTERVAL = 2.0
+PROBE_INTERVAL = 2.0  # while SSH is not up yet
+READY_POLL = 0.5  # once it is
 WINDOWS_PROBE = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"if (Test-Path -Path "
     "'C:\\ProgramData\\Lima\\lima-boot-done.txt' -PathType Leaf) { exit 0 } else { exit 1 }\""
@@ -159,40 +160,41 @@ class HostAgent:
         process.watch_internal_error(self.inst.dir, pid=self.qemu_pid)
 
     def _wait_ready(self, cfg: dict[str, Any], plan: Any) -> bool:
-        from limapy import ssh
+        """Probe over one kept-open SSH connection (limapy.remote, fabric) until the guest says it is done."""
+        from limapy import remote
 
         inst = self.inst
         ssh_up = False
         last_disk = 0
-        if plan.windows:
-            script = WINDOWS_PROBE
-        else:
-            script = "cat /run/lima-boot-done 2>/dev/null || true"
-        while True:
-            self._check_qemu()
-            if plan.windows and plan.install and not ssh_up:
-                size = _allocated(inst.disk)
-                if size > last_disk + (256 << 20):
-                    phase = "Windows Setup" if size < (8 << 30) else "first logon"
-                    self.events.emit(phase, f"disk {size >> 20} MiB written")
-                    last_disk = size
-            try:
-                cp = ssh.run(inst, cfg, plan.ssh_port, script, timeout=30, control_master=False, connect_timeout=5)
-            except LimapyError as e:  # ssh timed out in the banner exchange (slirp accepts early)
-                log.debug("probe: %s", e.message)
-                self.stop_requested.wait(PROBE_INTERVAL)
-                continue
-            if cp.returncode != 255:
+        script = WINDOWS_PROBE if plan.windows else "cat /run/lima-boot-done 2>/dev/null || true"
+        key, _ = store.ensure_user_key()
+        user = str((cfg.get("user") or {}).get("name") or "lima")
+        with remote.Guest(plan.ssh_port, user, key, connect_timeout=5.0) as guest:
+            while True:
+                self._check_qemu()
+                if plan.windows and plan.install and not ssh_up:
+                    size = _allocated(inst.disk)
+                    if size > last_disk + (256 << 20):
+                        phase = "Windows Setup" if size < (8 << 30) else "first logon"
+                        self.events.emit(phase, f"disk {size >> 20} MiB written")
+                        last_disk = size
+                try:
+                    r = guest.run(script, timeout=30)
+                except remote.RemoteError as e:  # not up yet (slirp accepts before the guest listens)
+                    log.debug("probe: %s", e.message)
+                    self.stop_requested.wait(PROBE_INTERVAL)
+                    continue
                 if not ssh_up:
                     ssh_up = True
                     self.events.emit("ssh" if not plan.windows else "OpenSSH up", "SSH is up")
                     self.events.emit("provisioning", "waiting for the boot scripts")
                 if plan.windows:
-                    if cp.returncode == 0:
+                    if r.exit_code == 0:
                         return True
-                elif cp.stdout.decode(errors="replace").strip() == plan.iid:
+                elif r.stdout.strip() == plan.iid:
                     return True
-            self.stop_requested.wait(PROBE_INTERVAL)
+                # a probe on an open connection costs milliseconds: look often once SSH is up
+                self.stop_requested.wait(READY_POLL)
 
     def _shutdown(self) -> None:
         from limapy import ssh

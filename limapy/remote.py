@@ -1,0 +1,101 @@
+"""Scripted commands in a guest over one kept-open SSH connection (fabric; imported lazily).
+
+Interactive shells and `copy` use the real OpenSSH client (limapy.ssh); the host agent's readiness
+checks use this: one connection instead of an ssh process per probe, so a probe costs milliseconds and
+the guest's boot-done marker is seen as soon as it appears.
+
+Guest host keys are not checked, as with Lima's `StrictHostKeyChecking=no` on 127.0.0.1: the guest is
+reached only through a port that QEMU forwards on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from limapy.errors import LimapyError
+
+log = logging.getLogger("limapy.remote")
+
+HOST = "127.0.0.1"
+
+
+class RemoteError(LimapyError):
+    """The guest could not be reached (yet): connection refused, banner or auth timeout, reset."""
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class Guest:
+    """A lazily (re)connecting SSH session to a guest."""
+
+    def __init__(self, port: int, user: str, key: Path, *, connect_timeout: float = 5.0) -> None:
+        self.port = port
+        self.user = user
+        self.key = key
+        self.connect_timeout = connect_timeout
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        from fabric import Config, Connection
+
+        config = Config(overrides={"load_ssh_configs": False, "run": {"hide": True, "warn": True}})
+        conn = Connection(
+            HOST,
+            user=self.user,
+            port=self.port,
+            config=config,
+            connect_timeout=self.connect_timeout,
+            connect_kwargs={
+                "key_filename": [str(self.key)],
+                "look_for_keys": False,
+                "allow_agent": False,
+                "banner_timeout": self.connect_timeout,
+                "auth_timeout": self.connect_timeout,
+            },
+        )
+        import paramiko
+
+        conn.client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # banner timeouts are expected early on
+        conn.open()
+        return conn
+
+    def run(self, command: str, timeout: float = 30.0) -> Result:
+        """Run `command`; RemoteError when the guest cannot be reached, else its exit code and output."""
+        import paramiko
+
+        try:
+            if self._conn is None or not self._conn.is_connected:
+                self._conn = self._connect()
+            r = self._conn.run(command, timeout=timeout, in_stream=False)
+        except (TimeoutError, OSError, EOFError, paramiko.SSHException) as e:
+            self.close()
+            raise RemoteError(f"guest not reachable over SSH on {HOST}:{self.port}: {type(e).__name__}: {e}") from e
+        except Exception as e:  # invoke's CommandTimedOut and friends
+            self.close()
+            if type(e).__name__ == "CommandTimedOut":
+                raise RemoteError(f"command timed out after {timeout:.0f} s in the guest") from e
+            raise
+        return Result(int(r.exited), str(r.stdout), str(r.stderr))
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # closing a half-open connection must never raise
+                log.debug("close failed", exc_info=True)
+            self._conn = None
+
+    def __enter__(self) -> Guest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
