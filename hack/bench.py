@@ -376,6 +376,11 @@ class Bench:
         a_stop: list[float] = []
         b_stop: list[float] = []
 
+        def keep_logs(run: str) -> None:  # for --keep: the guest's own timeline of each run
+            for f in ("serial.log", "ha.stdout.log", "ha.stderr.log") if run.startswith("A") else ("serial.log",):
+                if (inst / f).exists():
+                    shutil.copy2(inst / f, self.work / f"{run}.{f}")
+
         def restore(with_seed: bool) -> None:
             for f in ("qemu.pid", "qmp.sock", "serial.sock", "serial.log", "ha.pid", "ssh.sock"):
                 (inst / f).unlink(missing_ok=True)
@@ -392,6 +397,7 @@ class Bench:
             if b"READY" not in cp.stderr + cp.stdout:
                 raise RuntimeError("limapy start returned without READY")
             phases = ha_phases(inst / "ha.stdout.log", t_wall, t_wall + dt)
+            keep_logs(f"A{i + 1}")
             ds, cp = self.lp("stop", name, timeout=300)
             check(cp, "limapy stop")
             a_start.append(dt)
@@ -403,6 +409,7 @@ class Bench:
             restore(with_seed=True)
             load0 = os.getloadavg()[0]
             dt, first_ssh, ds = direct_boot(argv, inst, name, port, PROBE_INTERVAL)
+            keep_logs(f"B{i + 1}")
             b_start.append(dt)
             b_stop.append(ds)
             self.extra["boot"]["runs"].append({"run": f"B{i + 1}", "start_s": round(dt, 2), "stop_s": round(ds, 2),
