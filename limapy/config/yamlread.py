@@ -70,15 +70,28 @@ def parse(raw: bytes, source: str) -> Parsed:
 
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
 
-    yaml = YAML(typ="rt", pure=True)
+    # The safe loader, composing nodes ourselves: about twice as fast as the round-trip loader on a
+    # commented template (start-up time is a feature), and every node still carries its start mark.
+    yaml = YAML(typ="safe", pure=True)
     yaml.allow_duplicate_keys = False
-    docs: list[Any] = []
+    nodes: list[Any] = []
     try:
-        for doc in yaml.load_all(text):
-            docs.append(doc)
-            if len(docs) > 1:
+        for node in yaml.compose_all(text):
+            nodes.append(node)
+            if len(nodes) > 1:
                 break
+        if len(nodes) > 1:
+            raise _err(source, None, None, "holds several YAML documents; a lima.yaml is exactly one document")
+        root_node = nodes[0] if nodes else None
+        if root_node is None:
+            return Parsed(source, {}, {(): (source, 1, 1)})
+        if not isinstance(root_node, MappingNode):
+            kind = "a list" if isinstance(root_node, SequenceNode) else "a scalar"
+            raise _err(source, 1, 1, f"the document is {kind}; a lima.yaml must be a mapping of fields")
+        _check_expansion(root_node, source)
+        root = yaml.constructor.construct_document(root_node)
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = (e.problem or e.context or "invalid YAML").strip()
@@ -95,21 +108,12 @@ def parse(raw: bytes, source: str) -> Parsed:
     except (ValueError, TypeError, OverflowError) as e:
         # ruamel's constructors raise these for e.g. out-of-range timestamps
         raise _err(source, None, None, f"YAML: {e}") from None
-
-    if len(docs) > 1:
-        raise _err(source, None, None, "holds several YAML documents; a lima.yaml is exactly one document")
-    root = docs[0] if docs else None
-    if root is None:
-        return Parsed(source, {}, {(): (source, 1, 1)})
-    from ruamel.yaml.comments import CommentedMap
-
-    if not isinstance(root, CommentedMap):
-        kind = "a list" if isinstance(root, list) else "a scalar"
-        raise _err(source, 1, 1, f"the document is {kind}; a lima.yaml must be a mapping of fields")
+    if not isinstance(root, dict):
+        raise _err(source, 1, 1, "the document is not a mapping of fields")
     try:
-        _check_expansion(root, source)
         marks: dict[NodePath, Mark] = {(): (source, 1, 1)}
-        data = _plain(root, (), marks, source)
+        _marks(root_node, (), marks, source)  # first: it refuses deep nesting and non-text with a position
+        data = _plain(root)
     except RecursionError:
         raise _err(source, None, None, f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it") from None
     assert isinstance(data, dict)
@@ -141,24 +145,24 @@ def _duplicate_key_message(e: Exception) -> str:
 
 
 def _check_expansion(root: Any, source: str) -> None:
-    """Count nodes as if every alias were expanded, memoised per object: linear in the real size."""
+    """Count nodes as if every alias were expanded, memoised per node: linear in the real size.
+
+    In a composed graph an alias is the very node object it refers to, so the memo sees it."""
+    from ruamel.yaml.nodes import MappingNode, SequenceNode
+
     memo: dict[int, int] = {}
 
     def size(node: Any) -> int:
-        if isinstance(node, dict):
-            key = id(node)
-            if key in memo:
-                return memo[key]
-            memo[key] = MAX_EXPANDED_NODES + 1  # a cycle counts as too big
-            total = 1 + sum(size(v) for v in node.values()) + len(node)
-        elif isinstance(node, list):
-            key = id(node)
-            if key in memo:
-                return memo[key]
-            memo[key] = MAX_EXPANDED_NODES + 1
-            total = 1 + sum(size(v) for v in node)
-        else:
+        if not isinstance(node, (MappingNode, SequenceNode)):
             return 1
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        memo[key] = 1  # an alias to its own container (a cycle) reads as null, as ruamel's rt loader does
+        if isinstance(node, MappingNode):
+            total = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            total = 1 + sum(size(v) for v in node.value)
         total = min(total, MAX_EXPANDED_NODES + 1)
         memo[key] = total
         return total
@@ -173,56 +177,72 @@ def _check_expansion(root: Any, source: str) -> None:
         )
 
 
-def _position(container: Any, key: str | int, is_seq: bool) -> tuple[int, int] | None:
-    lc = getattr(container, "lc", None)
-    if lc is None:
+def _node_key(knode: Any) -> str | None:
+    """The key a scalar key node stands for, as _scalar_key spells it; None for merge keys (`<<`)."""
+    tag = str(getattr(knode, "tag", "") or "")
+    if tag.endswith(":merge"):
         return None
-    try:
-        pos = lc.item(key) if is_seq else lc.key(key)
-    except (KeyError, IndexError, TypeError, AttributeError):
+    value = getattr(knode, "value", None)
+    if not isinstance(value, str):
         return None
-    if not pos:
-        return None
-    return int(pos[0]) + 1, int(pos[1]) + 1
-
-
-def _plain(node: Any, path: NodePath, marks: dict[NodePath, Mark], source: str) -> Any:
-    if len(path) > MAX_DEPTH and isinstance(node, (dict, list)):
-        _, line, col = marks.get(path, (source, 0, 0))
-        raise _err(source, line, col, f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it")
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for k, v in node.items():
-            key = _scalar_key(k)
-            p = (*path, key)
-            pos = _position(node, k, False)
-            if pos:
-                marks[p] = (source, *pos)
-            _check_unicode(key, p, marks, source)
-            out[key] = _plain(v, p, marks, source)
-        return out
-    if isinstance(node, list):
-        items = []
-        for i, v in enumerate(node):
-            p = (*path, i)
-            pos = _position(node, i, True)
-            if pos:
-                marks[p] = (source, *pos)
-            items.append(_plain(v, p, marks, source))
-        return items
-    value = _scalar(node)
-    if isinstance(value, str):
-        _check_unicode(value, path, marks, source)
+    if tag.endswith(":bool"):
+        return value.lower()
+    if tag.endswith(":null"):
+        return "null"
+    if tag.endswith(":int") or tag.endswith(":float"):
+        return None  # spelled differently once constructed (0x10 -> 16): fall back to the parent's mark
     return value
 
 
-def _check_unicode(text: str, path: NodePath, marks: dict[NodePath, Mark], source: str) -> None:
-    """`"\\ud800"` escapes decode to lone surrogates, which no file name, terminal or encoder accepts."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        _, line, col = marks.get(path, (source, 0, 0))
-        raise _err(source, line, col, "YAML: a string holds an unpaired surrogate escape (not Unicode text)") from None
+def _marks(
+    node: Any, path: NodePath, marks: dict[NodePath, Mark], source: str, stack: frozenset[int] = frozenset()
+) -> None:
+    """Record (line, col) of every key and list item, walking the composed node tree; refuse nesting past
+    MAX_DEPTH and strings that are not Unicode text, both with their position."""
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    def where(n: Any) -> tuple[int, int]:
+        return n.start_mark.line + 1, n.start_mark.column + 1
+
+    if isinstance(node, (MappingNode, SequenceNode)):
+        if id(node) in stack:
+            return  # a cycle: _plain reads it as null
+        if len(path) > MAX_DEPTH:
+            raise _err(source, *where(node), f"YAML nests deeper than {MAX_DEPTH} levels; refusing to read it")
+        stack = stack | {id(node)}
+    if isinstance(node, ScalarNode):
+        try:
+            str(node.value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise _err(
+                source, *where(node), "YAML: a string holds an unpaired surrogate escape (not Unicode text)"
+            ) from None
+    elif isinstance(node, MappingNode):
+        for knode, vnode in node.value:
+            _marks(knode, path, marks, source, stack)
+            key = _node_key(knode)
+            if key is None:
+                continue
+            p = (*path, key)
+            if p not in marks:
+                marks[p] = (source, *where(knode))
+            _marks(vnode, p, marks, source, stack)
+    elif isinstance(node, SequenceNode):
+        for i, vnode in enumerate(node.value):
+            p = (*path, i)
+            marks[p] = (source, *where(vnode))
+            _marks(vnode, p, marks, source, stack)
+
+
+def _plain(node: Any, stack: frozenset[int] = frozenset()) -> Any:
+    if isinstance(node, (dict, list)):
+        if id(node) in stack:
+            return None  # an alias to its own container (a cycle) reads as null, as ruamel's rt loader does
+        inner = stack | {id(node)}
+        if isinstance(node, dict):
+            return {_scalar_key(k): _plain(v, inner) for k, v in node.items()}
+        return [_plain(v, inner) for v in node]
+    return _scalar(node)
 
 
 def _scalar_key(k: Any) -> str:
