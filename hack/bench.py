@@ -354,7 +354,7 @@ class Bench:
 
     # -- boot ----------------------------------------------------------------------------------------------
     def bench_boot(self) -> None:
-        from limapy.hostagent import PROBE_INTERVAL
+        from limapy.hostagent import PROBE_INTERVAL, READY_POLL
 
         tmpl = self.template or test_image_template()
         name = "bs"
@@ -408,7 +408,7 @@ class Bench:
             # B: the same argv straight with QEMU
             restore(with_seed=True)
             load0 = os.getloadavg()[0]
-            dt, first_ssh, ds = direct_boot(argv, inst, name, port, PROBE_INTERVAL)
+            dt, first_ssh, ds = direct_boot(argv, inst, name, port, PROBE_INTERVAL, READY_POLL)
             keep_logs(f"B{i + 1}")
             b_start.append(dt)
             b_stop.append(ds)
@@ -474,8 +474,12 @@ def qmp(sock: Path, command: str) -> None:
                     break
 
 
-def direct_boot(argv: list[str], inst: Path, name: str, port: int, interval: float) -> tuple[float, float, float]:
-    """(launch to boot-done, launch to first SSH answer, powerdown to exit) of the argv run straight."""
+def direct_boot(
+    argv: list[str], inst: Path, name: str, port: int, interval: float, ready_poll: float
+) -> tuple[float, float, float]:
+    """(launch to boot-done, launch to first SSH answer, powerdown to exit) of the argv run straight.
+
+    Polls as the host agent does: every `interval` until SSH answers, then every `ready_poll`."""
     with socket.socket() as s:
         if s.connect_ex(("127.0.0.1", port)) == 0:
             raise RuntimeError(f"port {port} of the dry-run is taken; run again")
@@ -504,7 +508,7 @@ def direct_boot(argv: list[str], inst: Path, name: str, port: int, interval: flo
                 if cp.stdout.strip():
                     ready = time.perf_counter() - t0
                     break
-            time.sleep(interval)
+            time.sleep(ready_poll if first_ssh else interval)
         t1 = time.perf_counter()
         qmp(inst / "qmp.sock", "system_powerdown")
         p.wait(timeout=120)
