@@ -56,7 +56,7 @@ def dry_run(inst: store.Instance) -> str:
     return shlex.join(plan.argv)
 
 
-def spawn_hostagent(inst: store.Instance) -> int:
+def spawn_hostagent(inst: store.Instance) -> subprocess.Popen[bytes]:
     for log in (inst.ha_stdout_log, inst.ha_stderr_log):
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
@@ -75,7 +75,7 @@ def spawn_hostagent(inst: store.Instance) -> int:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if store.read_pid(inst.ha_pid) is not None:
-            return p.pid
+            return p
         if p.poll() is not None:
             break
         time.sleep(0.05)
@@ -120,7 +120,7 @@ class Follower:
         return out
 
 
-def wait_ready(inst: store.Instance, ha_pid: int, timeout: float, show: Show) -> None:
+def wait_ready(inst: store.Instance, agent: subprocess.Popen[bytes], timeout: float, show: Show) -> None:
     follower = Follower(inst.ha_stdout_log)
     deadline = time.monotonic() + timeout
     phase = "starting"
@@ -139,9 +139,9 @@ def wait_ready(inst: store.Instance, ha_pid: int, timeout: float, show: Show) ->
                 )
             if st.get("running") and phase == "ready":
                 return
-        # _alive reaps our own child first: a host agent killed with -9 is a zombie that signal 0 still
-        # reports alive (and it leaves ha.pid behind), so its own pid decides, not the pid file.
-        if not _alive(ha_pid):
+        # The agent is our child: a host agent killed with -9 is a zombie that signal 0 still reports
+        # alive (and it leaves ha.pid behind), so poll() decides, not the pid file.
+        if agent.poll() is not None:
             for ev in follower.poll():  # the last words
                 st = ev.get("status") or {}
                 if st.get("errors"):
@@ -159,22 +159,6 @@ def wait_ready(inst: store.Instance, ha_pid: int, timeout: float, show: Show) ->
         time.sleep(0.2)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        pid_done, _ = os.waitpid(pid, os.WNOHANG)
-        if pid_done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -> bool:
     """Start and wait; False when it was already running."""
     with store.lock(inst, what="start"):
@@ -189,6 +173,6 @@ def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -
                 f"instance `{inst.name}` is Broken: QEMU (pid {qemu}) runs without its host agent",
                 hint=f"`limapy stop -f {inst.name}` stops it; then start again",
             )
-        ha_pid = spawn_hostagent(inst)
-    wait_ready(inst, ha_pid, timeout if timeout is not None else default_timeout(inst), show)
+        agent = spawn_hostagent(inst)
+    wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show)
     return True
