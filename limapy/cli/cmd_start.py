@@ -51,7 +51,9 @@ class Display:
 def register(app: typer.Typer) -> None:
     @app.command("start")
     def start(
-        target: str = typer.Argument(..., help="An instance name (or unique prefix), or a template to create from"),
+        target: str = typer.Argument(
+            "default", help="An instance name (or unique prefix), or a template to create from [default: default]"
+        ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
             None, "--timeout", help="Wait at most this long (default 10m; 30m for a Windows install)."
@@ -70,6 +72,8 @@ def register(app: typer.Typer) -> None:
         from limapy.ops import start as ops
 
         wait = parse_duration(timeout) if timeout else None
+        if target == "default" and name is None and "default" not in store.list_instances():
+            target, name = "template:default", "default"  # as Lima: `start` alone makes and boots `default`
         if ops.looks_like_template(target):
             from limapy.ops.create import create
 
