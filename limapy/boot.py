@@ -13,7 +13,7 @@ from typing import Any
 
 from limapy import store
 from limapy.errors import LimapyError
-from limapy.units import format_size, parse_size
+from limapy.units import parse_size
 
 log = logging.getLogger("limapy.boot")
 
@@ -199,8 +199,7 @@ def prepare(
     paths = cmdline.Paths.for_instance(inst.dir, **overrides)
     argv = cmdline.build_argv(cfg, inst.name, paths, facts, ssh_port=port, mac=mac, install=install)
     ssh.write_ssh_config(inst, cfg, key_path, port)
-    log.debug("boot plan for %s: port %d, accel %s, disk %s", inst.name, port, facts.accel, format_size(
-        parse_size(cfg["disk"])))
+    log.debug("boot plan for %s: port %d, accel %s", inst.name, port, facts.accel)
     return BootPlan(argv, port, iid, windows, install, tpm, facts.accel, notices)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import tempfile
 import threading
 import time as _time
 from collections.abc import Iterator, Mapping
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from limapy.errors import LimapyError
+from limapy.fsutil import atomic_write
 
 #: 2000-01-01T00:00:00Z: the date every file and volume descriptor carries.
 FIXED_EPOCH = 946684800.0
@@ -188,19 +188,3 @@ def write_iso_file(
     atomic_write(Path(path), data, file_mode)
 
 
-def atomic_write(path: Path, data: bytes, file_mode: int = 0o600) -> None:
-    """Write `data` to a sibling temporary file with `file_mode`, fsync it, and rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, file_mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise

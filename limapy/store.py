@@ -21,6 +21,8 @@ from pathlib import Path
 
 from limapy import dirs, proc
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from limapy.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
+from limapy.fsutil import fsync_dir
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
 MAX_NAME_LEN = 76
@@ -304,32 +306,6 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to a temp file beside `path`, fsync, rename: readers see old or new, never half."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _check_socket_room(final: Path) -> None:
     if len(str(final) + _SOCK_PROBE) >= UNIX_PATH_MAX:
         raise UsageError(
@@ -383,7 +359,7 @@ def creating(name: str) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _fsync_dir(home)
+    fsync_dir(home)
 
 
 def create_instance_dir(name: str, files: Mapping[str, bytes] | None = None) -> Instance:

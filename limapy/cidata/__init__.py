@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from limapy.errors import LimapyError
+from limapy.names import hostname_for
 
 PROVISION_MODES = ("system", "user", "boot", "data", "dependency")
 
@@ -20,11 +21,6 @@ class Provision:
     mode: str
     text: str  # script (or data content) after template expansion
     entry: dict[str, Any]  # the raw entry, for owner/path/permissions/overwrite/...
-
-
-def hostname_for(name: str) -> str:
-    """Lima's guest hostname: "lima-" + instance name with "." and "_" made "-"."""
-    return "lima-" + name.replace(".", "-").replace("_", "-")
 
 
 def user_of(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -9,28 +9,19 @@ user-data's bootcmd. boot.sh runs the provision modes in Lima's order and finall
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
-from limapy.cidata import Provision, hostname_for, params_of, provisions, user_of
+from limapy.cidata import Provision, params_of, provisions, user_of
 from limapy.errors import LimapyError
+from limapy.names import hostname_for, mount_tag
 
 LABEL = "cidata"
 SEED_MOUNT = "/mnt/lima-cidata"
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def mount_tag(location: str, mount_point: str) -> str:
-    """The 9p/virtiofs tag of a mount: "lima-" + hex of the first 8 bytes of sha256(location:mountPoint).
-
-    The QEMU driver passes the same value as -virtfs mount_tag=..., so both sides import this.
-    """
-    digest = hashlib.sha256(f"{location}:{mount_point}".encode()).digest()
-    return "lima-" + digest[:8].hex()
 
 
 def _mounts(cfg: dict[str, Any]) -> list[dict[str, str]]:

@@ -62,7 +62,7 @@ def new_password(length: int = 20) -> str:
 
 def write_password_file(path: str | os.PathLike[str], password: str) -> None:
     """Store the password 0600 (atomically); it is never printed or logged."""
-    from limapy.iso import atomic_write
+    from limapy.fsutil import atomic_write
 
     atomic_write(Path(path), (password + "\n").encode(), 0o600)
 

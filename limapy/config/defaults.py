@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from limapy.config.hostinfo import HostInfo, default_guest_user
+from limapy.names import hostname_for
 from limapy.units import format_size
 
 # lists concatenated override + instance + default (first matching rule wins => override first)
@@ -123,10 +124,6 @@ def _d(cfg: dict[str, Any], key: str) -> dict[str, Any]:
 def _set(m: dict[str, Any], key: str, value: Any) -> None:
     if m.get(key) is None:
         m[key] = value
-
-
-def hostname_for(name: str) -> str:
-    return "lima-" + re.sub(r"[._]", "-", name)
 
 
 def expand_vars(text: str, values: dict[str, Any]) -> str:

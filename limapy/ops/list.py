@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION, store
+from limapy.names import hostname_for
 from limapy.units import format_size, parse_size
 
 COLUMNS = ("NAME", "STATUS", "SSH", "VMTYPE", "ARCH", "CPUS", "MEMORY", "DISK", "DIR")
@@ -43,7 +44,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
         version = ""
     return {
         "name": inst.name,
-        "hostname": "lima-" + re.sub(r"[._]", "-", inst.name),
+        "hostname": hostname_for(inst.name),
         "status": st,
         "dir": str(inst.dir),
         "vmType": cfg.get("vmType", "qemu"),

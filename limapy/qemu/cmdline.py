@@ -13,13 +13,13 @@ Layouts (see lima-reference.md §5 and windows-guests.md §6/§10):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from limapy.errors import LimapyError
+from limapy.names import mount_tag
 from limapy.qemu.host import HostFacts
 from limapy.units import parse_size
 
@@ -79,11 +79,6 @@ class Paths:
         }
         base.update(overrides)
         return cls(**base)
-
-
-def mount_tag(location: str, mount_point: str) -> str:
-    """Lima's 9p tag: `lima-` + hex of the first 8 bytes of sha256(location:mountPoint)."""
-    return "lima-" + hashlib.sha256(f"{location}:{mount_point}".encode()).digest()[:8].hex()
 
 
 def qemu_opt(value: str | Path) -> str:

@@ -14,9 +14,10 @@ import pycdlib
 import pytest
 from ruamel.yaml import YAML
 
-from limapy.cidata.linux import build_seed, mount_tag, write_seed_iso
+from limapy.cidata.linux import build_seed, write_seed_iso
 from limapy.cidata.render import expand_vars
 from limapy.errors import LimapyError
+from limapy.names import mount_tag
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"
 REGEN = os.environ.get("LIMAPY_REGEN_GOLDEN") == "1"

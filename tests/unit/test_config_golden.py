@@ -406,7 +406,7 @@ def test_fill_containerd_user(os_: str, arch: str, user: bool) -> None:
 
 
 def test_mount_tags() -> None:
-    from limapy.cidata.linux import mount_tag
+    from limapy.names import mount_tag
 
     a = mount_tag("/Users/alice", "/Users/alice")
     b = mount_tag("/Users/alice", "/mnt/alice")

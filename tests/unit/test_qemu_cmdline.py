@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from limapy.errors import LimapyError
-from limapy.qemu.cmdline import Paths, build_argv, mount_tag
+from limapy.names import mount_tag
+from limapy.qemu.cmdline import Paths, build_argv
 from limapy.qemu.host import HostFacts
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "qemu"
