@@ -3,7 +3,7 @@
 The ISO (Joliet, label `autounattend`) holds autounattend.xml at its root, first_logon.ps1 (run by the
 only FirstLogonCommand, found by volume label rather than drive letter), ssh_authorized_keys,
 provision/<mode>/%08d files, and the OpenSSH MSI when one is given. The answer file is written from
-scratch for amd64 and arm64 (see docs/windows-guests.md for the facts behind each choice).
+scratch for amd64 and arm64 (docs/windows.md says what each choice rests on).
 
 Drive letter convention: with `virtio_win` the drivers are read from E:\\ (install ISO D:, virtio-win
 E:, answer ISO F:, Lima's attach order); DriverPaths cannot search by label in WinPE.
@@ -26,6 +26,11 @@ LABEL = "autounattend"
 FIRST_LOGON = "first_logon.ps1"
 OPENSSH_MSI = "OpenSSH.msi"
 DONE_FILE = r"C:\ProgramData\Lima\lima-boot-done.txt"
+WARNINGS_FILE = r"C:\ProgramData\Lima\limapy-warnings.txt"
+RUNNER = "provision/run-provision.ps1"
+TIME_ZONE = "UTC"
+#: The Remote Desktop firewall group, by its resource string (the same on every language of Windows).
+RDP_FIREWALL_GROUP = "@FirewallAPI.dll,-28752"
 VIRTIO_WIN_DRIVE = "E:"
 VIRTIO_WIN_DRIVERS = ("viostor", "NetKVM")
 DEFAULT_INDEX = {("x86_64", False): 6, ("aarch64", False): 3, ("x86_64", True): 1, ("aarch64", True): 1}
@@ -138,8 +143,10 @@ def render_autounattend(
     image_name: str | None,
     is_server: bool,
     virtio_win: bool,
+    product_key: str | None = None,
 ) -> str:
     from limapy.cidata.render import render
+    from limapy.config import winopts
 
     if arch not in _WIN_ARCH:
         raise LimapyError(f"Windows guests are x86_64 or aarch64, not {arch!r}")
@@ -163,6 +170,8 @@ def render_autounattend(
             f"{VIRTIO_WIN_DRIVE}\\{drv}\\{version}\\{_VIRTIO_ARCH[arch]}" for drv in VIRTIO_WIN_DRIVERS
         ]
     comment = _CONTROL.sub("", str(user.get("comment") or "")) or str(user["name"])
+    if product_key is not None and not winopts.PRODUCT_KEY_RE.fullmatch(product_key):
+        raise LimapyError("osOpts.Windows.productKey is not a product key (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)")
     return render(
         "windows/autounattend.xml",
         arch=_WIN_ARCH[arch],
@@ -180,7 +189,12 @@ def render_autounattend(
         password=password,
         user_name=str(user["name"]),
         first_logon_command=FIRST_LOGON_COMMAND,
-        time_zone="UTC",
+        # QEMU's RTC runs in UTC (-rtc base=utc) and Windows reads the RTC as local time: only the UTC
+        # zone makes the two agree (Windows' own time service then keeps the clock).
+        time_zone=TIME_ZONE,
+        product_key=product_key.upper() if product_key else None,
+        rdp=winopts.rdp_enabled(cfg),
+        rdp_group=RDP_FIREWALL_GROUP,
     )
 
 
@@ -216,6 +230,7 @@ def build_answer_files(
     is_server: bool,
     virtio_win: bool,
     opensshmsi: bytes | None = None,
+    product_key: str | None = None,
 ) -> dict[str, bytes]:
     """The files of the answer ISO, by path inside it."""
     from limapy.cidata.render import render
@@ -238,23 +253,31 @@ def build_answer_files(
         image_name=image_name,
         is_server=is_server,
         virtio_win=virtio_win,
+        product_key=product_key,
     ).encode("utf-8")
     provs = provisions(cfg, name, allowed=("system", "user", "dependency", "data"), home=home)
     msi = None
     if opensshmsi is not None:
         files[OPENSSH_MSI] = opensshmsi
         msi = {"name": OPENSSH_MSI, "sha256": hashlib.sha256(opensshmsi).hexdigest().upper()}
+    context = _provision_context(provs, files)
     script = render(
         "windows/first_logon.ps1",
         msi=msi,
         shell=_shell_kind(str(user.get("shell") or "cmd.exe")),
-        params=[(f"PARAM_{k}", v) for k, v in sorted(params_of(cfg).items())],
-        provisions=_provision_context(provs, files),
+        provisions=context,
+        modes={mode: any(p["mode"] == mode for p in context) for mode in ("dependency", "system", "user")},
     )
-    # CRLF, and pure ASCII by construction (ps_quote); encode() would fail loudly otherwise.
-    files[FIRST_LOGON] = script.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
+    runner = render("windows/run_provision.ps1", params=[(f"PARAM_{k}", v) for k, v in sorted(params_of(cfg).items())])
+    files[FIRST_LOGON] = _crlf_ascii(script)
+    files[RUNNER] = _crlf_ascii(runner)
     files["ssh_authorized_keys"] = ("\n".join(keys) + "\n").encode("ascii")
     return files
+
+
+def _crlf_ascii(script: str) -> bytes:
+    """CRLF, and pure ASCII by construction (ps_quote); encode() would fail loudly otherwise."""
+    return script.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
 
 
 def write_answer_iso(
@@ -270,6 +293,7 @@ def write_answer_iso(
     is_server: bool,
     virtio_win: bool,
     opensshmsi: bytes | None = None,
+    product_key: str | None = None,
 ) -> None:
     """Build the answer files and write them atomically (0600) as a Joliet ISO labelled `autounattend`."""
     from limapy.iso import write_iso_file
@@ -285,5 +309,6 @@ def write_answer_iso(
         is_server=is_server,
         virtio_win=virtio_win,
         opensshmsi=opensshmsi,
+        product_key=product_key,
     )
     write_iso_file(path, files, LABEL, joliet=True, rock_ridge=False)

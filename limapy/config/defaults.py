@@ -341,6 +341,8 @@ def fill(
     win["virtioWin"] = win.get("virtioWin") or []
     _set(win, "edition", None)
     _set(win, "imageIndex", None)
+    if isinstance(win.get("opensshMsi"), dict):  # limapy extension: one mapping reads as a list of one
+        win["opensshMsi"] = [win["opensshMsi"]]
 
     if cfg["plain"]:
         cfg["mounts"] = []

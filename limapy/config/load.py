@@ -287,6 +287,7 @@ def dump_yaml(data: dict[str, Any]) -> str:
 
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
+    yaml.width = 4096  # long URLs stay on their key's line
     yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
     buf = io.StringIO()
     yaml.dump(data, buf)

@@ -149,6 +149,7 @@ class _V:
                     ("arch",),
                     f"currently Windows guest is only supported on [`x86_64`, `aarch64`]; got `{c.get('arch')}`",
                 )
+            self.windows()
         if c.get("vmType") not in VM_TYPES:
             self.add(("vmType",), f"field `vmType` must be one of {_go_list(VM_TYPES)}; got `{c.get('vmType')}`")
         arch = c.get("arch")
@@ -216,6 +217,36 @@ class _V:
             self.add(
                 ("minimumLimaVersion",),
                 f"template requires Lima version {go_q(want)}; this is only {go_q(self.version)}",
+            )
+
+    def windows(self) -> None:
+        """limapy's own rules for `osOpts.Windows` (Lima has no such fields, or does not check them)."""
+        from limapy.config import winopts
+
+        at: NodePath = ("osOpts", "Windows")
+        win = winopts.windows_opts(self.cfg)
+        arch = str(self.cfg.get("arch"))
+        for key in ("virtioWin", "opensshMsi"):
+            for i, f in enumerate(win.get(key) or []):
+                self.file(f, (*at, key, i), f"osOpts.Windows.{key}[{i}]")
+                if key == "opensshMsi" and isinstance(f, dict) and not f.get("digest"):
+                    self.add(
+                        (*at, key, i),
+                        f"field `osOpts.Windows.opensshMsi[{i}].digest` must be set (sha256:...): "
+                        "the guest installs the MSI the digest pins",
+                    )
+        if arch == "aarch64" and winopts.virtio_win(self.cfg) is None:
+            self.add(
+                (*at, "virtioWin") if win.get("virtioWin") else ("arch",),
+                "an aarch64 Windows guest needs `osOpts.Windows.virtioWin` with an aarch64 entry: Windows on arm64 "
+                "has no inbox driver for a network device QEMU emulates (its usb-net binds to usbser), so limapy "
+                "attaches virtio-net and Setup loads NetKVM from the virtio-win ISO (see templates/experimental/windows.yaml)",
+            )
+        product_key = win.get("productKey")
+        if product_key not in (None, "") and not winopts.PRODUCT_KEY_RE.fullmatch(str(product_key).strip()):
+            self.add(
+                (*at, "productKey"),
+                "field `osOpts.Windows.productKey` must be 25 letters or digits in five groups (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)",
             )
 
     def user_shell(self) -> None:

@@ -19,6 +19,7 @@ import pytest
 from limapy.cidata.render import ps_quote
 from limapy.cidata.windows import (
     FIRST_LOGON,
+    RUNNER,
     build_answer_files,
     check_user_name,
     computer_name,
@@ -41,6 +42,10 @@ ALLOWED_PASSES = {
     "Microsoft-Windows-PnpCustomizationsWinPE": {"windowsPE"},
     "Microsoft-Windows-International-Core": {"specialize", "oobeSystem"},
     "Microsoft-Windows-Shell-Setup": {"specialize", "oobeSystem"},
+    # Microsoft's unattend reference: fDenyTSConnections is valid in offlineServicing and specialize,
+    # Networking-MPSSVC-Svc/FirewallGroups in specialize.
+    "Microsoft-Windows-TerminalServices-LocalSessionManager": {"specialize"},
+    "Networking-MPSSVC-Svc": {"specialize"},
 }
 
 
@@ -186,8 +191,8 @@ def test_golden_first_logon_script() -> None:
         {"mode": "data", "path": "C:\\data\\x.txt", "content": "x", "overwrite": False},
     ])
     files = build(c, opensshmsi=b"MSI")
-    for name in (FIRST_LOGON,):
-        golden = GOLDEN / f"windows-{name}"
+    for name in (FIRST_LOGON, RUNNER):
+        golden = GOLDEN / f"windows-{Path(name).name}"
         if REGEN:
             golden.write_bytes(files[name])
         assert files[name] == golden.read_bytes()
@@ -263,11 +268,15 @@ def test_hostile_provision_scripts_survive_and_stay_data() -> None:
     )
     files = build(c)
     script = files[FIRST_LOGON].decode("ascii")
+    runner = files[RUNNER].decode("ascii")
     _ps_string_literals_ok(script)
-    # the param value travels as one single-quoted literal, its quote doubled
-    assert "('PARAM_EVIL', 'x''; Remove-Item -Recurse C:\\ ; ''$(y)`', 'Process')" in script
-    outside = re.sub(r"'(?:[^']|'')*'", "''", script)
-    assert "Remove-Item -Recurse C:" not in outside and "$(y)" not in outside
+    _ps_string_literals_ok(runner)
+    # the param value travels as one single-quoted literal, its quote doubled (in the runner, which the
+    # first logon and the startup tasks both run)
+    assert "('PARAM_EVIL', 'x''; Remove-Item -Recurse C:\\ ; ''$(y)`', 'Process')" in runner
+    for text in (script, runner):
+        outside = re.sub(r"'(?:[^']|'')*'", "''", text)
+        assert "Remove-Item -Recurse C:" not in outside and "$(y)" not in outside
     assert "'C:\\dir\\it''s $(x).txt'" in script
     sys_file = files["provision/system/00000000"]
     assert sys_file == b"\xef\xbb\xbf" + evil.encode()  # BOM: PowerShell 5.1 reads it as UTF-8
@@ -284,11 +293,13 @@ def test_provision_order_and_vars() -> None:
     ])
     files = build(c)
     script = files[FIRST_LOGON].decode()
-    order = [m.group(1) for m in re.finditer(r"provision\\(\w+)\\\d{8}", script)]
-    assert order == ["dependency", "data", "system", "user"]
+    # Lima's order of execution: dependency scripts, data files, system scripts, user scripts.
+    main = script[script.index("  Install-Provision\r\n") :]
+    steps = re.findall(r"^  (Invoke-Provision '(\w+)'|Install-DataFiles)", main, re.M)
+    assert [mode or "data" for _, mode in steps] == ["dependency", "data", "system", "user"]
     assert files["provision/user/00000000"] == b"u alice C:\\Users\\alice"
     assert files["provision/system/00000001"] == b"s v"
-    assert "PARAM_P" in script
+    assert "PARAM_P" in files[RUNNER].decode() and "PARAM_P" not in script
     assert script.rstrip().splitlines()[-2].startswith("Write-AsciiFile $DoneFile")
     with pytest.raises(LimapyError):
         build(cfg(provision=[{"mode": "boot", "script": "x"}]))

@@ -281,10 +281,27 @@ def test_windows_guest_only_on_qemu() -> None:
 
 
 def test_windows_guest_only_x86_64_and_aarch64() -> None:
-    ok(WINDOWS.format(arch="aarch64", vm="qemu"))
+    ok(WINDOWS.format(arch="aarch64", vm="qemu").replace('arch: "x86_64"', 'arch: "aarch64"'))
     assert messages(WINDOWS.format(arch="armv7l", vm="qemu")) == [
         "currently Windows guest is only supported on [`x86_64`, `aarch64`]; got `armv7l`"
     ]
+
+
+def test_windows_aarch64_needs_virtio_win() -> None:
+    # The template's only virtio-win entry is for x86_64: nothing for aarch64's network driver.
+    (msg,) = messages(WINDOWS.format(arch="aarch64", vm="qemu"))
+    assert "needs `osOpts.Windows.virtioWin` with an aarch64 entry" in msg and "NetKVM" in msg
+    ok(WINDOWS.format(arch="x86_64", vm="qemu").replace('arch: "x86_64"', 'arch: "aarch64"'))  # x86_64 is inbox
+
+
+def test_windows_product_key_and_msi_rules() -> None:
+    base = WINDOWS.format(arch="x86_64", vm="qemu")
+    ok(base + "    productKey: ABCDE-12345-FGHIJ-67890-KLMNO\n")
+    (msg,) = messages(base + "    productKey: ABCDE-12345\n")
+    assert "productKey` must be 25 letters or digits" in msg and "ABCDE-12345" not in msg  # never echoed
+    (msg,) = messages(base + "    opensshMsi: [{location: /x.msi, arch: x86_64}]\n")
+    assert "opensshMsi[0].digest` must be set" in msg
+    ok(base + "    opensshMsi: {location: /x.msi, digest: 'sha256:" + "a" * 64 + "'}\n")  # one mapping: a list of one
 
 
 @pytest.mark.parametrize(

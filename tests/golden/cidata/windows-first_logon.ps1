@@ -7,6 +7,13 @@ $Media = $PSScriptRoot
 $LimaDir = Join-Path $env:ProgramData 'Lima'
 $DoneFile = Join-Path $LimaDir 'lima-boot-done.txt'
 $FailedFile = Join-Path $LimaDir 'lima-boot-failed.txt'
+$WarningsFile = Join-Path $LimaDir 'limapy-warnings.txt'
+$ProvisionDir = Join-Path $LimaDir 'provision'
+$SshDir = Join-Path $env:ProgramData 'ssh'
+# The ACL sshd itself gives C:\ProgramData\ssh when it creates it (Win32-OpenSSH, wmain_sshd.c,
+# create_prgdata_ssh_folder): owner Administrators; SYSTEM and Administrators full control,
+# Authenticated Users read and execute; not inherited.
+$SshDirSddl = 'O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;AU)'
 New-Item -ItemType Directory -Force -Path $LimaDir | Out-Null
 Start-Transcript -Path (Join-Path $LimaDir 'first-logon.log') -Append | Out-Null
 
@@ -15,7 +22,18 @@ function Write-AsciiFile([string]$Path, [string]$Text) {
   [System.IO.File]::WriteAllText($Path, $Text, (New-Object System.Text.ASCIIEncoding))
 }
 
+function Add-LimapyWarning([string]$Text) {
+  # The host agent reads this file once the guest is ready and shows each line.
+  Write-Warning $Text
+  [System.IO.File]::AppendAllText($WarningsFile, ($Text + "`r`n"), (New-Object System.Text.ASCIIEncoding))
+}
+
 function Install-OpenSSH {
+  if (Get-Service -Name sshd -ErrorAction SilentlyContinue) {
+    # Windows Server 2025 ships sshd inbox (installed, not started); nothing to add.
+    Write-Host 'the sshd service already exists: not installing OpenSSH'
+    return
+  }
   $msi = Join-Path $Media 'OpenSSH.msi'
   $hash = (Get-FileHash -LiteralPath $msi -Algorithm SHA256).Hash
   if ($hash -ne 'F936C64EB2F99967D11CB14160B66EBFD6CE719A7CED875DCFC425E0B7C6AA0A') { throw "OpenSSH MSI digest mismatch: $hash" }
@@ -30,16 +48,34 @@ function Install-OpenSSH {
   }
 }
 
+function Start-SshdOnce {
+  # sshd creates C:\ProgramData\ssh (with $SshDirSddl), its host keys and sshd_config on its first
+  # start, and refuses to start (exit 255) when the folder already exists with an ACL that lets
+  # anyone but SYSTEM and Administrators write (check_secure_folder_permission). So nothing is
+  # written there before this first start, and a folder left by something else gets sshd's own ACL.
+  if (Test-Path -LiteralPath $SshDir) {
+    $acl = Get-Acl -LiteralPath $SshDir
+    $acl.SetSecurityDescriptorSddlForm($SshDirSddl)
+    Set-Acl -LiteralPath $SshDir -AclObject $acl
+  }
+  Set-Service -Name sshd -StartupType Automatic
+  Start-Service -Name sshd
+  $deadline = (Get-Date).AddMinutes(2)
+  while (-not (Test-Path -LiteralPath (Join-Path $SshDir 'sshd_config'))) {
+    if ((Get-Date) -gt $deadline) { throw "sshd did not create $SshDir" }
+    Start-Sleep -Seconds 1
+  }
+}
+
 function Set-SshFirewall {
+  # Server 2025's own rule leaves out the Public profile, which a user-mode NAT network often is.
   Get-NetFirewallRule -Name 'OpenSSH-Server-In-TCP' -ErrorAction SilentlyContinue | Remove-NetFirewallRule
   New-NetFirewallRule -Name 'OpenSSH-Server-In-TCP' -DisplayName 'OpenSSH Server (sshd)' -Enabled True `
     -Direction Inbound -Protocol TCP -Action Allow -LocalPort 22 -Profile Any | Out-Null
 }
 
 function Set-AuthorizedKeys {
-  $sshDir = Join-Path $env:ProgramData 'ssh'
-  New-Item -ItemType Directory -Force -Path $sshDir | Out-Null
-  $file = Join-Path $sshDir 'administrators_authorized_keys'
+  $file = Join-Path $SshDir 'administrators_authorized_keys'
   $keys = @()
   if (Test-Path -LiteralPath $file) { $keys += Get-Content -LiteralPath $file }
   $keys += Get-Content -LiteralPath (Join-Path $Media 'ssh_authorized_keys')
@@ -51,57 +87,78 @@ function Set-AuthorizedKeys {
 }
 
 function Set-DefaultShell {
+  $fallback = Join-Path $env:SystemRoot 'System32\WindowsPowerShell\v1.0\powershell.exe'
   $shell = Join-Path $env:SystemRoot 'System32\cmd.exe'
-  New-Item -Path 'HKLM:\SOFTWARE\OpenSSH' -Force | Out-Null
+  if (-not (Test-Path -LiteralPath $shell -PathType Leaf)) {
+    # A DefaultShell that does not exist makes every SSH session fail.
+    Add-LimapyWarning ('user.shell: ' + $shell + ' is not installed in the guest; sshd uses powershell.exe instead (use `limapy shell --shell powershell.exe`, or install it and set HKLM:\SOFTWARE\OpenSSH DefaultShell)')
+    $shell = $fallback
+  }
+  # sshd creates this key (with its own ACL) on its first start; New-Item -Force would replace it.
+  if (-not (Test-Path -LiteralPath 'HKLM:\SOFTWARE\OpenSSH')) { New-Item -Path 'HKLM:\SOFTWARE\OpenSSH' | Out-Null }
   New-ItemProperty -Path 'HKLM:\SOFTWARE\OpenSSH' -Name 'DefaultShell' -Value $shell -PropertyType String -Force | Out-Null
 }
 
-function Invoke-Provision {
-  $dir = Join-Path $LimaDir 'provision'
-  New-Item -ItemType Directory -Force -Path $dir | Out-Null
-  [System.Environment]::SetEnvironmentVariable('PARAM_GREETING', 'hello', 'Process')
-  $failed = @()
-  $script = Join-Path $dir 'dependency-00000002.ps1'
-  Copy-Item -LiteralPath (Join-Path $Media 'provision\dependency\00000002') -Destination $script -Force
-  Write-Host "Running $script (dependency)"
-  & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File $script
-  if ($LASTEXITCODE -ne 0) { Write-Warning "$script failed with exit code $LASTEXITCODE"; $failed += $script }
+function Install-Provision {
+  New-Item -ItemType Directory -Force -Path $ProvisionDir | Out-Null
+  Copy-Item -LiteralPath (Join-Path $Media 'provision\run-provision.ps1') -Destination $ProvisionDir -Force
+  Copy-Item -LiteralPath (Join-Path $Media 'provision\dependency\00000002') -Destination (Join-Path $ProvisionDir 'dependency-00000002.ps1') -Force
+  Copy-Item -LiteralPath (Join-Path $Media 'provision\system\00000000') -Destination (Join-Path $ProvisionDir 'system-00000000.ps1') -Force
+  Copy-Item -LiteralPath (Join-Path $Media 'provision\user\00000001') -Destination (Join-Path $ProvisionDir 'user-00000001.ps1') -Force
+}
+
+function Install-DataFiles {
   $dest = 'C:\data\x.txt'
   if ($false -or -not (Test-Path -LiteralPath $dest)) {
     try {
       New-Item -ItemType Directory -Force -Path (Split-Path -Parent $dest) | Out-Null
       Copy-Item -LiteralPath (Join-Path $Media 'provision\data\00000003') -Destination $dest -Force
-    } catch { Write-Warning "data file $dest failed: $_"; $failed += $dest }
+    } catch { Add-LimapyWarning "provisioning: data file $dest failed: $_" }
   }
-  $script = Join-Path $dir 'system-00000000.ps1'
-  Copy-Item -LiteralPath (Join-Path $Media 'provision\system\00000000') -Destination $script -Force
-  Write-Host "Running $script (system)"
-  & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File $script
-  if ($LASTEXITCODE -ne 0) { Write-Warning "$script failed with exit code $LASTEXITCODE"; $failed += $script }
-  $script = Join-Path $dir 'user-00000001.ps1'
-  Copy-Item -LiteralPath (Join-Path $Media 'provision\user\00000001') -Destination $script -Force
-  Write-Host "Running $script (user)"
-  & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File $script
-  if ($LASTEXITCODE -ne 0) { Write-Warning "$script failed with exit code $LASTEXITCODE"; $failed += $script }
-  if ($failed.Count -gt 0) { Write-AsciiFile (Join-Path $LimaDir 'provision-failed.txt') (($failed -join "`r`n") + "`r`n") }
+}
+
+function Register-ProvisionTask([string]$Mode, $Principal) {
+  # Lima's promise: system and user scripts run again at every boot (as root / as the user).
+  $runner = Join-Path $ProvisionDir 'run-provision.ps1'
+  $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "' + $runner + '" -Mode ' + $Mode
+  $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
+  $trigger = New-ScheduledTaskTrigger -AtStartup
+  $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit (New-TimeSpan -Hours 2)
+  Register-ScheduledTask -TaskPath '\limapy\' -TaskName ('provision-' + $Mode) -Action $action -Trigger $trigger `
+    -Principal $Principal -Settings $settings -Force | Out-Null
+}
+
+function Invoke-Provision([string]$Mode) {
+  & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File (Join-Path $ProvisionDir 'run-provision.ps1') -Mode $Mode
+  if ($LASTEXITCODE -ne 0) { Add-LimapyWarning "provisioning: a $Mode script failed (its log: limapy-provision-$Mode.log in $ProvisionDir, or in the user's profile for user scripts)" }
 }
 
 if (Test-Path -LiteralPath $DoneFile) { Write-Host 'limapy first-logon already done'; Stop-Transcript | Out-Null; exit 0 }
 try {
   Install-OpenSSH
+  Start-SshdOnce
   Set-SshFirewall
   Set-AuthorizedKeys
   Set-DefaultShell
-  Set-Service -Name sshd -StartupType Automatic
   Restart-Service -Name sshd -Force
 } catch {
   Write-AsciiFile $FailedFile ("OpenSSH setup failed: " + $_.ToString() + "`r`n")
   Stop-Transcript | Out-Null
   exit 1
 }
-try { Invoke-Provision } catch {
-  Write-Warning "provisioning failed: $_"
-  Write-AsciiFile (Join-Path $LimaDir 'provision-failed.txt') ($_.ToString() + "`r`n")
+try {
+  Install-Provision
+  Register-ProvisionTask 'system' (New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest)
+  # S4U: runs at startup as this user without storing a password (no access to network shares).
+  $me = [System.Security.Principal.WindowsIdentity]::GetCurrent().Name
+  Register-ProvisionTask 'user' (New-ScheduledTaskPrincipal -UserId $me -LogonType S4U -RunLevel Limited)
+  # Lima's order: dependency scripts, data files, system scripts, user scripts.
+  Invoke-Provision 'dependency'
+  Install-DataFiles
+  Invoke-Provision 'system'
+  Invoke-Provision 'user'
+} catch {
+  Add-LimapyWarning ("provisioning failed: " + $_.ToString())
 }
 # The host agent waits for this file over SSH: it must stay the last step.
 Write-AsciiFile $DoneFile "done`r`n"
