@@ -13,8 +13,9 @@
 #   - limapy-firstlogon.service: finds the CD labelled `autounattend`, reads the user name from
 #     autounattend.xml (LocalAccount/Name), creates that user and installs `ssh_authorized_keys`; a few
 #     seconds after sshd is up it writes /var/lib/limapy-standin/lima-boot-done.txt.
-#   - /usr/local/bin/PowerShell.exe: understands the one probe limapy sends
-#     (`... Test-Path -Path '...lima-boot-done.txt' ...`): exit 0 once the marker exists, else 1.
+#   - /usr/local/bin/PowerShell.exe: understands the probe limapy sends
+#     (`... Test-Path -Path '...lima-boot-done.txt' ...`): exit 0 once the marker exists, else 1; and the
+#     read of limapy-warnings.txt, which holds one line (as a first logon's warning would).
 #   - /usr/local/bin/cmd.exe: `cmd.exe /c "CMD"` runs CMD with sh (enough for `limapy shell`).
 # The generic kernel (linux-image-amd64) is used because the cloud kernel has no AHCI or e1000e driver.
 #
@@ -115,9 +116,11 @@ printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\n' >"$root/et
 
 cat >"$root/usr/local/bin/PowerShell.exe" <<'EOF'
 #!/bin/sh
-# Stand-in for Windows PowerShell: only the host agent's readiness probe is understood.
+# Stand-in for Windows PowerShell: only the host agent's two commands are understood (the readiness probe,
+# and reading the first logon's warnings once ready).
 case "$*" in
 *"Test-Path"*"lima-boot-done.txt"*) test -f /var/lib/limapy-standin/lima-boot-done.txt ;;
+*"Get-Content"*"limapy-warnings.txt"*) cat /var/lib/limapy-standin/limapy-warnings.txt 2>/dev/null; exit 0 ;;
 *) echo "PowerShell.exe stand-in: unsupported command: $*" >&2; exit 127 ;;
 esac
 EOF
@@ -177,7 +180,7 @@ After=ssh.service limapy-firstlogon.service
 Requires=limapy-firstlogon.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'sleep 6; mkdir -p /var/lib/limapy-standin; date >/var/lib/limapy-standin/lima-boot-done.txt'
+ExecStart=/bin/sh -c 'sleep 6; mkdir -p /var/lib/limapy-standin; echo "this guest is the Linux stand-in, not Windows" >/var/lib/limapy-standin/limapy-warnings.txt; date >/var/lib/limapy-standin/lima-boot-done.txt'
 RemainAfterExit=yes
 [Install]
 WantedBy=multi-user.target

@@ -24,10 +24,13 @@ class BootPlan:
     ssh_port: int
     iid: str
     windows: bool
-    install: bool  # a Windows first boot: install media attached
+    install: bool  # Windows media attached (the install is not finished)
     tpm: bool
     accel: str
     notices: list[str] = field(default_factory=list)
+    #: Windows: cmdline.WIN_INSTALL (answer the boot prompt), WIN_SETUP (Setup is under way) or WIN_INSTALLED.
+    windows_boot: str | None = None
+    rdp_port: int | None = None
 
 
 def instance_config(inst: store.Instance) -> dict[str, Any]:
@@ -86,11 +89,11 @@ def ensure_disk_size(inst: store.Instance, cfg: dict[str, Any]) -> None:
 
 def windows_image(inst: store.Instance, cfg: dict[str, Any]) -> tuple[int | None, str | None, bool, list[str]]:
     """(image index, image name, is_server, warnings) for the answer file, read from the install ISO."""
-    from limapy import winmedia
+    from limapy import winedition, winmedia
 
     win = (cfg.get("osOpts") or {}).get("Windows") or {}
     info, warnings = winmedia.inspect_iso_lenient(inst.iso.resolve())
-    index, name, more = winmedia.choose_image(
+    index, name, more = winedition.choose_image(
         info, arch=cfg["arch"], edition=win.get("edition"), image_index=win.get("imageIndex")
     )
     is_server = bool(info.is_server) if info is not None else False
@@ -119,6 +122,7 @@ def prepare(
     iid: str | None = None,
 ) -> BootPlan:
     from limapy import netutil, ssh
+    from limapy.config import winopts
     from limapy.qemu import cmdline, firmware, host
 
     arch = str(cfg["arch"])
@@ -127,6 +131,12 @@ def prepare(
     notices = [facts.accel_notice] if facts.accel_notice else []
     windows = cfg.get("os") == "Windows"
     install = windows and not inst.win_done_installation.exists()
+    windows_boot = windows_boot_kind(inst) if windows else None
+    if windows_boot == cmdline.WIN_SETUP:
+        notices.append(
+            "Windows Setup has already written the disk: booting from it to continue the install (no boot keys); "
+            "to install again from scratch, delete and re-create the instance"
+        )
     tpm = bool(cfg.get("tpm"))
     if tpm:
         from limapy.qemu.tpm import find_swtpm
@@ -160,7 +170,7 @@ def prepare(
             index, name, is_server, warnings = windows_image(inst, cfg)
             notices += warnings
             virtio = inst.virtio_win.exists()
-            msi = _openssh_msi(cfg)
+            msi = inst.openssh_msi.read_bytes() if inst.openssh_msi.exists() else None
             wincidata.write_answer_iso(
                 inst.cidata_iso,
                 cfg,
@@ -173,6 +183,7 @@ def prepare(
                 is_server=is_server,
                 virtio_win=virtio,
                 opensshmsi=msi,
+                product_key=windows_product_key(inst),
             )
             overrides["iso"] = inst.iso
             overrides["virtio_win"] = inst.virtio_win if virtio else None
@@ -196,27 +207,45 @@ def prepare(
 
         adds.append(disk.claim_additional_disk(str(d["name"]), inst.dir))
     overrides["additional_disks"] = tuple(adds)
+    rdp_port = choose_rdp_port(inst) if windows and winopts.rdp_enabled(cfg) else None
     paths = cmdline.Paths.for_instance(inst.dir, **overrides)
-    argv = cmdline.build_argv(cfg, inst.name, paths, facts, ssh_port=port, mac=mac, install=install)
+    argv = cmdline.build_argv(
+        cfg, inst.name, paths, facts, ssh_port=port, mac=mac, install=install, windows_boot=windows_boot,
+        rdp_port=rdp_port,
+    )
     ssh.write_ssh_config(inst, cfg, key_path, port)
     log.debug("boot plan for %s: port %d, accel %s", inst.name, port, facts.accel)
-    return BootPlan(argv, port, iid, windows, install, tpm, facts.accel, notices)
+    return BootPlan(argv, port, iid, windows, install, tpm, facts.accel, notices, windows_boot, rdp_port)
 
 
-def _openssh_msi(cfg: dict[str, Any]) -> bytes | None:
-    win = (cfg.get("osOpts") or {}).get("Windows") or {}
-    msi = win.get("opensshMsi")
-    if not msi:
+def windows_boot_kind(inst: store.Instance) -> str:
+    """Installed; Setup under way (it has partitioned the disk); or the first boot of an install."""
+    from limapy import disk
+    from limapy.qemu import cmdline
+
+    if inst.win_done_installation.exists():
+        return cmdline.WIN_INSTALLED
+    if inst.disk.exists() and disk.partition_table(inst.disk) is not None:
+        return cmdline.WIN_SETUP
+    return cmdline.WIN_INSTALL
+
+
+def windows_product_key(inst: store.Instance) -> str | None:
+    try:
+        key = inst.product_key_file.read_text().strip()
+    except FileNotFoundError:
         return None
-    from limapy.download import fetch
+    return key or None
 
-    if isinstance(msi, str):
-        msi = {"location": msi}
-    loc = msi.get("location")
-    if not loc:
-        return None
-    if not msi.get("digest"):
-        raise LimapyError(
-            "osOpts.Windows.opensshMsi needs a `digest` (sha256:...) so the guest installs what you meant",
-        )
-    return fetch(str(loc), digest=str(msi["digest"]), decompress=False).read_bytes()
+
+def choose_rdp_port(inst: store.Instance) -> int:
+    """The RDP port of the last boot when it is still free (clients remember it), else a new one."""
+    from limapy import netutil
+
+    try:
+        last = int(inst.rdp_port_file.read_text().strip())
+    except (OSError, ValueError):
+        last = 0
+    port = last if 0 < last < 65536 and netutil.port_is_free(last) else netutil.free_port()
+    store.atomic_write(inst.rdp_port_file, f"{port}\n".encode(), 0o600)
+    return port

@@ -181,6 +181,31 @@ def release_additional_disk(name: str, instance_dir: Path) -> None:
         link.unlink()
 
 
+def partition_table(disk: Path) -> str | None:
+    """"gpt" or "mbr" when the guest has partitioned `disk` (read through qcow2 and its backing chain),
+    else None. `qemu-img dd` reads the first two sectors; the image must not be in use by a running QEMU."""
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".head.", suffix=".tmp", dir=disk.parent)
+    os.close(fd)
+    try:
+        os.unlink(tmp)  # qemu-img dd creates its output itself
+        with open(disk, "rb") as f:
+            fmt = "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+        proc.run([QEMU_IMG, "dd", "-f", fmt, "-O", "raw", "bs=512", "count=2", f"if={disk}", f"of={tmp}"])
+        head = Path(tmp).read_bytes()
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    if len(head) >= 520 and head[512:520] == b"EFI PART":
+        return "gpt"
+    if len(head) >= 512 and head[510:512] == b"\x55\xaa":
+        entries = [head[446 + 16 * i : 462 + 16 * i] for i in range(4)]
+        if any(e[4] != 0 for e in entries):  # a partition type is set
+            return "mbr"
+    return None
+
+
 def backing_file(path: Path) -> Path | None:
     """The backing file a qcow2 names in its header (read directly: no qemu-img round trip)."""
     import struct

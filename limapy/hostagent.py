@@ -20,6 +20,7 @@ from typing import Any
 
 from limapy import store
 from limapy.errors import LimapyError
+from limapy.qemu.cmdline import WIN_INSTALL
 
 log = logging.getLogger("limapy.hostagent")
 
@@ -28,6 +29,10 @@ READY_POLL = 0.5  # once it is
 WINDOWS_PROBE = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"if (Test-Path -Path "
     "'C:\\ProgramData\\Lima\\lima-boot-done.txt' -PathType Leaf) { exit 0 } else { exit 1 }\""
+)
+WINDOWS_WARNINGS = (
+    "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
+    "'C:\\ProgramData\\Lima\\limapy-warnings.txt' -ErrorAction SilentlyContinue\""
 )
 STOP_TIMEOUT = 180.0
 
@@ -68,6 +73,7 @@ class HostAgent:
         self.stop_requested = threading.Event()
         self.qemu_pid: int | None = None
         self.swtpm_pid: int | None = None
+        self.guest_warnings: list[str] = []
 
     # -- signals ------------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -123,16 +129,21 @@ class HostAgent:
             self.swtpm_pid = start_swtpm(inst.dir)
         self.qemu_pid = process.launch(plan.argv, inst.dir)
         qmp = process.wait_qmp(inst.qmp_sock, pid=self.qemu_pid)
-        qmp.close()
-        if plan.windows and plan.install:
-            # Synchronously: QEMU's QMP socket takes one client at a time, and the readiness loop's
-            # internal-error check would time out while a key-sending thread held it.
-            self._boot_keys()
+        try:
+            if plan.windows_boot == WIN_INSTALL:
+                # Synchronously, on this connection: QEMU's QMP socket takes one client at a time.
+                self._answer_boot_prompt(qmp)
+        finally:
+            qmp.close()
         self.events.emit("booting", "guest booting", running=False)
         if not self._wait_ready(cfg, plan):
             return "QEMU exited before the guest was ready"
         if plan.windows and not inst.win_done_installation.exists():
             store.atomic_write(inst.win_done_installation, b"", 0o600)
+        for line in self.guest_warnings:
+            self.events.emit(message=f"warning: guest: {line}")
+        if plan.rdp_port:
+            self.events.emit(message=f"Remote Desktop on 127.0.0.1:{plan.rdp_port} (`limapy rdp {inst.name}`)")
         self.events.emit("ready", "ready", running=True)
         while not self.stop_requested.is_set():
             if not process.is_running(self.qemu_pid):
@@ -140,13 +151,35 @@ class HostAgent:
             self.stop_requested.wait(1.0)
         return "stopped"
 
-    def _boot_keys(self) -> None:
+    def _answer_boot_prompt(self, qmp: Any) -> None:
+        """First boot of a Windows install: press Enter for the install media's "Press any key to boot from
+        CD or DVD" as limapy.bootprompt decides, until Setup has evidently started (never later)."""
+        from limapy.bootprompt import POLL, BootPrompt
         from limapy.qemu import process
 
-        try:
-            process.send_boot_keys(self.inst.qmp_sock, seconds=6.0, interval=1.0)
-        except LimapyError as e:
-            log.warning("could not send boot keys: %s", e.message)
+        inst = self.inst
+        assert self.qemu_pid is not None
+        prompt = BootPrompt(time.monotonic(), disk_base=_allocated(inst.disk))
+        serial = _Tail(inst.serial_log)
+        self.events.emit("firmware", "waiting for the install media's boot prompt")
+        while True:
+            if self.stop_requested.is_set():
+                raise Stop()
+            if not process.is_running(self.qemu_pid):
+                return  # the readiness loop reports why
+            process.watch_internal_error(inst.dir, qmp=qmp, pid=self.qemu_pid)
+            action = prompt.feed(serial.read(), _allocated(inst.disk), time.monotonic())
+            if action.press:
+                qmp.send_key("ret")
+            if action.reset:
+                serial.skip()  # the next attempt's output only
+                qmp.execute("system_reset")
+            if action.message:
+                log.info("boot prompt: %s", action.message)
+                self.events.emit("firmware", action.message)
+            if action.done:
+                return
+            self.stop_requested.wait(POLL)
 
     def _check_qemu(self) -> None:
         from limapy.qemu import process
@@ -172,7 +205,7 @@ class HostAgent:
         with remote.Guest(plan.ssh_port, user, key, connect_timeout=5.0) as guest:
             while True:
                 self._check_qemu()
-                if plan.windows and plan.install and not ssh_up:
+                if plan.windows and plan.install and not ssh_up and plan.windows_boot == WIN_INSTALL:
                     size = _allocated(inst.disk)
                     if size > last_disk + (256 << 20):
                         phase = "Windows Setup" if size < (8 << 30) else "first logon"
@@ -190,6 +223,7 @@ class HostAgent:
                     self.events.emit("provisioning", "waiting for the boot scripts")
                 if plan.windows:
                     if r.exit_code == 0:
+                        self.guest_warnings = _windows_warnings(guest)
                         return True
                 elif r.stdout.strip() == plan.iid:
                     return True
@@ -215,11 +249,48 @@ class HostAgent:
         inst.ssh_sock.unlink(missing_ok=True)
 
 
+class _Tail:
+    """New text of a growing file (the serial log), decoded leniently."""
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self.offset = 0
+
+    def read(self) -> str:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(1 << 20)
+        except OSError:
+            return ""
+        self.offset += len(data)
+        return data.decode("utf-8", "replace")
+
+    def skip(self) -> None:
+        try:
+            self.offset = os.stat(self.path).st_size
+        except OSError:
+            pass
+
+
 def _allocated(path: Any) -> int:
     try:
         return int(os.stat(path).st_blocks) * 512
     except OSError:
         return 0
+
+
+def _windows_warnings(guest: Any) -> list[str]:
+    """Lines the first-logon script left in limapy-warnings.txt (e.g. a user.shell that is not installed)."""
+    from limapy import remote
+
+    try:
+        r = guest.run(WINDOWS_WARNINGS, timeout=30)
+    except remote.RemoteError:
+        return []
+    if r.exit_code != 0:
+        return []
+    return [line.strip() for line in r.stdout.splitlines() if line.strip()][:20]
 
 
 def main(name: str) -> int:
@@ -232,12 +303,3 @@ def main(name: str) -> int:
     agent = HostAgent(inst)
     agent.install_signal_handlers()
     return agent.run()
-
-
-def wait_until_stopped(inst: store.Instance, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if store.read_pid(inst.ha_pid) is None and store.read_pid(inst.qemu_pid) is None:
-            return True
-        time.sleep(0.2)
-    return False

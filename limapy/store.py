@@ -170,6 +170,21 @@ class Instance:
         return self._p("windows-password")
 
     @property
+    def product_key_file(self) -> Path:
+        """osOpts.Windows.productKey, moved out of lima.yaml at create (limapy extension); always 0600."""
+        return self._p("windows-product-key")
+
+    @property
+    def openssh_msi(self) -> Path:
+        """The Win32-OpenSSH MSI for the instance's arch (limapy extension): a link into the download cache."""
+        return self._p("openssh-msi")
+
+    @property
+    def rdp_port_file(self) -> Path:
+        """The host port of the Windows guest's Remote Desktop forward (127.0.0.1), chosen at boot."""
+        return self._p("rdp.port")
+
+    @property
     def protected(self) -> Path:
         return self._p("protected")
 

@@ -126,12 +126,18 @@ def wim_bytes(
 
 
 def build_iso(
-    path: Path, *, label: str, files: dict[str, bytes], trees: Sequence[str] = ("udf", "joliet", "iso")
+    path: Path,
+    *,
+    label: str,
+    files: dict[str, bytes],
+    trees: Sequence[str] = ("udf", "joliet", "iso"),
+    efi_boot: bytes | None = None,
 ) -> Path:
     """A UDF 2.60 + Joliet + ISO 9660 ISO holding `files` ({"sources/install.wim": b"..."}).
 
     `trees` picks which directory trees name the files: ("udf",) is laid out like Microsoft's media,
-    whose ISO 9660 side only holds a README stub.
+    whose ISO 9660 side only holds a README stub. `efi_boot` is a FAT image made the El Torito EFI boot
+    entry (no emulation), as efisys.bin is on Microsoft's media.
     """
     import pycdlib
 
@@ -170,6 +176,9 @@ def build_iso(
                     iso.add_directory(**names(d, False))
             data = files[rel]
             iso.add_fp(io.BytesIO(data), len(data), **names(rel, True))
+        if efi_boot is not None:
+            iso.add_fp(io.BytesIO(efi_boot), len(efi_boot), iso_path="/EFISYS.BIN;1")
+            iso.add_eltorito("/EFISYS.BIN;1", bootcatfile="/BOOT.CAT;1", efi=True, media_name="noemul")
         iso.write(str(path))
     finally:
         iso.close()
@@ -186,8 +195,10 @@ def build_standin_iso(
     wim_name: str = "install.wim",
     wim: bytes | None = None,
     trees: Sequence[str] = ("udf", "joliet", "iso"),
+    boot_prompt: bool = False,
 ) -> Path:
-    """A small stand-in install ISO: sources/<wim_name> with a real header and image list."""
+    """A small stand-in install ISO: sources/<wim_name> with a real header and image list; with `boot_prompt`,
+    bootable by UEFI into the stand-in of Windows' boot program (tests/standin/bootcd.c)."""
     if editions is None:
         editions = SERVER_EDITIONS if server else (ARM64_EDITIONS if arch == "aarch64" else X64_EDITIONS)
     if label is None:
@@ -199,4 +210,28 @@ def build_standin_iso(
         "setup.exe": b"MZ stand-in setup.exe\n",
         "bootmgr": b"stand-in bootmgr\n",
     }
-    return build_iso(Path(path), label=label, files=files, trees=trees)
+    efi = None
+    if boot_prompt:
+        from tests.standin_efi import boot_image
+
+        efi = boot_image(arch)
+    return build_iso(Path(path), label=label, files=files, trees=trees, efi_boot=efi)
+
+
+#: Microsoft's evaluation media names (Windows Server 2025, 26100.1742): Core first, so Lima's index 1 is wrong.
+SERVER_EVAL_EDITIONS = [
+    "Windows Server 2025 Standard Evaluation",
+    "Windows Server 2025 Standard Evaluation (Desktop Experience)",
+    "Windows Server 2025 Datacenter Evaluation",
+    "Windows Server 2025 Datacenter Evaluation (Desktop Experience)",
+]
+SERVER_EVAL_LABEL = "SSS_X64FREV_EN-US_DV9"
+
+
+def build_virtio_win_iso(path: Path) -> Path:
+    """A stand-in virtio-win ISO: the driver folders the answer file names (no real drivers)."""
+    files = {}
+    for driver in ("viostor", "NetKVM"):
+        for version, arch in (("w11", "amd64"), ("w11", "ARM64"), ("2k25", "amd64")):
+            files[f"{driver}/{version}/{arch}/{driver.lower()}.inf"] = b"; stand-in driver\r\n"
+    return build_iso(Path(path), label="virtio-win-0.1.271", files=files, trees=("joliet", "iso"))

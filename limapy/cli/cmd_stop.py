@@ -11,7 +11,9 @@ def register(app: typer.Typer) -> None:
     @app.command("stop")
     def stop(
         names: list[str] = typer.Argument(..., help="Instances (names or unique prefixes)"),
-        force: bool = typer.Option(False, "-f", "--force", help="Kill QEMU and the host agent at once."),
+        force: bool = typer.Option(
+            False, "-f", "--force", help="Stop QEMU and the host agent at once (no guest shutdown)."
+        ),
     ) -> None:
         """Stop instances gracefully (ACPI power-down), or at once with -f."""
         from limapy import store

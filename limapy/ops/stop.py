@@ -23,9 +23,13 @@ def _kill(pid: int | None, sig: int = signal.SIGKILL) -> None:
 
 
 def force_stop(inst: store.Instance) -> None:
+    """At once: QEMU quits without asking the guest (its disk caches are still written), then the host agent."""
+    from limapy.qemu import process
     from limapy.qemu.tpm import stop_swtpm
 
-    _kill(store.read_pid(inst.qemu_pid))
+    qemu = store.read_pid(inst.qemu_pid)
+    if qemu is not None:
+        process.hard_stop(inst.dir, qemu, quit_timeout=5.0)
     _kill(store.read_pid(inst.ha_pid))
     stop_swtpm(inst.dir)
     for p in inst.dir.iterdir():

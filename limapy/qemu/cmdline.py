@@ -3,12 +3,12 @@
 No I/O here (no file checks, no environment): the caller decides which files exist and passes them
 in `Paths`, so the same inputs always give the same argv and golden tests can pin it.
 
-Layouts (see lima-reference.md §5 and windows-guests.md §6/§10):
+Layouts (docs/windows.md, "Devices and drivers", says why):
 - Linux: x86_64 q35 / aarch64 virt, virtio boot disk (bootindex=0), NoCloud seed as virtio-scsi scsi-cd.
-- Windows without virtio-win: x86_64 q35 with AHCI disk + e1000e; aarch64 virt with NVMe disk, one
-  qemu-xhci, usb-kbd, usb-tablet, every CD as usb-storage, ramfb.
-- Windows with `osOpts.Windows.virtioWin`: virtio disk and NIC, the virtio-win CD between the install
-  ISO and the answer ISO.
+- Windows without virtio-win (x86_64 only): q35 with AHCI disk + e1000e, inbox drivers only.
+- Windows with `osOpts.Windows.virtioWin` (always on aarch64): virtio disk and NIC, the virtio-win CD
+  between the install ISO and the answer ISO. aarch64: virt, one qemu-xhci, usb-kbd, usb-tablet, every CD
+  as usb-storage, ramfb.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limapy.config import winopts
 from limapy.errors import LimapyError
 from limapy.names import mount_tag
 from limapy.qemu.host import HostFacts
@@ -181,12 +182,20 @@ def _static_forwards(cfg: Mapping[str, Any]) -> list[str]:
     return rules
 
 
-def _network(cfg: Mapping[str, Any], ssh_port: int, mac: str, nic: str, xhci: bool) -> list[str]:
-    netdev = ",".join(["user", "id=net0", SLIRP_NET, f"hostfwd=tcp:127.0.0.1:{ssh_port}-:22", *_static_forwards(cfg)])
-    device = f"{nic},netdev=net0,mac={mac}"
-    if xhci and nic == "usb-net":
-        device += ",bus=usb-bus.0"
-    return ["-netdev", netdev, "-device", device]
+@dataclass(frozen=True)
+class Forwards:
+    """The guest ports limapy itself forwards on 127.0.0.1: SSH always, Remote Desktop for Windows."""
+
+    ssh: int
+    rdp: int | None = None
+
+
+def _network(cfg: Mapping[str, Any], forwards: Forwards, mac: str, nic: str) -> list[str]:
+    rules = [f"hostfwd=tcp:127.0.0.1:{int(forwards.ssh)}-:22"]
+    if forwards.rdp:
+        rules.append(f"hostfwd=tcp:127.0.0.1:{int(forwards.rdp)}-:{winopts.RDP_PORT}")
+    netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *_static_forwards(cfg)])
+    return ["-netdev", netdev, "-device", f"{nic},netdev=net0,mac={mac}"]
 
 
 def _serial_qmp_pid(name: str, paths: Paths) -> list[str]:
@@ -261,7 +270,7 @@ def _linux(
     arch: str,
     paths: Paths,
     host: HostFacts,
-    ssh_port: int,
+    forwards: Forwards,
     mac: str,
     mount_tags: Mapping[str, str] | None,
 ) -> list[str]:
@@ -287,7 +296,7 @@ def _linux(
             argv += ["-initrd", str(paths.initrd)]
         if paths.cmdline:
             argv += ["-append", paths.cmdline]
-    argv += _network(cfg, ssh_port, mac, "virtio-net-pci", xhci=False)
+    argv += _network(cfg, forwards, mac, "virtio-net-pci")
     argv += ["-device", "virtio-rng-pci"]
     argv += _tpm(cfg, arch, paths)
     display = _display(cfg)
@@ -299,14 +308,18 @@ def _linux(
     return argv
 
 
-def _windows_media(cfg: Mapping[str, Any], paths: Paths, install: bool) -> list[tuple[str, Path]]:
-    if not install:
+#: How a Windows instance boots: the first boot of an install (media attached, the install ISO first),
+#: a boot while Setup is under way (media attached, the disk first: Setup has written it), or installed.
+WIN_INSTALL, WIN_SETUP, WIN_INSTALLED = "install", "setup", "installed"
+
+
+def _windows_media(cfg: Mapping[str, Any], paths: Paths, boot: str) -> list[tuple[str, Path]]:
+    if boot == WIN_INSTALLED:
         return []
-    virtio_win = bool(((cfg.get("osOpts") or {}).get("Windows") or {}).get("virtioWin"))
     if paths.iso is None:
         raise LimapyError("a Windows install needs the install ISO")
     media = [("cd0", paths.iso)]
-    if virtio_win:
+    if winopts.virtio_win(cfg) is not None:
         if paths.virtio_win is None:
             raise LimapyError("osOpts.Windows.virtioWin is set but no virtio-win ISO was given")
         media.append(("cd1", paths.virtio_win))
@@ -319,19 +332,26 @@ def _windows(
     arch: str,
     paths: Paths,
     host: HostFacts,
-    ssh_port: int,
+    forwards: Forwards,
     mac: str,
-    install: bool,
+    boot: str,
 ) -> list[str]:
-    virtio = bool(((cfg.get("osOpts") or {}).get("Windows") or {}).get("virtioWin"))
+    virtio = winopts.virtio_win(cfg) is not None
+    if arch == "aarch64" and not virtio:
+        # Windows on arm64 binds QEMU's usb-net to usbser, and has no inbox driver for another NIC QEMU offers.
+        raise LimapyError("an aarch64 Windows guest needs osOpts.Windows.virtioWin (NetKVM for its network)")
     if paths.fw_code is None and (arch == "aarch64" or not (cfg.get("firmware") or {}).get("legacyBIOS")):
         raise LimapyError("a UEFI Windows guest needs firmware code (and a vars store)")
     argv = _common_head(cfg, arch, host, windows=True)
-    argv += ["-rtc", "base=localtime"]
+    # The RTC in UTC and the guest in the UTC time zone (the answer file's TimeZone): Windows reads the RTC
+    # as local time, so this pair gives the right clock. driftfix=slew catches up lost ticks (x86 RTC only).
+    argv += ["-rtc", "base=utc,driftfix=slew" if arch == "x86_64" else "base=utc"]
     argv += _firmware(paths)
     argv += ["-device", "qemu-xhci,id=usb-bus"]
-    disk_boot = 1 if install else 0
-    media = _windows_media(cfg, paths, install)
+    # First boot: the install ISO boots (bootindex 0). Once Setup has written the disk it boots first, so a
+    # restart during Setup continues the install instead of starting it again.
+    disk_boot = 1 if boot == WIN_INSTALL else 0
+    media = _windows_media(cfg, paths, boot)
     argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
     if virtio:
         disk_dev = "virtio-blk-pci,drive=boot-disk"
@@ -352,18 +372,14 @@ def _windows(
             argv += ["-device", f"nvme,drive=disk{i},serial=limapy{i}"]
     for n, (drive_id, iso) in enumerate(media, start=1):
         argv += _drive(iso, drive_id, cdrom=True)
-        boot = 0 if drive_id == "cd0" else None
+        cd_boot = 0 if drive_id == "cd0" and boot == WIN_INSTALL else None
         if arch == "x86_64":
-            argv += ["-device", _with_bootindex(f"ide-cd,drive={drive_id},bus=ide.{n}", boot)]
+            argv += ["-device", _with_bootindex(f"ide-cd,drive={drive_id},bus=ide.{n}", cd_boot)]
         else:
-            argv += ["-device", _with_bootindex(f"usb-storage,drive={drive_id},bus=usb-bus.0", boot)]
-    if virtio:
-        nic = "virtio-net-pci"
-    elif arch == "x86_64":
-        nic = "e1000e"
-    else:
-        nic = "usb-net"  # RNDIS: an inbox class driver on Windows arm64 (no inbox e1000e there)
-    argv += _network(cfg, ssh_port, mac, nic, xhci=True)
+            argv += ["-device", _with_bootindex(f"usb-storage,drive={drive_id},bus=usb-bus.0", cd_boot)]
+    # x86_64 without virtio-win: the Intel 82574L (e1000e), inbox on Windows 10/11 and Server.
+    nic = "virtio-net-pci" if virtio else "e1000e"
+    argv += _network(cfg, forwards, mac, nic)
     if virtio:
         argv += ["-device", "virtio-rng-pci"]
     argv += _tpm(cfg, arch, paths)
@@ -389,12 +405,21 @@ def build_argv(
     mac: str,
     install: bool,
     mount_tags: Mapping[str, str] | None = None,
+    windows_boot: str | None = None,
+    rdp_port: int | None = None,
 ) -> list[str]:
-    """The full QEMU argv for instance `name` (argv[0] is the binary)."""
+    """The full QEMU argv for instance `name` (argv[0] is the binary).
+
+    `windows_boot` is WIN_INSTALL, WIN_SETUP or WIN_INSTALLED; without it `install` chooses between the first
+    and the last. `rdp_port` forwards 127.0.0.1:rdp_port to the guest's Remote Desktop port."""
     arch = str(cfg.get("arch") or host.arch)
+    forwards = Forwards(ssh_port, rdp_port)
     if str(cfg.get("os") or "Linux") == "Windows":
-        argv = _windows(cfg, arch, paths, host, ssh_port, mac, install)
+        boot = windows_boot or (WIN_INSTALL if install else WIN_INSTALLED)
+        if boot not in (WIN_INSTALL, WIN_SETUP, WIN_INSTALLED):
+            raise ValueError(f"windows_boot {boot!r}")
+        argv = _windows(cfg, arch, paths, host, forwards, mac, boot)
     else:
-        argv = _linux(cfg, arch, paths, host, ssh_port, mac, mount_tags)
+        argv = _linux(cfg, arch, paths, host, forwards, mac, mount_tags)
     argv += _serial_qmp_pid(name, paths)
     return argv

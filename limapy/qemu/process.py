@@ -116,6 +116,19 @@ def kill(pid: int) -> None:
     _wait_gone(pid, 10.0)
 
 
+def hard_stop(instance_dir: Path, pid: int, *, quit_timeout: float = 10.0) -> None:
+    """Stop QEMU now, without the guest's cooperation: QMP `quit` first (QEMU then writes its disk caches,
+    qcow2 metadata included, before it exits), SIGKILL when QMP does not answer or QEMU does not exit."""
+    try:
+        with QMP.connect(instance_dir / QMP_NAME, timeout=2.0) as qmp:
+            qmp.quit()
+        if _wait_gone(pid, quit_timeout):
+            return
+    except QMPError as e:
+        log.warning("QMP unreachable (%s); killing QEMU", e)
+    kill(pid)
+
+
 def _cleanup(instance_dir: Path) -> None:
     from limapy.qemu.tpm import stop_swtpm
 
@@ -140,8 +153,8 @@ def graceful_stop(instance_dir: Path, timeout: float = 180.0, pid: int | None = 
     except QMPError as e:
         log.warning("QMP unreachable (%s); killing QEMU", e)
     if not clean:
-        log.warning("QEMU pid %d did not power down within %.0f s; sending SIGKILL", pid, timeout)
-        kill(pid)
+        log.warning("QEMU pid %d did not power down within %.0f s; stopping it", pid, timeout)
+        hard_stop(instance_dir, pid)
     _cleanup(instance_dir)
     return clean
 
@@ -165,15 +178,3 @@ def watch_internal_error(instance_dir: Path, qmp: QMP | None = None, pid: int | 
         "the guest stopped with a KVM internal error (QMP status internal-error); QEMU was stopped",
         hint=f"nested virtualisation often breaks KVM: retry with {ENV_ACCEL}=tcg",
     )
-
-
-def send_boot_keys(qmp_sock: Path, seconds: float = 5.0, interval: float = 1.0) -> int:
-    """Press Enter once per `interval` for `seconds` ("Press any key to boot from CD or DVD")."""
-    sent = 0
-    with QMP.connect(qmp_sock, timeout=5.0) as qmp:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            qmp.send_key("ret")
-            sent += 1
-            time.sleep(interval)
-    return sent

@@ -6,11 +6,12 @@ builds: Debian booting through UEFI under the Windows device layout (AHCI disk, 
 media as AHCI CD-ROMs, swtpm TPM), whose boot service plays Windows' first logon (user + SSH key from the
 `autounattend` CD) and whose `PowerShell.exe` shim answers the host agent's readiness probe.
 
-Proven here: the first `limapy start` attaches the install and answer media, sends boot keys, waits through
-"OpenSSH up" until the probe succeeds, and writes win-done-installation; `limapy screenshot win` works
-during that boot; `limapy shell win` reaches the guest by prefix (exit codes pass through the cmd.exe
-shim); after `limapy stop` the next start attaches no install media (argv and QMP query-block); the Windows
-password appears in no log and no CLI output.
+Proven here: the first `limapy start` (its disk partitioned, as Setup leaves it after its first phase) attaches
+the install and answer media but boots the disk and sends no boot keys, waits through "OpenSSH up" until the
+probe succeeds, shows the first logon's warnings and the RDP address, and writes win-done-installation;
+`limapy screenshot win` works during that boot; `limapy shell win` reaches the guest by prefix (exit codes
+pass through the cmd.exe shim); after `limapy stop` the next start attaches no install media (argv and QMP
+query-block); the Windows password appears in no log and no CLI output.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def test_windows_first_boot_with_standin_guest(
             time.sleep(0.5)
         argv = qemu_cmdline(inst)
         assert any("id=cd0" in a for a in argv) and any("id=cd2" in a for a in argv), argv
+        assert "ide-hd,drive=boot-disk,bus=ide.0,bootindex=0" in argv, argv
         assert {"boot-disk", "cd0", "cd2"} <= block_devices(inst)
         time.sleep(3)
         shot = tmp_path / "shot.png"
@@ -116,6 +118,12 @@ def test_windows_first_boot_with_standin_guest(
     assert (inst / "win-done-installation").exists()
     for phase in ("[firmware]", "[OpenSSH up]", "[ready]"):
         assert phase in err, err
+    # The disk is partitioned (as after Setup's first phase): it boots first, no boot keys are sent.
+    assert "Windows Setup has already written the disk" in err and "pressing Enter" not in err, err
+    # What the first logon left in limapy-warnings.txt is shown; so is the Remote Desktop address.
+    assert "warning: guest: this guest is the Linux stand-in, not Windows" in err, err
+    rdp_port = int((inst / "rdp.port").read_text())
+    assert f"Remote Desktop on 127.0.0.1:{rdp_port}" in err, err
 
     # The guest by prefix; exit codes pass through the (stand-in) cmd.exe.
     cp = limapy("shell", "win", "echo", "hello")

@@ -10,7 +10,7 @@ import pytest
 
 from limapy.errors import LimapyError
 from limapy.names import mount_tag
-from limapy.qemu.cmdline import Paths, build_argv
+from limapy.qemu.cmdline import WIN_INSTALLED, WIN_SETUP, Paths, build_argv
 from limapy.qemu.host import HostFacts
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "qemu"
@@ -55,7 +55,7 @@ def fw(arch: str) -> dict[str, Path]:
 VIRTIO_WIN = [{"location": "https://example.invalid/virtio-win.iso"}]
 
 
-def cases() -> dict[str, tuple[dict[str, Any], Paths, bool]]:
+def cases() -> dict[str, tuple[dict[str, Any], Paths, bool | str]]:
     linux_x86 = base_cfg(
         "Linux",
         "x86_64",
@@ -87,7 +87,7 @@ def cases() -> dict[str, tuple[dict[str, Any], Paths, bool]]:
         "cmdline": "root=/dev/vda rw console=ttyS0",
     }
     win = {"iso": INST / "iso", "virtio_win": INST / "virtio-win"}
-    out: dict[str, tuple[dict[str, Any], Paths, bool]] = {
+    out: dict[str, tuple[dict[str, Any], Paths, bool | str]] = {
         "linux-x86_64": (
             linux_x86,
             Paths.for_instance(INST, **fw("x86_64"), **kernel, additional_disks=(Path("/d/data"),)),
@@ -128,18 +128,38 @@ def cases() -> dict[str, tuple[dict[str, Any], Paths, bool]]:
             Paths.for_instance(INST, **fw("x86_64"), **win),
             False,
         ),
-        "windows-aarch64": (
-            base_cfg("Windows", "aarch64", tpm=True),
-            Paths.for_instance(INST, **fw("aarch64"), **win),
-            True,
+        "windows-x86_64-setup": (
+            base_cfg("Windows", "x86_64", tpm=True),
+            Paths.for_instance(INST, **fw("x86_64"), **win),
+            WIN_SETUP,
         ),
         "windows-aarch64-virtiowin": (
             base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
             Paths.for_instance(INST, **fw("aarch64"), **win),
             True,
         ),
+        "windows-aarch64-virtiowin-tpm": (
+            base_cfg("Windows", "aarch64", tpm=True, osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
+            Paths.for_instance(INST, **fw("aarch64"), **win),
+            True,
+        ),
+        "windows-aarch64-installed": (
+            base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
+            Paths.for_instance(INST, **fw("aarch64"), **win),
+            False,
+        ),
     }
     return out
+
+
+RDP = 63389
+
+
+def boot_args(install: bool | str) -> dict[str, Any]:
+    """build_argv's keywords for a case: True/False = first boot of an install / installed, or a WIN_* kind."""
+    if isinstance(install, str):
+        return {"install": install != WIN_INSTALLED, "windows_boot": install}
+    return {"install": install}
 
 
 CASES = cases()
@@ -148,7 +168,10 @@ CASES = cases()
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden(case: str) -> None:
     cfg, paths, install = CASES[case]
-    argv = build_argv(cfg, "inst", paths, host(cfg["arch"]), ssh_port=60022, mac=MAC, install=install)
+    rdp = RDP if cfg["os"] == "Windows" else None
+    argv = build_argv(
+        cfg, "inst", paths, host(cfg["arch"]), ssh_port=60022, mac=MAC, rdp_port=rdp, **boot_args(install)
+    )
     text = "\n".join(argv) + "\n"
     golden = GOLDEN / f"{case}.argv"
     if os.environ.get("LIMAPY_REGEN_GOLDEN") == "1":
@@ -160,7 +183,7 @@ def test_golden(case: str) -> None:
 def argv_of(case: str, accel: str = "tcg", **cfg_over: Any) -> list[str]:
     cfg, paths, install = CASES[case]
     return build_argv(
-        {**cfg, **cfg_over}, "inst", paths, host(cfg["arch"], accel), ssh_port=60022, mac=MAC, install=install
+        {**cfg, **cfg_over}, "inst", paths, host(cfg["arch"], accel), ssh_port=60022, mac=MAC, **boot_args(install)
     )
 
 
@@ -191,8 +214,8 @@ def test_kvm_uses_host_cpu_and_hyperv_for_windows() -> None:
     cpu = after(argv_of("windows-x86_64", "kvm"), "-cpu")[0]
     assert cpu.startswith("host,") and "hv_relaxed" in cpu
     assert "hv_" not in after(argv_of("windows-x86_64"), "-cpu")[0]
-    assert after(argv_of("windows-aarch64", "hvf"), "-cpu") == ["host"]
-    assert after(argv_of("windows-aarch64"), "-cpu") == ["max,pauth-impdef=on"]
+    assert after(argv_of("windows-aarch64-virtiowin", "hvf"), "-cpu") == ["host"]
+    assert after(argv_of("windows-aarch64-virtiowin"), "-cpu") == ["max,pauth-impdef=on"]
 
 
 def test_windows_never_qemu64() -> None:
@@ -211,17 +234,69 @@ def test_windows_media_order_and_boot() -> None:
     assert "ide-hd,drive=boot-disk,bus=ide.0,bootindex=0" in installed
 
 
-def test_windows_aarch64_inbox_layout() -> None:
-    argv = argv_of("windows-aarch64")
+def test_windows_aarch64_layout() -> None:
+    """Windows on arm64 binds QEMU's usb-net (0525:a4a2, CDC class 02/02/ff, no MS OS descriptor) to usbser, not
+    to its RNDIS driver, and has no inbox driver for another NIC QEMU offers: virtio-net + NetKVM from virtio-win."""
+    argv = argv_of("windows-aarch64-virtiowin-tpm")
     devices = after(argv, "-device")
+    assert not [d for d in devices if d.startswith("usb-net")]
+    assert f"virtio-net-pci,netdev=net0,mac={MAC}" in devices
     assert devices.count("qemu-xhci,id=usb-bus") == 1
     assert "ramfb" in devices and "usb-kbd,bus=usb-bus.0" in devices and "usb-tablet,bus=usb-bus.0" in devices
-    assert any(d.startswith("nvme,drive=boot-disk") for d in devices)
+    assert any(d.startswith("virtio-blk-pci,drive=boot-disk") for d in devices)
     assert [d for d in devices if d.startswith("usb-storage")] == [
         "usb-storage,drive=cd0,bus=usb-bus.0,bootindex=0",
+        "usb-storage,drive=cd1,bus=usb-bus.0",
         "usb-storage,drive=cd2,bus=usb-bus.0",
     ]
+    assert any(d.startswith(f"file={INST / 'virtio-win'},") for d in after(argv, "-drive"))
     assert "tpm-tis-device,tpmdev=tpm0" in devices
+
+
+def test_windows_aarch64_without_virtio_win_refused() -> None:
+    cfg = base_cfg("Windows", "aarch64")
+    paths = Paths.for_instance(INST, **fw("aarch64"), iso=INST / "iso")
+    with pytest.raises(LimapyError, match="virtioWin"):
+        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, install=True)
+    # an x86_64-only entry does not count
+    cfg = base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": [{"location": "x", "arch": "x86_64"}]}})
+    with pytest.raises(LimapyError, match="virtioWin"):
+        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, install=True)
+
+
+def test_windows_x86_64_inbox_layout_without_virtio_win() -> None:
+    devices = after(argv_of("windows-x86_64"), "-device")
+    assert "ide-hd,drive=boot-disk,bus=ide.0,bootindex=1" in devices
+    assert f"e1000e,netdev=net0,mac={MAC}" in devices and not [d for d in devices if "virtio" in d]
+
+
+def test_windows_setup_in_progress_boots_the_disk_with_media() -> None:
+    """A restart during Setup: the disk first, the answer media (and the rest) still attached."""
+    argv = argv_of("windows-x86_64-setup")
+    assert "ide-hd,drive=boot-disk,bus=ide.0,bootindex=0" in argv
+    cds = [d for d in after(argv, "-device") if d.startswith("ide-cd")]
+    assert cds == ["ide-cd,drive=cd0,bus=ide.1", "ide-cd,drive=cd2,bus=ide.2"]
+    assert not [d for d in cds if "bootindex" in d]
+
+
+def test_windows_clock_is_utc_both_sides() -> None:
+    """QEMU's RTC in UTC, the answer file's TimeZone UTC (limapy.cidata.windows.TIME_ZONE): Windows reads the
+    RTC as local time, so only this pair gives the right clock. `-rtc base=localtime` with UTC was off by the
+    host's offset."""
+    from limapy.cidata.windows import TIME_ZONE
+
+    assert TIME_ZONE == "UTC"
+    assert after(argv_of("windows-x86_64"), "-rtc") == ["base=utc,driftfix=slew"]
+    assert after(argv_of("windows-aarch64-virtiowin"), "-rtc") == ["base=utc"]
+
+
+def test_rdp_forward_on_loopback_only() -> None:
+    cfg, paths, _ = CASES["windows-x86_64"]
+    argv = build_argv(cfg, "inst", paths, host("x86_64"), ssh_port=60022, mac=MAC, install=True, rdp_port=RDP)
+    netdev = after(argv, "-netdev")[0]
+    assert f"hostfwd=tcp:127.0.0.1:{RDP}-:3389" in netdev
+    assert all(rule.startswith("hostfwd=tcp:127.0.0.1:") for rule in netdev.split(",") if rule.startswith("hostfwd"))
+    assert "3389" not in after(argv_of("windows-x86_64"), "-netdev")[0]  # no port, no forward
 
 
 def test_legacy_bios_has_no_pflash() -> None:
