@@ -14,6 +14,9 @@ PKGS=(
   mmdebstrap e2fsprogs                         # hack/build-test-image.sh (offline test guest)
   genisoimage                                  # isoinfo, to read back generated ISOs in tests
   cloud-init                                   # `cloud-init schema` checks the generated user-data
+  clang lld dosfstools mtools                  # tests: the stand-in boot program of a Windows ISO (UEFI)
+  msitools                                     # tests: real MSIs (OpenSSH MSI platform checks)
+  freerdp2-x11 xvfb                            # tests: `limapy rdp` with the real FreeRDP client
   zstd xz-utils iproute2 ca-certificates python3-venv
 )
 missing=()

@@ -359,132 +359,13 @@ def inspect_iso_lenient(path: Path) -> tuple[MediaInfo | None, list[str]]:
         return exc.partial, [f"could not read the Windows image list: {exc.message}"]
 
 
-# --------------------------------------------------------------------------- choosing
+# --------------------------------------------------------------------------- presence
 
 
-def _ms_arch(arch: str | None) -> str:
+def ms_arch(arch: str | None) -> str:
     return _MS_ARCH.get(arch or "", arch or "unknown")
 
 
-def _check_arch(info: MediaInfo, arch: str) -> None:
-    if info.arch and info.arch != arch:
-        raise LimapyError(
-            f"{info.describe()} is an {_ms_arch(info.arch)} ISO but the instance arch is {arch}",
-            hint=f"use a {_ms_arch(arch)} install ISO, or set `arch: {info.arch}` in the template",
-        )
-
-
-def _listing(images: tuple[WimImage, ...]) -> str:
-    return "; ".join(f"{img.index}: {img.display_name or img.name}" for img in images)
-
-
-def _is_pro(img: WimImage) -> bool:
-    return (img.edition_id or "").lower() == "professional" or any(
-        n.lower().endswith(" pro") for n in img.names()
-    )
-
-
-def _is_standard_desktop(img: WimImage) -> bool:
-    if any("standard" in n.lower() and "desktop experience" in n.lower() for n in img.names()):
-        return True
-    edition = (img.edition_id or "").lower()
-    return edition.startswith("serverstandard") and (img.installation_type or "").lower() == "server"
-
-
-def _fallback(info: MediaInfo | None, arch: str) -> tuple[int, str | None, list[str]]:
-    is_server = info.is_server if info is not None else False
-    index = LIMA_INDEX_SERVER if is_server else LIMA_INDEX_CLIENT.get(arch, 1)
-    kind = "server" if is_server else f"{_ms_arch(arch)} client"
-    return (
-        index,
-        None,
-        [
-            f"Windows image list unavailable: using image index {index} as Lima does for {kind} media; "
-            "set osOpts.Windows.imageIndex if Setup installs the wrong edition"
-        ],
-    )
-
-
-def choose_image(
-    info: MediaInfo | None, *, arch: str, edition: str | None, image_index: int | None
-) -> tuple[int, str | None, list[str]]:
-    """Pick the image to install: (index, image name or None, warnings)."""
-    warnings: list[str] = []
-    if info is not None:
-        _check_arch(info, arch)
-    images = info.images if info is not None else ()
-
-    if image_index is not None:
-        if edition:
-            warnings.append(f"osOpts.Windows.imageIndex {image_index} overrides edition {edition!r}")
-        if not images:
-            return image_index, None, warnings
-        for img in images:
-            if img.index == image_index:
-                if img.arch and img.arch != arch:
-                    raise LimapyError(
-                        f"image {image_index} of {info.describe() if info else 'the install ISO'} is "
-                        f"{_ms_arch(img.arch)} but the instance arch is {arch}"
-                    )
-                return img.index, img.name, warnings
-        raise LimapyError(
-            f"{info.describe() if info else 'the install ISO'} has no image {image_index}; "
-            f"available: {_listing(images)}"
-        )
-
-    if not images:
-        if edition:
-            raise LimapyError(
-                f"cannot select edition {edition!r}: the install ISO's image list could not be read",
-                hint="set osOpts.Windows.imageIndex to the image number instead",
-            )
-        index, name, fallback = _fallback(info, arch)
-        return index, name, warnings + fallback
-
-    assert info is not None
-    candidates = [img for img in images if img.arch in (None, arch)]
-    if not candidates:
-        arches = sorted({_ms_arch(img.arch) for img in images})
-        raise LimapyError(
-            f"{info.describe()} holds only {'/'.join(arches)} images but the instance arch is {arch}"
-        )
-    if edition:
-        wanted = edition.strip().lower()
-        by_name = [img for img in candidates if wanted in (n.lower() for n in img.names())]
-        by_id = [img for img in candidates if (img.edition_id or "").lower() == wanted]
-        matches = by_name or by_id
-        if not matches:
-            raise LimapyError(
-                f"edition {edition!r} is not on {info.describe()}; available: {_listing(images)}",
-                hint="set osOpts.Windows.edition to one of these names, or osOpts.Windows.imageIndex",
-            )
-        chosen = matches[0]
-        if len(matches) > 1:
-            warnings.append(
-                f"edition {edition!r} matches images {', '.join(str(m.index) for m in matches)}; "
-                f"using {chosen.index} ({chosen.display_name or chosen.name})"
-            )
-        return chosen.index, chosen.name, warnings
-
-    if len(candidates) == 1:
-        return candidates[0].index, candidates[0].name, warnings
-    if info.is_server:
-        pick = next((img for img in candidates if _is_standard_desktop(img)), None)
-        if pick is None:
-            pick = candidates[0] if candidates else images[0]
-            warnings.append(f"no Standard (Desktop Experience) image; using {pick.index} ({pick.name})")
-        return pick.index, pick.name, warnings
-    pick = next((img for img in candidates if _is_pro(img)), None)
-    if pick is None:
-        pick = candidates[0] if candidates else images[0]
-        warnings.append(
-            f"no Pro edition on {info.describe()}; using {pick.index} ({pick.name}); "
-            f"set osOpts.Windows.edition to choose: {_listing(images)}"
-        )
-    return pick.index, pick.name, warnings
-
-
-# --------------------------------------------------------------------------- presence
 
 
 def require_iso(location: str, arch: str, *, image_pos: int = 0, server: bool | None = None) -> Path:
@@ -500,7 +381,7 @@ def require_iso(location: str, arch: str, *, image_pos: int = 0, server: bool | 
         where = f"Windows Server evaluation media: {SERVER_DOWNLOAD_URL}"
     else:
         url = DOWNLOAD_URLS.get(arch, DOWNLOAD_URLS["x86_64"])
-        where = f"Windows 11 {_ms_arch(arch)} (English (United States)): {url}"
+        where = f"Windows 11 {ms_arch(arch)} (English (United States)): {url}"
     what = "is a directory, not an ISO" if path.exists() else "not found"
     raise LimapyError(
         f"Windows install ISO {what}: {path}",

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LimapyError
 
 COMMANDS = (
-    "create", "start", "stop", "delete", "list", "shell", "copy", "validate", "info", "screenshot", "hostagent",
+    "create", "start", "stop", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
+    "hostagent",
 )
 
 

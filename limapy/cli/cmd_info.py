@@ -1,4 +1,4 @@
-"""`limapy info`: what limapy sees on this host, as JSON."""
+"""`limapy info [NAME]`: host, version and template information as JSON; with NAME, that instance."""
 
 from __future__ import annotations
 
@@ -7,35 +7,12 @@ import typer
 
 def register(app: typer.Typer) -> None:
     @app.command("info")
-    def info() -> None:
-        """Print host, version and template information as JSON."""
+    def info(
+        name: str | None = typer.Argument(None, help="An instance (name or unique prefix): show it instead"),
+    ) -> None:
+        """Print host, version and template information as JSON (with NAME: that instance, as `list --json`)."""
         import json
-        import platform
 
-        from limapy import LIMA_COMPAT_VERSION, __version__, dirs
-        from limapy.config.hostinfo import lima_arch
-        from limapy.config.locate import template_dirs
+        from limapy.ops.info import host_info, instance_info
 
-        templates = []
-        seen = set()
-        for d in template_dirs():
-            if not d.is_dir():
-                continue
-            for p in sorted(d.rglob("*.yaml")):
-                name = str(p.relative_to(d))[: -len(".yaml")]
-                if name.startswith("_") or "/_" in name or name in seen:
-                    continue
-                seen.add(name)
-                templates.append({"name": name, "location": str(p)})
-        out = {
-            "version": __version__,
-            "limaCompatVersion": LIMA_COMPAT_VERSION,
-            "templates": templates,
-            "limaHome": str(dirs.limapy_home()),
-            "vmTypes": ["qemu"],
-            "hostOS": platform.system().lower(),
-            "hostArch": lima_arch(platform.machine()),
-            "identityFile": str(dirs.config_dir() / "user"),
-            "cacheDir": str(dirs.cache_dir()),
-        }
-        print(json.dumps(out, indent=2))
+        print(json.dumps(instance_info(name) if name else host_info(), indent=2, default=str))

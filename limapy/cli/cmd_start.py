@@ -56,7 +56,7 @@ def register(app: typer.Typer) -> None:
         ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
-            None, "--timeout", help="Wait at most this long (default 10m; 30m for a Windows install)."
+            None, "--timeout", help="Wait at most this long (default 10m; a Windows install 90m, or 6h under TCG)."
         ),
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Prepare everything and print the QEMU command; do not boot."

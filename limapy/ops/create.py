@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,30 +64,73 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def windows_checks(cfg: dict[str, Any], image_pos: int, image: dict[str, Any], say: Say) -> Path:
-    """The install ISO exists, is for this arch, and holds the edition asked for; swtpm when tpm is on."""
-    from limapy import winmedia
+@dataclass
+class WindowsMedia:
+    """What `create` fetched and checked for a Windows instance, to link into its directory."""
+
+    iso: Path
+    virtio_win: Path | None
+    openssh_msi: Path | None
+
+
+def windows_checks(cfg: dict[str, Any], image_pos: int, image: dict[str, Any], say: Say) -> WindowsMedia:
+    """The install ISO exists, is for this arch, and holds the edition asked for; swtpm when tpm is on;
+    Server media is x86_64 and evaluation or keyed; virtio-win and the OpenSSH MSI are fetched and checked."""
+    from limapy import winedition, winmedia, winmsi
+    from limapy.config import winopts
 
     if cfg.get("tpm"):
         from limapy.qemu.tpm import find_swtpm
 
         find_swtpm()  # first: no progress lines before a refusal
+    arch = str(cfg["arch"])
+    msi_entry = winopts.openssh_msi(cfg)
+    if winopts.openssh_msis(cfg) and msi_entry is None:
+        have = ", ".join(winopts.entry_arches(winopts.windows_opts(cfg).get("opensshMsi"), arch))
+        raise LimapyError(
+            f"osOpts.Windows.opensshMsi has no entry for arch {arch} (it has: {have})",
+            hint=f"add the {arch} MSI with `arch: {arch}`, or remove opensshMsi to install OpenSSH from Windows Update",
+        )
     loc = str(image["location"])
     if loc.startswith(("http://", "https://")):
         iso = _fetch(loc, image.get("digest"), say, "Windows install ISO", decompress=False)
     else:
-        iso = winmedia.require_iso(loc, cfg["arch"], image_pos=image_pos)
+        iso = winmedia.require_iso(loc, arch, image_pos=image_pos)
         if image.get("digest"):
             iso = _fetch(loc, image.get("digest"), say, "Windows install ISO", decompress=False)
     info, warnings = winmedia.inspect_iso_lenient(iso)
-    win = (cfg.get("osOpts") or {}).get("Windows") or {}
-    index, name, more = winmedia.choose_image(
-        info, arch=cfg["arch"], edition=win.get("edition"), image_index=win.get("imageIndex")
+    win = winopts.windows_opts(cfg)
+    index, name, more = winedition.choose_image(
+        info, arch=arch, edition=win.get("edition"), image_index=win.get("imageIndex")
     )
+    more += winedition.check_server_media(info, arch=arch, index=index, product_key=winopts.product_key(cfg))
     for w in [*warnings, *more]:
         say(f"warning: {w}")
     say(f"Windows image: index {index}" + (f" ({name})" if name else ""))
-    return iso.resolve()
+    msi = None
+    if msi_entry is not None:
+        mloc = str(msi_entry["location"])
+        msi = _fetch(mloc, msi_entry.get("digest"), say, "OpenSSH MSI", decompress=False)
+        winmsi.check_msi(msi, arch, mloc)
+    vw = winopts.virtio_win(cfg)
+    virtio = None
+    if vw is not None:
+        virtio = _fetch(str(vw["location"]), vw.get("digest"), say, "virtio-win ISO", decompress=False).resolve()
+    return WindowsMedia(iso.resolve(), virtio, msi.resolve() if msi else None)
+
+
+def stored_yaml(data: dict[str, Any]) -> tuple[str, str | None]:
+    """lima.yaml as the instance keeps it, and the Windows product key taken out of it (kept 0600 apart)."""
+    from limapy.config.load import dump_yaml
+
+    win = (data.get("osOpts") or {}).get("Windows") if isinstance(data.get("osOpts"), dict) else None
+    if not isinstance(win, dict) or win.get("productKey") in (None, ""):
+        return dump_yaml(data), None
+    import copy
+
+    clean = copy.deepcopy(data)
+    key = str(clean["osOpts"]["Windows"].pop("productKey")).strip()
+    return dump_yaml(clean), key
 
 
 def create(
@@ -101,7 +145,6 @@ def create(
     ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
     from limapy import disk
     from limapy.config import check
-    from limapy.config.load import dump_yaml
 
     doc = load_template(locator, sets)
     name = name or doc.name_hint or "default"
@@ -121,20 +164,21 @@ def create(
     pos, image = pick_image(cfg)
     size = parse_size(cfg["disk"])
     windows = cfg.get("os") == "Windows"
-    iso_path = windows_checks(cfg, pos, image, say) if windows else None
+    media = windows_checks(cfg, pos, image, say) if windows else None
+    text, product_key = stored_yaml(doc.data)
 
     with store.creating(name) as tmp:
-        store.atomic_write(tmp / "lima.yaml", dump_yaml(doc.data).encode(), 0o644)
+        store.atomic_write(tmp / "lima.yaml", text.encode(), 0o644)
         store.atomic_write(tmp / "lima-version", (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
-        if windows:
-            assert iso_path is not None
-            (tmp / "iso").symlink_to(iso_path)
+        if product_key is not None:
+            store.atomic_write(tmp / "windows-product-key", (product_key + "\n").encode(), 0o600)
+        if media is not None:
+            (tmp / "iso").symlink_to(media.iso)
             disk.create_empty(tmp / "disk", size)
-            for vw in (cfg.get("osOpts") or {}).get("Windows", {}).get("virtioWin") or []:
-                if isinstance(vw, dict) and vw.get("arch", cfg["arch"]) == cfg["arch"]:
-                    path = _fetch(str(vw["location"]), vw.get("digest"), say, "virtio-win ISO", decompress=False)
-                    (tmp / "virtio-win").symlink_to(path.resolve())
-                    break
+            if media.virtio_win is not None:
+                (tmp / "virtio-win").symlink_to(media.virtio_win)
+            if media.openssh_msi is not None:
+                (tmp / "openssh-msi").symlink_to(media.openssh_msi)
         else:
             base = _fetch(str(image["location"]), image.get("digest"), say, "image")
             if disk.is_iso9660(base):

@@ -42,7 +42,13 @@ def info(inst: store.Instance) -> dict[str, Any]:
         version = inst.lima_version.read_text().strip()
     except OSError:
         version = ""
-    return {
+    rdp = ""
+    if st == "Running" and cfg.get("os") == "Windows":
+        from limapy.ops.rdp import rdp_port
+
+        port_rdp = rdp_port(inst)
+        rdp = f"127.0.0.1:{port_rdp}" if port_rdp else ""
+    out = {
         "name": inst.name,
         "hostname": hostname_for(inst.name),
         "status": st,
@@ -66,11 +72,17 @@ def info(inst: store.Instance) -> dict[str, Any]:
         "limaVersion": version or LIMA_COMPAT_VERSION,
         "param": cfg.get("param") or {},
     }
+    if rdp:
+        out["rdpAddress"] = rdp  # limapy extension: a Windows guest's Remote Desktop forward
+    return out
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """Lima's columns; an RDP column at the end only when a listed Windows guest has Remote Desktop."""
     home = str(Path.home())
-    lines = [list(COLUMNS)]
+    rdp = any(r.get("rdpAddress") for r in rows)
+    columns = [*COLUMNS, "RDP"] if rdp else list(COLUMNS)
+    lines = [columns]
     for r in rows:
         d = r["dir"]
         if d == home or d.startswith(home + "/"):
@@ -86,9 +98,10 @@ def table(rows: list[dict[str, Any]]) -> str:
                 format_size(r["memory"]),
                 format_size(r["disk"]),
                 d,
+                *([r.get("rdpAddress") or "-"] if rdp else []),
             ]
         )
-    widths = [max(len(row[i]) for row in lines) for i in range(len(COLUMNS))]
+    widths = [max(len(row[i]) for row in lines) for i in range(len(columns))]
     return "\n".join(
         "    ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in lines
     ) + "\n"

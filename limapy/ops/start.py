@@ -20,7 +20,9 @@ from limapy import store
 from limapy.errors import LimapyError
 
 DEFAULT_TIMEOUT = 600.0
-WINDOWS_FIRST_BOOT_TIMEOUT = 1800.0
+#: Windows Setup takes 20-60 minutes with KVM/HVF (docs/windows.md), hours under TCG.
+WINDOWS_FIRST_BOOT_TIMEOUT = 90 * 60.0
+WINDOWS_FIRST_BOOT_TIMEOUT_TCG = 6 * 3600.0
 
 Show = Callable[[str], None]
 
@@ -33,18 +35,26 @@ def looks_like_template(target: str) -> bool:
     return False
 
 
-def _is_windows(inst: store.Instance) -> bool:
-    try:
-        text = inst.lima_yaml.read_text()
-    except OSError:
-        return False
-    return any(line.strip().replace('"', "").replace("'", "") == "os: Windows" for line in text.splitlines())
-
-
 def default_timeout(inst: store.Instance) -> float:
-    if _is_windows(inst) and not inst.win_done_installation.exists():
-        return WINDOWS_FIRST_BOOT_TIMEOUT
-    return DEFAULT_TIMEOUT
+    """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours under TCG."""
+    if inst.win_done_installation.exists():
+        return DEFAULT_TIMEOUT
+    from limapy import boot
+
+    try:
+        cfg = boot.instance_config(inst)
+    except LimapyError:
+        return DEFAULT_TIMEOUT  # the host agent reports what is wrong with it
+    if cfg.get("os") != "Windows":
+        return DEFAULT_TIMEOUT
+    from limapy.qemu import host
+
+    probe = host.HostProbe()
+    try:
+        accel, _ = host.choose_accel(str(cfg.get("arch")), host.normalize_arch(probe.machine), probe)
+    except LimapyError:
+        accel = "tcg"
+    return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if accel == "tcg" else WINDOWS_FIRST_BOOT_TIMEOUT
 
 
 def dry_run(inst: store.Instance) -> str:

@@ -30,7 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.winiso import ARM64_EDITIONS, X64_EDITIONS, build_standin_iso
+from tests.winiso import (
+    ARM64_EDITIONS,
+    SERVER_EVAL_EDITIONS,
+    SERVER_EVAL_LABEL,
+    X64_EDITIONS,
+    build_standin_iso,
+    build_virtio_win_iso,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "templates" / "experimental" / "windows.yaml"
@@ -47,6 +54,11 @@ def isos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "x86_64": build_standin_iso(d / "Win11_x64.iso", arch="x86_64"),
         "aarch64": build_standin_iso(d / "Win11_Arm64.iso", arch="aarch64"),
+        "virtio-win": build_virtio_win_iso(d / "virtio-win.iso"),
+        "server-eval": build_standin_iso(
+            d / "Server2025_eval.iso", editions=SERVER_EVAL_EDITIONS, label=SERVER_EVAL_LABEL, server=True
+        ),
+        "server-retail": build_standin_iso(d / "Server2025.iso", server=True),
     }
 
 
@@ -74,7 +86,11 @@ def limapy(
     )
 
 
-def windows_sets(arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[str, ...] = ()) -> list[str]:
+def windows_sets(
+    arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[str, ...] = (), virtio_win: Path | None = None
+) -> list[str]:
+    """--set flags for the shipped template; aarch64 needs virtio-win, which the tests give as a local stand-in
+    (the template's entry is a 700 MiB download)."""
     sets = [
         f'.arch = "{arch}"',
         f'.images[{IMAGE_POS[arch]}].location = "{iso}"',
@@ -83,6 +99,8 @@ def windows_sets(arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[
         ".cpus = 2",
         *extra,
     ]
+    if virtio_win is not None:
+        sets.append(f'.osOpts.Windows.virtioWin = [{{location: "{virtio_win}", arch: "{arch}"}}]')
     return [a for s in sets for a in ("--set", s)]
 
 
@@ -139,9 +157,11 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
     for tool in (f"qemu-system-{arch}", "qemu-img", *(["swtpm"] if tpm else [])):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
+    vw = isos["virtio-win"] if arch == "aarch64" else None
     cp = limapy(
-        home, "start", "--dry-run", "--name", "windows", *windows_sets(arch, isos[arch], tpm=tpm), str(TEMPLATE)
-    )
+        home, "start", "--dry-run", "--name", "windows", *windows_sets(arch, isos[arch], tpm=tpm, virtio_win=vw),
+        str(TEMPLATE),
+    )  # fmt: skip
     assert cp.returncode == 0, cp.stderr
     inst = home / "windows"
     password = (inst / "windows-password").read_text().strip()
@@ -160,6 +180,11 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
     assert f"file={inst}/cidata.iso,if=none,id=cd2,format=raw,media=cdrom,readonly=on" in argv
     assert "tcg,thread=multi,tb-size=512" in argv
     assert any("tpm" in a for a in argv) is tpm
+    if arch == "aarch64":  # virtio-net with NetKVM from virtio-win, never usb-net (bound to usbser)
+        assert not [a for a in argv if a.startswith("usb-net")]
+        assert any(a.startswith("virtio-net-pci,netdev=net0") for a in argv)
+        assert f"file={inst}/virtio-win,if=none,id=cd1,format=raw,media=cdrom,readonly=on" in argv
+        assert "E:\\NetKVM\\w11\\ARM64" in xml
 
     swtpm_pid = None
     if tpm:
@@ -269,3 +294,121 @@ def test_prefixes_reach_windows(home: Path, isos: dict[str, Path]) -> None:
     assert "ambiguous" in err and "windows" in err and "web" in err
     cp = limapy(home, "screenshot", "win", "-o", str(home / "x.png"))
     assert cp.returncode != 0 and "`windows` is not running" in cp.stderr
+
+
+# --------------------------------------------------------------------------- issue: Windows real behaviour
+
+
+def test_aarch64_without_virtio_win_refused(home: Path, isos: dict[str, Path]) -> None:
+    sets = windows_sets("aarch64", isos["aarch64"], extra=(".osOpts.Windows.virtioWin = []",))
+    for command in ("create", "start"):
+        cp = limapy(home, command, "--name", "windows", *sets, str(TEMPLATE))
+        assert cp.returncode != 0
+        assert "aarch64 Windows guest needs `osOpts.Windows.virtioWin`" in cp.stderr and "NetKVM" in cp.stderr
+        assert "Traceback" not in cp.stderr
+        no_instances(home)
+
+
+def test_windows_2025_dry_run_picks_standard_desktop(home: Path, isos: dict[str, Path]) -> None:
+    cp = limapy(home, "validate", "template:windows-2025")
+    assert cp.returncode == 0 and "template:windows-2025: OK" in cp.stdout, cp.stderr
+    sets = [
+        f'.images[0].location = "{isos["server-eval"]}"', "del(.images[0].digest)",
+        f'.osOpts.Windows.virtioWin = [{{location: "{isos["virtio-win"]}", arch: "x86_64"}}]',
+        '.video.display = "none"',
+    ]  # fmt: skip
+    cp = limapy(
+        home, "start", "--dry-run", "--name", "server", *[a for x in sets for a in ("--set", x)],
+        "template:windows-2025",
+    )  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    want = SERVER_EVAL_EDITIONS.index("Windows Server 2025 Standard Evaluation (Desktop Experience)") + 1
+    assert want != 1  # Lima's fixed index would install Core
+    assert f"Windows image: index {want}" in cp.stderr
+    xml = answer_xml(home / "server" / "cidata.iso")
+    assert image_index(xml) == want
+    assert "<Key>" not in xml.split("<ProductKey>")[1].split("</ProductKey>")[0]  # keyless: evaluation media
+    assert "E:\\NetKVM\\2k25\\amd64" in xml and "LabConfig" not in xml
+
+
+def test_server_media_needs_a_key_unless_evaluation(home: Path, isos: dict[str, Path]) -> None:
+    sets = windows_sets("x86_64", isos["server-retail"])
+    cp = limapy(home, "create", "--name", "srv", *sets, str(TEMPLATE))
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "not an evaluation edition" in err and "productKey" in cp.stderr
+    no_instances(home)
+    key = "ABCDE-12345-FGHIJ-67890-KLMNO"
+    cp = limapy(home, "create", "--name", "srv", *sets, "--set", f'.osOpts.Windows.productKey = "{key}"', str(TEMPLATE))
+    assert cp.returncode == 0, cp.stderr
+    inst = home / "srv"
+    assert key not in (inst / "lima.yaml").read_text()  # kept apart, 0600
+    stored = inst / "windows-product-key"
+    assert stored.read_text().strip() == key and stored.stat().st_mode & 0o777 == 0o600
+    cp2 = limapy(home, "start", "--dry-run", "srv")
+    assert cp2.returncode == 0, cp2.stderr
+    assert f"<Key>{key}</Key>" in answer_xml(inst / "cidata.iso")
+    for text in (cp.stdout, cp.stderr, cp2.stdout, cp2.stderr, limapy(home, "list", "--json").stdout):
+        assert key not in text
+
+
+def test_server_on_aarch64_refused(home: Path, isos: dict[str, Path], tmp_path: Path) -> None:
+    iso = build_standin_iso(tmp_path / "Server_arm64.iso", arch="aarch64", server=True, editions=SERVER_EVAL_EDITIONS)
+    cp = limapy(home, "create", "--name", "srv", *windows_sets("aarch64", iso, virtio_win=isos["virtio-win"]),
+                str(TEMPLATE))
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "Windows Server" in err and "aarch64" in err and "2k25\\ARM64" in err
+    no_instances(home)
+
+
+@pytest.mark.skipif(shutil.which("msibuild") is None, reason="msibuild (msitools) not installed")
+def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path) -> None:
+    """osOpts.Windows.opensshMsi is a per-arch list; the MSI's own platform (Summary Information Template,
+    written here by msitools as Windows Installer reads it) must match the instance arch."""
+    import hashlib
+
+    msis = {}
+    for arch, platform in (("x86_64", "x64;1033"), ("aarch64", "Arm64;1033")):
+        msi = tmp_path / f"OpenSSH-{arch}.msi"
+        subprocess.run(["msibuild", str(msi), "-s", "OpenSSH", "Microsoft", platform, "{8A62E7C8-9F4B-4E1C-A3D2-"
+                        f"{'1' if arch == 'x86_64' else '2'}B7C4D5E6F70}}"], check=True)
+        msis[arch] = (msi, "sha256:" + hashlib.sha256(msi.read_bytes()).hexdigest())
+
+    def entry(arch: str, path_arch: str) -> str:
+        path, digest = msis[path_arch]
+        return f'{{location: "{path}", arch: "{arch}", digest: "{digest}"}}'
+
+    # The x64 MSI listed for aarch64: refused by its platform, nothing created.
+    bad = f".osOpts.Windows.opensshMsi = [{entry('aarch64', 'x86_64')}]"
+    cp = limapy(home, "create", "--name", "w", *windows_sets("aarch64", isos["aarch64"], virtio_win=isos["virtio-win"],
+                extra=(bad,)), str(TEMPLATE))
+    assert cp.returncode != 0 and "installs for x64, but the instance arch is aarch64" in cp.stderr, cp.stderr
+    no_instances(home)
+    # No entry for this arch: refused, naming what there is.
+    only_arm = f".osOpts.Windows.opensshMsi = [{entry('aarch64', 'aarch64')}]"
+    sets = windows_sets("x86_64", isos["x86_64"], extra=(only_arm,))
+    cp = limapy(home, "create", "--name", "w", *sets, str(TEMPLATE))
+    assert cp.returncode != 0 and "no entry for arch x86_64 (it has: aarch64)" in cp.stderr, cp.stderr
+    no_instances(home)
+    # Both listed: each instance carries its own arch's MSI on the answer ISO.
+    both = f".osOpts.Windows.opensshMsi = [{entry('x86_64', 'x86_64')}, {entry('aarch64', 'aarch64')}]"
+    for arch in ("x86_64", "aarch64"):
+        vw = isos["virtio-win"] if arch == "aarch64" else None
+        cp = limapy(home, "start", "--dry-run", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
+                    extra=(both,)), str(TEMPLATE))
+        assert cp.returncode == 0, cp.stderr
+        inst = home / f"w-{arch}"
+        assert (inst / "openssh-msi").resolve().read_bytes() == msis[arch][0].read_bytes()
+        import pycdlib
+
+        iso = pycdlib.PyCdlib()
+        iso.open(str(inst / "cidata.iso"))
+        try:
+            import io
+
+            buf = io.BytesIO()
+            iso.get_file_from_iso_fp(buf, joliet_path="/OpenSSH.msi")
+        finally:
+            iso.close()
+        assert buf.getvalue() == msis[arch][0].read_bytes()

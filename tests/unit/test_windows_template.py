@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from limapy.config import load_config
@@ -22,4 +24,24 @@ def test_windows_template_loads_and_meets_windows_11_minimums(locator: str) -> N
     assert all(loc.startswith("~/") and loc.endswith(".iso") for loc in images.values())
     assert cfg["video"]["display"] == "default"
     win = cfg["osOpts"]["Windows"]
-    assert win.get("edition") is None and win.get("imageIndex") is None and not win.get("virtioWin")
+    assert win.get("edition") is None and win.get("imageIndex") is None
+    # virtio-win for aarch64 only (its network needs NetKVM), pinned; x86_64 keeps the inbox layout.
+    (vw,) = win["virtioWin"]
+    assert vw["arch"] == "aarch64" and vw["location"].startswith("https://")
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", vw["digest"])
+
+
+@pytest.mark.parametrize("locator", ["template:windows-11", "templates/windows-11.yaml"])
+def test_windows_11_is_an_alias(locator: str) -> None:
+    assert load_config(locator).cfg == load_config("template:windows").cfg
+
+
+def test_windows_2025_template() -> None:
+    cfg = load_config("template:windows-2025").cfg
+    assert (cfg["os"], cfg["arch"], cfg["tpm"], cfg["plain"]) == ("Windows", "x86_64", False, True)
+    image = next(img for img in cfg["images"] if img["arch"] == "x86_64")
+    assert image["location"].startswith("https://") and image["location"].endswith("SERVER_EVAL_x64FRE_en-us.iso")
+    assert image["digest"] == "sha256:d0ef4502e350e3c6c53c15b1b3020d38a5ded011bf04998e950720ac8579b23d"
+    vw = [v for v in cfg["osOpts"]["Windows"]["virtioWin"] if v["arch"] == "x86_64"]
+    assert len(vw) == 1 and re.fullmatch(r"sha256:[0-9a-f]{64}", vw[0]["digest"])
+    assert cfg["osOpts"]["Windows"].get("productKey") is None  # evaluation media: keyless

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from limapy.errors import LimapyError
+from limapy.winedition import choose_image
 from limapy.winmedia import (
     LIMA_INDEX_CLIENT,
     MAX_XML_BYTES,
@@ -17,7 +18,6 @@ from limapy.winmedia import (
     MediaInfo,
     WimImage,
     WimMetadataError,
-    choose_image,
     inspect_iso,
     inspect_iso_lenient,
     parse_wim_xml,

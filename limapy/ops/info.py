@@ -1,0 +1,44 @@
+"""`limapy info [NAME]`: what limapy sees on this host (versions, templates, paths), or one instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def host_info() -> dict[str, Any]:
+    import platform
+
+    from limapy import LIMA_COMPAT_VERSION, __version__, dirs
+    from limapy.config.hostinfo import lima_arch
+    from limapy.config.locate import template_dirs
+
+    templates = []
+    seen = set()
+    for d in template_dirs():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.rglob("*.yaml")):
+            name = str(p.relative_to(d))[: -len(".yaml")]
+            if name.startswith("_") or "/_" in name or name in seen:
+                continue
+            seen.add(name)
+            templates.append({"name": name, "location": str(p)})
+    return {
+        "version": __version__,
+        "limaCompatVersion": LIMA_COMPAT_VERSION,
+        "templates": templates,
+        "limaHome": str(dirs.limapy_home()),
+        "vmTypes": ["qemu"],
+        "hostOS": platform.system().lower(),
+        "hostArch": lima_arch(platform.machine()),
+        "identityFile": str(dirs.config_dir() / "user"),
+        "cacheDir": str(dirs.cache_dir()),
+    }
+
+
+def instance_info(name: str) -> dict[str, Any]:
+    """One instance as `limapy list --json` describes it (limapy extension: `info NAME`)."""
+    from limapy import store
+    from limapy.ops.list import info
+
+    return info(store.resolve(name))
