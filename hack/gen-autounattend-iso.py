@@ -21,11 +21,16 @@ Manual test (x86_64 shown first, then aarch64; use -accel kvm -cpu host under KV
       -drive file=disk.qcow2,if=none,id=disk -device nvme,drive=disk,serial=limapy \\
       -device qemu-xhci -device usb-kbd -device usb-tablet -device ramfb \\
       -drive file=Win11_Arm64.iso,if=none,id=cd0,media=cdrom -device usb-storage,drive=cd0 \\
-      -drive file=answer.iso,if=none,id=cd1,media=cdrom -device usb-storage,drive=cd1 \\
-      -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0  # needs NetKVM
+      -drive file=virtio-win.iso,if=none,id=cd1,media=cdrom -device usb-storage,drive=cd1 \\
+      -drive file=answer.iso,if=none,id=cd2,media=cdrom -device usb-storage,drive=cd2 \\
+      -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0
+
+arm64 needs the virtio-win ISO (E:, between the install ISO and the answer ISO): Windows on arm64 has no
+inbox driver for a network device QEMU emulates, so Setup loads NetKVM from it (the answer file says so).
 
 Press a key at "Press any key to boot from CD or DVD". When Setup is done, `ssh -p 2222 USER@127.0.0.1`
-with the key given (or ~/.ssh/id_*.pub) and check C:\\ProgramData\\Lima\\lima-boot-done.txt.
+with the key given (or ~/.ssh/id_*.pub; without any, the tool makes <ISO>.key) and check
+C:\\ProgramData\\Lima\\lima-boot-done.txt.
 """
 
 from __future__ import annotations
@@ -60,16 +65,28 @@ def default_user() -> dict[str, Any]:
     return {"name": name, "comment": name, "uid": 1000, "home": f"C:\\Users\\{name}", "shell": "cmd.exe"}
 
 
-def ssh_keys(paths: list[Path]) -> list[str]:
+def ssh_keys(paths: list[Path], output: Path) -> tuple[list[str], Path | None]:
+    """The public keys to install, and the private key generated for them when none was found anywhere
+    (ed25519, `<ISO>.key`, 0600), so the recipe works on a fresh machine."""
+    generated = None
     if not paths:
         from limapy.dirs import config_dir
 
         paths = [config_dir() / "user.pub"] if (config_dir() / "user.pub").exists() else []
         paths += sorted((Path.home() / ".ssh").glob("id_*.pub"))
+    if not paths:
+        from limapy import proc
+
+        generated = output.with_name(output.name + ".key")
+        for old in (generated, generated.with_name(generated.name + ".pub")):
+            old.unlink(missing_ok=True)
+        proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "limapy-answer-iso", "-f", generated])
+        generated.chmod(0o600)
+        paths = [generated.with_name(generated.name + ".pub")]
     keys = [line.strip() for p in paths for line in p.read_text().splitlines() if line.strip()]
     if not keys:
         raise LimapyError("no SSH public key found", hint="pass --ssh-key FILE")
-    return keys
+    return keys, generated
 
 
 def main() -> int:
@@ -81,7 +98,12 @@ def main() -> int:
     ap.add_argument("--server", action="store_true", help="Windows Server media (index 1, 2k25 drivers)")
     ap.add_argument("--image-index", type=int)
     ap.add_argument("--image-name")
-    ap.add_argument("--virtio-win", action="store_true", help="load viostor/NetKVM from the virtio-win ISO at E:")
+    ap.add_argument(
+        "--virtio-win",
+        action="store_true",
+        help="load viostor/NetKVM from the virtio-win ISO at E: (always on for arm64: its network needs NetKVM)",
+    )
+    ap.add_argument("--product-key", help="product key for non-evaluation Server media (kept out of output)")
     ap.add_argument("--openssh-msi", type=Path, help="Win32-OpenSSH MSI to carry on the ISO")
     ap.add_argument("--openssh-msi-sha256", help="expected sha256 of --openssh-msi")
     args = ap.parse_args()
@@ -103,18 +125,20 @@ def main() -> int:
                 raise LimapyError(f"{args.openssh_msi}: sha256 {digest} does not match --openssh-msi-sha256")
         password = new_password()
         out: Path = args.output
+        keys, generated = ssh_keys(args.ssh_key, out)
         write_answer_iso(
             out,
             cfg,
             name=args.config.stem if args.config else "windows",
             arch=ARCHES[args.arch],
             password=password,
-            ssh_pubkeys=ssh_keys(args.ssh_key),
+            ssh_pubkeys=keys,
             image_index=args.image_index if args.image_index is not None else win.get("imageIndex"),
             image_name=args.image_name or win.get("edition"),
             is_server=args.server,
-            virtio_win=args.virtio_win or bool(win.get("virtioWin")),
+            virtio_win=args.virtio_win or args.arch == "arm64" or bool(win.get("virtioWin")),
             opensshmsi=msi,
+            product_key=args.product_key or win.get("productKey"),
         )
         pw_file = out.with_name(out.name + ".password")
         write_password_file(pw_file, password)
@@ -125,6 +149,8 @@ def main() -> int:
             print(f"hint: {hint}", file=sys.stderr)
         return 1
     print(f"wrote {out} (label autounattend); the password of user {cfg['user']['name']!r} is in {pw_file} (0600)")
+    if generated is not None:
+        print(f"no SSH key was found, so one was made: ssh -i {generated} -p 2222 {cfg['user']['name']}@127.0.0.1")
     return 0
 
 
