@@ -78,12 +78,7 @@ def ensure_disk_size(inst: store.Instance, cfg: dict[str, Any]) -> None:
         raise LimapyError(
             f"the disk of `{inst.name}` is missing ({inst.disk})", hint="delete and re-create the instance"
         )
-    base = disk.backing_file(inst.disk)
-    if base is not None and not base.exists():
-        raise LimapyError(
-            f"the base image of `{inst.name}` is gone: {base}",
-            hint="the instance disk is an overlay on it; restore that file, or delete and re-create the instance",
-        )
+    disk.check_base(inst.dir, inst.disk, inst.name)
     disk.grow(inst.disk, parse_size(cfg["disk"]))
 
 
@@ -125,6 +120,7 @@ def prepare(
     from limapy.config import winopts
     from limapy.qemu import cmdline, firmware, host
 
+    store.check_links(inst)  # nothing below may write through a link planted in the instance dir
     arch = str(cfg["arch"])
     facts = host.detect_host(arch)
     host.check_minimum_version(facts, cfg)

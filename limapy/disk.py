@@ -181,6 +181,58 @@ def release_additional_disk(name: str, instance_dir: Path) -> None:
         link.unlink()
 
 
+# -- the base image an overlay stands on --------------------------------------------------------------------
+
+BASE_RECORD = "base-image.json"
+
+
+def record_base(instance_dir: Path, base: Path) -> None:
+    """Remember which bytes the instance's overlay was created on (`base-image.json`, 0600)."""
+    from limapy.download import identity
+    from limapy.fsutil import atomic_write
+
+    ident = identity(base)
+    data = {"path": ident.path, "digest": ident.digest, "stat": ident.stat}
+    atomic_write(instance_dir / BASE_RECORD, (json.dumps(data) + "\n").encode(), 0o600)
+
+
+def check_base(instance_dir: Path, disk: Path, name: str) -> None:
+    """Refuse to boot an overlay whose base no longer holds the bytes it was created on (a re-download, a
+    replaced file): the guest would read a different disk. Cheap while the base's stat is unchanged."""
+    base = backing_file(disk)
+    if base is None:
+        return
+    if not base.exists():
+        raise LimapyError(
+            f"the base image of `{name}` is gone: {base}",
+            hint="the instance disk is an overlay on it; restore that file, or delete and re-create the instance",
+        )
+    record = instance_dir / BASE_RECORD
+    try:
+        known = json.loads(record.read_text())
+    except FileNotFoundError:
+        record_base(instance_dir, base)  # created by an older limapy: remember what it stands on now
+        return
+    except ValueError:
+        known = {}
+    from limapy.download import cache, identity
+
+    want = str(known.get("digest") or "")
+    try:
+        if known.get("path") == str(base) and known.get("stat") == cache.stat_key(base) and want:
+            return
+    except OSError:
+        pass
+    now = identity(base)
+    if want and now.digest != want:
+        raise LimapyError(
+            f"the base image of `{name}` changed since the instance was created: {base} holds {now.digest}, "
+            f"the instance was made on {want}",
+            hint="its disk is an overlay on that image: restore the original file, or delete and re-create it",
+        )
+    record_base(instance_dir, base)
+
+
 def partition_table(disk: Path) -> str | None:
     """"gpt" or "mbr" when the guest has partitioned `disk` (read through qcow2 and its backing chain),
     else None. `qemu-img dd` reads the first two sectors; the image must not be in use by a running QEMU."""

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from limapy import download, proc
+from limapy.download import cache as dlcache
+from limapy.download import transfer
 from limapy.errors import LimapyError, NotFoundError
 
 PAYLOAD = b"disk image bytes " * 5000
@@ -85,10 +87,11 @@ def server() -> Iterator[Server]:
     s.httpd.server_close()
 
 
-@pytest.fixture(autouse=True)
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture(autouse=True, name="cache")
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     c = tmp_path / "cache"
     monkeypatch.setenv("LIMAPY_CACHE_DIR", str(c))
+    monkeypatch.setattr(transfer, "BACKOFF", (0.0,))  # retries at once: the tests' servers do not recover
     return c
 
 
@@ -127,13 +130,13 @@ def test_local_digest_is_hashed_once_per_stat(tmp_path: Path, monkeypatch: pytes
     img = tmp_path / "win.iso"
     img.write_bytes(PAYLOAD)
     calls: list[Path] = []
-    real = download._sha256_file
+    real = dlcache.sha256_file
 
-    def counting(path: Path, progress: Any) -> str:
+    def counting(path: Path, progress: Any = None) -> str:
         calls.append(path)
         return real(path, progress)
 
-    monkeypatch.setattr(download, "_sha256_file", counting)
+    monkeypatch.setattr(dlcache, "sha256_file", counting)
     download.fetch(str(img), digest=sha(PAYLOAD))
     download.fetch(str(img), digest=sha(PAYLOAD))
     assert len(calls) == 1
@@ -155,20 +158,22 @@ def test_local_compressed_is_decompressed(tmp_path: Path) -> None:
     assert download.fetch(str(img), digest=None, decompress=False) == img
 
 
-def test_http_download_cached_with_lima_layout(server: Server, cache: Path) -> None:
+def test_http_download_cached_by_content(server: Server, cache: Path) -> None:
+    """The blob is named by its sha256; the URL's entry says which blob is its latest and what the server said."""
     url = server.add("/img.qcow2", PAYLOAD, **{"Last-Modified": "Wed, 21 Oct 2015 07:28:00 GMT"})
     seen: list[tuple[int, int | None]] = []
     path = download.fetch(url, digest=sha(PAYLOAD), progress=lambda d, t: seen.append((d, t)))
-    entry = cache / "download" / "by-url-sha256" / hashlib.sha256(url.encode()).hexdigest()
-    assert path == entry / "data"
+    hexd = hashlib.sha256(PAYLOAD).hexdigest()
+    assert path == cache / "download" / "by-content-sha256" / hexd / "data"
     assert path.read_bytes() == PAYLOAD
+    entry = cache / "download" / "by-url-sha256" / hashlib.sha256(url.encode()).hexdigest()
     assert (entry / "url").read_text() == url
-    assert (entry / "sha256.digest").read_text() == sha(PAYLOAD)
+    assert (entry / "content").read_text() == hexd
     assert (entry / "time").read_text() == "Wed, 21 Oct 2015 07:28:00 GMT"
     assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
     assert download.fetch(url, digest=sha(PAYLOAD)) == path
     assert server.gets("/img.qcow2") == 1
-    assert not [p for p in entry.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in entry.iterdir() if p.name.endswith(".tmp") or p.name.startswith("partial")]
 
 
 def test_http_wrong_digest_caches_nothing(server: Server) -> None:
@@ -177,7 +182,7 @@ def test_http_wrong_digest_caches_nothing(server: Server) -> None:
         download.fetch(url, digest=sha(b"expected"))
     assert sha(b"expected") in ei.value.message and sha(PAYLOAD) in ei.value.message
     entry = download.url_entry(url)
-    assert not (entry / "data").exists()
+    assert not (entry / "data").exists() and not (entry / "content").exists()
     assert [p.name for p in entry.iterdir()] == [".lock"]
     assert download.fetch(url, digest=sha(PAYLOAD)).read_bytes() == PAYLOAD
 
@@ -197,9 +202,12 @@ def test_http_interrupted_download_does_not_poison(server: Server) -> None:
         download.fetch(url, digest=None)
     assert "\n" not in ei.value.message
     entry = download.url_entry(url)
-    assert [p.name for p in entry.iterdir()] == [".lock"]
+    # Only a partial (never a name a complete download has), no pointer to a blob.
+    assert sorted(p.name for p in entry.iterdir()) == [".lock", "partial", "partial.json"]
+    assert not (download.cache_root() / "by-content-sha256").exists()
     server.truncate.clear()
     assert download.fetch(url, digest=None).read_bytes() == PAYLOAD
+    assert not (entry / "partial").exists()
 
 
 def test_http_404_and_unreachable(server: Server) -> None:
@@ -228,7 +236,7 @@ def test_http_decompression(server: Server, ext: str, compress: Any) -> None:
     out = download.fetch(url, digest=sha(blob))
     assert out.name == "decompressed"
     assert out.read_bytes() == PAYLOAD
-    assert (out.parent / "data").read_bytes() == blob
+    assert (out.parent / "data").read_bytes() == blob and out.parent.name == hashlib.sha256(blob).hexdigest()
     assert download.fetch(url, digest=None, decompress=False).read_bytes() == blob
 
 
@@ -236,7 +244,7 @@ def test_corrupt_compressed_data_is_one_line(server: Server) -> None:
     url = server.add("/img.gz", b"not gzip at all")
     with pytest.raises(LimapyError, match="cannot decompress"):
         download.fetch(url, digest=None)
-    assert not (download.url_entry(url) / "decompressed").exists()
+    assert not list(download.cache_root().glob("by-content-sha256/*/decompressed"))
 
 
 def test_zst_uses_zstd_command(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,321 @@
+"""fetch(location, digest) -> a local path: images, kernels, ISOs, virtio-win and templates, by URL or path.
+
+Remote files go through the content-addressed cache (limapy.download.cache): a verified download becomes an
+immutable blob named by its sha256, so a base image an instance uses never changes underneath it, and a newer
+version of a digest-less "latest" URL lands beside the old one. Downloads resume after an interruption and
+are bounded in size and time (limapy.download.transfer). A decompressed copy (`.gz .xz .bz2 .zst`) sits beside
+the blob as `decompressed`. Local files are used in place; their sha256 is remembered by (size, mtime, inode)
+so a 5 GB ISO is hashed once, not on every start. `identity(path)` gives the digest a base is recorded with.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import hashlib
+import http.client
+import lzma
+import os
+import re
+import stat
+import tempfile
+import urllib.error
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from limapy import proc
+from limapy.download import cache, transfer
+from limapy.download.progress import ProgressReporter as ProgressReporter
+from limapy.errors import LimapyError, NotFoundError
+
+Progress = Callable[[int, int | None], None]
+Say = Callable[[str], None]
+COMPRESSED = (".gz", ".xz", ".bz2", ".zst")
+_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+class DigestError(LimapyError):
+    """A digest that is malformed or does not match the file."""
+
+
+def parse_digest(digest: str) -> str:
+    """`sha256:<hex>` -> hex, with go-digest's messages for the ways it can be wrong."""
+    algo, sep, value = digest.partition(":")
+    if not sep or not algo or not value:
+        raise DigestError(f"invalid checksum digest format: {digest!r}", hint="write it as sha256:<64 hex>")
+    if algo != "sha256":
+        raise DigestError(f"unsupported digest algorithm: {algo!r}", hint="only sha256 is supported")
+    if not _HEX.fullmatch(value):
+        raise DigestError(f"invalid checksum digest length: {digest!r}", hint="expected 64 lowercase hex")
+    return value
+
+
+def cache_root() -> Path:
+    return cache.root()
+
+
+def url_entry(url: str) -> Path:
+    return cache.url_dir(url)
+
+
+def fetch(
+    location: str,
+    *,
+    digest: str | None = None,
+    decompress: bool = True,
+    progress: Progress | None = None,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+    say: Say | None = None,
+) -> Path:
+    """A local, verified (and, for compressed names, decompressed) copy of `location`."""
+    want = parse_digest(digest) if digest else None
+    parsed = urllib.parse.urlparse(location)
+    if parsed.scheme in ("http", "https"):
+        return _fetch_remote(location, want, decompress, progress, max_bytes, deadline, say)
+    if parsed.scheme == "file":
+        path = Path(urllib.parse.unquote(parsed.path))
+    elif parsed.scheme and len(parsed.scheme) > 1:  # one letter could be a Windows drive
+        raise LimapyError(
+            f"{location}: unsupported URL scheme `{parsed.scheme}`", hint="use https://, file:// or a path"
+        )
+    else:
+        path = Path(location).expanduser()
+    return _fetch_local(path.absolute(), location, want, decompress, progress)
+
+
+# -- local files ------------------------------------------------------------------------------------------
+
+
+def _regular(path: Path, location: str) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise NotFoundError(f"{location}: no such file", hint="check the image location in the template") from None
+    except OSError as e:
+        raise LimapyError(f"{location}: cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise LimapyError(f"{location}: is {kind}, not an image file")
+
+
+def _fetch_local(path: Path, location: str, want: str | None, decompress: bool, progress: Progress | None) -> Path:
+    _regular(path, location)
+    needs_copy = decompress and _compression(path.name) is not None
+    if want is None and not needs_copy:
+        return path
+    entry = cache.private_dir(cache.path_dir(path))
+    with cache.locked(entry):
+        cache.write(entry / "path", str(path))
+        if want is not None:
+            actual = cache.remembered_digest(path, entry / "sha256.digest", entry / "stat", progress)
+            _compare(location, want, actual)
+        if not needs_copy:
+            return path
+        return _decompressed(path, entry, progress, name=path.name, key=cache.stat_key(path))
+
+
+# -- remote files -----------------------------------------------------------------------------------------
+
+
+def _fetch_remote(
+    url: str,
+    want: str | None,
+    decompress: bool,
+    progress: Progress | None,
+    max_bytes: int | None,
+    deadline: float | None,
+    say: Say | None,
+) -> Path:
+    entry = cache.private_dir(cache.url_dir(url))
+    with cache.locked(entry):
+        blob = _cached(url, entry, want)
+        if blob is None:
+            blob = _download(url, entry, want, progress, max_bytes, deadline, say)
+        name = urllib.parse.urlparse(url).path
+        if not (decompress and _compression(name)):
+            return blob
+        key = blob.parent.name if blob.parent.parent.name == "by-content-sha256" else cache.stat_key(blob)
+        return _decompressed(blob, blob.parent, progress, name=name, key=key)
+
+
+def _cached(url: str, entry: Path, want: str | None) -> Path | None:
+    """The verified blob to use for `url`, or None to download. A blob whose bytes changed is moved aside."""
+    if want is not None:
+        if (cache.content_dir(want) / "data").is_file():
+            if cache.blob_ok(want):
+                return cache.content_dir(want) / "data"
+            cache.quarantine(cache.content_dir(want) / "data")
+        legacy = entry / "data"  # limapy < 0.2 kept downloads here; still used (instances point at them)
+        if legacy.is_file() and cache.read(entry / "sha256.digest") == f"sha256:{want}":
+            if cache.remembered_digest(legacy, entry / "sha256.digest", entry / "data.stat") == want:
+                return legacy
+        return None
+    current = cache.read(entry / "content")
+    if current and _HEX.fullmatch(current) and (cache.content_dir(current) / "data").is_file():
+        if not cache.blob_ok(current):
+            cache.quarantine(cache.content_dir(current) / "data")
+            return None
+        return cache.content_dir(current) / "data" if _unchanged(url, entry) else None
+    legacy = entry / "data"
+    if legacy.is_file() and cache.read(entry / "sha256.digest") and _unchanged(url, entry):
+        return legacy
+    return None
+
+
+def _unchanged(url: str, entry: Path) -> bool:
+    """No digest pins the URL: ask the server whether it changed (Last-Modified, ETag, length). Offline,
+    or a server that says nothing, keeps the cached copy."""
+    last, etag, length = cache.read(entry / "time"), cache.read(entry / "etag"), cache.read(entry / "length")
+    if last is None and etag is None:
+        return True
+    try:
+        with transfer.opener().open(transfer.request(url, "HEAD"), timeout=10) as resp:
+            headers = {k.lower(): v for k, v in resp.headers.items()}
+    except (OSError, urllib.error.URLError, http.client.HTTPException, LimapyError):
+        return True
+    if etag and headers.get("etag") and headers["etag"] != etag:
+        return False
+    if last and headers.get("last-modified") and headers["last-modified"] != last:
+        return False
+    return not (length and headers.get("content-length") and headers["content-length"] != length)
+
+
+def _download(
+    url: str,
+    entry: Path,
+    want: str | None,
+    progress: Progress | None,
+    max_bytes: int | None,
+    deadline: float | None,
+    say: Say | None,
+) -> Path:
+    partial, state = entry / "partial", entry / "partial.json"
+    result = transfer.download(url, partial, state, max_bytes=max_bytes, deadline=deadline, progress=progress, say=say)
+    if want is not None and result.sha256 != want:
+        cache.remove(partial)  # a wrong file: nothing of it may pass for the real one, nor be resumed
+        cache.remove(state)
+        _compare(url, want, result.sha256)
+    blob = cache.adopt(partial, result.sha256, url)
+    cache.remove(state)
+    cache.write(entry / "url", url)
+    for key in ("time", "etag", "type"):
+        if result.headers.get(key):
+            cache.write(entry / key, result.headers[key])
+        else:
+            cache.remove(entry / key)
+    cache.write(entry / "length", str(result.size))
+    cache.write(entry / "content", result.sha256)
+    return blob
+
+
+# -- decompression ----------------------------------------------------------------------------------------
+
+
+def _compression(name: str) -> str | None:
+    for ext in COMPRESSED:
+        if name.endswith(ext):
+            return ext
+    return None
+
+
+def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: str, key: str) -> Path:
+    """`where/decompressed`, made once per source (`key`), kept while its bytes are what was written."""
+    out = where / "decompressed"
+    digest_file, stat_file, source_file = (where / f"decompressed.{k}" for k in ("sha256", "stat", "source"))
+    if out.is_file() and cache.read(source_file) == key:
+        recorded = cache.read(digest_file)
+        if recorded and cache.remembered_digest(out, where / ".decompressed.check", stat_file) == recorded:
+            return out
+        cache.quarantine(out)
+    digest = _decompress(src, out, progress, name=name)
+    cache.write(digest_file, digest)
+    cache.write(stat_file, cache.stat_key(out))
+    cache.write(where / ".decompressed.check", f"sha256:{digest}")
+    cache.write(source_file, key)
+    return out
+
+
+def _decompress(src: Path, out: Path, progress: Progress | None, *, name: str) -> str:
+    ext = _compression(name)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        if ext == ".zst":
+            os.close(fd)
+            proc.run(["zstd", "-d", "-q", "-f", "-o", tmp, src])
+            os.chmod(tmp, cache.FILE_MODE)
+            digest = cache.sha256_file(tmp)
+        else:
+            openers: dict[str | None, Callable[[Path], Any]] = {
+                ".gz": lambda p: gzip.open(p, "rb"),
+                ".xz": lambda p: lzma.open(p, "rb"),
+                ".bz2": lambda p: bz2.open(p, "rb"),
+            }
+            h = hashlib.sha256()
+            with os.fdopen(fd, "wb") as dst, openers[ext](src) as f:
+                os.fchmod(dst.fileno(), cache.FILE_MODE)
+                done = 0
+                try:
+                    while chunk := f.read(cache.CHUNK):
+                        dst.write(chunk)
+                        h.update(chunk)
+                        done += len(chunk)
+                        if progress:
+                            progress(done, None)
+                except (OSError, EOFError, lzma.LZMAError) as e:
+                    raise LimapyError(f"cannot decompress {name}: {e}") from None
+                dst.flush()
+                os.fsync(dst.fileno())
+            digest = h.hexdigest()
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return digest
+
+
+# -- what a base image is ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A file's content digest, and the stat it had when that digest was known to hold."""
+
+    path: str
+    digest: str  # "sha256:<hex>"
+    stat: str  # "size mtime_ns inode"
+
+
+def identity(path: Path, progress: Progress | None = None) -> Identity:
+    """The digest of a fetched or local file, from what the cache knows when the file's stat still matches,
+    else by hashing it (and remembering that)."""
+    path = Path(path)
+    parent = path.parent
+    if path.name == "data" and parent.parent.name == "by-content-sha256" and _HEX.fullmatch(parent.name):
+        if cache.blob_ok(parent.name):
+            return Identity(str(path), f"sha256:{parent.name}", cache.stat_key(path))
+    if path.name == "decompressed" and cache.read(parent / "decompressed.sha256"):
+        hexd = cache.remembered_digest(path, parent / ".decompressed.check", parent / "decompressed.stat", progress)
+        return Identity(str(path), f"sha256:{hexd}", cache.stat_key(path))
+    entry = cache.private_dir(cache.path_dir(path))
+    with cache.locked(entry):
+        cache.write(entry / "path", str(path))
+        hexd = cache.remembered_digest(path, entry / "sha256.digest", entry / "stat", progress)
+    return Identity(str(path), f"sha256:{hexd}", cache.stat_key(path))
+
+
+# -- helpers ----------------------------------------------------------------------------------------------
+
+
+def _compare(location: str, want: str, actual: str) -> None:
+    if want != actual:
+        raise DigestError(
+            f"{location}: sha256 digest mismatch: expected sha256:{want}, got sha256:{actual}",
+            hint="the file changed upstream or is corrupt; fix the digest in the template or the file",
+        )

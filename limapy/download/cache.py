@@ -1,0 +1,195 @@
+"""The download cache on disk: private directories, content-addressed blobs, and digests remembered by stat.
+
+Layout under `<cache>/download/`:
+- `by-content-sha256/<hex>/data`: a verified download, named by the sha256 of its bytes. Never rewritten:
+  a new version of a URL is a new blob beside the old one, so an instance whose disk is an overlay on a blob
+  keeps its base. `decompressed` (with `decompressed.sha256`) is the blob decompressed, equally immutable.
+- `by-url-sha256/<sha256(url)>/`: what limapy knows of a URL: `url`, `content` (the hex of the last complete
+  download), the server's validators (`etag`, `time` = Last-Modified, `length`, `type`), and while a download
+  is under way or was interrupted, `partial` + `partial.json` (never a name a complete file has).
+  `data` there is the layout of limapy < 0.2; such files are still used, never replaced.
+- `by-path-sha256/<sha256(path)>/`: digests of local files (`path`, `sha256.digest`, `stat`).
+
+Every directory is 0700 and every file 0600 whatever the umask. A digest is trusted only while the file's
+(size, mtime, inode) match the ones recorded when it was computed; anything else is hashed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from limapy import dirs
+
+Progress = Callable[[int, int | None], None]
+CHUNK = 1 << 20
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def root() -> Path:
+    return dirs.cache_dir() / "download"
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` and any missing parents inside the cache dir as 0700 (umask does not widen them)."""
+    path = Path(path)
+    missing = []
+    cur = path
+    while not cur.exists():
+        missing.append(cur)
+        if cur.parent == cur:
+            break
+        cur = cur.parent
+    for p in reversed(missing):
+        try:
+            os.mkdir(p, DIR_MODE)
+        except FileExistsError:
+            pass
+        os.chmod(p, DIR_MODE)
+    return path
+
+
+def url_dir(url: str) -> Path:
+    return root() / "by-url-sha256" / hashlib.sha256(url.encode()).hexdigest()
+
+
+def content_dir(hexdigest: str) -> Path:
+    return root() / "by-content-sha256" / hexdigest
+
+
+def path_dir(path: Path) -> Path:
+    return root() / "by-path-sha256" / hashlib.sha256(str(path).encode()).hexdigest()
+
+
+def read(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def write(path: Path, text: str) -> None:
+    """Atomically, 0600."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def stat_key(path: Path) -> str:
+    st = os.stat(path)
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+
+
+class _Null:
+    def write(self, b: bytes) -> int:
+        return len(b)
+
+
+def sha256_file(path: Path, progress: Progress | None = None) -> str:
+    h = hashlib.sha256()
+    total = os.stat(path).st_size
+    done = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    return h.hexdigest()
+
+
+def remembered_digest(path: Path, digest_file: Path, stat_file: Path, progress: Progress | None = None) -> str:
+    """The file's sha256 hex: the recorded one while its stat is unchanged, else hashed now (and recorded)."""
+    key = stat_key(path)
+    known = read(digest_file)
+    if known and read(stat_file) == key:
+        return known.removeprefix("sha256:")
+    actual = sha256_file(path, progress)
+    write(digest_file, f"sha256:{actual}")
+    write(stat_file, stat_key(path))
+    return actual
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """An exclusive lock on `directory` (its `.lock` file), so two commands fetch one URL once."""
+    private_dir(directory)
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def adopt(tmp: Path, hexdigest: str, source: str) -> Path:
+    """Move a verified file into the content store under its digest; an existing blob stays as it is."""
+    d = private_dir(content_dir(hexdigest))
+    data = d / "data"
+    with locked(d):
+        if data.is_file() and blob_ok(hexdigest):
+            remove(tmp)
+            return data
+        if data.exists():
+            quarantine(data)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, data)
+        write(d / "stat", stat_key(data))
+        if read(d / "url") is None:
+            write(d / "url", source)
+    return data
+
+
+def blob_ok(hexdigest: str) -> bool:
+    """The blob still holds the bytes its name promises (cheaply: by stat, re-hashed when the stat changed)."""
+    d = content_dir(hexdigest)
+    data = d / "data"
+    try:
+        key = stat_key(data)
+    except FileNotFoundError:
+        return False
+    if read(d / "stat") == key:
+        return True
+    if sha256_file(data) != hexdigest:
+        return False
+    write(d / "stat", key)
+    return True
+
+
+def quarantine(path: Path) -> Path:
+    """Move a file whose bytes changed out of the way (kept, not deleted: something may still use it)."""
+    n = 0
+    while True:
+        target = path.with_name(f"{path.name}.changed-{n}")
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            n += 1
+            continue
+        except OSError as e:
+            if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
+                raise
+            os.replace(path, target)
+            return target
+        path.unlink()
+        return target

@@ -1,0 +1,324 @@
+"""One HTTP(S) download into a partial file: resumable, bounded, retried, and never mistaken for complete.
+
+- Resume: an interrupted download keeps `partial` and, in `partial.json`, the server's validators (ETag,
+  Last-Modified, length). The next try asks for the rest (`Range` + `If-Range`); a 206 appends, a 200 (no
+  range support, or the file changed) starts again from zero.
+- Complete only when the bytes match what the server promised (Content-Length / Content-Range total), or, for
+  a body without a length, what a HEAD request says afterwards.
+- Bounded: a size cap (`max_bytes`), a total `deadline`, and a low-speed limit (`LOW_SPEED` bytes in
+  `LOW_SPEED_WINDOW` seconds), so a server trickling a byte every 20 s cannot hang a command.
+- Transient failures (connection reset, timeouts, HTTP 5xx/429) are retried with backoff, resuming.
+- Redirects only to http(s), never from https down to http. Proxies from HTTP(S)_PROXY / NO_PROXY (urllib).
+- An HTML page where a file was expected (a login or error page) is an error, not a download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from limapy import __version__
+from limapy.download import cache
+from limapy.errors import LimapyError
+
+Progress = Callable[[int, int | None], None]
+SOCKET_TIMEOUT = 30.0
+LOW_SPEED = 1024
+LOW_SPEED_WINDOW = 60.0
+RETRIES = 4
+BACKOFF = (1.0, 2.0, 4.0, 8.0)
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+class DownloadError(LimapyError):
+    """A download that failed for good (after retries), with one line saying why."""
+
+
+class _Transient(Exception):
+    """A failure worth another try (the partial file is kept)."""
+
+
+@dataclass
+class State:
+    """What `partial.json` remembers of an unfinished download."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    length: int | None = None
+
+    @classmethod
+    def load(cls, path: Path, url: str) -> State:
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return cls(url)
+        if not isinstance(data, dict) or data.get("url") != url:
+            return cls(url)
+        length = data.get("length")
+        return cls(url, data.get("etag"), data.get("last_modified"), length if isinstance(length, int) else None)
+
+    def save(self, path: Path) -> None:
+        cache.write(path, json.dumps(self.__dict__))
+
+    @property
+    def validator(self) -> str | None:
+        # A strong ETag is the better If-Range validator; Last-Modified is what most mirrors give.
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+
+@dataclass
+class Result:
+    sha256: str
+    size: int
+    headers: dict[str, str] = field(default_factory=dict)
+    resumed_from: int = 0
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        new = urllib.parse.urlparse(newurl)
+        old = urllib.parse.urlparse(req.full_url)
+        if new.scheme not in ("http", "https"):
+            raise DownloadError(f"{req.full_url}: redirect to {newurl} refused: only http(s) locations are fetched")
+        if old.scheme == "https" and new.scheme == "http":
+            raise DownloadError(f"{req.full_url}: redirect from https to {newurl} refused (a downgrade to plain http)")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def opener() -> urllib.request.OpenerDirector:
+    return urllib.request.build_opener(_Redirects())
+
+
+def request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> urllib.request.Request:
+    h = {"User-Agent": f"limapy/{__version__}", "Accept-Encoding": "identity", **(headers or {})}
+    return urllib.request.Request(url, method=method, headers=h)  # noqa: S310 (scheme checked by the caller)
+
+
+def head_length(url: str) -> int | None:
+    try:
+        with opener().open(request(url, "HEAD"), timeout=SOCKET_TIMEOUT) as resp:
+            value = resp.headers.get("Content-Length")
+    except (OSError, urllib.error.URLError, http.client.HTTPException, LimapyError):
+        return None
+    return int(value) if value and value.isdigit() else None
+
+
+def _looks_like_html(first: bytes) -> bool:
+    head = first[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+class _Clock:
+    def __init__(self, deadline: float | None) -> None:
+        self.start = time.monotonic()
+        self.deadline = None if deadline is None else self.start + deadline
+        self.total = deadline
+        self.window_start = self.start
+        self.window_bytes = 0
+
+    def check(self, url: str, got: int) -> None:
+        now = time.monotonic()
+        if self.deadline is not None and now > self.deadline:
+            raise DownloadError(f"cannot download {url}: not done after {self.total:.0f} s (the time allowed)")
+        self.window_bytes += got
+        if now - self.window_start >= LOW_SPEED_WINDOW:
+            if self.window_bytes < LOW_SPEED:
+                raise _Transient(f"fewer than {LOW_SPEED} bytes in {LOW_SPEED_WINDOW:.0f} s")
+            self.window_start, self.window_bytes = now, 0
+
+
+def download(
+    url: str,
+    partial: Path,
+    state_file: Path,
+    *,
+    max_bytes: int | None = None,
+    deadline: float | None = None,
+    progress: Progress | None = None,
+    say: Callable[[str], None] | None = None,
+) -> Result:
+    """Fetch `url` into `partial` (resuming what is there); returns its sha256 once complete.
+
+    On failure the partial file and its state stay for the next try, unless the server's answer makes them
+    useless (then they are removed). Ctrl-C (KeyboardInterrupt) leaves them as they are."""
+    clock = _Clock(deadline)
+    state = State.load(state_file, url)
+    resumed_from = 0
+    last_error = ""
+    for attempt in range(RETRIES + 1):
+        if attempt:
+            wait = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
+            if say:
+                say(f"download interrupted ({last_error}); retrying in {wait:.0f} s")
+            time.sleep(wait)
+        try:
+            result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say)
+        except _Transient as e:
+            last_error = str(e)
+            continue
+        result.resumed_from = max(resumed_from, result.resumed_from)
+        return result
+    raise DownloadError(f"cannot download {url}: {last_error} (gave up after {RETRIES + 1} tries; run the command "
+                        "again to resume)")
+
+
+def _attempt(
+    url: str,
+    partial: Path,
+    state_file: Path,
+    state: State,
+    clock: _Clock,
+    max_bytes: int | None,
+    progress: Progress | None,
+    say: Callable[[str], None] | None,
+) -> Result:
+    offset = partial.stat().st_size if partial.exists() else 0
+    if offset and not state.validator:
+        offset = 0  # nothing to tell an unchanged file from a changed one: start again
+    headers = {}
+    if offset:
+        headers = {"Range": f"bytes={offset}-", "If-Range": str(state.validator)}
+    try:
+        resp = opener().open(request(url, headers=headers), timeout=SOCKET_TIMEOUT)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset and state.length == offset:
+            return _finish(url, partial, state, {}, offset)
+        if e.code == 416:
+            cache.remove(partial)
+            raise _Transient("the server refused the range asked for; starting again") from None
+        if e.code >= 500 or e.code == 429:
+            raise _Transient(f"HTTP {e.code} {e.reason}") from None
+        raise DownloadError(f"cannot download {url}: HTTP {e.code} {e.reason}") from None
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, LimapyError):
+            raise e.reason from None
+        raise _classify(url, e.reason) from None
+    except (OSError, http.client.HTTPException) as e:
+        raise _classify(url, e) from None
+    with resp:
+        status = resp.status
+        info = {k.lower(): v for k, v in resp.headers.items()}
+        start = 0
+        total: int | None = None
+        if status == 206:
+            m = _CONTENT_RANGE.fullmatch(info.get("content-range", ""))
+            if not m or int(m.group(1)) != offset:
+                cache.remove(partial)
+                raise _Transient("the server answered another range than asked; starting again")
+            start = offset
+            total = int(m.group(3)) if m.group(3) != "*" else None
+            if say and offset:
+                say(f"resuming at {offset >> 20} MiB")
+        else:
+            if offset and say:
+                say("the server sent the whole file (no range support, or the file changed): starting again")
+            length = info.get("content-length", "")
+            total = int(length) if length.isdigit() else None
+        if max_bytes is not None and total is not None and total > max_bytes:
+            raise DownloadError(f"cannot download {url}: {total} bytes, more than the {max_bytes} allowed")
+        state.etag = info.get("etag") or None
+        state.last_modified = info.get("last-modified") or None
+        state.length = total
+        state.save(state_file)
+        done, hasher = _stream(url, resp, partial, start, total, clock, max_bytes, progress, info)
+    if total is not None and done != total:
+        raise _Transient(f"connection closed after {done} of {total} bytes")
+    if total is None and info.get("transfer-encoding", "").lower() != "chunked":
+        # No length given and not chunked: the body ended when the connection closed, which a truncation
+        # looks like too. Ask the server what the whole is.
+        promised = head_length(url)
+        if promised is not None and promised != done:
+            raise _Transient(f"got {done} bytes, the server says the file has {promised}")
+    return _finish(url, partial, state, info, start, hasher)
+
+
+def _stream(
+    url: str,
+    resp: Any,
+    partial: Path,
+    start: int,
+    total: int | None,
+    clock: _Clock,
+    max_bytes: int | None,
+    progress: Progress | None,
+    info: dict[str, str],
+) -> tuple[int, Any]:
+    """Write the body at `start`; (bytes in the file, a sha256 of them when the whole was streamed now)."""
+    mode = "r+b" if start else "wb"
+    hasher = None if start else hashlib.sha256()
+    if not partial.exists():
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, cache.FILE_MODE)
+        os.close(fd)
+    done = start
+    first = True
+    with open(partial, mode) as out:
+        os.fchmod(out.fileno(), cache.FILE_MODE)
+        out.seek(start)
+        out.truncate()
+        # read1: what has arrived (at most CHUNK), so the deadline and speed checks see a trickle as it comes;
+        # read(CHUNK) would block until a whole chunk is there.
+        read = getattr(resp, "read1", resp.read)
+        while True:
+            try:
+                chunk = read(cache.CHUNK)
+            except (OSError, http.client.HTTPException) as e:
+                out.flush()
+                os.fsync(out.fileno())
+                raise _Transient(f"{type(e).__name__}: {e}") from None
+            if first and start == 0 and chunk:
+                first = False
+                if info.get("content-type", "").startswith("text/html") and _looks_like_html(chunk):
+                    cache.remove(partial)
+                    raise DownloadError(
+                        f"cannot download {url}: the server sent an HTML page, not the file (a login, error or "
+                        "download page?)",
+                        hint="check the URL in a browser; point the template at the file itself",
+                    )
+            if not chunk:
+                break
+            out.write(chunk)
+            if hasher is not None:
+                hasher.update(chunk)
+            done += len(chunk)
+            if max_bytes is not None and done > max_bytes:
+                cache.remove(partial)
+                raise DownloadError(f"cannot download {url}: more than the {max_bytes} bytes allowed")
+            if progress:
+                progress(done, total)
+            clock.check(url, len(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+    return done, hasher
+
+
+def _finish(url: str, partial: Path, state: State, info: dict[str, str], start: int, hasher: Any = None) -> Result:
+    del url
+    digest = hasher.hexdigest() if hasher is not None else cache.sha256_file(partial)
+    headers = {k: v for k, v in (("time", state.last_modified), ("etag", state.etag),
+                                 ("type", info.get("content-type", "").split(";")[0].strip())) if v}
+    return Result(digest, partial.stat().st_size, headers, resumed_from=start)
+
+
+def _classify(url: str, err: object) -> Exception:
+    """Network errors worth a retry become _Transient; the rest (DNS, refused, TLS) fail at once."""
+    text = str(getattr(err, "strerror", None) or err)
+    if isinstance(err, (TimeoutError, ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                        http.client.IncompleteRead, http.client.RemoteDisconnected)):
+        return _Transient(f"{type(err).__name__}: {text}")
+    return DownloadError(f"cannot download {url}: {text}")
+
+
