@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from limapy import dirs, proc
-from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError, shown
 from limapy.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
 from limapy.fsutil import fsync_dir
 
-NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
+NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only ($ alone accepts "x\n")
 MAX_NAME_LEN = 76
 # Linux sun_path is 108 bytes; Lima checks len(<dir>/ssh.sock.1234567890123456) against it (§2.3).
 UNIX_PATH_MAX = 108
@@ -44,10 +44,10 @@ def validate_name(name: str) -> None:
     if not name:
         raise UsageError("instance name must not be empty")
     if len(name) > MAX_NAME_LEN:
-        raise UsageError(f"instance name `{name}` is too long: at most {MAX_NAME_LEN} characters")
-    if not NAME_RE.match(name):
+        raise UsageError(f"instance name `{shown(name)}` is too long: at most {MAX_NAME_LEN} characters")
+    if not NAME_RE.fullmatch(name):
         raise UsageError(
-            f"instance name `{name}` is invalid: it must match {NAME_RE.pattern}",
+            f"instance name `{shown(name)}` is invalid: it must match {NAME_RE.pattern}",
             hint="use letters and digits, separated by single '.', '_' or '-'",
         )
     if name.endswith((".yaml", ".yml")):
@@ -208,14 +208,16 @@ def list_instances() -> list[str]:
         entries = list(home.iterdir())
     except FileNotFoundError:
         return []
-    return sorted(p.name for p in entries if p.is_dir() and _is_instance_dir(p))
+    # A directory whose name limapy would refuse (made by hand, or by an old limapy) is not listed: such a
+    # name ("evil\n") would split list's table and every line that prints it.
+    return sorted(p.name for p in entries if NAME_RE.fullmatch(p.name) and p.is_dir() and _is_instance_dir(p))
 
 
 def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
     """The instance named exactly so, else the only one whose name starts with it (unless exact)."""
     key = prefix_or_name
     if not key or "/" in key or key.startswith(("_", ".")):
-        raise UsageError(f"invalid instance name `{key}`")
+        raise UsageError(f"invalid instance name `{shown(key)}`")
     path = instance_dir(key)
     if _is_instance_dir(path):
         return Instance(key, path)
@@ -229,46 +231,31 @@ def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
                 hint="give more of the name",
             )
     raise NotFoundError(
-        f"instance `{key}` does not exist",
-        hint=f"run `limapy create --name {key} TEMPLATE` to create it, or `limapy list` to see instances",
+        f"instance `{shown(key)}` does not exist",
+        hint=f"run `limapy create --name {shown(key)} TEMPLATE` to create it, or `limapy list` to see instances",
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
+def ha_pid(inst: Instance) -> int | None:
+    """The host agent of `inst`, when `ha.pid` names it (its command line says `hostagent NAME`)."""
+    from limapy import pids
+
+    return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name))
 
 
-def read_pid(path: Path) -> int | None:
-    """The live pid recorded in `path`, or None. A pid file naming a dead process is removed (stale)."""
-    try:
-        text = path.read_text().strip()
-    except FileNotFoundError:
-        return None
-    if not text:
-        return None  # being written right now; not ours to remove
-    try:
-        pid = int(text)
-    except ValueError:
-        pid = 0
-    if pid > 0 and _alive(pid):
-        return pid
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-    return None
+def qemu_pid(inst: Instance) -> int | None:
+    """QEMU of `inst`, when `qemu.pid` names it (its command line says `-name limapy-NAME`)."""
+    from limapy import pids
+
+    return pids.live(inst.qemu_pid, pids.qemu_marks(inst.name))
 
 
 def status(inst: Instance) -> str:
     """Running when host agent and QEMU are alive, Stopped when neither is, Broken otherwise."""
     if not inst.lima_yaml.is_file():
         return BROKEN
-    ha = read_pid(inst.ha_pid)
-    qemu = read_pid(inst.qemu_pid)
+    ha = ha_pid(inst)
+    qemu = qemu_pid(inst)
     if ha and qemu:
         return RUNNING
     if ha is None and qemu is None:
@@ -290,7 +277,13 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
     can name it. After acquiring, callers must re-check the instance: a `delete` may have run meanwhile.
     """
     _mkdir_private(inst.dir)
-    fd = os.open(inst.lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    check_links(inst)
+    try:
+        fd = os.open(inst.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # raced with check_links: still a link, still refused
+            raise InstanceError(_link_message(inst, LOCK_FILE), hint=_LINK_HINT) from None
+        raise
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -319,6 +312,39 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+#: Instance files limapy itself makes symbolic links: read-only media that live elsewhere (the install ISO,
+#: virtio-win, the OpenSSH MSI). Any other link in an instance dir is refused: limapy writes, truncates and
+#: resizes the files there, and must never do that to a file outside the instance dir.
+LINKS_ALLOWED = frozenset({"iso", "virtio-win", "openssh-msi"})
+_LINK_HINT = "limapy does not follow links in an instance directory: remove the link (or re-create the instance)"
+
+
+def _link_message(inst: Instance, name: str) -> str:
+    return f"instance `{inst.name}`: {inst.dir / name} is a symbolic link"
+
+
+def check_links(inst: Instance) -> None:
+    """Refuse an instance dir holding a symbolic link limapy did not make (one line naming it)."""
+    try:
+        entries = sorted(inst.dir.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_symlink() and entry.name not in LINKS_ALLOWED:
+            raise InstanceError(_link_message(inst, entry.name), hint=_LINK_HINT)
+
+
+def open_private(path: Path, flags: int, mode: int = 0o600) -> int:
+    """os.open of an instance file that refuses to follow a symbolic link (O_NOFOLLOW), mode `mode`."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW, mode)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InstanceError(f"{path} is a symbolic link; limapy does not follow it", hint=_LINK_HINT) from None
+        raise
+    return fd
 
 
 def _check_socket_room(final: Path) -> None:

@@ -11,7 +11,7 @@ from limapy.errors import LimapyError
 def screenshot(inst: store.Instance, out: Path) -> None:
     from limapy.qemu.qmp import QMP
 
-    if store.read_pid(inst.qemu_pid) is None:
+    if store.qemu_pid(inst) is None:
         raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
     with QMP.connect(inst.qmp_sock, timeout=5.0) as qmp:
         qmp.screendump(out.resolve())

@@ -68,11 +68,12 @@ def dry_run(inst: store.Instance) -> str:
 
 def spawn_hostagent(inst: store.Instance) -> subprocess.Popen[bytes]:
     for log in (inst.ha_stdout_log, inst.ha_stderr_log):
-        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.close(fd)
+        os.close(store.open_private(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
     env = dict(os.environ)
     env.pop("PYTHONBREAKPOINT", None)
-    with open(inst.ha_stdout_log, "ab") as out, open(inst.ha_stderr_log, "ab") as err:
+    out_fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_APPEND)
+    err_fd = store.open_private(inst.ha_stderr_log, os.O_WRONLY | os.O_APPEND)
+    with open(out_fd, "ab") as out, open(err_fd, "ab") as err:
         p = subprocess.Popen(
             [sys.executable, "-m", "limapy", "hostagent", inst.name],
             stdin=subprocess.DEVNULL,
@@ -84,7 +85,7 @@ def spawn_hostagent(inst: store.Instance) -> subprocess.Popen[bytes]:
         )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        if store.read_pid(inst.ha_pid) is not None:
+        if store.ha_pid(inst) is not None:
             return p
         if p.poll() is not None:
             break
@@ -174,10 +175,10 @@ def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -
     with store.lock(inst, what="start"):
         if not inst.lima_yaml.exists():
             raise LimapyError(f"instance `{inst.name}` was deleted")
-        ha = store.read_pid(inst.ha_pid)
+        ha = store.ha_pid(inst)
         if ha is not None:
             return False
-        qemu = store.read_pid(inst.qemu_pid)
+        qemu = store.qemu_pid(inst)
         if qemu is not None:
             raise LimapyError(
                 f"instance `{inst.name}` is Broken: QEMU (pid {qemu}) runs without its host agent",

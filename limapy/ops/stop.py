@@ -27,10 +27,10 @@ def force_stop(inst: store.Instance) -> None:
     from limapy.qemu import process
     from limapy.qemu.tpm import stop_swtpm
 
-    qemu = store.read_pid(inst.qemu_pid)
+    qemu = store.qemu_pid(inst)
     if qemu is not None:
         process.hard_stop(inst.dir, qemu, quit_timeout=5.0)
-    _kill(store.read_pid(inst.ha_pid))
+    _kill(store.ha_pid(inst))
     stop_swtpm(inst.dir)
     for p in inst.dir.iterdir():
         if p.suffix in (".pid", ".sock", ".tmp") and p.name != "lock":
@@ -39,8 +39,8 @@ def force_stop(inst: store.Instance) -> None:
 
 def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None] = lambda _m: None) -> bool:
     """False when it was not running."""
-    ha = store.read_pid(inst.ha_pid)
-    qemu = store.read_pid(inst.qemu_pid)
+    ha = store.ha_pid(inst)
+    qemu = store.qemu_pid(inst)
     if ha is None and qemu is None:
         if force:
             force_stop(inst)
@@ -52,7 +52,7 @@ def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None
         _kill(ha, signal.SIGTERM)
         deadline = time.monotonic() + GRACE
         while time.monotonic() < deadline:
-            if store.read_pid(inst.ha_pid) is None and store.read_pid(inst.qemu_pid) is None:
+            if store.ha_pid(inst) is None and store.qemu_pid(inst) is None:
                 return True
             time.sleep(0.2)
         raise LimapyError(

@@ -60,11 +60,11 @@ def is_running(pid: int) -> bool:
         return True
 
 
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+def qemu_pid(instance_dir: Path) -> int | None:
+    """The instance's QEMU from its pid file, only when that process is it (`-name limapy-NAME`)."""
+    from limapy import pids
+
+    return pids.live(instance_dir / PID_NAME, pids.qemu_marks(instance_dir.name))
 
 
 def stderr_tail(instance_dir: Path, lines: int = 3) -> str:
@@ -141,7 +141,7 @@ def _cleanup(instance_dir: Path) -> None:
 
 def graceful_stop(instance_dir: Path, timeout: float = 180.0, pid: int | None = None) -> bool:
     """ACPI power-down, wait up to `timeout`, then SIGKILL. True when the guest shut down by itself."""
-    pid = pid or read_pid(instance_dir / PID_NAME)
+    pid = pid or qemu_pid(instance_dir)
     if pid is None or not is_running(pid):
         _cleanup(instance_dir)
         return True
@@ -170,7 +170,7 @@ def watch_internal_error(instance_dir: Path, qmp: QMP | None = None, pid: int | 
             q.close()
     if status != "internal-error":
         return
-    pid = pid or read_pid(instance_dir / PID_NAME)
+    pid = pid or qemu_pid(instance_dir)
     if pid is not None:
         kill(pid)
     _cleanup(instance_dir)

@@ -74,10 +74,10 @@ def start_swtpm(instance_dir: Path, sock: Path | None = None, timeout: float = 1
 
 def stop_swtpm(instance_dir: Path, pid: int | None = None) -> None:
     """Stop the instance's swtpm if it is still there (normally it ends with QEMU: --terminate)."""
-    from limapy.qemu.process import is_running, read_pid
+    from limapy import pids
 
-    pid = pid or read_pid(instance_dir / PID_NAME)
-    if pid and is_running(pid):
+    pid = pid or pids.live(instance_dir / PID_NAME, pids.swtpm_marks(instance_dir))
+    if pid and pids.is_ours(pid, pids.swtpm_marks(instance_dir)):
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

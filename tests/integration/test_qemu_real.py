@@ -46,7 +46,7 @@ def inst(tmp_path: Path) -> Iterator[Path]:
     d = tmp_path / "inst"
     d.mkdir(mode=0o700)
     yield d
-    pid = process.read_pid(d / "qemu.pid")
+    pid = process.qemu_pid(d)
     if pid and process.is_running(pid):
         process.kill(pid)
     tpm.stop_swtpm(d)

@@ -56,10 +56,23 @@ def test_swtpm_argv(tmp_path: Path) -> None:
     assert f"type=unixio,path={tmp_path / 'swtpm.sock'}" in argv and "--terminate" in argv
 
 
-def test_read_pid(tmp_path: Path) -> None:
-    (tmp_path / "p").write_text("123\n")
-    assert process.read_pid(tmp_path / "p") == 123
-    assert process.read_pid(tmp_path / "missing") is None
+def test_qemu_pid_only_for_this_instance(tmp_path: Path) -> None:
+    from tests.procs import sleeper
+
+    inst = tmp_path / "web"
+    inst.mkdir()
+    assert process.qemu_pid(inst) is None
+    p = sleeper("-name", "limapy-web")
+    try:
+        (inst / "qemu.pid").write_text(f"{p.pid}\n")
+        assert process.qemu_pid(inst) == p.pid
+        other = tmp_path / "we"  # a prefix of the name is another instance
+        other.mkdir()
+        (other / "qemu.pid").write_text(f"{p.pid}\n")
+        assert process.qemu_pid(other) is None
+    finally:
+        p.kill()
+        p.wait()
 
 
 def test_send_key_event_shape() -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from limapy import proc, store
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from tests.procs import sleeper
 
 DEAD_PID = 4194305  # above the largest possible pid_max (2^22): never a live process
 
@@ -151,34 +152,47 @@ def test_resolve_exact_prefix_ambiguous_unknown(home: Path) -> None:
             store.resolve(bad)
 
 
-def test_read_pid_live_stale_garbage_empty(tmp_path: Path) -> None:
-    p = tmp_path / "x.pid"
-    assert store.read_pid(p) is None
-    p.write_text(f"{os.getpid()}\n")
-    assert store.read_pid(p) == os.getpid()
-    p.write_text(f"{DEAD_PID}\n")
-    assert store.read_pid(p) is None
-    assert not p.exists()
-    p.write_text("garbage")
-    assert store.read_pid(p) is None
-    assert not p.exists()
-    p.write_text("")
-    assert store.read_pid(p) is None
-    assert p.exists()  # a pid file being written is left alone
+def test_pid_files_are_trusted_only_for_their_own_process(home: Path) -> None:
+    inst = make("a")
+    assert store.ha_pid(inst) is None
+    decoy = sleeper("unrelated")
+    try:
+        # A live process that is not this instance's host agent: stale, the file removed, never signalled.
+        inst.ha_pid.write_text(f"{decoy.pid}\n")
+        assert store.ha_pid(inst) is None and not inst.ha_pid.exists()
+        assert decoy.poll() is None
+    finally:
+        decoy.kill()
+        decoy.wait()
+    for text in (f"{DEAD_PID}\n", "garbage"):
+        inst.ha_pid.write_text(text)
+        assert store.ha_pid(inst) is None and not inst.ha_pid.exists()
+    inst.ha_pid.write_text("")
+    assert store.ha_pid(inst) is None and inst.ha_pid.exists()  # a pid file being written is left alone
 
 
 def test_status(home: Path) -> None:
     inst = make("a")
     assert store.status(inst) == store.STOPPED
-    inst.ha_pid.write_text(str(os.getpid()))
-    inst.qemu_pid.write_text(str(os.getpid()))
-    assert store.status(inst) == store.RUNNING
-    inst.qemu_pid.write_text(str(DEAD_PID))
-    assert store.status(inst) == store.BROKEN
-    assert not inst.qemu_pid.exists()  # stale one cleaned
-    inst.ha_pid.write_text(str(DEAD_PID))
-    assert store.status(inst) == store.STOPPED
-    assert not inst.ha_pid.exists()
+    agent, qemu = sleeper("-m", "limapy", "hostagent", "a"), sleeper("-name", "limapy-a")
+    other = sleeper("-name", "limapy-ab")
+    try:
+        inst.ha_pid.write_text(str(agent.pid))
+        inst.qemu_pid.write_text(str(qemu.pid))
+        assert store.status(inst) == store.RUNNING
+        inst.qemu_pid.write_text(str(other.pid))  # another instance's QEMU (a longer name) is not ours
+        assert store.status(inst) == store.BROKEN
+        assert not inst.qemu_pid.exists()
+        inst.qemu_pid.write_text(str(DEAD_PID))
+        assert store.status(inst) == store.BROKEN
+        assert not inst.qemu_pid.exists()  # stale one cleaned
+        inst.ha_pid.write_text(str(DEAD_PID))
+        assert store.status(inst) == store.STOPPED
+        assert not inst.ha_pid.exists()
+    finally:
+        for p in (agent, qemu, other):
+            p.kill()
+            p.wait()
     inst.lima_yaml.unlink()
     assert store.status(inst) == store.BROKEN
 

@@ -1,0 +1,118 @@
+"""Pid files that are trusted only when they name the process they claim to.
+
+A pid file outlives its process (a crash, a host reboot) and the pid is then reused by anything. So before
+limapy reports a process as running, or signals it, the process's own command line must carry the marks of
+the one limapy started: QEMU's `-name limapy-NAME`, the host agent's `hostagent NAME`, swtpm's state dir.
+A pid file naming anything else is stale and is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def read_raw(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    return pid if pid > 0 else None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def cmdline(pid: int) -> list[str] | None:
+    """The process's argv, or None when it cannot be read (gone, or not ours to read)."""
+    if sys.platform.startswith("linux"):
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+    from limapy import proc
+
+    try:
+        cp = proc.run(["ps", "-o", "command=", "-p", str(pid)], check=False, timeout=5)
+    except Exception:
+        return None
+    text = cp.stdout.decode("utf-8", "replace").strip()
+    return text.split() if text else None
+
+
+def matches(argv: Sequence[str], marks: Sequence[Sequence[str]]) -> bool:
+    """Every mark (a run of consecutive arguments, each compared exactly) appears in argv."""
+    for mark in marks:
+        n = len(mark)
+        if not any(list(argv[i : i + n]) == list(mark) for i in range(len(argv) - n + 1)):
+            return False
+    return True
+
+
+def is_ours(pid: int, marks: Sequence[Sequence[str]]) -> bool:
+    if not alive(pid):
+        return False
+    argv = cmdline(pid)
+    if argv is None:
+        return False
+    if _zombie(pid):
+        return False
+    return matches(argv, marks)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def live(path: Path, marks: Sequence[Sequence[str]]) -> int | None:
+    """The pid in `path` if that process is alive and carries `marks`; else None, and a stale file is removed.
+
+    An empty file is one being written right now: not stale, not ours to remove."""
+    try:
+        text = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError:
+        return None
+    if not text:
+        return None
+    pid = int(text) if text.isdigit() else 0
+    if pid > 0 and is_ours(pid, marks):
+        return pid
+    if pid > 0 and alive(pid) and cmdline(pid) is None:
+        return None  # cannot tell (another user's process): neither ours nor removed
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    return None
+
+
+def qemu_marks(name: str) -> list[list[str]]:
+    return [["-name", f"limapy-{name}"]]
+
+
+def hostagent_marks(name: str) -> list[list[str]]:
+    return [["hostagent", name]]
+
+
+def swtpm_marks(instance_dir: Path) -> list[list[str]]:
+    """As limapy.qemu.tpm.swtpm_argv starts it."""
+    return [["--tpmstate", f"dir={instance_dir / 'swtpm'},mode=0600"]]
