@@ -7,19 +7,21 @@ unsupported part, never a silent no-op.
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from limapy.errors import UsageError
 
 _SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\"[^\"]+\"\])"
-_PATH_RE = re.compile(r"^\.?" + _SEG + "*$")
+_PATH_RE = re.compile(r"\.?" + _SEG + r"*\Z")
 _TOKEN_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[\"([^\"]+)\"\]")
 
 
 def _path(text: str, expr: str) -> list[str | int]:
     text = text.strip()
-    if not _PATH_RE.match(text):
+    if not _PATH_RE.fullmatch(text):
         raise UsageError(f"--set `{expr}`: `{text}` is not a field path such as .cpus or .images[0].location")
     out: list[str | int] = []
     for m in _TOKEN_RE.finditer(text):
@@ -32,6 +34,18 @@ def _path(text: str, expr: str) -> list[str | int]:
     return out
 
 
+@dataclass(frozen=True)
+class Edit:
+    """An edit of the template and where it came from, for messages (`--set '...'`, `--cpus 4`)."""
+
+    expr: str
+    origin: str
+
+    @classmethod
+    def of(cls, item: str | Edit) -> Edit:
+        return item if isinstance(item, Edit) else cls(item, f"--set '{item}'")
+
+
 def _value(text: str, expr: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import YAMLError
@@ -40,6 +54,8 @@ def _value(text: str, expr: str) -> Any:
         return YAML(typ="safe", pure=True).load(text)
     except YAMLError:
         raise UsageError(f"--set `{expr}`: cannot read the value `{text.strip()}` as YAML") from None
+    except (ValueError, OverflowError, RecursionError) as e:  # e.g. an integer of 5000 digits
+        raise UsageError(f"--set `{expr}`: the value `{text.strip()[:40]}` cannot be read: {e}") from None
 
 
 def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool) -> tuple[Any, str | int]:
@@ -61,12 +77,16 @@ def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool
     return cur, path[-1]
 
 
-def apply(data: dict[str, Any], expr: str) -> None:
+def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
+    """Apply `expr`; returns the paths it set or removed (so messages can name the edit, not the file)."""
+    changed: list[tuple[str | int, ...]] = []
     for part in _split(expr):
         part = part.strip()
         m = re.fullmatch(r"del\((.+)\)", part)
         if m:
-            parent, key = _parent(data, _path(m.group(1), expr), expr, create=False)
+            del_path = _path(m.group(1), expr)
+            changed.append(tuple(del_path))
+            parent, key = _parent(data, del_path, expr, create=False)
             if isinstance(parent, dict):
                 parent.pop(str(key), None)
             elif isinstance(parent, list) and isinstance(key, int) and key < len(parent):
@@ -96,6 +116,8 @@ def apply(data: dict[str, Any], expr: str) -> None:
                 raise UsageError(f"--set `{expr}`: `+=` needs a list field")
             value = old + (value if isinstance(value, list) else [value])
         parent[key] = value
+        changed.append(tuple(path))
+    return changed
 
 
 def _split(expr: str) -> list[str]:
@@ -122,17 +144,21 @@ def _split(expr: str) -> list[str]:
     return [p for p in out if p.strip()]
 
 
-def shortcut_sets(cpus: int | None, memory: float | None, disk: float | None) -> list[str]:
+def shortcut_sets(cpus: int | None, memory: float | None, disk: float | None) -> list[Edit]:
     """Lima's `--cpus/--memory/--disk` flags as the yq expressions Lima writes for them."""
     out = []
     if cpus is not None:
-        out.append(f".cpus = {int(cpus)}")
+        out.append(Edit(f".cpus = {int(cpus)}", f"--cpus {cpus}"))
     if memory is not None:
-        out.append(f'.memory = "{_num(memory)}GiB"')
+        out.append(Edit(f'.memory = "{_num(memory)}GiB"', f"--memory {_num(memory)}"))
     if disk is not None:
-        out.append(f'.disk = "{_num(disk)}GiB"')
+        out.append(Edit(f'.disk = "{_num(disk)}GiB"', f"--disk {_num(disk)}"))
     return out
 
 
 def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else str(v)
+    if not math.isfinite(v):
+        raise UsageError(f"{v} is not a size in GiB")
+    if float(v).is_integer():
+        return str(int(v))
+    return repr(float(v))

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INVALID = 3
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+
+
+def shown(value: object) -> str:
+    """`value` for a message: unchanged when printable, control characters escaped (`\\n`) otherwise, so a
+    hostile name cannot split an error line or a table row."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class LimapyError(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_RAM_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_RAM_RE = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?\Z")
 _MULT = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 _ABBRS = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"]
 
@@ -15,7 +15,7 @@ def parse_size(value: str | int) -> int:
         raise ValueError(f"invalid size: '{value}'")
     if isinstance(value, int):
         return value
-    m = _RAM_RE.match(value)
+    m = _RAM_RE.fullmatch(value)
     if not m:
         raise ValueError(f"invalid size: '{value}'")
     number = float(m.group(1)) if m.group(1).count(".") <= 1 else None

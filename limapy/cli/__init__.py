@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, LimapyError
+from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ConfigError, LimapyError
 
 COMMANDS = (
     "create", "start", "stop", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
@@ -65,13 +65,36 @@ def build_app() -> object:
 
 
 def report(err: LimapyError) -> None:
-    for line in err.lines():
-        if line.startswith("hint: "):
-            print(line, file=sys.stderr)
-        elif ":" in line.split(" ", 1)[0]:
-            print(line, file=sys.stderr)  # already FILE:LINE:COL: ...
-        else:
-            print(f"limapy: {line}", file=sys.stderr)
+    """Every error as `limapy: ...` lines, one per problem (a ConfigError lists several), and one `hint:`.
+
+    A message that spans lines (a tool's output appended to it) is folded into one line: the first line
+    says what failed, the rest follows after a `: ` separator."""
+    problems = err.problems if isinstance(err, ConfigError) else [err.message]
+    for problem in problems:
+        lines = [ln.strip() for ln in str(problem).splitlines() if ln.strip()]
+        if not lines:
+            continue
+        text = lines[0] if len(lines) == 1 else lines[0].rstrip(":") + ": " + " | ".join(lines[1:])
+        print(f"limapy: {text}", file=sys.stderr)
+    if err.hint:
+        hint = " ".join(ln.strip() for ln in err.hint.splitlines() if ln.strip())
+        print(f"hint: {hint}", file=sys.stderr)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised where the process is, so `finally` blocks and temp-dir cleanups run."""
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT). Not KeyboardInterrupt, which typer turns into a silent exit 130."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated()
+
+
+def _on_sigint(_signum: int, _frame: object) -> None:
+    raise Interrupted()
 
 
 def _fast_path(args: list[str]) -> int | None:
@@ -101,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGINT, _on_sigint)
     try:
         fast = _fast_path(args)
         if fast is not None:
@@ -110,9 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         report(e)
         return e.exit_code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("limapy: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("limapy: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:
         return EXIT_FAILED
     from typer._click import exceptions as click_exc
@@ -135,9 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click_exc.ClickException as e:
         e.show()
         return e.exit_code or EXIT_FAILED
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("limapy: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Terminated:
+        print("limapy: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:
         return EXIT_FAILED
     except SystemExit as e:

@@ -16,11 +16,17 @@ def register(app: typer.Typer) -> None:
         memory: float | None = typer.Option(None, "--memory", help="Memory in GiB."),
         disk: float | None = typer.Option(None, "--disk", help="Disk size in GiB."),
         set_: list[str] = typer.Option([], "--set", help="Edit the template: `.a.b = VALUE`, `del(.x)` (repeatable)."),
+        allow_local_files: bool = typer.Option(
+            False, "--allow-local-files", help="Let a template from the network read files on this host."
+        ),
     ) -> None:
         """Create an instance from a template (downloads the image, builds its disk)."""
         from limapy.edits import shortcut_sets
         from limapy.ops.create import create as do_create
 
-        inst = do_create(template, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say)
+        inst = do_create(
+            template, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say,
+            allow_local=allow_local_files,
+        )  # fmt: skip
         say(f"created `{inst.name}` in {inst.dir}")
         say(f"Run `limapy start {inst.name}` to start the instance.")

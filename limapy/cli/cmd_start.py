@@ -65,6 +65,9 @@ def register(app: typer.Typer) -> None:
         memory: float | None = typer.Option(None, "--memory", help="Memory in GiB (when creating)."),
         disk: float | None = typer.Option(None, "--disk", help="Disk in GiB (when creating)."),
         set_: list[str] = typer.Option([], "--set", help="Template edit, as for create (when creating)."),
+        allow_local_files: bool = typer.Option(
+            False, "--allow-local-files", help="Let a template from the network read files on this host."
+        ),
     ) -> None:
         """Start an instance, creating it from a template first when given one."""
         from limapy import store
@@ -77,7 +80,10 @@ def register(app: typer.Typer) -> None:
         if ops.looks_like_template(target):
             from limapy.ops.create import create
 
-            inst = create(target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say, for_start=True)
+            inst = create(
+                target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say, for_start=True,
+                allow_local=allow_local_files,
+            )  # fmt: skip
             say(f"created `{inst.name}`")
         else:
             inst = store.resolve(target)

@@ -10,8 +10,11 @@ def register(app: typer.Typer) -> None:
     def validate(
         files: list[str] = typer.Argument(..., metavar="FILE...", help="lima.yaml files, template:NAME, or -"),
         fill: bool = typer.Option(False, "--fill", help="Print the YAML with every default filled in."),
+        allow_local_files: bool = typer.Option(
+            False, "--allow-local-files", help="Let a template from the network read files on this host."
+        ),
     ) -> int:
         """Check lima.yaml files against the schema and Lima's rules."""
         from limapy.ops.validate import validate_files
 
-        return validate_files(files, fill=fill)
+        return validate_files(files, fill=fill, allow_local=allow_local_files)

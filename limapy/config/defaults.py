@@ -290,7 +290,16 @@ def fill(
     cfg["probes"] = probes
 
     cfg["portForwards"] = [_fill_port_forward(pf) for pf in cfg.get("portForwards") or []]
-    cfg["copyToHost"] = cfg.get("copyToHost") or []
+    copies = []
+    for c in cfg.get("copyToHost") or []:
+        c = dict(c or {}) if isinstance(c, dict) else c
+        if isinstance(c, dict):
+            if isinstance(c.get("guest"), str):
+                c["guest"] = expand_vars(c["guest"], guest_vars)
+            if isinstance(c.get("host"), str):
+                c["host"] = os.path.expanduser(expand_vars(c["host"], host_vars))
+        copies.append(c)
+    cfg["copyToHost"] = copies
     _set(cfg, "message", "")
 
     nets = []

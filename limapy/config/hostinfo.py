@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]*$")
+_USER_RE = re.compile(r"[a-z_][a-z0-9_-]*\Z")
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,6 @@ def default_guest_user(host: HostInfo) -> tuple[str, int]:
     """
     if host.uid == 0 or host.user == "root":
         return "lima", 1000
-    if _USER_RE.match(host.user) and host.user != "admin":
+    if _USER_RE.fullmatch(host.user) and host.user != "admin":
         return host.user, host.uid
     return "lima", host.uid

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limapy.config.locate import Fetcher, Located, PluginMissing, locate
+from limapy.config.locate import Fetcher, Located, PluginMissing, RemoteReadsLocal, locate, remote_url
 from limapy.config.yamlread import Mark, NodePath, Parsed, format_path, parse
 from limapy.errors import ConfigError
 
@@ -33,6 +33,9 @@ class Document:
     warnings: list[str] = field(default_factory=list)
     name_hint: str | None = None
     incomplete: bool = False  # a base could not be embedded (missing URL plugin): fields may be absent
+    #: The sources (as marks name them) that came over the network: what they say may not read host files.
+    remote_sources: set[str] = field(default_factory=set)
+    allow_local: bool = False
 
     def mark(self, path: NodePath) -> Mark:
         p = tuple(path)
@@ -48,9 +51,10 @@ class Document:
         return f"{src}:{line}:{col}" if line else src
 
 
-def load(locator: str, *, fetcher: Fetcher | None = None, embed: bool = True) -> Document:
+def load(locator: str, *, fetcher: Fetcher | None = None, embed: bool = True, allow_local: bool = False) -> Document:
+    """`allow_local`: a remote template may read host files (`--allow-local-files`); refused by default."""
     located = locate(locator, fetcher=fetcher)
-    doc = _from_located(located, fetcher)
+    doc = _from_located(located, fetcher, allow_local)
     if embed:
         doc = _embed(doc, located, fetcher, stack=(located.key,))
     return doc
@@ -58,15 +62,18 @@ def load(locator: str, *, fetcher: Fetcher | None = None, embed: bool = True) ->
 
 def load_bytes(raw: bytes, source: str, *, directory: Path | None = None) -> Document:
     located = Located(source, source, raw, directory, None)
-    doc = _from_located(located, None)
+    doc = _from_located(located, None, False)
     return _embed(doc, located, None, stack=(source,))
 
 
-def _from_located(located: Located, fetcher: Fetcher | None) -> Document:
+def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) -> Document:
     parsed: Parsed = parse(located.raw, located.display)
     doc = Document(
-        parsed.source, parsed.data, parsed.marks, list(located.warnings), name_hint=located.name_hint
-    )
+        parsed.source, parsed.data, parsed.marks, list(located.warnings), name_hint=located.name_hint,
+        allow_local=allow_local,
+    )  # fmt: skip
+    if remote_url(located) is not None:
+        doc.remote_sources.add(parsed.source)
     _inline_files(doc, located, fetcher)
     return doc
 
@@ -88,7 +95,13 @@ def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> N
                 ref = ref.get("url")
             if not isinstance(ref, str) or not ref:
                 raise ConfigError([f"{where}: field `{section}[{i}].file` must be a locator string"])
-            inner = locate(ref, relative_to=located.directory, fetcher=fetcher)
+            try:
+                inner = locate(
+                    ref, relative_to=located.directory, fetcher=fetcher, remote_base=remote_url(located),
+                    allow_local=doc.allow_local,
+                )  # fmt: skip
+            except RemoteReadsLocal as e:
+                raise RemoteReadsLocal([f"{where}: {p}" for p in e.problems], e.hint) from None
             if len(inner.raw) > MAX_INLINE_BYTES:
                 raise ConfigError([f"{where}: `{ref}` is larger than 4 MiB"])
             try:
@@ -126,19 +139,25 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tupl
     doc.marks = {p: m for p, m in doc.marks.items() if not p or p[0] != "base"}
     for (loc, _), where in zip(bases, wheres, strict=True):
         try:
-            blocated = locate(loc, relative_to=located.directory, fetcher=fetcher)
+            blocated = locate(
+                loc, relative_to=located.directory, fetcher=fetcher, remote_base=remote_url(located),
+                allow_local=doc.allow_local,
+            )  # fmt: skip
         except PluginMissing as e:
             doc.warnings.append(f"{where}: warning: base not embedded: {e.problems[0]}")
             doc.incomplete = True
             continue
+        except RemoteReadsLocal as e:
+            raise RemoteReadsLocal([f"{where}: base: {p}" for p in e.problems], e.hint) from None
         except ConfigError as e:
             raise ConfigError([f"{where}: base `{loc}`: {p}" for p in e.problems], e.hint) from None
         if blocated.key in stack:
             chain = " -> ".join([*stack, blocated.key])
             raise ConfigError([f"{where}: base template loop: {chain}"])
-        bdoc = _from_located(blocated, fetcher)
+        bdoc = _from_located(blocated, fetcher, doc.allow_local)
         bdoc = _embed(bdoc, blocated, fetcher, (*stack, blocated.key))
         doc.warnings.extend(bdoc.warnings)
+        doc.remote_sources |= bdoc.remote_sources
         doc.incomplete = doc.incomplete or bdoc.incomplete
         data, marks = _merge_map(doc.data, doc.marks, bdoc.data, bdoc.marks, (), top=True)
         doc.data, doc.marks = data, marks

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import sys
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from limapy import dirs
 from limapy.errors import ConfigError
@@ -66,12 +69,12 @@ def is_remote(locator: str) -> bool:
     return locator.startswith(("http://", "https://"))
 
 
-_SCHEME_RE = re.compile(r"^([a-z][a-z0-9+.-]+):(?!//)(.+)$")
+_SCHEME_RE = re.compile(r"([a-z][a-z0-9+.-]+):(?!//)(.+)\Z")
 
 
 def custom_scheme(locator: str) -> str | None:
     """`fedora-rawhide:_images/x` style locators are resolved by a `limactl-url-<scheme>` plugin in Lima."""
-    m = _SCHEME_RE.match(locator)
+    m = _SCHEME_RE.fullmatch(locator)
     if not m or m.group(1) in ("template", "file", "http", "https") or len(m.group(1)) < 2:
         return None
     return m.group(1)
@@ -119,16 +122,44 @@ def _git_symlink_target(path: Path, raw: bytes) -> Path | None:
     return target if target.is_file() and target.resolve() != path.resolve() else None
 
 
+#: Lima inlines templates and provision files up to 4 MiB; nothing bigger is read at all.
+MAX_BYTES = 4 << 20
+
+
+def read_capped(f: Any, display: str, limit: int = MAX_BYTES) -> bytes:
+    """Read at most `limit` bytes; more is an error, found without reading the rest (e.g. /dev/zero)."""
+    raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise ConfigError([f"{display}: larger than {limit >> 20} MiB; a lima.yaml (or a file it includes) may be "
+                           f"at most {limit >> 20} MiB"])
+    return bytes(raw)
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _read_regular(path: Path, display: str) -> bytes:
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError([f"{display}: is {_kind(st.st_mode)}, not a lima.yaml file"])
+    with open(path, "rb") as f:
+        return read_capped(f, display)
+
+
 def read_path(path: Path, display: str) -> bytes:
     try:
-        if path.is_dir():
-            raise ConfigError([f"{display}: is a directory, not a lima.yaml file"])
-        raw = path.read_bytes()
+        raw = _read_regular(path, display)
         for _ in range(8):
             target = _git_symlink_target(path, raw)
             if target is None:
                 break
-            path, raw = target, target.read_bytes()
+            path, raw = target, _read_regular(target, display)
         return raw
     except FileNotFoundError:
         raise ConfigError([f"{display}: no such file"]) from None
@@ -142,10 +173,36 @@ def read_path(path: Path, display: str) -> bytes:
         raise ConfigError([f"{display!r}: not a usable file name"]) from None
 
 
-def locate(locator: str, *, relative_to: Path | None = None, fetcher: Fetcher | None = None) -> Located:
+class RemoteReadsLocal(ConfigError):
+    """A template fetched over the network names a file on this host."""
+
+
+REMOTE_HINT = (
+    "a template from the network may not read files on this host (as a web page may not); if you trust it, "
+    "pass --allow-local-files, or download it and start from the local copy"
+)
+
+
+def refuse_local(locator: str, what: str = "file") -> RemoteReadsLocal:
+    """The refusal, to be prefixed with where the reference is (FILE:LINE:COL of the remote template)."""
+    return RemoteReadsLocal(
+        [f"refusing to read the host {what} `{locator}`: this template came from the network"], hint=REMOTE_HINT
+    )
+
+
+def locate(
+    locator: str,
+    *,
+    relative_to: Path | None = None,
+    fetcher: Fetcher | None = None,
+    remote_base: str | None = None,
+    allow_local: bool = False,
+) -> Located:
+    """Read what `locator` names. Inside a remote document (`remote_base`, its URL), a relative locator is
+    resolved against that URL, and a local file (a path, `~`, `file://`) is refused unless `allow_local`."""
     warnings: list[str] = []
     if locator == "-":
-        return Located("-", "-", sys.stdin.buffer.read(), None, None)
+        return Located("-", "-", read_capped(sys.stdin.buffer, "-"), None, None)
     if locator.startswith("template://"):
         name = locator[len("template://") :]
         warnings.append(f"`{locator}` should be written `template:{name}` (as since Lima v2.0)")
@@ -164,7 +221,14 @@ def locate(locator: str, *, relative_to: Path | None = None, fetcher: Fetcher | 
     scheme = custom_scheme(locator)
     if scheme is not None:
         locator = _resolve_plugin(scheme, locator)
-        return locate(locator, relative_to=relative_to, fetcher=fetcher)
+        return locate(locator, relative_to=relative_to, fetcher=fetcher, remote_base=remote_base,
+                      allow_local=allow_local)
+    if remote_base is not None and not is_remote(locator):
+        local = locator.startswith(("/", "~", "file:")) or re.match(r"^[A-Za-z]:[\\/]", locator)
+        if local and not allow_local:
+            raise refuse_local(locator)
+        if not local:
+            locator = urllib.parse.urljoin(remote_base, locator)
     if is_remote(locator):
         if fetcher is None:
             raise ConfigError(
@@ -172,7 +236,8 @@ def locate(locator: str, *, relative_to: Path | None = None, fetcher: Fetcher | 
                 hint="download the file and pass its path",
             )
         path = fetcher(locator)
-        return Located(locator, locator, read_path(path, locator), None, name_from_locator(locator))
+        located = Located(locator, locator, read_path(path, locator), None, name_from_locator(locator))
+        return located
     if locator.startswith("file://"):
         locator = locator[len("file://") :]
     path = Path(locator).expanduser()
@@ -181,3 +246,8 @@ def locate(locator: str, *, relative_to: Path | None = None, fetcher: Fetcher | 
     display = locator if relative_to is None else str(path)
     raw = read_path(path, display)
     return Located(display, str(path.resolve()), raw, path.resolve().parent, name_from_locator(str(path)))
+
+
+def remote_url(located: Located) -> str | None:
+    """The URL a located document came from, or None for a local one."""
+    return located.key if is_remote(located.key) else None

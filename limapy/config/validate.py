@@ -23,10 +23,16 @@ PROVISION_MODES = ["system", "user", "boot", "data", "dependency", "ansible", "y
 WINDOWS_SHELLS = ["cmd.exe", "powershell.exe", "pwsh.exe"]
 UNIX_PATH_MAX = 108  # Linux and Windows hosts (macOS: 104)
 RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
-IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")
-PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
-DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only: shown as Lima shows it
+PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # fullmatch only: shown as Lima shows it
+DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
 DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+#: QEMU's -fsdev security_model, and the Linux 9p client's version= and cache= values.
+NINEP_ENUMS = {
+    "securityModel": ("passthrough", "mapped-xattr", "mapped-file", "none"),
+    "protocolVersion": ("9p2000", "9p2000.u", "9p2000.L"),
+    "cache": ("none", "loose", "fscache", "mmap"),
+}
 
 
 @dataclass(frozen=True)
@@ -35,8 +41,8 @@ class Problem:
     message: str  # Lima's wording; starts with "field `...`" when Lima's does
 
 
-_SEMVER_IDENT_RE = re.compile(r"^[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*$")
-_INT_RE = re.compile(r"^[+-]?[0-9]+$")
+_SEMVER_IDENT_RE = re.compile(r"^[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*\Z")
+_INT_RE = re.compile(r"^[+-]?[0-9]+\Z")
 
 Semver = tuple[int, int, int]
 
@@ -50,11 +56,11 @@ def parse_semver(v: str) -> Semver:
     parts = v.split(".", 2)
     if len(parts) != 3:
         raise ValueError(f"{v} is not in dotted-tri format")
-    if metadata and not _SEMVER_IDENT_RE.match(metadata):
+    if metadata and not _SEMVER_IDENT_RE.fullmatch(metadata):
         raise ValueError(f"failed to validate metadata: {metadata} is not a valid semver identifier")
     out = []
     for part in parts:
-        if not _INT_RE.match(part):
+        if not _INT_RE.fullmatch(part):
             raise ValueError(f'strconv.ParseInt: parsing "{part}": invalid syntax')
         out.append(int(part))
     return out[0], out[1], out[2]
@@ -91,7 +97,7 @@ def validate_identifier(value: Any) -> str | None:
         return "identifier must not be empty"
     if len(value) > 76:
         return f"identifier must not be longer than 76 characters, got {len(value)}"
-    if not IDENT_RE.match(value):
+    if not IDENT_RE.fullmatch(value):
         return f"identifier {go_q(value)} must match {IDENT_RE.pattern}"
     return None
 
@@ -102,7 +108,7 @@ def validate_digest(digest: Any) -> str | None:
     if not isinstance(digest, str) or ":" not in digest:
         return "invalid checksum digest format"
     algo, _, hexpart = digest.partition(":")
-    if not DIGEST_RE.match(digest):
+    if not DIGEST_RE.fullmatch(digest):
         return "invalid checksum digest format"
     if algo not in DIGEST_LENGTHS:
         return "unsupported digest algorithm"
@@ -301,6 +307,7 @@ class _V:
                     self.add(("mounts", i, "9p", "msize"), f"field `mounts[{i}].9p.msize` has an invalid value: {e}")
 
     def mounts(self) -> None:
+        self.mount_options()
         home = (self.cfg.get("user") or {}).get("home")
         seen: dict[str, int] = {}
         for i, m in enumerate(self.cfg.get("mounts") or []):
@@ -322,6 +329,21 @@ class _V:
             if clean in seen:
                 self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must be unique: `{clean}`")
             seen[clean] = i
+
+    def mount_options(self) -> None:
+        """The 9p option values QEMU and mount(8) take, as enums: a value such as `none,path=/` must never
+        reach `-virtfs` as extra options."""
+        for i, m in enumerate(self.cfg.get("mounts") or []):
+            ninep = (m or {}).get("9p") if isinstance(m, dict) else None
+            if not isinstance(ninep, dict):
+                continue
+            for key, allowed in NINEP_ENUMS.items():
+                value = ninep.get(key)
+                if value is not None and str(value) not in allowed:
+                    self.add(
+                        ("mounts", i, "9p", key),
+                        f"field `mounts[{i}].9p.{key}` must be one of {_go_list(list(allowed))}; got {go_q(value)}",
+                    )
 
     def port(self, path: NodePath, label: str, port: Any) -> None:
         """Lima's validatePort (the schema has already refused non-integers)."""
@@ -474,7 +496,7 @@ class _V:
 
     def params(self) -> None:
         for k, v in (self.cfg.get("param") or {}).items():
-            if not PARAM_NAME_RE.match(str(k)):
+            if not PARAM_NAME_RE.fullmatch(str(k)):
                 self.add(("param", k), f"param {go_q(k)} name does not match regex {go_q(PARAM_NAME_RE.pattern)}")
             text = "" if v is None else str(v)
             for ch in text:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION, store
+from limapy.edits import Edit
 from limapy.errors import LimapyError, UsageError
 from limapy.units import parse_size
 
@@ -24,14 +25,20 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def load_template(locator: str, sets: Sequence[str]) -> Any:
+def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool = False) -> Any:
+    """The template with the edits applied; each edited field's position names the edit (`--set '...'`,
+    `--cpus 4`), so a problem with it is blamed on the flag, not on the template's first line."""
     from limapy import edits
     from limapy.config.load import load
     from limapy.ops.fetch import template_fetcher
 
-    doc = load(locator, fetcher=template_fetcher)
-    for expr in sets:
-        edits.apply(doc.data, expr)
+    doc = load(locator, fetcher=template_fetcher, allow_local=allow_local)
+    for item in sets:
+        edit = edits.Edit.of(item)
+        for path in edits.apply(doc.data, edit.expr):
+            n = len(path)
+            doc.marks = {p: m for p, m in doc.marks.items() if p[:n] != path}
+            doc.marks[path] = (edit.origin, 0, 0)
     return doc
 
 
@@ -53,7 +60,7 @@ def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: b
     if location.startswith(("http://", "https://")):
         say(f"downloading {what}: {location}")
         with download.ProgressReporter(what) as progress:
-            return download.fetch(location, digest=digest, decompress=decompress, progress=progress)
+            return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say)
     return download.fetch(location, digest=digest, decompress=decompress)
 
 
@@ -137,16 +144,17 @@ def create(
     locator: str,
     *,
     name: str | None = None,
-    sets: Sequence[str] = (),
+    sets: Sequence[str | Edit] = (),
     say: Say = _quiet,
     for_start: bool = False,
+    allow_local: bool = False,
 ) -> store.Instance:
     """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
     ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
     from limapy import disk
     from limapy.config import check
 
-    doc = load_template(locator, sets)
+    doc = load_template(locator, sets, allow_local=allow_local)
     name = name or doc.name_hint or "default"
     if locator == "-" and not name:
         raise UsageError("a template read from stdin needs --name")
@@ -157,6 +165,10 @@ def create(
     for w in loaded.warnings:
         say(w)
     cfg = loaded.cfg
+    from limapy import preflight
+    from limapy.config import hostinfo
+
+    preflight.check(cfg, instance_dir=store.instance_dir(name), host=hostinfo.detect(), say=say)
     if for_start:
         from limapy.boot import check_ssh_port
 
@@ -187,6 +199,7 @@ def create(
             else:
                 say("creating the disk (qcow2 overlay on the image)")
                 disk.create_overlay(base.resolve(), tmp / "disk", size)
+                disk.record_base(tmp, base.resolve())
             for sub, fname in (("kernel", "kernel"), ("initrd", "initrd")):
                 f = image.get(sub)
                 if isinstance(f, dict) and f.get("location"):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from limapy.errors import EXIT_INVALID, ConfigError, LimapyError
 
 
-def validate_files(files: Sequence[str], *, fill: bool = False) -> int:
+def validate_files(files: Sequence[str], *, fill: bool = False, allow_local: bool = False) -> int:
     from limapy.config import check
     from limapy.config.load import dump_yaml, load
     from limapy.ops.fetch import template_fetcher
@@ -16,18 +16,22 @@ def validate_files(files: Sequence[str], *, fill: bool = False) -> int:
     bad = 0
     for f in files:
         try:
-            doc = load(f, fetcher=template_fetcher)
+            doc = load(f, fetcher=template_fetcher, allow_local=allow_local)
             loaded = check(doc)
         except ConfigError as e:
             for w in getattr(e, "warnings", []):
                 print(w, file=sys.stderr)
             for line in e.problems:
                 positioned = line.startswith(f) or ":" in line.split(" ", 1)[0]
-                print(line if positioned else f"{f}: {line}", file=sys.stderr)
+                print(f"limapy: {line if positioned else f'{f}: {line}'}", file=sys.stderr)
+            if e.hint:
+                print(f"hint: {e.hint}", file=sys.stderr)
             bad += 1
             continue
         except LimapyError as e:
-            print(f"{f}: {e.message}", file=sys.stderr)
+            print(f"limapy: {f}: {e.message}", file=sys.stderr)
+            if e.hint:
+                print(f"hint: {e.hint}", file=sys.stderr)
             bad += 1
             continue
         for w in loaded.warnings:

@@ -81,7 +81,7 @@ def test_bad_input_exits_3_without_traceback(tmp_path: Path, name: str) -> None:
     assert "Traceback" not in cp.stderr and "internal error" not in cp.stderr
     assert cp.stdout == ""
     lines = cp.stderr.splitlines()
-    assert lines and all(line.startswith(str(tmp_path)) for line in lines), lines
+    assert lines and all(line.startswith(f"limapy: {tmp_path}") for line in lines), lines
     assert len(cp.stderr) < 2000  # problems are summarised, never the whole input echoed back
 
 

@@ -46,8 +46,8 @@ def test_bad_file_exit_3_one_line_per_problem(tmp_path: Path, capsys: pytest.Cap
     out, err = capsys.readouterr()
     assert out == f"{good}: OK\n"
     assert err.splitlines() == [
-        f"{f}:1:1: field `os` must be one of [`Linux` `Darwin` `FreeBSD` `Windows`]; got `windows`",
-        f"{f}:1:1: field `images` must be set",
+        f"limapy: {f}:1:1: field `os` must be one of [`Linux` `Darwin` `FreeBSD` `Windows`]; got `windows`",
+        f"limapy: {f}:1:1: field `images` must be set",
     ]
 
 
@@ -60,14 +60,14 @@ def test_unreadable_files_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[s
     f.write_bytes(raw)
     assert main(["validate", str(f)]) == 3
     err = capsys.readouterr().err
-    assert needle in err and err.startswith(str(f)) and "Traceback" not in err
+    assert needle in err and err.startswith(f"limapy: {f}") and "Traceback" not in err
 
 
 def test_missing_file_and_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(tmp_path / "nope.yaml"), str(tmp_path)]) == 3
     assert capsys.readouterr().err.splitlines() == [
-        f"{tmp_path / 'nope.yaml'}: no such file",
-        f"{tmp_path}: is a directory, not a lima.yaml file",
+        f"limapy: {tmp_path / 'nope.yaml'}: no such file",
+        f"limapy: {tmp_path}: is a directory, not a lima.yaml file",
     ]
 
 

@@ -42,5 +42,6 @@ def test_unsupported_is_an_error(expr: str) -> None:
 
 
 def test_shortcuts_match_lima() -> None:
-    assert shortcut_sets(4, 8, 100.5) == [".cpus = 4", '.memory = "8GiB"', '.disk = "100.5GiB"']
+    assert [e.expr for e in shortcut_sets(4, 8, 100.5)] == [".cpus = 4", '.memory = "8GiB"', '.disk = "100.5GiB"']
+    assert [e.origin for e in shortcut_sets(4, 8, 100.5)] == ["--cpus 4", "--memory 8", "--disk 100.5"]
     assert shortcut_sets(None, None, None) == []
