@@ -74,6 +74,7 @@ class HostAgent:
         self.qemu_pid: int | None = None
         self.swtpm_pid: int | None = None
         self.guest_warnings: list[str] = []
+        self.delete_on_stop: list[Any] = []
 
     # -- signals ------------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -88,7 +89,7 @@ class HostAgent:
     # -- main -----------------------------------------------------------------------------------------------
     def run(self) -> int:
         inst = self.inst
-        pid = store.read_pid(inst.ha_pid)
+        pid = store.ha_pid(inst)
         if pid is not None and pid != os.getpid():
             raise LimapyError(f"instance `{inst.name}` already has a host agent (pid {pid})")
         store.atomic_write(inst.ha_pid, f"{os.getpid()}\n".encode(), 0o600)
@@ -226,9 +227,31 @@ class HostAgent:
                         self.guest_warnings = _windows_warnings(guest)
                         return True
                 elif r.stdout.strip() == plan.iid:
+                    self._copy_to_host(guest, cfg)
                     return True
                 # a probe on an open connection costs milliseconds: look often once SSH is up
                 self.stop_requested.wait(READY_POLL)
+
+    def _copy_to_host(self, guest: Any, cfg: dict[str, Any]) -> None:
+        """Lima's copyToHost: guest files copied to the host once the guest is ready (over SFTP)."""
+        from pathlib import Path
+
+        from limapy import remote
+
+        for c in cfg.get("copyToHost") or []:
+            src, dst = str(c.get("guest") or ""), Path(str(c.get("host") or ""))
+            try:
+                guest.get(src, dst)
+            except FileNotFoundError:
+                if not c.get("skipIfMissing"):
+                    self.events.emit(message=f"warning: copyToHost: {src} does not exist in the guest")
+                continue
+            except (remote.RemoteError, OSError) as e:
+                self.events.emit(message=f"warning: copyToHost: {getattr(e, 'message', e)}")
+                continue
+            self.events.emit(message=f"copied {src} from the guest to {dst}")
+            if c.get("deleteOnStop"):
+                self.delete_on_stop.append(dst)
 
     def _shutdown(self) -> None:
         from limapy import ssh
@@ -247,6 +270,8 @@ class HostAgent:
         except LimapyError:
             pass
         inst.ssh_sock.unlink(missing_ok=True)
+        for path in self.delete_on_stop:
+            path.unlink(missing_ok=True)
 
 
 class _Tail:

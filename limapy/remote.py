@@ -86,6 +86,25 @@ class Guest:
             raise
         return Result(int(r.exited), str(r.stdout), str(r.stderr))
 
+    def get(self, remote_path: str, local_path: Path) -> None:
+        """Copy a guest file to `local_path` (SFTP on the same connection), atomically and 0600."""
+        import paramiko
+
+        from limapy.fsutil import atomic_write
+
+        try:
+            if self._conn is None or not self._conn.is_connected:
+                self._conn = self._connect()
+            sftp = self._conn.sftp()
+            with sftp.open(remote_path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise RemoteError(f"cannot copy {remote_path} from the guest: {e}") from e
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(local_path, data, 0o600)
+
     def close(self) -> None:
         if self._conn is not None:
             try:

@@ -53,9 +53,19 @@ def _has_aes() -> bool:
 def _q(path: Path | str) -> str:
     """A path as an ssh_config value (double-quoted, as Lima writes it)."""
     s = str(path)
-    if '"' in s or "\n" in s:
-        raise UsageError(f"path {s!r} cannot be used in an ssh option")
+    if '"' in s or not s.isprintable():
+        raise UsageError(
+            f"path {s!r} cannot be used in an ssh option", hint='a path for ssh holds no `"` or control characters'
+        )
     return f'"{s}"'
+
+
+def _value(text: str, what: str) -> str:
+    """An ssh_config value: as it is when it is one word, double-quoted when it holds spaces (ssh reads
+    `User John Smith` as the user `John`). A `"` or a control character cannot be written at all."""
+    if '"' in text or not text.isprintable():
+        raise UsageError(f"{what} {text!r} cannot be written into an ssh config", hint='it must hold no `"`')
+    return f'"{text}"' if any(c.isspace() for c in text) or not text else text
 
 
 def default_key_path() -> Path:
@@ -92,7 +102,7 @@ def ssh_options(
         opts.append(("Ciphers", f'"{ciphers}"'))
     user = (cfg.get("user") or {}).get("name")
     if user:
-        opts.append(("User", str(user)))
+        opts.append(("User", _value(str(user), "user.name")))
     if control_master:
         opts += [("ControlMaster", "auto"), ("ControlPath", _q(inst.ssh_sock)), ("ControlPersist", "yes")]
     if ssh_cfg.get("forwardAgent"):
@@ -183,6 +193,8 @@ def _linux_cd(cfg: Mapping[str, Any], workdir: str | None, cwd: Path, home: Path
 
 
 CMD_SPECIAL = frozenset('()%!^"<>&|')
+#: Characters no Windows path holds (besides control characters).
+_WIN_PATH_BAD = frozenset('"<>|?*')
 
 
 def cmd_escape(line: str) -> str:
@@ -209,10 +221,16 @@ def _windows_script(shell: str, command: Sequence[str], workdir: str | None, def
         )
     # Quote the shell only when it must be: sshd's own `cmd.exe /c` strips a leading quote pair.
     shell = f'"{shell}"' if any(c.isspace() for c in shell) else shell
+    bad = workdir is not None and (not workdir or bool(_WIN_PATH_BAD & set(workdir)) or not workdir.isprintable())
+    if bad:
+        raise UsageError(
+            f"--workdir {workdir!r} is not a Windows path", hint='a Windows path has no `"`, `<`, `>`, `|`, `?` or `*`'
+        )
     if name == "cmd.exe":
-        cd = f'cd /d "{workdir}"' if workdir else ""
+        # The cd is escaped like the command: every cmd special character, quotes included, is literal.
+        cd = cmd_escape(f'cd /d "{workdir}"') if workdir else ""
         if not command:
-            return f'{shell} /k "{cd}"' if cd else shell
+            return f"{shell} /k {cd}" if cd else shell
         # Arguments are literal (as on Linux guests): quoted for CommandLineToArgvW, then escaped for the
         # one cmd.exe that parses the line, sshd's own `cmd.exe /c`.
         joined = cmd_escape(subprocess.list2cmdline(list(command)))
@@ -323,7 +341,7 @@ def scp_argv(operands: Sequence[str], *, recursive: bool = False, verbose: bool 
     args: list[str] = []
     for op in operands:
         name, sep, path = op.partition(":")
-        if sep and name and "/" not in name and store.NAME_RE.match(name):
+        if sep and name and "/" not in name and store.NAME_RE.fullmatch(name):
             inst = store.resolve(name)
             if config is not None and config != inst.ssh_config:
                 raise UsageError("copying between two instances is not supported", hint="copy via the host")

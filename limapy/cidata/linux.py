@@ -20,7 +20,7 @@ from limapy.names import hostname_for, mount_tag
 
 LABEL = "cidata"
 SEED_MOUNT = "/mnt/lima-cidata"
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -54,12 +54,67 @@ def _mounts(cfg: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+MAX_CERT_BYTES = 1 << 20
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
+def ca_certs(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """cloud-init's `ca_certs` from Lima's caCerts: PEM text from `certs` and from the host files `files`."""
+    ca = cfg.get("caCerts") or {}
+    certs = [str(c) for c in ca.get("certs") or []]
+    for f in ca.get("files") or []:
+        path = Path(os.path.expanduser(str(f)))
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_CERT_BYTES + 1)
+        except OSError as e:
+            raise LimapyError(f"caCerts.files: cannot read {path}: {e.strerror}") from None
+        if len(raw) > MAX_CERT_BYTES:
+            raise LimapyError(f"caCerts.files: {path} is larger than 1 MiB; it is no certificate")
+        certs.append(raw.decode("ascii", "replace"))
+    for i, pem in enumerate(certs):
+        if "-----BEGIN CERTIFICATE-----" not in pem:
+            raise LimapyError(f"caCerts: certificate {i + 1} is not PEM (no BEGIN CERTIFICATE line)")
+    if not certs and not ca.get("removeDefaults"):
+        return None
+    return {"remove_defaults": bool(ca.get("removeDefaults")), "trusted": certs}
+
+
+def nameservers(cfg: dict[str, Any]) -> list[str]:
+    """Lima's `dns` (only used with the host resolver off, as validation requires): checked IP addresses."""
+    import ipaddress
+
+    out = []
+    for entry in cfg.get("dns") or []:
+        try:
+            out.append(str(ipaddress.ip_address(str(entry))))
+        except ValueError:
+            raise LimapyError(f"dns: `{entry}` is not an IP address") from None
+    return out
+
+
+def host_entries(cfg: dict[str, Any]) -> bytes:
+    """hostResolver.hosts as /etc/hosts lines (boot.sh puts them between markers, as /etc/environment)."""
+    import ipaddress
+
+    lines = []
+    for name, addr in sorted(((cfg.get("hostResolver") or {}).get("hosts") or {}).items()):
+        if not _HOSTNAME.fullmatch(str(name)):
+            raise LimapyError(f"hostResolver.hosts: `{name}` is not a host name")
+        try:
+            ip = ipaddress.ip_address(str(addr))
+        except ValueError:
+            raise LimapyError(f"hostResolver.hosts.{name}: `{addr}` is not an IP address") from None
+        lines.append(f"{ip} {name}\n")
+    return "".join(lines).encode()
+
+
 def _env_lines(pairs: dict[str, str], what: str) -> bytes:
     """KEY=VALUE lines read back with `export "$line"` (never evaluated by a shell)."""
     lines = []
     for key in sorted(pairs):
         value = pairs[key]
-        if not _ENV_KEY.match(key):
+        if not _ENV_KEY.fullmatch(key):
             raise LimapyError(f"{what}: `{key}` is not a valid environment variable name")
         if "\n" in value or "\r" in value or "\0" in value:
             raise LimapyError(f"{what}: the value of `{key}` must be a single line")
@@ -137,9 +192,11 @@ def build_seed(
         ssh_pubkeys=keys,
         per_boot_b64=_b64(raw_template("linux/per-boot.sh")),
         bootcmd=bootcmd,
+        ca_certs=ca_certs(cfg),
     ).encode()
     files["meta-data"] = render("linux/meta-data", iid=iid, hostname=hostname).encode()
-    files["network-config"] = render("linux/network-config", mac=mac).encode()
+    files["network-config"] = render("linux/network-config", mac=mac, nameservers=nameservers(cfg)).encode()
+    files["etc_hosts"] = host_entries(cfg)
     files["lima.env"] = _env_lines(env, "lima.env")
     files["param.env"] = param_env
     files["etc_environment"] = _env_lines({str(k): str(v) for k, v in (cfg.get("env") or {}).items()}, "env")

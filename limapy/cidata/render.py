@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -24,7 +23,7 @@ if TYPE_CHECKING:
 
 # PowerShell treats all of these as single quotes inside and around single-quoted strings.
 _PS_SINGLE_QUOTES = "'\u2018\u2019\u201a\u201b"
-_PS_PRINTABLE = re.compile(r"^[\x20-\x7e]*$")
+_PS_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")
 
 
 def ps_quote(value: str) -> str:
@@ -36,16 +35,38 @@ def ps_quote(value: str) -> str:
     generated script stays pure ASCII: Windows PowerShell 5.1 reads a BOM-less file in the ANSI code
     page, where UTF-8 continuation bytes 0x91/0x92 would turn into quote characters.
     """
-    if _PS_PRINTABLE.match(value):
+    if _PS_PRINTABLE.fullmatch(value):
         escaped = "".join(c + c if c in _PS_SINGLE_QUOTES else c for c in value)
         return f"'{escaped}'"
     b64 = base64.b64encode(value.encode("utf-8")).decode("ascii")
     return f"([System.Text.Encoding]::UTF8.GetString([System.Convert]::FromBase64String('{b64}')))"
 
 
+_YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
+
+
 def yaml_quote(value: Any) -> str:
-    """A YAML double-quoted scalar holding str(value); JSON string syntax is valid YAML."""
-    return json.dumps(str(value), ensure_ascii=True)
+    """A YAML double-quoted scalar holding str(value), in pure ASCII.
+
+    YAML's own escapes, not JSON's: JSON writes a character outside the BMP (an emoji in a GECOS) as a
+    surrogate pair `\\ud83d\\ude00`, which YAML parsers refuse; YAML has `\\UXXXXXXXX` for it."""
+    out = ['"']
+    for c in str(value):
+        code = ord(c)
+        if c in _YAML_ESCAPES:
+            out.append(_YAML_ESCAPES[c])
+        elif 0x20 <= code < 0x7F:
+            out.append(c)
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\\uFFFD")  # a lone surrogate is no character: the replacement character
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02X}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(f"\\U{code:08X}")
+    out.append('"')
+    return "".join(out)
 
 
 @functools.lru_cache(maxsize=1)
@@ -81,7 +102,7 @@ def render(template: str, /, **context: Any) -> str:
 log = logging.getLogger("limapy.cidata")
 
 _ACTION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
-_FIELD = re.compile(r"^\s*\.(Name|Hostname|User|Home|UID|Param\.([A-Za-z_][A-Za-z0-9_]*))\s*$")
+_FIELD = re.compile(r"\s*\.(Name|Hostname|User|Home|UID|Param\.([A-Za-z_][A-Za-z0-9_]*))\s*\Z")
 
 
 class _Unsupported(Exception):
@@ -117,7 +138,7 @@ def _expand(text: str, fields: Mapping[str, str], params: Mapping[str, str]) -> 
             body, trim_right = body + "-", ""
         before = text[pos : m.start()]
         out.append(before.rstrip(" \t\r\n") if trim_left else before)
-        fm = _FIELD.match(body)
+        fm = _FIELD.fullmatch(body)
         if not fm:
             raise _Unsupported(f"unsupported action {m.group(0)!r}")
         key = fm.group(2)

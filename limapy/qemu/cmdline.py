@@ -13,6 +13,7 @@ Layouts (docs/windows.md, "Devices and drivers", says why):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,7 +153,7 @@ def _firmware(paths: Paths) -> list[str]:
     return out
 
 
-def _static_forwards(cfg: Mapping[str, Any]) -> list[str]:
+def static_forwards(cfg: Mapping[str, Any]) -> list[str]:
     rules: list[str] = []
     for rule in cfg.get("portForwards") or []:
         if not isinstance(rule, dict) or not rule.get("static") or rule.get("ignore"):
@@ -194,7 +195,7 @@ def _network(cfg: Mapping[str, Any], forwards: Forwards, mac: str, nic: str) -> 
     rules = [f"hostfwd=tcp:127.0.0.1:{int(forwards.ssh)}-:22"]
     if forwards.rdp:
         rules.append(f"hostfwd=tcp:127.0.0.1:{int(forwards.rdp)}-:{winopts.RDP_PORT}")
-    netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *_static_forwards(cfg)])
+    netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *static_forwards(cfg)])
     return ["-netdev", netdev, "-device", f"{nic},netdev=net0,mac={mac}"]
 
 
@@ -222,14 +223,27 @@ def _tpm(cfg: Mapping[str, Any], arch: str, paths: Paths) -> list[str]:
     ]  # fmt: skip
 
 
-def _display(cfg: Mapping[str, Any]) -> str:
+#: QEMU display back ends a window or nothing is shown with (`-display NAME[,options]`); VNC goes through
+#: `video.vnc.display`, checked to stay on 127.0.0.1.
+LOCAL_DISPLAYS = ("none", "default", "gtk", "sdl", "cocoa", "curses", "egl-headless", "dbus")
+_VNC = re.compile(r"(?:127\.0\.0\.1|localhost):\d{1,5}(?:,to=\d{1,5})?")
+
+
+def display_arg(cfg: Mapping[str, Any]) -> str:
     video = cfg.get("video") or {}
     display = str(video.get("display") or "none")
     if display == "vnc":
         vnc = str((video.get("vnc") or {}).get("display") or "127.0.0.1:0,to=9")
-        if not vnc.startswith(("127.0.0.1:", "localhost:")):
-            raise LimapyError(f"video.vnc.display {vnc!r}: limapy serves VNC on 127.0.0.1 only")
+        if not _VNC.fullmatch(vnc):
+            raise LimapyError(
+                f"video.vnc.display {vnc!r}: limapy serves VNC on 127.0.0.1 only (HOST:DISPLAY[,to=N])"
+            )
         return f"vnc={vnc}"
+    if display.split(",", 1)[0] not in LOCAL_DISPLAYS:
+        raise LimapyError(
+            f"video.display {display!r} is not a local display",
+            hint=f"use one of {', '.join(LOCAL_DISPLAYS)}, or `vnc` with video.vnc.display on 127.0.0.1",
+        )
     return display
 
 
@@ -246,9 +260,9 @@ def _mounts(cfg: Mapping[str, Any], mount_tags: Mapping[str, str] | None) -> lis
         model = str((m.get("9p") or {}).get("securityModel") or "none")
         opts = [
             "local",
-            f"mount_tag={tag}",
+            f"mount_tag={qemu_opt(tag)}",
             f"path={qemu_opt(location)}",
-            f"security_model={model}",
+            f"security_model={qemu_opt(model)}",
             f"id=fsdev{i}",
         ]
         if not m.get("writable"):
@@ -299,7 +313,7 @@ def _linux(
     argv += _network(cfg, forwards, mac, "virtio-net-pci")
     argv += ["-device", "virtio-rng-pci"]
     argv += _tpm(cfg, arch, paths)
-    display = _display(cfg)
+    display = display_arg(cfg)
     if display != "none":
         gpu = "virtio-vga" if arch == "x86_64" else "virtio-gpu-pci"
         argv += ["-device", gpu, "-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"]
@@ -391,7 +405,7 @@ def _windows(
             "-device", "usb-kbd,bus=usb-bus.0",
             "-device", "usb-tablet,bus=usb-bus.0",
         ]  # fmt: skip
-    argv += ["-display", _display(cfg)]
+    argv += ["-display", display_arg(cfg)]
     return argv
 
 

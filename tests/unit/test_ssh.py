@@ -152,7 +152,7 @@ def test_windows_cmd() -> None:
     assert ssh.shell_script(WINDOWS, []) == "cmd.exe"
     assert ssh.shell_script(WINDOWS, ["ver"]) == "ver"
     assert ssh.shell_script(WINDOWS, ["dir", "C:\\Program Files"]) == 'dir ^"C:\\Program Files^"'
-    assert ssh.shell_script(WINDOWS, ["cd"], workdir="C:\\Users") == 'cd /d "C:\\Users" && cd'
+    assert ssh.shell_script(WINDOWS, ["cd"], workdir="C:\\Users") == 'cd /d ^"C:\\Users^" && cd'
     assert ssh.shell_script({"os": "Windows"}, ["echo", "a&b"]) == "echo a^&b"
 
 

@@ -130,7 +130,9 @@ def test_cmd_round_trip_property(args: list[str]) -> None:
 def test_cmd_workdir_and_default() -> None:
     assert ssh.shell_script(WINDOWS, []) == "cmd.exe"
     s = ssh.shell_script(WINDOWS, ["ver"], workdir="C:\\Users\\x y")
-    assert s == 'cd /d "C:\\Users\\x y" && ver'
+    assert s == 'cd /d ^"C:\\Users\\x y^" && ver'  # the cd is escaped as the command is
+    cd, rest = s.split(" && ")  # the one operator limapy writes; every other `&` is `^&`
+    assert cmd_line(cd) == 'cd /d "C:\\Users\\x y"' and cmd_line(rest) == "ver"
     # the line goes to sshd's cmd.exe as it is: a full path to cmd.exe changes nothing
     assert ssh.shell_script(WINDOWS, ["ver"], shell="C:\\Windows\\System32\\cmd.exe") == "ver"
     # under another DefaultShell (powershell), cmd.exe is called explicitly, as Lima does
@@ -181,7 +183,10 @@ def test_powershell_text_arrives_intact(shell: str, args: list[str]) -> None:
     assert base64.b64decode(encoded).decode("utf-16-le") == " ".join(args)
 
 
-@given(st.text(min_size=1), st.text())
+WIN_PATH_TEXT = st.text(min_size=1).filter(lambda t: t.isprintable() and not set('"<>|?*') & set(t))
+
+
+@given(WIN_PATH_TEXT, st.text())
 def test_powershell_workdir_is_a_literal(workdir: str, arg: str) -> None:
     s = ssh.shell_script(WINDOWS, ["Get-Location", arg], shell="pwsh.exe", workdir=workdir)
     text = base64.b64decode(s.rsplit(" ", 1)[1]).decode("utf-16-le", errors="surrogatepass")
@@ -191,3 +196,18 @@ def test_powershell_workdir_is_a_literal(workdir: str, arg: str) -> None:
     rest = text[len(prefix) :]
     m = re.match(r"((?:[^']|'')*)'; ", rest, re.S)
     assert m and m.group(1).replace("''", "'") == workdir
+
+
+@given(WIN_PATH_TEXT)
+def test_cmd_workdir_is_literal(workdir: str) -> None:
+    """`--workdir` goes through the one cmd.exe that parses the line: every special character in it stays
+    text (it was pasted unescaped: `C:\\x" & calc & "` ran calc)."""
+    s = ssh.shell_script(WINDOWS, ["ver"], workdir=workdir)
+    cd, rest = s.split(" && ")  # the one operator limapy writes; every other `&` is `^&`
+    assert cmd_line(cd) == f'cd /d "{workdir}"' and cmd_line(rest) == "ver"
+
+
+@pytest.mark.parametrize("workdir", ['C:\\x" & calc & "', "C:\\a\nb", 'x"y', "", "a|b"])
+def test_cmd_workdir_refuses_what_no_windows_path_holds(workdir: str) -> None:
+    with pytest.raises(ssh.UsageError, match="not a Windows path"):
+        ssh.shell_script(WINDOWS, ["ver"], workdir=workdir)

@@ -27,6 +27,15 @@ if [ -r "$LIMA_CIDATA_MNT/etc_environment" ]; then
   { echo "#LIMA-START"; cat "$LIMA_CIDATA_MNT/etc_environment"; echo "#LIMA-END"; } >>/etc/environment
 fi
 
+# /etc/hosts: hostResolver.hosts between markers, replaced on every boot.
+if [ -r "$LIMA_CIDATA_MNT/etc_hosts" ]; then
+  touch /etc/hosts
+  sed -i '/^#LIMA-HOSTS-START$/,/^#LIMA-HOSTS-END$/d' /etc/hosts
+  if [ -s "$LIMA_CIDATA_MNT/etc_hosts" ]; then
+    { echo "#LIMA-HOSTS-START"; cat "$LIMA_CIDATA_MNT/etc_hosts"; echo "#LIMA-HOSTS-END"; } >>/etc/hosts
+  fi
+fi
+
 # Some kernels/images want the user session bus for `mode: user` scripts; keep the user lingering.
 if command -v loginctl >/dev/null 2>&1; then
   loginctl enable-linger "$LIMA_CIDATA_USER" >/dev/null 2>&1 || true
