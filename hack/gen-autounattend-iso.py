@@ -36,33 +36,33 @@ C:\\ProgramData\\Lima\\lima-boot-done.txt.
 from __future__ import annotations
 
 import argparse
-import getpass
+import dataclasses
 import hashlib
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from limapy.cidata.windows import new_password, write_answer_iso, write_password_file
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
 
 
-def load_config(path: Path) -> dict[str, Any]:
-    """The lima.yaml as limapy reads it: base: embedded, defaults filled, validated (os: Windows)."""
-    from limapy.config import load_config as loader
+def load_spec(path: Path | None, arch: str) -> Spec:
+    """The lima.yaml as limapy reads it (base: embedded, defaults filled, validated), or without one a
+    minimal Windows template filled the same way: one place decides every default."""
+    from limapy.config import check, load_config
+    from limapy.config.load import load_bytes
 
-    return dict(loader(str(path)).cfg)
-
-
-def default_user() -> dict[str, Any]:
-    name = getpass.getuser()
-    if not re.fullmatch(r"[a-z_][a-z0-9_-]*", name) or name in ("admin", "root"):
-        name = "lima"
-    return {"name": name, "comment": name, "uid": 1000, "home": f"C:\\Users\\{name}", "shell": "cmd.exe"}
+    if path is not None:
+        spec = load_config(str(path)).spec
+    else:
+        virtio = "  Windows:\n    virtioWin: [{location: virtio-win.iso}]\n" if arch == "aarch64" else "  Windows: {}\n"
+        text = f"os: Windows\narch: {arch}\nimages:\n- {{location: windows.iso, arch: {arch}}}\nosOpts:\n{virtio}"
+        spec = check(load_bytes(text.encode(), "<gen-autounattend-iso>")).spec
+    return dataclasses.replace(spec, arch=arch)
 
 
 def ssh_keys(paths: list[Path], output: Path) -> tuple[list[str], Path | None]:
@@ -109,14 +109,7 @@ def main() -> int:
     args = ap.parse_args()
 
     try:
-        cfg: dict[str, Any] = load_config(args.config) if args.config else {}
-        user = dict(cfg.get("user") or {})
-        base = default_user()
-        if user.get("name"):
-            base["comment"] = user["name"]
-        cfg["user"] = {**base, **user}
-        cfg.setdefault("tpm", False)
-        win = ((cfg.get("osOpts") or {}).get("Windows") or {})
+        spec = load_spec(args.config, ARCHES[args.arch])
         msi = None
         if args.openssh_msi:
             msi = args.openssh_msi.read_bytes()
@@ -126,19 +119,20 @@ def main() -> int:
         password = new_password()
         out: Path = args.output
         keys, generated = ssh_keys(args.ssh_key, out)
+        win = spec.windows
         write_answer_iso(
             out,
-            cfg,
+            spec,
             name=args.config.stem if args.config else "windows",
-            arch=ARCHES[args.arch],
+            arch=spec.arch,
             password=password,
             ssh_pubkeys=keys,
-            image_index=args.image_index if args.image_index is not None else win.get("imageIndex"),
-            image_name=args.image_name or win.get("edition"),
+            image_index=args.image_index if args.image_index is not None else win.image_index,
+            image_name=args.image_name or win.edition,
             is_server=args.server,
-            virtio_win=args.virtio_win or args.arch == "arm64" or bool(win.get("virtioWin")),
+            virtio_win=args.virtio_win or args.arch == "arm64" or spec.virtio_win is not None,
             opensshmsi=msi,
-            product_key=args.product_key or win.get("productKey"),
+            product_key=args.product_key or win.product_key,
         )
         pw_file = out.with_name(out.name + ".password")
         write_password_file(pw_file, password)
@@ -148,9 +142,9 @@ def main() -> int:
         if hint:
             print(f"hint: {hint}", file=sys.stderr)
         return 1
-    print(f"wrote {out} (label autounattend); the password of user {cfg['user']['name']!r} is in {pw_file} (0600)")
+    print(f"wrote {out} (label autounattend); the password of user {spec.user.name!r} is in {pw_file} (0600)")
     if generated is not None:
-        print(f"no SSH key was found, so one was made: ssh -i {generated} -p 2222 {cfg['user']['name']}@127.0.0.1")
+        print(f"no SSH key was found, so one was made: ssh -i {generated} -p 2222 {spec.user.name}@127.0.0.1")
     return 0
 
 

@@ -143,18 +143,28 @@ def additional_disk_dir(name: str) -> Path:
     return dirs.disks_dir() / name
 
 
+def additional_disk_path(name: str) -> Path:
+    """`_disks/<name>/datadisk`, where Lima keeps an additional disk's image."""
+    return additional_disk_dir(name) / DATADISK
+
+
+def missing_additional_disk(name: str) -> NotFoundError:
+    path = additional_disk_path(name)
+    return NotFoundError(
+        f"additional disk `{name}` does not exist ({path})",
+        hint=f"create it first: qemu-img create -f qcow2 {path} 10G (limapy has no `disk` command yet)",
+    )
+
+
 def ensure_additional_disk(name: str, size_bytes: int | None = None, fmt: str = "qcow2") -> Path:
     """`_disks/<name>/datadisk`, created (0700 dir) when missing and a size is given."""
     validate_name(name)
     d = additional_disk_dir(name)
-    disk = d / DATADISK
+    disk = additional_disk_path(name)
     if disk.exists():
         return disk
     if size_bytes is None:
-        raise NotFoundError(
-            f"additional disk `{name}` does not exist ({disk})",
-            hint=f"create it with `limapy disk create {name} --size SIZE`",
-        )
+        raise missing_additional_disk(name)
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     _create([QEMU_IMG, "create", "-q", "-f", fmt, str(size_bytes)], disk)
     return disk
@@ -172,7 +182,7 @@ def claim_additional_disk(name: str, instance_dir: Path) -> Path:
             )
         link.unlink()
     link.symlink_to(instance_dir)
-    return additional_disk_dir(name) / DATADISK
+    return additional_disk_path(name)
 
 
 def release_additional_disk(name: str, instance_dir: Path) -> None:
@@ -183,36 +193,35 @@ def release_additional_disk(name: str, instance_dir: Path) -> None:
 
 # -- the base image an overlay stands on --------------------------------------------------------------------
 
-BASE_RECORD = "base-image.json"
-
-
-def record_base(instance_dir: Path, base: Path) -> None:
-    """Remember which bytes the instance's overlay was created on (`base-image.json`, 0600)."""
+def record_base(record: Path, base: Path) -> None:
+    """Remember which bytes an instance's overlay was created on (`record`, the instance's base-image.json,
+    0600)."""
     from limapy.download import identity
     from limapy.fsutil import atomic_write
 
     ident = identity(base)
     data = {"path": ident.path, "digest": ident.digest, "stat": ident.stat}
-    atomic_write(instance_dir / BASE_RECORD, (json.dumps(data) + "\n").encode(), 0o600)
+    atomic_write(record, (json.dumps(data) + "\n").encode(), 0o600)
 
 
-def check_base(instance_dir: Path, disk: Path, name: str) -> None:
+def verify_base(record: Path, disk: Path, name: str) -> bool:
     """Refuse to boot an overlay whose base no longer holds the bytes it was created on (a re-download, a
-    replaced file): the guest would read a different disk. Cheap while the base's stat is unchanged."""
+    replaced file): the guest would read a different disk. Cheap while the base's stat is unchanged.
+
+    Reads only; True when the record should be (re)written (`record_base`): an instance made by an older
+    limapy has none, and a base that was touched but holds the same bytes has a new stat."""
     base = backing_file(disk)
     if base is None:
-        return
+        return False
     if not base.exists():
         raise LimapyError(
             f"the base image of `{name}` is gone: {base}",
             hint="the instance disk is an overlay on it; restore that file, or delete and re-create the instance",
         )
-    record = instance_dir / BASE_RECORD
     try:
         known = json.loads(record.read_text())
     except FileNotFoundError:
-        record_base(instance_dir, base)  # created by an older limapy: remember what it stands on now
-        return
+        return True
     except ValueError:
         known = {}
     from limapy.download import cache, identity
@@ -220,7 +229,7 @@ def check_base(instance_dir: Path, disk: Path, name: str) -> None:
     want = str(known.get("digest") or "")
     try:
         if known.get("path") == str(base) and known.get("stat") == cache.stat_key(base) and want:
-            return
+            return False
     except OSError:
         pass
     now = identity(base)
@@ -230,7 +239,7 @@ def check_base(instance_dir: Path, disk: Path, name: str) -> None:
             f"the instance was made on {want}",
             hint="its disk is an overlay on that image: restore the original file, or delete and re-create it",
         )
-    record_base(instance_dir, base)
+    return True
 
 
 def partition_table(disk: Path) -> str | None:
@@ -238,7 +247,7 @@ def partition_table(disk: Path) -> str | None:
     else None. `qemu-img dd` reads the first two sectors; the image must not be in use by a running QEMU."""
     import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=".head.", suffix=".tmp", dir=disk.parent)
+    fd, tmp = tempfile.mkstemp(prefix="limapy-head.", suffix=".tmp")  # not in the instance dir: reads only
     os.close(fd)
     try:
         os.unlink(tmp)  # qemu-img dd creates its output itself

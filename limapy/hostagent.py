@@ -1,9 +1,10 @@
-"""The per-instance supervisor: owns QEMU from launch to exit, and tells the world how the boot goes.
+"""The per-instance supervisor: owns the machine from launch to exit, and tells the world how the boot goes.
 
 `limapy start` runs it detached (`python -m limapy hostagent NAME`), stdout -> ha.stdout.log (JSON-lines
-events, Lima's shape plus `phase`), stderr -> ha.stderr.log (logging). It writes ha.pid, launches swtpm
-and QEMU, waits for SSH and the guest's boot-done marker, then waits for QEMU to exit or for SIGTERM/SIGINT,
-on which it powers the guest down gracefully. It always leaves a final `exiting` event that says why.
+events, Lima's shape plus `phase`), stderr -> ha.stderr.log (logging). It writes ha.pid, has the instance's
+driver (limapy.driver) plan, materialize and launch the boot, waits for SSH and the guest's boot-done marker
+(the plan's readiness rule), then waits for the machine to exit or for SIGTERM/SIGINT, on which it powers the
+guest down gracefully. It always leaves a final `exiting` event that says why.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from limapy import store
+from limapy.cidata.windows import DONE_FILE, WARNINGS_FILE
+from limapy.dirs import ENV_DEBUG
+from limapy.driver.plan import READY_NONE, BootPlan
 from limapy.errors import LimapyError
-from limapy.qemu.cmdline import WIN_INSTALL
+
+if TYPE_CHECKING:
+    from limapy.config.model import Spec
+    from limapy.driver import Machine
 
 log = logging.getLogger("limapy.hostagent")
 
@@ -28,11 +36,11 @@ PROBE_INTERVAL = 2.0  # while SSH is not up yet
 READY_POLL = 0.5  # once it is
 WINDOWS_PROBE = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"if (Test-Path -Path "
-    "'C:\\ProgramData\\Lima\\lima-boot-done.txt' -PathType Leaf) { exit 0 } else { exit 1 }\""
+    f"'{DONE_FILE}' -PathType Leaf) {{ exit 0 }} else {{ exit 1 }}\""
 )
 WINDOWS_WARNINGS = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
-    "'C:\\ProgramData\\Lima\\limapy-warnings.txt' -ErrorAction SilentlyContinue\""
+    f"'{WARNINGS_FILE}' -ErrorAction SilentlyContinue\""
 )
 STOP_TIMEOUT = 180.0
 
@@ -71,10 +79,9 @@ class HostAgent:
         self.inst = inst
         self.events = events or Events()
         self.stop_requested = threading.Event()
-        self.qemu_pid: int | None = None
-        self.swtpm_pid: int | None = None
+        self.machine: Machine | None = None
         self.guest_warnings: list[str] = []
-        self.delete_on_stop: list[Any] = []
+        self.delete_on_stop: list[Path] = []
 
     # -- signals ------------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -113,31 +120,24 @@ class HostAgent:
         return 0 if not errors else 1
 
     def _run(self) -> str:
-        from limapy import boot
-        from limapy.qemu import process
+        from limapy import config, driver
 
         inst = self.inst
         self.events.emit("preparing", "reading the configuration")
-        cfg = boot.instance_config(inst)
-        plan = boot.prepare(inst, cfg)
+        spec = config.instance_spec(inst)
+        drv = driver.for_instance(inst)
+        plan = drv.plan(inst, spec)
+        drv.materialize(inst, spec, plan)
         self.events.port = plan.ssh_port
         for n in plan.notices:
             self.events.emit(message=n)
-        self.events.emit("firmware", f"starting QEMU ({plan.accel})")
-        if plan.tpm:
-            from limapy.qemu.tpm import start_swtpm
-
-            self.swtpm_pid = start_swtpm(inst.dir)
-        self.qemu_pid = process.launch(plan.argv, inst.dir)
-        qmp = process.wait_qmp(inst.qmp_sock, pid=self.qemu_pid)
-        try:
-            if plan.windows_boot == WIN_INSTALL:
-                # Synchronously, on this connection: QEMU's QMP socket takes one client at a time.
-                self._answer_boot_prompt(qmp)
-        finally:
-            qmp.close()
+        what = f"QEMU ({plan.accel})" if plan.driver == "qemu" else f"the {plan.driver} machine"
+        self.events.emit("firmware", f"starting {what}")
+        self.machine = drv.launch(inst, plan)
+        if plan.answer_boot_prompt:
+            self._answer_boot_prompt(self.machine)
         self.events.emit("booting", "guest booting", running=False)
-        if not self._wait_ready(cfg, plan):
+        if plan.readiness != READY_NONE and not self._wait_ready(spec, plan, self.machine):
             return "QEMU exited before the guest was ready"
         if plan.windows and not inst.win_done_installation.exists():
             store.atomic_write(inst.win_done_installation, b"", 0o600)
@@ -147,34 +147,31 @@ class HostAgent:
             self.events.emit(message=f"Remote Desktop on 127.0.0.1:{plan.rdp_port} (`limapy rdp {inst.name}`)")
         self.events.emit("ready", "ready", running=True)
         while not self.stop_requested.is_set():
-            if not process.is_running(self.qemu_pid):
+            if self.machine.wait_exit(1.0):
                 return "QEMU exited (the guest shut down)"
-            self.stop_requested.wait(1.0)
         return "stopped"
 
-    def _answer_boot_prompt(self, qmp: Any) -> None:
+    def _answer_boot_prompt(self, machine: Machine) -> None:
         """First boot of a Windows install: press Enter for the install media's "Press any key to boot from
         CD or DVD" as limapy.bootprompt decides, until Setup has evidently started (never later)."""
         from limapy.bootprompt import POLL, BootPrompt
-        from limapy.qemu import process
 
         inst = self.inst
-        assert self.qemu_pid is not None
         prompt = BootPrompt(time.monotonic(), disk_base=_allocated(inst.disk))
         serial = _Tail(inst.serial_log)
         self.events.emit("firmware", "waiting for the install media's boot prompt")
         while True:
             if self.stop_requested.is_set():
                 raise Stop()
-            if not process.is_running(self.qemu_pid):
+            if not machine.alive():
                 return  # the readiness loop reports why
-            process.watch_internal_error(inst.dir, qmp=qmp, pid=self.qemu_pid)
+            machine.check()
             action = prompt.feed(serial.read(), _allocated(inst.disk), time.monotonic())
             if action.press:
-                qmp.send_key("ret")
+                machine.send_key("ret")
             if action.reset:
                 serial.skip()  # the next attempt's output only
-                qmp.execute("system_reset")
+                machine.reset()
             if action.message:
                 log.info("boot prompt: %s", action.message)
                 self.events.emit("firmware", action.message)
@@ -182,18 +179,15 @@ class HostAgent:
                 return
             self.stop_requested.wait(POLL)
 
-    def _check_qemu(self) -> None:
-        from limapy.qemu import process
-
-        assert self.qemu_pid is not None
+    def _check_machine(self, machine: Machine) -> None:
         if self.stop_requested.is_set():
             raise Stop()
-        if not process.is_running(self.qemu_pid):
-            tail = process.stderr_tail(self.inst.dir)
+        if not machine.alive():
+            tail = machine.failure()
             raise LimapyError("QEMU exited before the guest was ready" + (f": {tail}" if tail else ""))
-        process.watch_internal_error(self.inst.dir, pid=self.qemu_pid)
+        machine.check()
 
-    def _wait_ready(self, cfg: dict[str, Any], plan: Any) -> bool:
+    def _wait_ready(self, spec: Spec, plan: BootPlan, machine: Machine) -> bool:
         """Probe over one kept-open SSH connection (limapy.remote, fabric) until the guest says it is done."""
         from limapy import remote
 
@@ -202,11 +196,10 @@ class HostAgent:
         last_disk = 0
         script = WINDOWS_PROBE if plan.windows else "cat /run/lima-boot-done 2>/dev/null || true"
         key, _ = store.ensure_user_key()
-        user = str((cfg.get("user") or {}).get("name") or "lima")
-        with remote.Guest(plan.ssh_port, user, key, connect_timeout=5.0) as guest:
+        with remote.Guest(plan.ssh_port, plan.user, key, connect_timeout=5.0) as guest:
             while True:
-                self._check_qemu()
-                if plan.windows and plan.install and not ssh_up and plan.windows_boot == WIN_INSTALL:
+                self._check_machine(machine)
+                if plan.answer_boot_prompt and not ssh_up:
                     size = _allocated(inst.disk)
                     if size > last_disk + (256 << 20):
                         phase = "Windows Setup" if size < (8 << 30) else "first logon"
@@ -227,44 +220,42 @@ class HostAgent:
                         self.guest_warnings = _windows_warnings(guest)
                         return True
                 elif r.stdout.strip() == plan.iid:
-                    self._copy_to_host(guest, cfg)
+                    self._copy_to_host(guest, spec)
                     return True
                 # a probe on an open connection costs milliseconds: look often once SSH is up
                 self.stop_requested.wait(READY_POLL)
 
-    def _copy_to_host(self, guest: Any, cfg: dict[str, Any]) -> None:
+    def _copy_to_host(self, guest: Any, spec: Spec) -> None:
         """Lima's copyToHost: guest files copied to the host once the guest is ready (over SFTP)."""
-        from pathlib import Path
-
         from limapy import remote
 
-        for c in cfg.get("copyToHost") or []:
-            src, dst = str(c.get("guest") or ""), Path(str(c.get("host") or ""))
+        for c in spec.copy_to_host:
+            dst = Path(c.host)
             try:
-                guest.get(src, dst)
+                guest.get(c.guest, dst)
             except FileNotFoundError:
-                if not c.get("skipIfMissing"):
-                    self.events.emit(message=f"warning: copyToHost: {src} does not exist in the guest")
+                if not c.skip_if_missing:
+                    self.events.emit(message=f"warning: copyToHost: {c.guest} does not exist in the guest")
                 continue
             except (remote.RemoteError, OSError) as e:
                 self.events.emit(message=f"warning: copyToHost: {getattr(e, 'message', e)}")
                 continue
-            self.events.emit(message=f"copied {src} from the guest to {dst}")
-            if c.get("deleteOnStop"):
+            self.events.emit(message=f"copied {c.guest} from the guest to {dst}")
+            if c.delete_on_stop:
                 self.delete_on_stop.append(dst)
 
     def _shutdown(self) -> None:
         from limapy import ssh
-        from limapy.qemu import process
 
         inst = self.inst
-        if self.qemu_pid is not None and process.is_running(self.qemu_pid):
-            self.events.emit("stopping", "powering the guest down")
-            clean = process.graceful_stop(inst.dir, timeout=STOP_TIMEOUT, pid=self.qemu_pid)
-            if not clean:
-                self.events.emit(message="the guest did not power down in time; QEMU was killed")
-        else:
-            process.graceful_stop(inst.dir, timeout=1.0)  # cleans pid/sock files and swtpm
+        machine = self.machine
+        if machine is not None:
+            if machine.alive():
+                self.events.emit("stopping", "powering the guest down")
+                if not machine.shutdown(STOP_TIMEOUT):
+                    self.events.emit(message="the guest did not power down in time; QEMU was killed")
+            else:
+                machine.shutdown(0.0)  # sidecars and runtime files
         try:
             ssh.control_master_exit(inst)
         except LimapyError:
@@ -320,7 +311,7 @@ def _windows_warnings(guest: Any) -> list[str]:
 
 def main(name: str) -> int:
     logging.basicConfig(
-        level=logging.DEBUG if os.environ.get("LIMAPY_DEBUG") else logging.INFO,
+        level=logging.DEBUG if os.environ.get(ENV_DEBUG) not in (None, "", "0") else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+#: The file that makes a directory an instance (its configuration); Lima's MACs derive from its path too.
+LIMA_YAML = "lima.yaml"
+
 
 def hostname_for(name: str) -> str:
     """The guest hostname: "lima-" + instance name with "." and "_" made "-"."""

@@ -40,8 +40,22 @@ def machine_id() -> str:
     return socket.gethostname()
 
 
-def mac_address(instance_dir: str | Path, *, host_id: str | None = None) -> str:
-    """Lima's MAC: 52:55:55 + the first 3 bytes of sha256(machine-id + instance dir) (lima-reference §5)."""
-    ident = machine_id() if host_id is None else host_id
-    digest = hashlib.sha256((ident + str(instance_dir)).encode()).digest()
+def mac_from_seed(seed: str) -> str:
+    """Lima's locally administered MACs: 52:55:55 + the first 3 bytes of sha256(seed)."""
+    digest = hashlib.sha256(seed.encode()).digest()
     return "52:55:55:" + ":".join(f"{b:02x}" for b in digest[:3])
+
+
+def mac_address(instance_dir: str | Path, *, host_id: str | None = None) -> str:
+    """The user-network NIC's MAC: seeded by machine-id + instance dir, as Lima (lima-reference §5)."""
+    ident = machine_id() if host_id is None else host_id
+    return mac_from_seed(ident + str(instance_dir))
+
+
+def read_port(path: Path) -> int:
+    """A TCP port kept in a file (an instance's rdp.port), 0 when there is none or it is not a port."""
+    try:
+        port = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+    return port if 0 < port < 65536 else 0

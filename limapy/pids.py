@@ -113,6 +113,33 @@ def hostagent_marks(name: str) -> list[list[str]]:
     return [["hostagent", name]]
 
 
-def swtpm_marks(instance_dir: Path) -> list[list[str]]:
-    """As limapy.qemu.tpm.swtpm_argv starts it."""
-    return [["--tpmstate", f"dir={instance_dir / 'swtpm'},mode=0600"]]
+def swtpm_marks(state_dir: Path) -> list[list[str]]:
+    """As limapy.qemu.tpm.swtpm_argv starts it: its own state directory."""
+    return [["--tpmstate", f"dir={state_dir},mode=0600"]]
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until `pid` (not necessarily our child) has exited; True when it has within `timeout`.
+
+    Linux: on a pidfd, which becomes readable when the process exits (no polling); elsewhere every 0.1 s."""
+    import select
+    import time
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        fd = -1
+    if fd >= 0:
+        try:
+            ready, _, _ = select.select([fd], [], [], max(timeout, 0.0))
+        finally:
+            os.close(fd)
+        return bool(ready) or not alive(pid) or _zombie(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive(pid) or _zombie(pid):
+            return True
+        time.sleep(0.1)
+    return not alive(pid) or _zombie(pid)

@@ -2,7 +2,8 @@
 
 Lima's validation (limapy.config.validate) says whether a lima.yaml is well-formed; this says whether this
 limapy, on this host, can boot it: names and paths that the seed, ssh and QEMU must carry, the host's CPUs and
-memory, features limapy does not have yet, disks that must already exist.
+memory, features limapy does not have yet, disks that must already exist. What only one engine refuses (swtpm
+missing, a display QEMU would serve beyond 127.0.0.1) is that driver's `check`.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from limapy.config.hostinfo import HostInfo
+from limapy.config.model import Spec
 from limapy.errors import LimapyError, shown
-from limapy.units import format_size, parse_size
+from limapy.units import format_size
 
 #: Guest user names a Linux guest's tools accept (useradd's default rule, as cloud-init passes it on).
 LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -27,48 +29,41 @@ LINUX_MODES = ("system", "user", "boot", "data", "dependency")
 Say = Callable[[str], None]
 
 
-def check(cfg: dict[str, Any], *, instance_dir: Path, host: Any, say: Say) -> None:
+def check(spec: Spec, *, instance_dir: Path, host: HostInfo, say: Say) -> None:
     """Raise LimapyError (one line, a hint) for the first thing `start` would refuse; warn about the rest."""
-    windows = cfg.get("os") == "Windows"
-    _user(cfg, windows)
-    _sizes(cfg, host, say)
-    _provision(cfg, windows)
+    _user(spec)
+    _sizes(spec, host, say)
+    _provision(spec)
     _paths(instance_dir)
-    _disks(cfg)
-    from limapy.qemu import cmdline
-
-    cmdline.display_arg(cfg)
-    cmdline.static_forwards(cfg)
+    _disks(spec)
 
 
-def _user(cfg: dict[str, Any], windows: bool) -> None:
-    user = cfg.get("user") or {}
-    name, home, shell = (str(user.get(k) or "") for k in ("name", "home", "shell"))
-    for key, value in (("name", name), ("home", home), ("shell", shell)):
+def _user(spec: Spec) -> None:
+    user = spec.user
+    for key, value in (("name", user.name), ("home", user.home), ("shell", user.shell)):
         if not value.isprintable():
             raise LimapyError(f"field `user.{key}` {shown(value)!r} holds a control character (a newline?)")
-    if windows:
+    if spec.is_windows:
         from limapy.cidata.windows import check_user_name
 
-        check_user_name(name)
+        check_user_name(user.name)
         return
-    if name == "root" or int(user.get("uid") or 0) == 0:
+    if user.name == "root" or user.uid == 0:
         raise LimapyError(
             "the guest user must not be root (user.name root, or user.uid 0)",
             hint="root logs in with `limapy shell` through sudo; set user.name to another name",
         )
-    if not LINUX_USER.fullmatch(name):
+    if not LINUX_USER.fullmatch(user.name):
         raise LimapyError(
-            f"field `user.name` {name!r} is not a Linux user name",
+            f"field `user.name` {user.name!r} is not a Linux user name",
             hint="lowercase letters, digits, `_` and `-`, starting with a letter or `_`, at most 32",
         )
-    if not home.startswith("/") or not shell.startswith("/"):
+    if not user.home.startswith("/") or not user.shell.startswith("/"):
         raise LimapyError("fields `user.home` and `user.shell` must be absolute paths in the guest")
 
 
-def _sizes(cfg: dict[str, Any], host: Any, say: Say) -> None:
-    arch = str(cfg.get("arch"))
-    cpus = int(cfg.get("cpus") or 0)
+def _sizes(spec: Spec, host: HostInfo, say: Say) -> None:
+    arch, cpus = spec.arch, spec.cpus
     limit = MAX_CPUS.get(arch, 255)
     if cpus > limit:
         raise LimapyError(
@@ -76,7 +71,7 @@ def _sizes(cfg: dict[str, Any], host: Any, say: Say) -> None:
         )
     if cpus > host.cpus:
         say(f"warning: cpus {cpus} is more than this host's {host.cpus} CPUs; the guest will be slower, not faster")
-    memory = parse_size(cfg.get("memory") or 0)
+    memory = spec.memory
     if memory < MIN_MEMORY:
         raise LimapyError(f"field `memory` is {format_size(memory)}: a guest needs at least {format_size(MIN_MEMORY)}")
     if memory > host.memory:
@@ -84,19 +79,17 @@ def _sizes(cfg: dict[str, Any], host: Any, say: Say) -> None:
             f"field `memory` is {format_size(memory)}, more than this host's {format_size(host.memory)}",
             hint=f"set `memory` (or --memory) to at most {format_size(host.memory // 2)} or so",
         )
-    disk = parse_size(cfg.get("disk") or 0)
-    if disk < MIN_DISK:
-        raise LimapyError(f"field `disk` is {format_size(disk)}: it must be more than that (e.g. 100GiB)")
+    if spec.disk < MIN_DISK:
+        raise LimapyError(f"field `disk` is {format_size(spec.disk)}: it must be more than that (e.g. 100GiB)")
 
 
-def _provision(cfg: dict[str, Any], windows: bool) -> None:
-    if windows:
+def _provision(spec: Spec) -> None:
+    if spec.is_windows:
         return  # validation already limits Windows to system, user, dependency, data
-    for i, p in enumerate(cfg.get("provision") or []):
-        mode = (p or {}).get("mode") if isinstance(p, dict) else None
-        if mode not in LINUX_MODES:
+    for p in spec.provision:
+        if p.mode not in LINUX_MODES:
             raise LimapyError(
-                f"provision[{i}]: mode `{mode}` is not supported by limapy yet",
+                f"provision[{p.index}]: mode `{p.mode}` is not supported by limapy yet",
                 hint=f"use one of {', '.join(LINUX_MODES)} (a `yq` edit can be a `system` script)",
             )
 
@@ -112,14 +105,9 @@ def _paths(instance_dir: Path) -> None:
         )
 
 
-def _disks(cfg: dict[str, Any]) -> None:
+def _disks(spec: Spec) -> None:
     from limapy import disk
 
-    for d in cfg.get("additionalDisks") or []:
-        name = str(d.get("name") if isinstance(d, dict) else d)
-        path = disk.additional_disk_dir(name) / disk.DATADISK
-        if not path.is_file():
-            raise LimapyError(
-                f"additional disk `{name}` does not exist ({path})",
-                hint=f"create it first: qemu-img create -f qcow2 {path} 10G (limapy has no `disk` command yet)",
-            )
+    for d in spec.additional_disks:
+        if not disk.additional_disk_path(d.name).is_file():
+            raise disk.missing_additional_disk(d.name)

@@ -1,16 +1,35 @@
-"""The one place that runs subprocesses: argv lists only, logged shlex-joined."""
+"""The one place that starts other programs: argv lists only (never a shell), logged shlex-joined.
+
+- `run`: run to completion, output captured (qemu-img, ssh-keygen, swtpm --version, URL plugins).
+- `call`: run in the foreground with the terminal (scp for `limapy copy`, an RDP client); its exit code.
+- `spawn`: start detached in its own session (QEMU, swtpm, the host agent); a Popen the caller owns.
+- `exec_replace`: become the program (ssh for `limapy shell`), so its exit code is limapy's.
+
+A test enforces that no other module imports `subprocess` or calls `os.exec*`.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from limapy.errors import ExternalToolError
 
 log = logging.getLogger("limapy.proc")
+
+Completed = subprocess.CompletedProcess
+Process = subprocess.Popen
+TimeoutExpired = subprocess.TimeoutExpired
+
+
+def _args(argv: Sequence[str | Path]) -> list[str]:
+    return [str(a) for a in argv]
 
 
 def run(
@@ -20,9 +39,9 @@ def run(
     capture: bool = True,
     timeout: float | None = None,
     input: bytes | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    args = [str(a) for a in argv]
+    args = _args(argv)
     log.debug("run: %s", shlex.join(args))
     try:
         cp = subprocess.run(
@@ -31,7 +50,7 @@ def run(
             capture_output=capture,
             timeout=timeout,
             input=input,
-            env=env,
+            env=dict(env) if env is not None else None,
         )
     except FileNotFoundError as e:
         raise ExternalToolError(f"{args[0]}: command not found") from e
@@ -42,3 +61,60 @@ def run(
         last = err[-1] if err else f"exit status {cp.returncode}"
         raise ExternalToolError(f"{Path(args[0]).name} failed: {last}")
     return cp
+
+
+def call(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None) -> int:
+    """Run in the foreground, with this process's stdin/stdout/stderr; the program's exit code."""
+    args = _args(argv)
+    log.debug("call: %s", shlex.join(args))
+    try:
+        return subprocess.call(args, env=dict(env) if env is not None else None)
+    except FileNotFoundError as e:
+        raise ExternalToolError(f"{args[0]}: command not found") from e
+
+
+def spawn(
+    argv: Sequence[str | Path],
+    *,
+    stdout: IO[bytes] | int | None = None,
+    stderr: IO[bytes] | int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start detached: its own session (no terminal signals reach it), stdin on /dev/null, stdout/stderr as given
+    (default /dev/null), no inherited descriptors."""
+    args = _args(argv)
+    log.debug("spawn: %s", shlex.join(args))
+    try:
+        return subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.DEVNULL,
+            stderr=stderr if stderr is not None else subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            env=dict(env) if env is not None else None,
+        )
+    except FileNotFoundError as e:
+        raise ExternalToolError(f"{args[0]}: command not found") from e
+
+
+def exec_replace(argv: Sequence[str | Path]) -> None:
+    """Replace this process with `argv` (searched on PATH); returns only by raising."""
+    args = _args(argv)
+    log.debug("exec: %s", shlex.join(args))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(args[0], args)  # noqa: S606 (argv list, no shell)
+    except OSError as e:
+        raise ExternalToolError(f"cannot run {args[0]}: {e.strerror}") from None
+
+
+def windows_cmdline(argv: Sequence[str]) -> str:
+    """argv as one Windows command line, quoted for CommandLineToArgvW (the MS C runtime's rules)."""
+    return subprocess.list2cmdline(list(argv))
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """argv that runs `python -m MODULE ARGS` with this interpreter."""
+    return [sys.executable, "-m", module, *args]

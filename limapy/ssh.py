@@ -11,16 +11,14 @@ import functools
 import os
 import re
 import shlex
-import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from limapy import dirs, proc, store
+from limapy.config.model import WINDOWS_SHELLS, Spec
 from limapy.errors import UsageError
 
 HOST = "127.0.0.1"
-WINDOWS_SHELLS = ("cmd.exe", "powershell.exe", "pwsh.exe")
 _ENV_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -78,13 +76,26 @@ def _dot_ssh_keys() -> list[Path]:
     return [k for k in keys if k.is_file()]
 
 
+def authorized_keys(spec: Spec) -> list[str]:
+    """The public keys the guest user accepts: limapy's own (made once), and ~/.ssh/*.pub when
+    ssh.loadDotSSHPubKeys is on."""
+    _, pub = store.ensure_user_key()
+    keys = [pub]
+    if spec.ssh.load_dot_ssh_pubkeys:
+        for p in sorted((Path.home() / ".ssh").glob("*.pub")):
+            try:
+                keys.append(p.read_text().strip())
+            except OSError:
+                continue
+    return keys
+
+
 def ssh_options(
-    inst: store.Instance, cfg: Mapping[str, Any], key_path: Path, *, control_master: bool = True
+    inst: store.Instance, spec: Spec, key_path: Path, *, control_master: bool = True
 ) -> list[tuple[str, str]]:
     """Lima's SSHArgsFromOpts as (key, value) pairs, in Lima's order."""
-    ssh_cfg = cfg.get("ssh") or {}
     opts: list[tuple[str, str]] = [("IdentityFile", _q(key_path))]
-    if ssh_cfg.get("loadDotSSHPubKeys", False):
+    if spec.ssh.load_dot_ssh_pubkeys:
         opts += [("IdentityFile", _q(k)) for k in _dot_ssh_keys()]
     opts += [
         ("StrictHostKeyChecking", "no"),
@@ -100,16 +111,15 @@ def ssh_options(
         aes = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
         ciphers = aes if _has_aes() else "^chacha20-poly1305@openssh.com"
         opts.append(("Ciphers", f'"{ciphers}"'))
-    user = (cfg.get("user") or {}).get("name")
-    if user:
-        opts.append(("User", _value(str(user), "user.name")))
+    if spec.user.name:
+        opts.append(("User", _value(spec.user.name, "user.name")))
     if control_master:
         opts += [("ControlMaster", "auto"), ("ControlPath", _q(inst.ssh_sock)), ("ControlPersist", "yes")]
-    if ssh_cfg.get("forwardAgent"):
+    if spec.ssh.forward_agent:
         opts.append(("ForwardAgent", "yes"))
-    if ssh_cfg.get("forwardX11"):
+    if spec.ssh.forward_x11:
         opts.append(("ForwardX11", "yes"))
-    if ssh_cfg.get("forwardX11Trusted"):
+    if spec.ssh.forward_x11_trusted:
         opts.append(("ForwardX11Trusted", "yes"))
     opts.append(("LogLevel", "ERROR" if version >= (8, 9) else "QUIET"))
     return opts
@@ -131,9 +141,9 @@ def render_ssh_config(inst: store.Instance, opts: Sequence[tuple[str, str]], por
     return "\n".join(lines) + "\n"
 
 
-def write_ssh_config(inst: store.Instance, cfg: Mapping[str, Any], key_path: Path, port: int) -> Path:
+def write_ssh_config(inst: store.Instance, spec: Spec, key_path: Path, port: int) -> Path:
     """`<dir>/ssh.config` (0600): `ssh -F <dir>/ssh.config lima-<name>` reaches the guest."""
-    text = render_ssh_config(inst, ssh_options(inst, cfg, key_path), port)
+    text = render_ssh_config(inst, ssh_options(inst, spec, key_path), port)
     store.atomic_write(inst.ssh_config, text.encode(), 0o600)
     return inst.ssh_config
 
@@ -147,7 +157,7 @@ def option_args(opts: Sequence[tuple[str, str]]) -> list[str]:
 
 def ssh_argv(
     inst: store.Instance,
-    cfg: Mapping[str, Any],
+    spec: Spec,
     port: int,
     *,
     tty: bool,
@@ -157,7 +167,7 @@ def ssh_argv(
     connect_timeout: int | None = None,
 ) -> list[str]:
     """`ssh -F /dev/null -o ... [-t] -p PORT 127.0.0.1 -- SCRIPT`, as `limactl shell` runs it."""
-    opts = ssh_options(inst, cfg, key_path or default_key_path(), control_master=control_master)
+    opts = ssh_options(inst, spec, key_path or default_key_path(), control_master=control_master)
     argv = [*ssh_command(), *option_args(opts)]
     if connect_timeout is not None:
         argv += ["-o", f"ConnectTimeout={int(connect_timeout)}"]
@@ -180,11 +190,10 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _linux_cd(cfg: Mapping[str, Any], workdir: str | None, cwd: Path, home: Path) -> str:
+def _linux_cd(spec: Spec, workdir: str | None, cwd: Path, home: Path) -> str:
     if workdir:
         return f"cd {shlex.quote(workdir)} || exit 1"
-    mounts = cfg.get("mounts") or []
-    locations = [Path(os.path.expanduser(str(m["location"]))) for m in mounts if m.get("location")]
+    locations = [Path(os.path.expanduser(m.location)) for m in spec.mounts if m.location]
     if any(_within(cwd, loc) for loc in locations):
         return f"cd {shlex.quote(str(cwd))} || cd {shlex.quote(str(home))}"
     if any(_within(home, loc) for loc in locations):
@@ -233,7 +242,7 @@ def _windows_script(shell: str, command: Sequence[str], workdir: str | None, def
             return f"{shell} /k {cd}" if cd else shell
         # Arguments are literal (as on Linux guests): quoted for CommandLineToArgvW, then escaped for the
         # one cmd.exe that parses the line, sshd's own `cmd.exe /c`.
-        joined = cmd_escape(subprocess.list2cmdline(list(command)))
+        joined = cmd_escape(proc.windows_cmdline(command))
         line = f"{cd} && {joined}" if cd else joined
         if _shell_name(default_shell) == "cmd.exe":
             return line
@@ -252,7 +261,7 @@ def _windows_script(shell: str, command: Sequence[str], workdir: str | None, def
 
 
 def shell_script(
-    cfg: Mapping[str, Any],
+    spec: Spec,
     command: Sequence[str],
     *,
     workdir: str | None = None,
@@ -262,12 +271,11 @@ def shell_script(
     host_home: Path | None = None,
 ) -> str:
     """The remote command `limapy shell` sends (Lima's semantics, lima-reference.md §1.3)."""
-    user = cfg.get("user") or {}
-    if cfg.get("os") == "Windows":
-        default_shell = str(user.get("shell") or "cmd.exe")
+    if spec.is_windows:
+        default_shell = spec.user.shell or "cmd.exe"
         return _windows_script(shell or default_shell, command, workdir, default_shell)
-    cd = _linux_cd(cfg, workdir, cwd or Path.cwd(), host_home or Path.home())
-    sh = shell or user.get("shell") or "$SHELL"
+    cd = _linux_cd(spec, workdir, cwd or Path.cwd(), host_home or Path.home())
+    sh = shell or spec.user.shell or "$SHELL"
     sh_word = sh if sh == "$SHELL" else shlex.quote(sh)
     env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
     script = f"{cd} ; exec {'env ' + env_words + ' ' if env_words else ''}{sh_word} -l"
@@ -289,7 +297,7 @@ def shell_script(
 
 def run(
     inst: store.Instance,
-    cfg: Mapping[str, Any],
+    spec: Spec,
     port: int,
     script: str,
     timeout: float | None = None,
@@ -297,10 +305,10 @@ def run(
     input: bytes | None = None,
     control_master: bool = True,
     connect_timeout: int | None = 10,
-) -> subprocess.CompletedProcess[bytes]:
+) -> proc.Completed[bytes]:
     """Run `script` in the guest with the real ssh; never raises for a non-zero exit (check returncode)."""
     argv = ssh_argv(
-        inst, cfg, port, tty=False, script=script, control_master=control_master,
+        inst, spec, port, tty=False, script=script, control_master=control_master,
         connect_timeout=connect_timeout,
     )
     return proc.run(argv, check=False, timeout=timeout, input=input if input is not None else b"")
@@ -308,19 +316,19 @@ def run(
 
 def execute_script(
     inst: store.Instance,
-    cfg: Mapping[str, Any],
+    spec: Spec,
     port: int,
     script: str,
     timeout: float | None = None,
     *,
     control_master: bool = True,
-) -> subprocess.CompletedProcess[bytes]:
+) -> proc.Completed[bytes]:
     """Lima's ExecuteScript: the `#!` line names the interpreter, the body goes through stdin."""
     first, _, _ = script.partition("\n")
     if not first.startswith("#!"):
         raise UsageError("script must start with a '#!' line")
     interpreter = first[2:].strip()
-    return run(inst, cfg, port, interpreter, timeout, input=script.encode(), control_master=control_master)
+    return run(inst, spec, port, interpreter, timeout, input=script.encode(), control_master=control_master)
 
 
 def control_master_exit(inst: store.Instance) -> None:

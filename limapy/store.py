@@ -23,6 +23,7 @@ from limapy import dirs, proc
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError, shown
 from limapy.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
 from limapy.fsutil import fsync_dir
+from limapy.names import LIMA_YAML
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only ($ alone accepts "x\n")
 MAX_NAME_LEN = 76
@@ -34,7 +35,6 @@ RUNNING = "Running"
 STOPPED = "Stopped"
 BROKEN = "Broken"
 
-LIMA_YAML = "lima.yaml"
 LOCK_FILE = "lock"
 DEFAULT_LOCK_TIMEOUT = 30.0
 
@@ -73,16 +73,8 @@ class Instance:
         return self._p("lima-version")
 
     @property
-    def cloud_config(self) -> Path:
-        return self._p("cloud-config.yaml")
-
-    @property
     def cidata_iso(self) -> Path:
         return self._p("cidata.iso")
-
-    @property
-    def image(self) -> Path:
-        return self._p("image")
 
     @property
     def disk(self) -> Path:
@@ -118,7 +110,36 @@ class Instance:
 
     @property
     def qemu_efi_code(self) -> Path:
+        """aarch64: the firmware code padded to the 64 MiB pflash `virt` needs (when the distro's is smaller)."""
         return self._p("qemu-efi-code.fd")
+
+    @property
+    def qemu_efi_vars(self) -> Path:
+        """The instance's own UEFI variable store (limapy extension; Lima attaches none)."""
+        return self._p("qemu-efi-vars.fd")
+
+    @property
+    def qemu_stderr_log(self) -> Path:
+        return self._p("qemu.stderr.log")
+
+    @property
+    def ha_qmp_sock(self) -> Path:
+        """A second QMP monitor, held by the host agent for events; qmp.sock stays free for everyone else."""
+        return self._p("ha.qmp.sock")
+
+    @property
+    def base_record(self) -> Path:
+        """Which bytes the disk overlay was made on (limapy extension; start re-checks them)."""
+        return self._p("base-image.json")
+
+    @property
+    def driver_file(self) -> Path:
+        """The engine that runs the instance, when not the one its vmType implies (limapy extension)."""
+        return self._p("driver")
+
+    @property
+    def rdp_file(self) -> Path:
+        return self._p(f"{self.name}.rdp")
 
     @property
     def serial_log(self) -> Path:
@@ -131,10 +152,6 @@ class Instance:
     @property
     def ha_pid(self) -> Path:
         return self._p("ha.pid")
-
-    @property
-    def ha_sock(self) -> Path:
-        return self._p("ha.sock")
 
     @property
     def ha_stdout_log(self) -> Path:
@@ -163,6 +180,18 @@ class Instance:
     @property
     def swtpm_sock(self) -> Path:
         return self._p("swtpm.sock")
+
+    @property
+    def swtpm_pid(self) -> Path:
+        return self._p("swtpm.pid")
+
+    @property
+    def swtpm_log(self) -> Path:
+        return self._p("swtpm.log")
+
+    @property
+    def swtpm_stderr_log(self) -> Path:
+        return self._p("swtpm.stderr.log")
 
     @property
     def password_file(self) -> Path:
@@ -241,26 +270,6 @@ def ha_pid(inst: Instance) -> int | None:
     from limapy import pids
 
     return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name))
-
-
-def qemu_pid(inst: Instance) -> int | None:
-    """QEMU of `inst`, when `qemu.pid` names it (its command line says `-name limapy-NAME`)."""
-    from limapy import pids
-
-    return pids.live(inst.qemu_pid, pids.qemu_marks(inst.name))
-
-
-def status(inst: Instance) -> str:
-    """Running when host agent and QEMU are alive, Stopped when neither is, Broken otherwise."""
-    if not inst.lima_yaml.is_file():
-        return BROKEN
-    ha = ha_pid(inst)
-    qemu = qemu_pid(inst)
-    if ha and qemu:
-        return RUNNING
-    if ha is None and qemu is None:
-        return STOPPED
-    return BROKEN
 
 
 def _mkdir_private(path: Path) -> None:

@@ -1,4 +1,5 @@
-"""Sizes the way Lima (go-units) reads and prints them: "4G", "4GB" and "4GiB" are all 4 x 1024^3."""
+"""Sizes the way Lima (go-units) reads and prints them: "4G", "4GB" and "4GiB" are all 4 x 1024^3; and
+durations as `--timeout` takes them."""
 
 from __future__ import annotations
 
@@ -33,3 +34,16 @@ def format_size(size: float) -> str:
         size /= 1024
         i += 1
     return f"{size:.4g}{_ABBRS[i]}"
+
+
+def parse_duration(text: str) -> float:
+    """`90`, `90s`, `10m`, `1h30m` -> seconds."""
+    from limapy.errors import UsageError
+
+    t = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", t)
+    if not parts or "".join(n + u for n, u in parts) != t:
+        raise UsageError(f"--timeout {text!r}: use a duration such as 90s, 10m or 1h")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)

@@ -7,8 +7,12 @@ when they are evaluation media.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
-from limapy.winmedia import LIMA_INDEX_CLIENT, LIMA_INDEX_SERVER, MediaInfo, WimImage, ms_arch
+from limapy.winmedia import LIMA_INDEX_CLIENT, LIMA_INDEX_SERVER, MediaInfo, WimImage, inspect_iso_lenient, ms_arch
 
 # --------------------------------------------------------------------------- choosing
 
@@ -129,6 +133,27 @@ def choose_image(
             f"set osOpts.Windows.edition to choose: {_listing(images)}"
         )
     return pick.index, pick.name, warnings
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The image an install ISO installs for a spec: decided here once, for `create` and for each boot."""
+
+    index: int | None
+    name: str | None
+    is_server: bool
+    info: MediaInfo | None
+    warnings: tuple[str, ...]
+
+
+def select(iso: Path, spec: Spec) -> Selection:
+    """Read the ISO's image list and choose the image `spec` asks for (osOpts.Windows edition/imageIndex)."""
+    info, warnings = inspect_iso_lenient(iso)
+    index, name, more = choose_image(
+        info, arch=spec.arch, edition=spec.windows.edition, image_index=spec.windows.image_index
+    )
+    is_server = bool(info.is_server) if info is not None else False
+    return Selection(index, name, is_server, info, (*warnings, *more))
 
 
 # --------------------------------------------------------------------------- server media

@@ -14,7 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from limapy.cidata import Provision, params_of, provisions, user_of
+from limapy.cidata import Step, provisions
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 from limapy.names import hostname_for, mount_tag
 
@@ -24,30 +25,21 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def _mounts(cfg: dict[str, Any]) -> list[dict[str, str]]:
-    mount_type = cfg.get("mountType") or "9p"
-    if cfg.get("plain") or mount_type not in ("9p", "virtiofs"):
+def _mounts(spec: Spec) -> list[dict[str, str]]:
+    if spec.plain or spec.mount_type not in ("9p", "virtiofs"):
         return []
-    from limapy.units import parse_size
-
     out = []
-    for m in cfg.get("mounts") or []:
-        location = str(m["location"])
-        mount_point = str(m.get("mountPoint") or location)
-        writable = bool(m.get("writable"))
-        options = "rw" if writable else "ro"
-        if mount_type == "9p":
-            ninep = m.get("9p") or {}
-            msize = parse_size(ninep.get("msize") or "128KiB")
-            cache = ninep.get("cache") or ("mmap" if writable else "fscache")
-            version = ninep.get("protocolVersion") or "9p2000.L"
-            options += f",trans=virtio,version={version},msize={msize},cache={cache}"
+    for m in spec.mounts:
+        options = "rw" if m.writable else "ro"
+        if spec.mount_type == "9p":
+            p9 = m.ninep
+            options += f",trans=virtio,version={p9.protocol_version},msize={p9.msize},cache={p9.cache}"
         options += ",nofail"  # a missing device must not stop the boot
         out.append(
             {
-                "tag": mount_tag(location, mount_point),
-                "mount_point": mount_point,
-                "type": mount_type,
+                "tag": mount_tag(m.location, m.mount_point),
+                "mount_point": m.mount_point,
+                "type": spec.mount_type,
                 "options": options,
             }
         )
@@ -58,12 +50,11 @@ MAX_CERT_BYTES = 1 << 20
 _HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
-def ca_certs(cfg: dict[str, Any]) -> dict[str, Any] | None:
+def ca_certs(spec: Spec) -> dict[str, Any] | None:
     """cloud-init's `ca_certs` from Lima's caCerts: PEM text from `certs` and from the host files `files`."""
-    ca = cfg.get("caCerts") or {}
-    certs = [str(c) for c in ca.get("certs") or []]
-    for f in ca.get("files") or []:
-        path = Path(os.path.expanduser(str(f)))
+    certs = list(spec.ca_certs.certs)
+    for f in spec.ca_certs.files:
+        path = Path(os.path.expanduser(f))
         try:
             with open(path, "rb") as fh:
                 raw = fh.read(MAX_CERT_BYTES + 1)
@@ -75,34 +66,34 @@ def ca_certs(cfg: dict[str, Any]) -> dict[str, Any] | None:
     for i, pem in enumerate(certs):
         if "-----BEGIN CERTIFICATE-----" not in pem:
             raise LimapyError(f"caCerts: certificate {i + 1} is not PEM (no BEGIN CERTIFICATE line)")
-    if not certs and not ca.get("removeDefaults"):
+    if not certs and not spec.ca_certs.remove_defaults:
         return None
-    return {"remove_defaults": bool(ca.get("removeDefaults")), "trusted": certs}
+    return {"remove_defaults": spec.ca_certs.remove_defaults, "trusted": certs}
 
 
-def nameservers(cfg: dict[str, Any]) -> list[str]:
+def nameservers(spec: Spec) -> list[str]:
     """Lima's `dns` (only used with the host resolver off, as validation requires): checked IP addresses."""
     import ipaddress
 
     out = []
-    for entry in cfg.get("dns") or []:
+    for entry in spec.dns:
         try:
-            out.append(str(ipaddress.ip_address(str(entry))))
+            out.append(str(ipaddress.ip_address(entry)))
         except ValueError:
             raise LimapyError(f"dns: `{entry}` is not an IP address") from None
     return out
 
 
-def host_entries(cfg: dict[str, Any]) -> bytes:
+def host_entries(spec: Spec) -> bytes:
     """hostResolver.hosts as /etc/hosts lines (boot.sh puts them between markers, as /etc/environment)."""
     import ipaddress
 
     lines = []
-    for name, addr in sorted(((cfg.get("hostResolver") or {}).get("hosts") or {}).items()):
-        if not _HOSTNAME.fullmatch(str(name)):
+    for name, addr in sorted(spec.host_resolver.hosts.items()):
+        if not _HOSTNAME.fullmatch(name):
             raise LimapyError(f"hostResolver.hosts: `{name}` is not a host name")
         try:
-            ip = ipaddress.ip_address(str(addr))
+            ip = ipaddress.ip_address(addr)
         except ValueError:
             raise LimapyError(f"hostResolver.hosts.{name}: `{addr}` is not an IP address") from None
         lines.append(f"{ip} {name}\n")
@@ -128,10 +119,9 @@ def _b64(data: str | bytes) -> str:
 
 
 def build_seed(
-    cfg: dict[str, Any],
+    spec: Spec,
     *,
     name: str,
-    instance_dir: Path,
     iid: str,
     ssh_pubkeys: list[str],
     mac: str,
@@ -139,45 +129,43 @@ def build_seed(
     """The files of the NoCloud seed, by path inside the ISO."""
     from limapy.cidata.render import raw_template, render
 
-    user = user_of(cfg)
-    if user["name"] == "root" or int(user["uid"]) == 0:
+    user = spec.user
+    if user.name == "root" or user.uid == 0:
         raise LimapyError("user.name must not be root and user.uid must not be 0")
     keys = [k.strip() for k in ssh_pubkeys if k.strip()]
     if not keys:
         raise LimapyError("no SSH public key to put into the guest", hint="limapy creates _config/user.pub")
-    user["comment"] = _CONTROL.sub("", str(user.get("comment") or ""))
     hostname = hostname_for(name)
-    params = params_of(cfg)
-    provs = provisions(cfg, name, allowed=("system", "user", "boot", "data", "dependency"))
+    steps = provisions(spec, name, allowed=("system", "user", "boot", "data", "dependency"))
 
     files: dict[str, bytes] = {}
     env: dict[str, str] = {
         "LIMA_CIDATA_NAME": name,
         "LIMA_CIDATA_HOSTNAME": hostname,
         "LIMA_CIDATA_IID": iid,
-        "LIMA_CIDATA_USER": str(user["name"]),
-        "LIMA_CIDATA_UID": str(user["uid"]),
-        "LIMA_CIDATA_HOME": str(user["home"]),
-        "LIMA_CIDATA_SHELL": str(user["shell"]),
+        "LIMA_CIDATA_USER": user.name,
+        "LIMA_CIDATA_UID": str(user.uid),
+        "LIMA_CIDATA_HOME": user.home,
+        "LIMA_CIDATA_SHELL": user.shell,
         "LIMA_CIDATA_MNT": SEED_MOUNT,
-        "LIMA_CIDATA_MOUNTTYPE": str(cfg.get("mountType") or "9p"),
-        "LIMA_CIDATA_PLAIN": "1" if cfg.get("plain") else "0",
+        "LIMA_CIDATA_MOUNTTYPE": spec.mount_type,
+        "LIMA_CIDATA_PLAIN": "1" if spec.plain else "0",
         "LIMA_CIDATA_SKIP_DEFAULT_DEPENDENCY_RESOLUTION": "0",
     }
     boot_scripts: list[tuple[str, str]] = []
-    for p in provs:
-        fname = f"{p.index:08d}"
-        if p.mode == "boot":
-            boot_scripts.append((fname, _b64(p.text)))
-        elif p.mode == "data":
-            _data_env(env, fname, p)
-            files[f"provision.data/{fname}"] = p.text.encode()
+    for step in steps:
+        fname = f"{step.index:08d}"
+        if step.mode == "boot":
+            boot_scripts.append((fname, _b64(step.text)))
+        elif step.mode == "data":
+            _data_env(env, fname, step)
+            files[f"provision.data/{fname}"] = step.text.encode()
         else:
-            files[f"provision.{p.mode}/{fname}"] = p.text.encode()
-            if p.mode == "dependency" and p.entry.get("skipDefaultDependencyResolution"):
+            files[f"provision.{step.mode}/{fname}"] = step.text.encode()
+            if step.mode == "dependency" and step.entry.skip_default_dependency_resolution:
                 env["LIMA_CIDATA_SKIP_DEFAULT_DEPENDENCY_RESOLUTION"] = "1"
 
-    param_env = _env_lines({f"PARAM_{k}": v for k, v in params.items()}, "param")
+    param_env = _env_lines({f"PARAM_{k}": v for k, v in spec.param.items()}, "param")
     bootcmd = ""
     if boot_scripts:
         bootcmd = render("linux/bootcmd.sh", scripts=boot_scripts, params_b64=_b64(param_env))
@@ -186,34 +174,36 @@ def build_seed(
         "linux/user-data",
         name=name,
         hostname=hostname,
-        timezone=str(cfg.get("timezone") or ""),
-        mounts=_mounts(cfg),
-        user=user,
+        timezone=spec.timezone,
+        mounts=_mounts(spec),
+        user={
+            "name": user.name, "comment": _CONTROL.sub("", user.comment), "uid": user.uid, "home": user.home,
+            "shell": user.shell, "passwordlessSudo": user.passwordless_sudo,
+        },
         ssh_pubkeys=keys,
         per_boot_b64=_b64(raw_template("linux/per-boot.sh")),
         bootcmd=bootcmd,
-        ca_certs=ca_certs(cfg),
-    ).encode()
+        ca_certs=ca_certs(spec),
+    ).encode()  # fmt: skip
     files["meta-data"] = render("linux/meta-data", iid=iid, hostname=hostname).encode()
-    files["network-config"] = render("linux/network-config", mac=mac, nameservers=nameservers(cfg)).encode()
-    files["etc_hosts"] = host_entries(cfg)
+    files["network-config"] = render("linux/network-config", mac=mac, nameservers=nameservers(spec)).encode()
+    files["etc_hosts"] = host_entries(spec)
     files["lima.env"] = _env_lines(env, "lima.env")
     files["param.env"] = param_env
-    files["etc_environment"] = _env_lines({str(k): str(v) for k, v in (cfg.get("env") or {}).items()}, "env")
+    files["etc_environment"] = _env_lines(dict(spec.env), "env")
     files["boot.sh"] = raw_template("linux/boot.sh").encode()
     return files
 
 
-def _data_env(env: dict[str, str], fname: str, p: Provision) -> None:
-    path = str(p.entry.get("path") or "")
+def _data_env(env: dict[str, str], fname: str, step: Step) -> None:
+    path = step.path or ""
     if not path.startswith("/"):
-        raise LimapyError(f"provision[{p.index}].path must be an absolute guest path for `mode: data`")
+        raise LimapyError(f"provision[{step.index}].path must be an absolute guest path for `mode: data`")
     prefix = f"LIMA_CIDATA_DATAFILE_{fname}"
     env[f"{prefix}_PATH"] = path
-    env[f"{prefix}_OWNER"] = str(p.entry.get("owner") or "root:root")
-    env[f"{prefix}_PERMISSIONS"] = str(p.entry.get("permissions") or "644")
-    overwrite = p.entry.get("overwrite")
-    env[f"{prefix}_OVERWRITE"] = "false" if overwrite is False else "true"
+    env[f"{prefix}_OWNER"] = step.owner or "root:root"
+    env[f"{prefix}_PERMISSIONS"] = step.permissions or "644"
+    env[f"{prefix}_OVERWRITE"] = "true" if step.entry.overwrite else "false"
 
 
 def seed_modes(files: dict[str, bytes]) -> dict[str, int]:
@@ -226,10 +216,9 @@ def seed_modes(files: dict[str, bytes]) -> dict[str, int]:
 
 def write_seed_iso(
     path: str | os.PathLike[str],
-    cfg: dict[str, Any],
+    spec: Spec,
     *,
     name: str,
-    instance_dir: Path,
     iid: str,
     ssh_pubkeys: list[str],
     mac: str,
@@ -237,5 +226,5 @@ def write_seed_iso(
     """Build the seed and write it atomically (0600) as a Rock Ridge + Joliet ISO labelled `cidata`."""
     from limapy.iso import write_iso_file
 
-    files = build_seed(cfg, name=name, instance_dir=instance_dir, iid=iid, ssh_pubkeys=ssh_pubkeys, mac=mac)
+    files = build_seed(spec, name=name, iid=iid, ssh_pubkeys=ssh_pubkeys, mac=mac)
     write_iso_file(path, files, LABEL, joliet=True, rock_ridge=True, modes=seed_modes(files))

@@ -19,7 +19,8 @@ import string
 from pathlib import Path
 from typing import Any
 
-from limapy.cidata import Provision, params_of, provisions, user_of
+from limapy.cidata import Step, provisions
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 
 LABEL = "autounattend"
@@ -134,7 +135,7 @@ def _lab_config(is_server: bool, tpm: bool) -> list[str]:
 
 
 def render_autounattend(
-    cfg: dict[str, Any],
+    spec: Spec,
     *,
     name: str,
     arch: str,
@@ -150,8 +151,8 @@ def render_autounattend(
 
     if arch not in _WIN_ARCH:
         raise LimapyError(f"Windows guests are x86_64 or aarch64, not {arch!r}")
-    user = user_of(cfg)
-    check_user_name(str(user["name"]))
+    user = spec.user
+    check_user_name(user.name)
     if not password or _CONTROL.search(password) or len(password) > 127:
         raise LimapyError("the Windows password must be 1 to 127 characters without control characters")
     if image_index is not None:
@@ -162,14 +163,14 @@ def render_autounattend(
         image_key, image_value = "/IMAGE/NAME", image_name
     else:
         image_key, image_value = "/IMAGE/INDEX", str(DEFAULT_INDEX[(arch, is_server)])
-    partitions, install_partition = _partitions(bool((cfg.get("firmware") or {}).get("legacyBIOS")))
+    partitions, install_partition = _partitions(spec.legacy_bios)
     driver_paths = []
     if virtio_win:
         version = "2k25" if is_server else "w11"
         driver_paths = [
             f"{VIRTIO_WIN_DRIVE}\\{drv}\\{version}\\{_VIRTIO_ARCH[arch]}" for drv in VIRTIO_WIN_DRIVERS
         ]
-    comment = _CONTROL.sub("", str(user.get("comment") or "")) or str(user["name"])
+    comment = _CONTROL.sub("", user.comment) or user.name
     if product_key is not None and not winopts.PRODUCT_KEY_RE.fullmatch(product_key):
         raise LimapyError("osOpts.Windows.productKey is not a product key (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)")
     return render(
@@ -183,24 +184,24 @@ def render_autounattend(
         install_partition=install_partition,
         image_key=image_key,
         image_value=image_value,
-        lab_config=_lab_config(is_server, bool(cfg.get("tpm"))),
+        lab_config=_lab_config(is_server, spec.tpm),
         full_name=comment,
         computer_name=computer_name(name),
         password=password,
-        user_name=str(user["name"]),
+        user_name=user.name,
         first_logon_command=FIRST_LOGON_COMMAND,
         # QEMU's RTC runs in UTC (-rtc base=utc) and Windows reads the RTC as local time: only the UTC
         # zone makes the two agree (Windows' own time service then keeps the clock).
         time_zone=TIME_ZONE,
         product_key=product_key.upper() if product_key else None,
-        rdp=winopts.rdp_enabled(cfg),
+        rdp=spec.windows.rdp,
         rdp_group=RDP_FIREWALL_GROUP,
     )
 
 
-def _provision_context(provs: list[Provision], files: dict[str, bytes]) -> list[dict[str, Any]]:
+def _provision_context(steps: list[Step], files: dict[str, bytes]) -> list[dict[str, Any]]:
     out = []
-    for p in sorted(provs, key=lambda p: (_ORDER[p.mode], p.index)):
+    for p in sorted(steps, key=lambda p: (_ORDER[p.mode], p.index)):
         fname = f"{p.index:08d}"
         data = p.text.encode("utf-8")
         if p.mode != "data" and not p.text.isascii():
@@ -208,10 +209,10 @@ def _provision_context(provs: list[Provision], files: dict[str, bytes]) -> list[
         files[f"provision/{p.mode}/{fname}"] = data
         item: dict[str, Any] = {"mode": p.mode, "file": f"provision\\{p.mode}\\{fname}"}
         if p.mode == "data":
-            path = str(p.entry.get("path") or "")
+            path = p.path or ""
             if not re.match(r"^[A-Za-z]:\\", path):
                 path = f"C:\\ProgramData\\Lima\\provision\\provision.data\\{fname}"
-            item.update(path=path, overwrite=p.entry.get("overwrite") is not False)
+            item.update(path=path, overwrite=p.entry.overwrite)
         else:
             item["dest"] = f"{p.mode}-{fname}.ps1"
         out.append(item)
@@ -219,7 +220,7 @@ def _provision_context(provs: list[Provision], files: dict[str, bytes]) -> list[
 
 
 def build_answer_files(
-    cfg: dict[str, Any],
+    spec: Spec,
     *,
     name: str,
     arch: str,
@@ -241,11 +242,11 @@ def build_answer_files(
     for k in keys:
         if not k.isascii() or "\n" in k or "\r" in k:
             raise LimapyError("SSH public keys must be single ASCII lines")
-    user = user_of(cfg)
-    home = f"C:\\Users\\{user['name']}"
+    user = spec.user
+    home = f"C:\\Users\\{user.name}"
     files: dict[str, bytes] = {}
     files["autounattend.xml"] = render_autounattend(
-        cfg,
+        spec,
         name=name,
         arch=arch,
         password=password,
@@ -255,7 +256,7 @@ def build_answer_files(
         virtio_win=virtio_win,
         product_key=product_key,
     ).encode("utf-8")
-    provs = provisions(cfg, name, allowed=("system", "user", "dependency", "data"), home=home)
+    provs = provisions(spec, name, allowed=("system", "user", "dependency", "data"), home=home)
     msi = None
     if opensshmsi is not None:
         files[OPENSSH_MSI] = opensshmsi
@@ -264,11 +265,11 @@ def build_answer_files(
     script = render(
         "windows/first_logon.ps1",
         msi=msi,
-        shell=_shell_kind(str(user.get("shell") or "cmd.exe")),
+        shell=_shell_kind(user.shell or "cmd.exe"),
         provisions=context,
         modes={mode: any(p["mode"] == mode for p in context) for mode in ("dependency", "system", "user")},
     )
-    runner = render("windows/run_provision.ps1", params=[(f"PARAM_{k}", v) for k, v in sorted(params_of(cfg).items())])
+    runner = render("windows/run_provision.ps1", params=[(f"PARAM_{k}", v) for k, v in sorted(spec.param.items())])
     files[FIRST_LOGON] = _crlf_ascii(script)
     files[RUNNER] = _crlf_ascii(runner)
     files["ssh_authorized_keys"] = ("\n".join(keys) + "\n").encode("ascii")
@@ -282,7 +283,7 @@ def _crlf_ascii(script: str) -> bytes:
 
 def write_answer_iso(
     path: str | os.PathLike[str],
-    cfg: dict[str, Any],
+    spec: Spec,
     *,
     name: str,
     arch: str,
@@ -299,7 +300,7 @@ def write_answer_iso(
     from limapy.iso import write_iso_file
 
     files = build_answer_files(
-        cfg,
+        spec,
         name=name,
         arch=arch,
         password=password,

@@ -19,7 +19,9 @@ COMMANDS = (
 
 
 def _debug_requested(argv: Sequence[str]) -> bool:
-    return "--debug" in argv or os.environ.get("LIMAPY_DEBUG") not in (None, "", "0")
+    from limapy.dirs import ENV_DEBUG
+
+    return "--debug" in argv or os.environ.get(ENV_DEBUG) not in (None, "", "0")
 
 
 def build_app() -> object:
@@ -117,7 +119,31 @@ def _fast_path(args: list[str]) -> int | None:
     return None
 
 
+def _dispatch(args: list[str]) -> int:
+    """The fast path, else the typer app; click's own errors are shown the way click shows them."""
+    fast = _fast_path(args)
+    if fast is not None:
+        return fast
+    from typer._click import exceptions as click_exc
+
+    try:
+        app = build_app()
+        rv = app(args=args, prog_name="limapy", standalone_mode=False)  # type: ignore[operator]
+    except click_exc.NoArgsIsHelpError as e:
+        e.show()
+        return 0
+    except click_exc.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click_exc.ClickException as e:
+        e.show()
+        return e.exit_code or EXIT_FAILED
+    return int(rv) if isinstance(rv, int) else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """The one error ladder: every LimapyError is `limapy: ...` lines and its exit code, Ctrl-C and SIGTERM one
+    line each, a bug one line (a traceback with --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
     if debug:  # logging costs ~10 ms to import: only when asked for
@@ -129,42 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     signal.signal(signal.SIGINT, _on_sigint)
     try:
-        fast = _fast_path(args)
-        if fast is not None:
-            return fast
+        return _dispatch(args)
     except LimapyError as e:
         if debug:
             raise
         report(e)
         return e.exit_code
-    except (KeyboardInterrupt, Interrupted):
-        print("limapy: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except Terminated:
-        print("limapy: terminated", file=sys.stderr)
-        return EXIT_TERMINATED
-    except BrokenPipeError:
-        return EXIT_FAILED
-    from typer._click import exceptions as click_exc
-
-    try:
-        app = build_app()
-        rv = app(args=args, prog_name="limapy", standalone_mode=False)  # type: ignore[operator]
-        return int(rv) if isinstance(rv, int) else 0
-    except LimapyError as e:
-        if debug:
-            raise
-        report(e)
-        return e.exit_code
-    except click_exc.NoArgsIsHelpError as e:
-        e.show()
-        return 0
-    except click_exc.UsageError as e:
-        e.show()
-        return EXIT_USAGE
-    except click_exc.ClickException as e:
-        e.show()
-        return e.exit_code or EXIT_FAILED
     except (KeyboardInterrupt, Interrupted):
         print("limapy: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -13,16 +13,6 @@ def register(app: typer.Typer) -> None:
         verbose: bool = typer.Option(False, "-v", "--verbose", help="Verbose scp."),
     ) -> int:
         """Copy files between the host and a guest."""
-        import subprocess
+        from limapy.ops.copy import copy as do_copy
 
-        from limapy import store
-        from limapy.errors import LimapyError
-        from limapy.ssh import scp_argv
-
-        for op in operands:
-            if ":" in op and not op.startswith(("/", ".")):
-                inst = store.resolve(op.split(":", 1)[0])
-                if store.status(inst) != "Running":
-                    raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
-        argv = scp_argv(operands, recursive=recursive, verbose=verbose)
-        return subprocess.call(argv)
+        return do_copy(operands, recursive=recursive, verbose=verbose)

@@ -11,8 +11,6 @@ def register(app: typer.Typer) -> None:
         name: str | None = typer.Argument(None, help="An instance (name or unique prefix): show it instead"),
     ) -> None:
         """Print host, version and template information as JSON (with NAME: that instance, as `list --json`)."""
-        import json
+        from limapy.ops.info import render
 
-        from limapy.ops.info import host_info, instance_info
-
-        print(json.dumps(instance_info(name) if name else host_info(), indent=2, default=str))
+        print(render(name))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from limapy.cli._util import say
@@ -18,42 +16,6 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Names only."),
     ) -> int:
         """List instances."""
-        import json
+        from limapy.ops.list import list_instances
 
-        from limapy import store
-        from limapy.errors import UsageError
-
-        if as_json:
-            fmt = "json"
-        if fmt not in ("table", "json", "yaml"):
-            raise UsageError(f"--format {fmt!r}: use table, json or yaml")
-        all_names = store.list_instances()
-        chosen = all_names
-        rc = 0
-        if names:
-            chosen = [n for n in all_names if n in names]
-            for n in names:
-                if n not in all_names:
-                    say(f"warning: No instance matching {n} found.")
-                    rc = 1
-        if not all_names:
-            say("warning: No instance found. Run `limapy create` to create an instance.")
-            return 0
-        if quiet:
-            for n in chosen:
-                print(n)
-            return rc
-        from limapy.ops.list import info, table
-
-        rows = [info(store.Instance(n, store.instance_dir(n))) for n in chosen]
-        if fmt == "json":
-            for r in rows:
-                print(json.dumps(r, separators=(",", ":"), default=str))
-        elif fmt == "yaml":
-            from limapy.config.load import dump_yaml
-
-            for r in rows:
-                sys.stdout.write("---\n" + dump_yaml(json.loads(json.dumps(r, default=str))))
-        else:
-            sys.stdout.write(table(rows))
-        return rc
+        return list_instances(names or [], fmt="json" if as_json else fmt, quiet=quiet, say=say)

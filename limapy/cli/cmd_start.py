@@ -9,21 +9,6 @@ import typer
 from limapy.cli._util import say
 
 
-def parse_duration(text: str) -> float:
-    """`90`, `90s`, `10m`, `1h30m` -> seconds."""
-    import re
-
-    from limapy.errors import UsageError
-
-    t = text.strip()
-    if re.fullmatch(r"\d+(\.\d+)?", t):
-        return float(t)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(h|m|s)", t)
-    if not parts or "".join(n + u for n, u in parts) != t:
-        raise UsageError(f"--timeout {text!r}: use a duration such as 90s, 10m or 1h")
-    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-
-
 class Display:
     """Phases on one live line on a TTY (rich), plain lines otherwise."""
 
@@ -52,14 +37,14 @@ def register(app: typer.Typer) -> None:
     @app.command("start")
     def start(
         target: str = typer.Argument(
-            "default", help="An instance name (or unique prefix), or a template to create from [default: default]"
+            "default", help="An instance name (or unique prefix), or a template to create from"
         ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
             None, "--timeout", help="Wait at most this long (default 10m; a Windows install 90m, or 6h under TCG)."
         ),
         dry_run: bool = typer.Option(
-            False, "--dry-run", help="Prepare everything and print the QEMU command; do not boot."
+            False, "--dry-run", help="Print the command the boot would run; change nothing, boot nothing."
         ),
         cpus: int | None = typer.Option(None, "--cpus", min=1, help="CPUs (when creating)."),
         memory: float | None = typer.Option(None, "--memory", help="Memory in GiB (when creating)."),
@@ -70,23 +55,15 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Start an instance, creating it from a template first when given one."""
-        from limapy import store
         from limapy.edits import shortcut_sets
         from limapy.ops import start as ops
+        from limapy.units import parse_duration
 
         wait = parse_duration(timeout) if timeout else None
-        if target == "default" and name is None and "default" not in store.list_instances():
-            target, name = "template:default", "default"  # as Lima: `start` alone makes and boots `default`
-        if ops.looks_like_template(target):
-            from limapy.ops.create import create
-
-            inst = create(
-                target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say, for_start=True,
-                allow_local=allow_local_files,
-            )  # fmt: skip
-            say(f"created `{inst.name}`")
-        else:
-            inst = store.resolve(target)
+        inst = ops.resolve_target(
+            target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say,
+            allow_local=allow_local_files,
+        )  # fmt: skip
         if dry_run:
             print(ops.dry_run(inst))
             return

@@ -6,19 +6,44 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from limapy.config.locate import Fetcher
+from limapy.config.model import Spec
 from limapy.errors import ConfigError
 
 
 @dataclass
 class Loaded:
     doc: Any  # limapy.config.load.Document (the embedded template, not filled)
-    cfg: dict[str, Any]  # filled
+    cfg: dict[str, Any]  # filled: for lima.yaml, `validate --fill` and `list --json`; read it through `spec`
     warnings: list[str] = field(default_factory=list)
+
+    @functools.cached_property
+    def spec(self) -> Spec:
+        return Spec.from_cfg(self.cfg)
+
+    def listed(self) -> dict[str, Any]:
+        """The filled fields Lima's `list --json` echoes as they are (additionalDisks, networks, param)."""
+        return {
+            "additionalDisks": self.cfg.get("additionalDisks") or [],
+            "network": self.cfg.get("networks") or [],
+            "param": self.cfg.get("param") or {},
+        }
+
+
+class InstanceLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dir(self) -> Path: ...
+
+    @property
+    def lima_yaml(self) -> Path: ...
 
 
 def _read_layer(path: Path) -> dict[str, Any] | None:
@@ -112,3 +137,12 @@ def load_config(
 
     doc = load(locator, fetcher=fetcher)
     return check(doc, name=name, instance_dir=instance_dir)
+
+
+def load_instance(inst: InstanceLike) -> Loaded:
+    """An instance's lima.yaml, layered and filled, as every command sees it."""
+    return load_config(str(inst.lima_yaml), name=inst.name, instance_dir=inst.dir)
+
+
+def instance_spec(inst: InstanceLike) -> Spec:
+    return load_instance(inst).spec

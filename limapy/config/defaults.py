@@ -6,14 +6,15 @@ The result is the plain `cfg` dict every other module reads (Lima's key names, e
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import re
 from pathlib import Path
 from typing import Any
 
 from limapy.config.hostinfo import HostInfo, default_guest_user
-from limapy.names import hostname_for
+from limapy.config.listmerge import entry_key, merge_entry
+from limapy.names import LIMA_YAML, hostname_for
+from limapy.netutil import mac_from_seed
 from limapy.units import format_size
 
 # lists concatenated override + instance + default (first matching rule wins => override first)
@@ -28,7 +29,6 @@ LIST_CONCAT = {
     ("firmware", "images"),
     ("mountTypesUnsupported",),
 }
-WINDOWS_SHELLS = ("cmd.exe", "powershell.exe", "pwsh.exe")
 
 
 def _first(*values: Any) -> Any:
@@ -60,7 +60,7 @@ def _layer(o: Any, y: Any, d: Any, path: tuple[str, ...]) -> Any:
     if path == ("mounts",):
         return _merge_by(d, y, o, ("mountPoint", "location"))
     if path == ("networks",):
-        return _merge_by(d, y, o, ("interface",), named_only=True)
+        return _merge_by(d, y, o, ("interface",))
     dicts = [p for p in (o, y, d) if p is not None]
     if dicts and all(isinstance(p, dict) for p in dicts):
         keys: list[str] = []
@@ -74,7 +74,8 @@ def _layer(o: Any, y: Any, d: Any, path: tuple[str, ...]) -> Any:
     return copy.deepcopy(_first(o, y, d))
 
 
-def _merge_by(d: Any, y: Any, o: Any, keys: tuple[str, ...], named_only: bool = False) -> Any:
+def _merge_by(d: Any, y: Any, o: Any, keys: tuple[str, ...]) -> Any:
+    """default < instance < override: an entry with a key seen before updates that entry."""
     if d is None and y is None and o is None:
         return None
     out: list[Any] = []
@@ -82,21 +83,12 @@ def _merge_by(d: Any, y: Any, o: Any, keys: tuple[str, ...], named_only: bool = 
     for part in (d, y, o):
         for item in part or []:
             item = copy.deepcopy(item)
-            ident = None
-            if isinstance(item, dict):
-                for k in keys:
-                    if item.get(k):
-                        ident = str(item[k])
-                        break
+            ident = entry_key(item, keys)
             if ident is not None and ident in index:
-                prev = out[index[ident]]
-                for k, v in item.items():
-                    if v is not None:
-                        prev[k] = v
+                merge_entry(out[index[ident]], item, later_wins=True)
                 continue
-            if ident is not None or not named_only:
-                if ident is not None:
-                    index[ident] = len(out)
+            if ident is not None:
+                index[ident] = len(out)
             out.append(item)
     return out
 
@@ -156,7 +148,7 @@ def fill(
     (default: `<instance_dir>/lima.yaml`).
     """
     if file_path is None and instance_dir:
-        file_path = os.path.join(instance_dir, "lima.yaml")
+        file_path = os.path.join(instance_dir, LIMA_YAML)
     cfg = copy.deepcopy(layered)
     cfg.pop("base", None)
     if cfg.get("vmType") in (None, "", "default"):
@@ -308,7 +300,7 @@ def fill(
         _set(n, "interface", f"lima{i}")
         _set(n, "metric", 100)
         if not n.get("macAddress"):
-            n["macAddress"] = _mac(host.machine_id + f"{file_path or name}#{i}")
+            n["macAddress"] = mac_from_seed(host.machine_id + f"{file_path or name}#{i}")
         nets.append(n)
     cfg["networks"] = nets
 
@@ -379,8 +371,3 @@ def _fill_port_forward(pf: Any) -> Any:
         hp = pf.get("hostPort")
         pf["hostPortRange"] = [hp, hp] if hp else list(pf["guestPortRange"])
     return pf
-
-
-def _mac(seed: str) -> str:
-    h = hashlib.sha256(seed.encode()).digest()
-    return f"52:55:55:{h[0]:02x}:{h[1]:02x}:{h[2]:02x}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limapy.config.listmerge import entry_key, merge_entry
 from limapy.config.locate import Fetcher, Located, PluginMissing, RemoteReadsLocal, locate, remote_url
 from limapy.config.yamlread import Mark, NodePath, Parsed, format_path, parse
 from limapy.errors import ConfigError
@@ -259,14 +260,7 @@ def _combine_lists(doc: Document) -> None:
         index_of: dict[str, int] = {}
         new_marks: dict[NodePath, Mark] = {}
         for i, item in enumerate(items):
-            ident = None
-            if isinstance(item, str) and section == "additionalDisks":
-                ident = item
-            elif isinstance(item, dict):
-                for f in fields:
-                    if item.get(f):
-                        ident = str(item[f])
-                        break
+            ident = entry_key(item, fields, bare_names=section == "additionalDisks")
             if section in ("networks", "additionalDisks") and ident == "*" and isinstance(item, dict):
                 # a wildcard entry fills the fields every earlier entry lacks (a bare disk name becomes a map)
                 key = fields[0]
@@ -281,9 +275,7 @@ def _combine_lists(doc: Document) -> None:
             if ident is not None and ident in index_of:
                 prev = result[index_of[ident]]
                 if isinstance(prev, dict) and isinstance(item, dict):
-                    for fk, fv in item.items():
-                        if prev.get(fk) is None:
-                            prev[fk] = fv
+                    merge_entry(prev, item, later_wins=False)  # first occurrence wins
                 continue
             if ident is not None:
                 index_of[ident] = len(result)
@@ -314,3 +306,15 @@ def dump_yaml(data: dict[str, Any]) -> str:
 
 
 __all__ = ["Document", "dump_yaml", "format_path", "load", "load_bytes"]
+
+
+def stored_yaml(data: dict[str, Any]) -> tuple[str, str | None]:
+    """lima.yaml as the instance keeps it, and the Windows product key taken out of it (kept 0600 apart)."""
+    win = (data.get("osOpts") or {}).get("Windows") if isinstance(data.get("osOpts"), dict) else None
+    if not isinstance(win, dict) or win.get("productKey") in (None, ""):
+        return dump_yaml(data), None
+    import copy
+
+    clean = copy.deepcopy(data)
+    key = str(clean["osOpts"]["Windows"].pop("productKey")).strip()
+    return dump_yaml(clean), key

@@ -86,15 +86,17 @@ class PluginMissing(ConfigError):
 
 def _resolve_plugin(scheme: str, locator: str) -> str:
     import shutil
-    import subprocess
+
+    from limapy import proc
 
     for prog in (f"limapy-url-{scheme}", f"limactl-url-{scheme}"):
         exe = shutil.which(prog)
         if exe:
-            cp = subprocess.run([exe, locator], capture_output=True, text=True, timeout=60, check=False)
-            out = cp.stdout.strip()
+            cp = proc.run([exe, locator], check=False, timeout=60)
+            out = cp.stdout.decode(errors="replace").strip()
             if cp.returncode != 0 or not out:
-                raise ConfigError([f"{locator}: URL plugin {prog} failed: {cp.stderr.strip()[:200]}"])
+                err = cp.stderr.decode(errors="replace").strip()[:200]
+                raise ConfigError([f"{locator}: URL plugin {prog} failed: {err}"])
             return out.splitlines()[-1]
     raise PluginMissing(
         [f"{locator}: the `{scheme}:` scheme needs the URL plugin limapy-url-{scheme} (or limactl-url-{scheme})"]

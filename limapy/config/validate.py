@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION
+from limapy.config.golang import go_list, go_q, parse_semver
+from limapy.config.idents import validate_digest, validate_identifier
+from limapy.config.model import WINDOWS_SHELLS
 from limapy.config.yamlread import NodePath
 from limapy.units import parse_size
 
@@ -20,13 +23,9 @@ ARCH_TYPES = ["x86_64", "aarch64", "armv7l", "ppc64le", "riscv64", "s390x"]
 MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2"]
 VM_TYPES = ["qemu", "vz", "wsl2", "krunkit"]
 PROVISION_MODES = ["system", "user", "boot", "data", "dependency", "ansible", "yq"]
-WINDOWS_SHELLS = ["cmd.exe", "powershell.exe", "pwsh.exe"]
 UNIX_PATH_MAX = 108  # Linux and Windows hosts (macOS: 104)
 RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
-IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only: shown as Lima shows it
 PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # fullmatch only: shown as Lima shows it
-DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
-DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 #: QEMU's -fsdev security_model, and the Linux 9p client's version= and cache= values.
 NINEP_ENUMS = {
     "securityModel": ("passthrough", "mapped-xattr", "mapped-file", "none"),
@@ -39,82 +38,6 @@ NINEP_ENUMS = {
 class Problem:
     path: NodePath
     message: str  # Lima's wording; starts with "field `...`" when Lima's does
-
-
-_SEMVER_IDENT_RE = re.compile(r"^[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*\Z")
-_INT_RE = re.compile(r"^[+-]?[0-9]+\Z")
-
-Semver = tuple[int, int, int]
-
-
-def parse_semver(v: str) -> Semver:
-    """Lima's versionutil.Parse: drop a leading `v` and everything from the first `-` (so a
-    `git describe` version like `1.1.1-114-g5bf5e513` is 1.1.1), then go-semver's rules, whose
-    error messages Lima shows. Raises ValueError with that message."""
-    v = v.removeprefix("v").split("-", 1)[0]
-    v, _, metadata = v.partition("+")
-    parts = v.split(".", 2)
-    if len(parts) != 3:
-        raise ValueError(f"{v} is not in dotted-tri format")
-    if metadata and not _SEMVER_IDENT_RE.fullmatch(metadata):
-        raise ValueError(f"failed to validate metadata: {metadata} is not a valid semver identifier")
-    out = []
-    for part in parts:
-        if not _INT_RE.fullmatch(part):
-            raise ValueError(f'strconv.ParseInt: parsing "{part}": invalid syntax')
-        out.append(int(part))
-    return out[0], out[1], out[2]
-
-
-def go_q(s: Any) -> str:
-    """Go's %#q: `s` in backquotes when it can be, else a double-quoted Go string."""
-    text = str(s)
-    if "`" not in text and all(c == "\t" or (c.isprintable() and c != "\ufeff") for c in text):
-        return f"`{text}`"
-    return go_quote(text)
-
-
-def go_quote(text: str) -> str:
-    """Go's %q for a string (strconv.Quote)."""
-    out = ['"']
-    for c in text:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif c in "\a\b\f\n\r\t\v":
-            out.append({"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}[c])
-        elif c.isprintable():
-            out.append(c)
-        elif ord(c) < 0x10000:
-            out.append(f"\\x{ord(c):02x}" if ord(c) < 0x80 else f"\\u{ord(c):04x}")
-        else:
-            out.append(f"\\U{ord(c):08x}")
-    out.append('"')
-    return "".join(out)
-
-
-def validate_identifier(value: Any) -> str | None:
-    if not isinstance(value, str) or value == "":
-        return "identifier must not be empty"
-    if len(value) > 76:
-        return f"identifier must not be longer than 76 characters, got {len(value)}"
-    if not IDENT_RE.fullmatch(value):
-        return f"identifier {go_q(value)} must match {IDENT_RE.pattern}"
-    return None
-
-
-def validate_digest(digest: Any) -> str | None:
-    if digest in (None, ""):
-        return None
-    if not isinstance(digest, str) or ":" not in digest:
-        return "invalid checksum digest format"
-    algo, _, hexpart = digest.partition(":")
-    if not DIGEST_RE.fullmatch(digest):
-        return "invalid checksum digest format"
-    if algo not in DIGEST_LENGTHS:
-        return "unsupported digest algorithm"
-    if len(hexpart) != DIGEST_LENGTHS[algo] or not re.fullmatch(r"[0-9a-f]+", hexpart):
-        return f"invalid checksum digest format: {algo} needs {DIGEST_LENGTHS[algo]} lowercase hex digits"
-    return None
 
 
 class _V:
@@ -134,7 +57,7 @@ class _V:
             self.add((*path, "location"), f"field `{label}.location` must be set")
         arch = f.get("arch")
         if arch is not None and arch not in ARCH_TYPES:
-            self.add((*path, "arch"), f"field `{label}.arch` must be one of {_go_list(ARCH_TYPES)}; got `{arch}`")
+            self.add((*path, "arch"), f"field `{label}.arch` must be one of {go_list(ARCH_TYPES)}; got `{arch}`")
         err = validate_digest(f.get("digest"))
         if err:
             self.add((*path, "digest"), f"field `{label}.digest` is invalid: {f.get('digest')}: {err}")
@@ -146,7 +69,7 @@ class _V:
         self.minimum_version()
         os_ = c.get("os")
         if os_ not in OS_TYPES:
-            self.add(("os",), f"field `os` must be one of {_go_list(OS_TYPES, quote=True)}; got `{os_}`")
+            self.add(("os",), f"field `os` must be one of {go_list(OS_TYPES, quote=True)}; got `{os_}`")
         if os_ == "Windows":
             if c.get("vmType") != "qemu":
                 self.add(("vmType",), f"currently Windows guest is only supported on `qemu`; got `{c.get('vmType')}`")
@@ -157,10 +80,10 @@ class _V:
                 )
             self.windows()
         if c.get("vmType") not in VM_TYPES:
-            self.add(("vmType",), f"field `vmType` must be one of {_go_list(VM_TYPES)}; got `{c.get('vmType')}`")
+            self.add(("vmType",), f"field `vmType` must be one of {go_list(VM_TYPES)}; got `{c.get('vmType')}`")
         arch = c.get("arch")
         if arch not in ARCH_TYPES:
-            self.add(("arch",), f"field `arch` must be one of {_go_list(ARCH_TYPES)}; got `{arch}`")
+            self.add(("arch",), f"field `arch` must be one of {go_list(ARCH_TYPES)}; got `{arch}`")
         self.user_shell()
         self.images()
         self.sizes()
@@ -174,7 +97,7 @@ class _V:
             self.port(("ssh", "localPort"), "ssh.localPort", port)
         mt = c.get("mountType")
         if mt not in MOUNT_TYPES:
-            self.add(("mountType",), f"field `mountType` must be one of {_go_list(MOUNT_TYPES)}; got `{mt}`")
+            self.add(("mountType",), f"field `mountType` must be one of {go_list(MOUNT_TYPES)}; got `{mt}`")
         elif mt in (c.get("mountTypesUnsupported") or []):
             self.add(("mountType",), f"field `mountType` must not be one of `mountTypesUnsupported`; got `{mt}`")
         if not self.provisions():
@@ -264,7 +187,7 @@ class _V:
             if base not in WINDOWS_SHELLS:
                 self.add(
                     ("user", "shell"),
-                    f"field `user.shell` must be one of {_go_list(WINDOWS_SHELLS)} for Windows guest, got `{shell}`",
+                    f"field `user.shell` must be one of {go_list(list(WINDOWS_SHELLS))} for Windows guest, got `{shell}`",
                 )
         elif not str(shell).startswith("/"):
             self.add(("user", "shell"), f"field `user.shell` must be an absolute path, got `{shell}`")
@@ -342,7 +265,7 @@ class _V:
                 if value is not None and str(value) not in allowed:
                     self.add(
                         ("mounts", i, "9p", key),
-                        f"field `mounts[{i}].9p.{key}` must be one of {_go_list(list(allowed))}; got {go_q(value)}",
+                        f"field `mounts[{i}].9p.{key}` must be one of {go_list(list(allowed))}; got {go_q(value)}",
                     )
 
     def port(self, path: NodePath, label: str, port: Any) -> None:
@@ -511,12 +434,6 @@ def _port_range(value: Any) -> list[Any]:
     if isinstance(value, list) and len(value) == 2:
         return list(value)
     return [0, 0]
-
-
-def _go_list(items: list[str], quote: bool = False) -> str:
-    if quote:
-        return "[" + " ".join(f"`{i}`" for i in items) + "]"
-    return "[" + " ".join(items) + "]"
 
 
 def validate(cfg: dict[str, Any], *, lima_version: str = LIMA_COMPAT_VERSION) -> list[Problem]:

@@ -6,17 +6,15 @@ Everything that can fail (config, downloads, digests, missing ISOs, swtpm) happe
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION, store
+from limapy.config.model import Spec
+from limapy.driver import Fetched
 from limapy.edits import Edit
 from limapy.errors import LimapyError, UsageError
-from limapy.units import parse_size
 
 Say = Callable[[str], None]
 
@@ -42,18 +40,6 @@ def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool
     return doc
 
 
-def pick_image(cfg: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    arch = cfg["arch"]
-    for i, img in enumerate(cfg.get("images") or []):
-        if isinstance(img, dict) and img.get("arch") == arch:
-            return i, img
-    have = sorted({str(i.get("arch")) for i in cfg.get("images") or [] if isinstance(i, dict)})
-    raise LimapyError(
-        f"the template has no image for arch {arch} (it has: {', '.join(have) or 'none'})",
-        hint="pick another template, or --set '.arch = \"...\"' to one of those",
-    )
-
-
 def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: bool = True) -> Path:
     from limapy import download
 
@@ -64,80 +50,66 @@ def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: b
     return download.fetch(location, digest=digest, decompress=decompress)
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
-
-
-@dataclass
-class WindowsMedia:
-    """What `create` fetched and checked for a Windows instance, to link into its directory."""
-
-    iso: Path
-    virtio_win: Path | None
-    openssh_msi: Path | None
-
-
-def windows_checks(cfg: dict[str, Any], image_pos: int, image: dict[str, Any], say: Say) -> WindowsMedia:
-    """The install ISO exists, is for this arch, and holds the edition asked for; swtpm when tpm is on;
+def windows_media(spec: Spec, say: Say) -> Fetched:
+    """The install ISO exists, is for this arch, and holds the edition asked for;
     Server media is x86_64 and evaluation or keyed; virtio-win and the OpenSSH MSI are fetched and checked."""
     from limapy import winedition, winmedia, winmsi
-    from limapy.config import winopts
 
-    if cfg.get("tpm"):
-        from limapy.qemu.tpm import find_swtpm
-
-        find_swtpm()  # first: no progress lines before a refusal
-    arch = str(cfg["arch"])
-    msi_entry = winopts.openssh_msi(cfg)
-    if winopts.openssh_msis(cfg) and msi_entry is None:
-        have = ", ".join(winopts.entry_arches(winopts.windows_opts(cfg).get("opensshMsi"), arch))
+    arch = spec.arch
+    msi_entry = spec.openssh_msi
+    if spec.windows.openssh_msi and msi_entry is None:
+        have = ", ".join(sorted({f.arch for f in spec.windows.openssh_msi}))
         raise LimapyError(
             f"osOpts.Windows.opensshMsi has no entry for arch {arch} (it has: {have})",
             hint=f"add the {arch} MSI with `arch: {arch}`, or remove opensshMsi to install OpenSSH from Windows Update",
         )
-    loc = str(image["location"])
+    image = spec.image
+    loc = image.location
     if loc.startswith(("http://", "https://")):
-        iso = _fetch(loc, image.get("digest"), say, "Windows install ISO", decompress=False)
+        iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
     else:
-        iso = winmedia.require_iso(loc, arch, image_pos=image_pos)
-        if image.get("digest"):
-            iso = _fetch(loc, image.get("digest"), say, "Windows install ISO", decompress=False)
-    info, warnings = winmedia.inspect_iso_lenient(iso)
-    win = winopts.windows_opts(cfg)
-    index, name, more = winedition.choose_image(
-        info, arch=arch, edition=win.get("edition"), image_index=win.get("imageIndex")
-    )
-    more += winedition.check_server_media(info, arch=arch, index=index, product_key=winopts.product_key(cfg))
-    for w in [*warnings, *more]:
+        iso = winmedia.require_iso(loc, arch, image_pos=spec.images.index(image))
+        if image.digest:
+            iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
+    sel = winedition.select(iso, spec)
+    assert sel.index is not None  # choose_image always names an index
+    more = winedition.check_server_media(sel.info, arch=arch, index=sel.index, product_key=spec.windows.product_key)
+    for w in [*sel.warnings, *more]:
         say(f"warning: {w}")
-    say(f"Windows image: index {index}" + (f" ({name})" if name else ""))
+    say(f"Windows image: index {sel.index}" + (f" ({sel.name})" if sel.name else ""))
     msi = None
     if msi_entry is not None:
-        mloc = str(msi_entry["location"])
-        msi = _fetch(mloc, msi_entry.get("digest"), say, "OpenSSH MSI", decompress=False)
-        winmsi.check_msi(msi, arch, mloc)
-    vw = winopts.virtio_win(cfg)
+        msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False)
+        winmsi.check_msi(msi, arch, msi_entry.location)
+    vw = spec.virtio_win
     virtio = None
     if vw is not None:
-        virtio = _fetch(str(vw["location"]), vw.get("digest"), say, "virtio-win ISO", decompress=False).resolve()
-    return WindowsMedia(iso.resolve(), virtio, msi.resolve() if msi else None)
+        virtio = _fetch(vw.location, vw.digest, say, "virtio-win ISO", decompress=False).resolve()
+    return Fetched(
+        disk_size=spec.disk, iso=iso.resolve(), virtio_win=virtio, openssh_msi=msi.resolve() if msi else None
+    )
 
 
-def stored_yaml(data: dict[str, Any]) -> tuple[str, str | None]:
-    """lima.yaml as the instance keeps it, and the Windows product key taken out of it (kept 0600 apart)."""
-    from limapy.config.load import dump_yaml
+def linux_media(spec: Spec, say: Say) -> Fetched:
+    """The image (a disk image to make the overlay on, or an ISO to boot), and its kernel and initrd."""
+    from limapy import disk
 
-    win = (data.get("osOpts") or {}).get("Windows") if isinstance(data.get("osOpts"), dict) else None
-    if not isinstance(win, dict) or win.get("productKey") in (None, ""):
-        return dump_yaml(data), None
-    import copy
-
-    clean = copy.deepcopy(data)
-    key = str(clean["osOpts"]["Windows"].pop("productKey")).strip()
-    return dump_yaml(clean), key
+    image = spec.image
+    base = _fetch(image.location, image.digest, say, "image").resolve()
+    kernel = initrd = None
+    if image.kernel is not None:
+        kernel = _fetch(image.kernel.location, image.kernel.digest, say, "kernel", decompress=False)
+    if image.initrd is not None:
+        initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False)
+    iso = disk.is_iso9660(base)
+    return Fetched(
+        disk_size=spec.disk,
+        base=None if iso else base,
+        iso=base if iso else None,
+        kernel=kernel,
+        initrd=initrd,
+        kernel_cmdline=image.kernel_cmdline if kernel is not None else None,
+    )
 
 
 def create(
@@ -151,60 +123,37 @@ def create(
 ) -> store.Instance:
     """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
     ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
-    from limapy import disk
-    from limapy.config import check
+    from limapy import driver, preflight
+    from limapy.config import check, hostinfo
+    from limapy.config.load import stored_yaml
 
     doc = load_template(locator, sets, allow_local=allow_local)
     name = name or doc.name_hint or "default"
     if locator == "-" and not name:
         raise UsageError("a template read from stdin needs --name")
     store.validate_name(name)
-    if store.instance_dir(name).joinpath("lima.yaml").exists():
+    layout = store.Instance(name, store.instance_dir(name))
+    if layout.lima_yaml.exists():
         raise LimapyError(f"instance `{name}` already exists", hint=f"run `limapy start {name}`, or pick --name")
-    loaded = check(doc, name=name, instance_dir=store.instance_dir(name))
+    loaded = check(doc, name=name, instance_dir=layout.dir)
     for w in loaded.warnings:
         say(w)
-    cfg = loaded.cfg
-    from limapy import preflight
-    from limapy.config import hostinfo
-
-    preflight.check(cfg, instance_dir=store.instance_dir(name), host=hostinfo.detect(), say=say)
+    spec = loaded.spec
+    preflight.check(spec, instance_dir=layout.dir, host=hostinfo.detect(), say=say)
+    drv_name = driver.chosen_for(spec)
+    drv = driver.load(drv_name)
+    drv.check(spec)  # before any download: no progress lines ahead of a refusal
     if for_start:
-        from limapy.boot import check_ssh_port
-
-        check_ssh_port(cfg)
-    pos, image = pick_image(cfg)
-    size = parse_size(cfg["disk"])
-    windows = cfg.get("os") == "Windows"
-    media = windows_checks(cfg, pos, image, say) if windows else None
+        driver.check_ssh_port(spec)
+    fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
     text, product_key = stored_yaml(doc.data)
 
     with store.creating(name) as tmp:
-        store.atomic_write(tmp / "lima.yaml", text.encode(), 0o644)
-        store.atomic_write(tmp / "lima-version", (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
+        new = store.Instance(name, tmp)
+        store.atomic_write(new.lima_yaml, text.encode(), 0o644)
+        store.atomic_write(new.lima_version, (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
         if product_key is not None:
-            store.atomic_write(tmp / "windows-product-key", (product_key + "\n").encode(), 0o600)
-        if media is not None:
-            (tmp / "iso").symlink_to(media.iso)
-            disk.create_empty(tmp / "disk", size)
-            if media.virtio_win is not None:
-                (tmp / "virtio-win").symlink_to(media.virtio_win)
-            if media.openssh_msi is not None:
-                (tmp / "openssh-msi").symlink_to(media.openssh_msi)
-        else:
-            base = _fetch(str(image["location"]), image.get("digest"), say, "image")
-            if disk.is_iso9660(base):
-                (tmp / "iso").symlink_to(base.resolve())
-                disk.create_empty(tmp / "disk", size)
-            else:
-                say("creating the disk (qcow2 overlay on the image)")
-                disk.create_overlay(base.resolve(), tmp / "disk", size)
-                disk.record_base(tmp, base.resolve())
-            for sub, fname in (("kernel", "kernel"), ("initrd", "initrd")):
-                f = image.get(sub)
-                if isinstance(f, dict) and f.get("location"):
-                    src = _fetch(str(f["location"]), f.get("digest"), say, sub, decompress=False)
-                    _link_or_copy(src, tmp / fname)
-                    if sub == "kernel" and f.get("cmdline"):
-                        store.atomic_write(tmp / "kernel.cmdline", str(f["cmdline"]).encode(), 0o644)
-    return store.Instance(name, store.instance_dir(name))
+            store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
+        driver.record(tmp, drv_name)
+        drv.create(tmp, spec, fetched, say)
+    return layout

@@ -14,12 +14,14 @@ def delete(name: str, *, force: bool = False) -> bool:
     d = store.instance_dir(name)
     if not d.exists():
         return False
-    if not (d / "lima.yaml").exists():
+    if not store.Instance(name, d).lima_yaml.exists():
         raise LimapyError(f"{d} is not a limapy instance (no lima.yaml); not deleting it")
     inst = store.Instance(name, d)
-    if (d / "protected").exists():
-        raise LimapyError(f"instance `{name}` is protected", hint=f"remove {d / 'protected'} first")
-    st = store.status(inst)
+    if inst.protected.exists():
+        raise LimapyError(f"instance `{name}` is protected", hint=f"remove {inst.protected} first")
+    from limapy import driver
+
+    st = driver.status(inst)
     if st != "Stopped":
         if not force:
             raise LimapyError(
@@ -29,14 +31,11 @@ def delete(name: str, *, force: bool = False) -> bool:
 
         force_stop(inst)
     with store.lock(inst, what="delete"):
-        from limapy import disk
+        from limapy import config, disk
 
         try:
-            import limapy.boot as boot
-
-            cfg = boot.instance_config(inst)
-            for ad in cfg.get("additionalDisks") or []:
-                disk.release_additional_disk(str(ad["name"]), d)
+            for ad in config.instance_spec(inst).additional_disks:
+                disk.release_additional_disk(ad.name, d)
         except LimapyError:
             pass
         trash = d.with_name(f".{name}.deleting")

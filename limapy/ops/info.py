@@ -42,3 +42,10 @@ def instance_info(name: str) -> dict[str, Any]:
     from limapy.ops.list import info
 
     return info(store.resolve(name))
+
+
+def render(name: str | None) -> str:
+    """`info`'s output: the instance's or the host's information as indented JSON."""
+    import json
+
+    return json.dumps(instance_info(name) if name else host_info(), indent=2, default=str)

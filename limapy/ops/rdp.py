@@ -35,31 +35,28 @@ class Target:
 
 
 def rdp_port(inst: store.Instance) -> int:
-    try:
-        port = int(inst.rdp_port_file.read_text().strip())
-    except (OSError, ValueError):
-        return 0
-    return port if 0 < port < 65536 else 0
+    from limapy.netutil import read_port
+
+    return read_port(inst.rdp_port_file)
 
 
 def target(inst: store.Instance) -> Target:
     """Where the running Windows guest's Remote Desktop answers, or a LimapyError saying why not."""
-    from limapy.boot import instance_config
-    from limapy.config import winopts
+    from limapy import config, driver
 
-    cfg = instance_config(inst)
-    if cfg.get("os") != "Windows":
+    spec = config.instance_spec(inst)
+    if not spec.is_windows:
         raise LimapyError(f"instance `{inst.name}` is not a Windows guest", hint=f"`limapy shell {inst.name}`")
-    if not winopts.rdp_enabled(cfg):
+    if not spec.rdp:
         raise LimapyError(
             f"Remote Desktop is off for `{inst.name}` (osOpts.Windows.rdp: false)",
             hint="it is set when Windows is installed: enable it in the guest, or re-create the instance",
         )
-    st = store.status(inst)
+    st = driver.status(inst)
     port = rdp_port(inst)
     if st != store.RUNNING or not port:
         raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
-    return Target(inst.name, port, str((cfg.get("user") or {}).get("name") or ""))
+    return Target(inst.name, port, spec.user.name)
 
 
 def rdp_file_text(t: Target) -> str:
@@ -71,7 +68,7 @@ def rdp_file_text(t: Target) -> str:
 
 
 def write_rdp_file(inst: store.Instance, t: Target, path: Path | None = None) -> Path:
-    path = path or inst.dir / f"{inst.name}.rdp"
+    path = path or inst.rdp_file
     store.atomic_write(path, rdp_file_text(t).encode(), 0o600)
     return path
 

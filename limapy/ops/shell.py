@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 
-from limapy import store
-from limapy.errors import LimapyError
+from limapy import proc, store
+from limapy.errors import ExternalToolError, LimapyError
+
+
+def require_running(inst: store.Instance) -> None:
+    from limapy import driver
+
+    st = driver.status(inst)
+    if st != store.RUNNING:
+        raise LimapyError(
+            f"instance `{inst.name}` is {st.lower()}", hint=f"run `limapy start {inst.name}` to start it"
+        )
 
 
 def shell_argv(
     inst: store.Instance, command: Sequence[str], *, workdir: str | None, shell: str | None
 ) -> list[str]:
-    from limapy import boot, ssh
+    from limapy import config, ssh
     from limapy.ops.list import ssh_port
 
-    st = store.status(inst)
-    if st != "Running":
-        raise LimapyError(
-            f"instance `{inst.name}` is {st.lower()}", hint=f"run `limapy start {inst.name}` to start it"
-        )
+    require_running(inst)
     port = ssh_port(inst)
     if not port:
         raise LimapyError(f"instance `{inst.name}` has no SSH port yet (still starting?)")
-    cfg = boot.instance_config(inst)
-    script = ssh.shell_script(cfg, list(command), workdir=workdir, shell=shell)
+    spec = config.instance_spec(inst)
+    script = ssh.shell_script(spec, list(command), workdir=workdir, shell=shell)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
-    return ssh.ssh_argv(inst, cfg, port, tty=tty, script=script)
+    return ssh.ssh_argv(inst, spec, port, tty=tty, script=script)
 
 
 def exec_shell(argv: list[str]) -> None:
-    sys.stdout.flush()
-    sys.stderr.flush()
     try:
-        os.execvp(argv[0], argv)  # noqa: S606 (argv list, no shell)
-    except OSError as e:
-        raise LimapyError(f"cannot run {argv[0]}: {e.strerror}", hint="install openssh-client") from None
+        proc.exec_replace(argv)
+    except ExternalToolError as e:
+        raise LimapyError(e.message, hint="install openssh-client") from None

@@ -9,14 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import subprocess
-import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from limapy import store
+from limapy import proc, store
+from limapy.edits import Edit
 from limapy.errors import LimapyError
 
 DEFAULT_TIMEOUT = 600.0
@@ -35,38 +34,53 @@ def looks_like_template(target: str) -> bool:
     return False
 
 
+def resolve_target(
+    target: str,
+    *,
+    name: str | None,
+    sets: Sequence[str | Edit],
+    say: Show,
+    allow_local: bool = False,
+) -> store.Instance:
+    """The instance `start TARGET` boots: an existing one (name or unique prefix), or one created from a
+    template first. `start` alone boots `default`, creating it from template:default when missing (as Lima)."""
+    if target == "default" and name is None and "default" not in store.list_instances():
+        target, name = "template:default", "default"
+    if not looks_like_template(target):
+        return store.resolve(target)
+    from limapy.ops.create import create
+
+    inst = create(target, name=name, sets=sets, say=say, for_start=True, allow_local=allow_local)
+    say(f"created `{inst.name}`")
+    return inst
+
+
 def default_timeout(inst: store.Instance) -> float:
-    """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours under TCG."""
+    """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours when emulated."""
     if inst.win_done_installation.exists():
         return DEFAULT_TIMEOUT
-    from limapy import boot
+    from limapy import config, driver
 
     try:
-        cfg = boot.instance_config(inst)
+        spec = config.instance_spec(inst)
+        emulated = driver.for_instance(inst).emulated(spec)
     except LimapyError:
         return DEFAULT_TIMEOUT  # the host agent reports what is wrong with it
-    if cfg.get("os") != "Windows":
+    if not spec.is_windows:
         return DEFAULT_TIMEOUT
-    from limapy.qemu import host
-
-    probe = host.HostProbe()
-    try:
-        accel, _ = host.choose_accel(str(cfg.get("arch")), host.normalize_arch(probe.machine), probe)
-    except LimapyError:
-        accel = "tcg"
-    return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if accel == "tcg" else WINDOWS_FIRST_BOOT_TIMEOUT
+    return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if emulated else WINDOWS_FIRST_BOOT_TIMEOUT
 
 
 def dry_run(inst: store.Instance) -> str:
-    from limapy import boot
+    """The command line a start would run, from the driver's plan; nothing is written, locked or started."""
+    from limapy import config, driver
 
-    with store.lock(inst, what="start --dry-run"):
-        cfg = boot.instance_config(inst)
-        plan = boot.prepare(inst, cfg)
+    spec = config.instance_spec(inst)
+    plan = driver.for_instance(inst).plan(inst, spec)
     return shlex.join(plan.argv)
 
 
-def spawn_hostagent(inst: store.Instance) -> subprocess.Popen[bytes]:
+def spawn_hostagent(inst: store.Instance) -> proc.Process[bytes]:
     for log in (inst.ha_stdout_log, inst.ha_stderr_log):
         os.close(store.open_private(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
     env = dict(os.environ)
@@ -74,15 +88,7 @@ def spawn_hostagent(inst: store.Instance) -> subprocess.Popen[bytes]:
     out_fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_APPEND)
     err_fd = store.open_private(inst.ha_stderr_log, os.O_WRONLY | os.O_APPEND)
     with open(out_fd, "ab") as out, open(err_fd, "ab") as err:
-        p = subprocess.Popen(
-            [sys.executable, "-m", "limapy", "hostagent", inst.name],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            start_new_session=True,
-            close_fds=True,
-            env=env,
-        )
+        p = proc.spawn(proc.python_module("limapy", "hostagent", inst.name), stdout=out, stderr=err, env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if store.ha_pid(inst) is not None:
@@ -131,7 +137,7 @@ class Follower:
         return out
 
 
-def wait_ready(inst: store.Instance, agent: subprocess.Popen[bytes], timeout: float, show: Show) -> None:
+def wait_ready(inst: store.Instance, agent: proc.Process[bytes], timeout: float, show: Show) -> None:
     follower = Follower(inst.ha_stdout_log)
     deadline = time.monotonic() + timeout
     phase = "starting"
@@ -178,10 +184,13 @@ def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -
         ha = store.ha_pid(inst)
         if ha is not None:
             return False
-        qemu = store.qemu_pid(inst)
-        if qemu is not None:
+        from limapy import driver
+
+        vm = driver.driver_pid(inst)
+        if vm is not None:
+            what = "QEMU" if driver.name_of(inst) == "qemu" else f"its {driver.name_of(inst)} machine"
             raise LimapyError(
-                f"instance `{inst.name}` is Broken: QEMU (pid {qemu}) runs without its host agent",
+                f"instance `{inst.name}` is Broken: {what} (pid {vm}) runs without its host agent",
                 hint=f"`limapy stop -f {inst.name}` stops it; then start again",
             )
         agent = spawn_hostagent(inst)

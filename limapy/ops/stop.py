@@ -7,10 +7,14 @@ import signal
 import time
 from collections.abc import Callable
 
-from limapy import store
+from limapy import driver, pids, store
 from limapy.errors import LimapyError
 
 GRACE = 200.0
+#: A machine without its host agent gets this long to power down before it is forced.
+ORPHAN_TIMEOUT = 180.0
+#: Runtime files a stopped instance keeps none of (sockets, pid files, temporary files).
+RUNTIME_SUFFIXES = (".pid", ".sock", ".tmp")
 
 
 def _kill(pid: int | None, sig: int = signal.SIGKILL) -> None:
@@ -23,25 +27,23 @@ def _kill(pid: int | None, sig: int = signal.SIGKILL) -> None:
 
 
 def force_stop(inst: store.Instance) -> None:
-    """At once: QEMU quits without asking the guest (its disk caches are still written), then the host agent."""
-    from limapy.qemu import process
-    from limapy.qemu.tpm import stop_swtpm
-
-    qemu = store.qemu_pid(inst)
-    if qemu is not None:
-        process.hard_stop(inst.dir, qemu, quit_timeout=5.0)
-    _kill(store.ha_pid(inst))
-    stop_swtpm(inst.dir)
+    """At once: the machine stops without asking the guest (QEMU still writes its disk caches), then the host
+    agent; no socket or pid file is left."""
+    driver.for_instance(inst).force_stop(inst)
+    ha = store.ha_pid(inst)
+    _kill(ha)
+    if ha is not None:
+        pids.wait_gone(ha, 5.0)
     for p in inst.dir.iterdir():
-        if p.suffix in (".pid", ".sock", ".tmp") and p.name != "lock":
+        if p.suffix in RUNTIME_SUFFIXES and p.name != inst.lock_file.name:
             p.unlink(missing_ok=True)
 
 
 def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None] = lambda _m: None) -> bool:
     """False when it was not running."""
     ha = store.ha_pid(inst)
-    qemu = store.qemu_pid(inst)
-    if ha is None and qemu is None:
+    vm = driver.driver_pid(inst)
+    if ha is None and vm is None:
         if force:
             force_stop(inst)
         return False
@@ -52,14 +54,12 @@ def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None
         _kill(ha, signal.SIGTERM)
         deadline = time.monotonic() + GRACE
         while time.monotonic() < deadline:
-            if store.ha_pid(inst) is None and store.qemu_pid(inst) is None:
+            if store.ha_pid(inst) is None and driver.driver_pid(inst) is None:
                 return True
             time.sleep(0.2)
         raise LimapyError(
             f"instance `{inst.name}` did not stop within {GRACE:.0f} s", hint=f"`limapy stop -f {inst.name}`"
         )
-    from limapy.qemu import process
-
-    say(f"`{inst.name}` has no host agent; powering QEMU down directly")
-    process.graceful_stop(inst.dir, timeout=180.0)
+    say(f"`{inst.name}` has no host agent; powering the machine down directly")
+    driver.for_instance(inst).stop(inst, ORPHAN_TIMEOUT)
     return True

@@ -17,13 +17,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from limapy.config import winopts
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 from limapy.names import mount_tag
 from limapy.qemu.host import HostFacts
-from limapy.units import parse_size
+
+if TYPE_CHECKING:
+    from limapy.store import Instance
+
+#: Remote Desktop's port in a Windows guest.
+RDP_PORT = 3389
 
 #: Hyper-V enlightenments for Windows under KVM (an explicit list; hv_passthrough needs a matching host).
 HYPERV_FLAGS = (
@@ -56,6 +61,7 @@ class Paths:
     qmp_sock: Path
     pidfile: Path
     swtpm_sock: Path
+    ha_qmp_sock: Path | None = None  # the host agent's own monitor (events), beside qmp.sock
     iso: Path | None = None
     virtio_win: Path | None = None
     kernel: Path | None = None
@@ -67,17 +73,18 @@ class Paths:
     additional_disks: tuple[Path, ...] = field(default_factory=tuple)
 
     @classmethod
-    def for_instance(cls, inst_dir: Path, **overrides: Any) -> Paths:
-        """Lima's file names inside the instance dir; optional members come from `overrides`."""
+    def for_instance(cls, inst: Instance, **overrides: Any) -> Paths:
+        """The instance's own files (store.Instance names them); optional members come from `overrides`."""
         base: dict[str, Any] = {
-            "dir": inst_dir,
-            "disk": inst_dir / "disk",
-            "cidata": inst_dir / "cidata.iso",
-            "serial_log": inst_dir / "serial.log",
-            "serial_sock": inst_dir / "serial.sock",
-            "qmp_sock": inst_dir / "qmp.sock",
-            "pidfile": inst_dir / "qemu.pid",
-            "swtpm_sock": inst_dir / "swtpm.sock",
+            "dir": inst.dir,
+            "disk": inst.disk,
+            "cidata": inst.cidata_iso,
+            "serial_log": inst.serial_log,
+            "serial_sock": inst.serial_sock,
+            "qmp_sock": inst.qmp_sock,
+            "ha_qmp_sock": inst.ha_qmp_sock,
+            "pidfile": inst.qemu_pid,
+            "swtpm_sock": inst.swtpm_sock,
         }
         base.update(overrides)
         return cls(**base)
@@ -88,16 +95,16 @@ def qemu_opt(value: str | Path) -> str:
     return str(value).replace(",", ",,")
 
 
-def _memory_mib(cfg: Mapping[str, Any]) -> int:
-    return max(1, parse_size(cfg.get("memory") or "4GiB") // (1024 * 1024))
+def _memory_mib(spec: Spec) -> int:
+    return max(1, spec.memory // (1024 * 1024))
 
 
-def _cpu_model(cfg: Mapping[str, Any], arch: str, host: HostFacts, windows: bool) -> str:
-    cpu_types = ((cfg.get("vmOpts") or {}).get("qemu") or {}).get("cpuType") or {}
-    configured = cpu_types.get(arch) if isinstance(cpu_types, dict) else None
+def _cpu_model(spec: Spec, host: HostFacts) -> str:
+    arch, windows = spec.arch, spec.is_windows
+    configured = spec.cpu_type.get(arch)
     accelerated = host.accel in ("kvm", "hvf")
     if configured:
-        model = str(configured)
+        model = configured
     elif accelerated:
         model = "host"
     elif windows and arch == "aarch64":
@@ -153,33 +160,28 @@ def _firmware(paths: Paths) -> list[str]:
     return out
 
 
-def static_forwards(cfg: Mapping[str, Any]) -> list[str]:
+def static_forwards(spec: Spec) -> list[str]:
+    """`portForwards` rules with `static: true` as QEMU hostfwd rules, on 127.0.0.1 only."""
     rules: list[str] = []
-    for rule in cfg.get("portForwards") or []:
-        if not isinstance(rule, dict) or not rule.get("static") or rule.get("ignore"):
+    for rule in spec.port_forwards:
+        if not rule.static or rule.ignore or rule.guest_socket or rule.host_socket:
             continue
-        if rule.get("guestSocket") or rule.get("hostSocket"):
-            continue
-        host_ip = str(rule.get("hostIP") or "127.0.0.1")
-        if host_ip not in ("127.0.0.1", "localhost"):
+        if rule.host_ip not in ("127.0.0.1", "localhost"):
             raise LimapyError(
-                f"static port forward to hostIP {host_ip} refused: limapy binds forwards to 127.0.0.1 only"
+                f"static port forward to hostIP {rule.host_ip} refused: limapy binds forwards to 127.0.0.1 only"
             )
-        g_lo, g_hi = rule.get("guestPortRange") or [rule.get("guestPort"), rule.get("guestPort")]
-        h_lo, h_hi = rule.get("hostPortRange") or [rule.get("hostPort"), rule.get("hostPort")]
-        if None in (g_lo, g_hi, h_lo, h_hi):
-            continue
-        count = int(g_hi) - int(g_lo) + 1
-        if count != int(h_hi) - int(h_lo) + 1 or count < 1 or count > MAX_STATIC_PORTS:
+        g_lo, g_hi = rule.guest_port_range
+        h_lo, h_hi = rule.host_port_range or rule.guest_port_range
+        count = g_hi - g_lo + 1
+        if count != h_hi - h_lo + 1 or count < 1 or count > MAX_STATIC_PORTS:
             raise LimapyError(
                 f"static port forward {g_lo}-{g_hi} -> {h_lo}-{h_hi}: ranges must match and span at most "
                 f"{MAX_STATIC_PORTS} ports"
             )
-        proto = str(rule.get("proto") or "any").lower()
-        protos = ["tcp", "udp"] if proto == "any" else [proto]
+        protos = ["tcp", "udp"] if rule.proto == "any" else [rule.proto]
         for i in range(count):
             for p in protos:
-                rules.append(f"hostfwd={p}:127.0.0.1:{int(h_lo) + i}-:{int(g_lo) + i}")
+                rules.append(f"hostfwd={p}:127.0.0.1:{h_lo + i}-:{g_lo + i}")
     return rules
 
 
@@ -191,31 +193,35 @@ class Forwards:
     rdp: int | None = None
 
 
-def _network(cfg: Mapping[str, Any], forwards: Forwards, mac: str, nic: str) -> list[str]:
+def _network(spec: Spec, forwards: Forwards, mac: str, nic: str) -> list[str]:
     rules = [f"hostfwd=tcp:127.0.0.1:{int(forwards.ssh)}-:22"]
     if forwards.rdp:
-        rules.append(f"hostfwd=tcp:127.0.0.1:{int(forwards.rdp)}-:{winopts.RDP_PORT}")
-    netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *static_forwards(cfg)])
+        rules.append(f"hostfwd=tcp:127.0.0.1:{int(forwards.rdp)}-:{RDP_PORT}")
+    netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *static_forwards(spec)])
     return ["-netdev", netdev, "-device", f"{nic},netdev=net0,mac={mac}"]
 
 
 def _serial_qmp_pid(name: str, paths: Paths) -> list[str]:
-    return [
+    argv = [
         "-chardev",
         f"socket,id=char-serial,path={qemu_opt(paths.serial_sock)},server=on,wait=off,"
         f"logfile={qemu_opt(paths.serial_log)}",
         "-serial", "chardev:char-serial",
         "-chardev", f"socket,id=char-qmp,path={qemu_opt(paths.qmp_sock)},server=on,wait=off",
         "-qmp", "chardev:char-qmp",
-        "-name", f"limapy-{name}",
-        "-pidfile", str(paths.pidfile),
     ]  # fmt: skip
+    if paths.ha_qmp_sock is not None:
+        argv += [
+            "-chardev", f"socket,id=char-qmp-ha,path={qemu_opt(paths.ha_qmp_sock)},server=on,wait=off",
+            "-qmp", "chardev:char-qmp-ha",
+        ]  # fmt: skip
+    return [*argv, "-name", f"limapy-{name}", "-pidfile", str(paths.pidfile)]
 
 
-def _tpm(cfg: Mapping[str, Any], arch: str, paths: Paths) -> list[str]:
-    if not cfg.get("tpm"):
+def _tpm(spec: Spec, paths: Paths) -> list[str]:
+    if not spec.tpm:
         return []
-    device = "tpm-crb" if arch == "x86_64" else "tpm-tis-device"
+    device = "tpm-crb" if spec.arch == "x86_64" else "tpm-tis-device"
     return [
         "-chardev", f"socket,id=chrtpm,path={qemu_opt(paths.swtpm_sock)}",
         "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
@@ -229,11 +235,10 @@ LOCAL_DISPLAYS = ("none", "default", "gtk", "sdl", "cocoa", "curses", "egl-headl
 _VNC = re.compile(r"(?:127\.0\.0\.1|localhost):\d{1,5}(?:,to=\d{1,5})?")
 
 
-def display_arg(cfg: Mapping[str, Any]) -> str:
-    video = cfg.get("video") or {}
-    display = str(video.get("display") or "none")
+def display_arg(spec: Spec) -> str:
+    display = spec.display
     if display == "vnc":
-        vnc = str((video.get("vnc") or {}).get("display") or "127.0.0.1:0,to=9")
+        vnc = spec.vnc_display
         if not _VNC.fullmatch(vnc):
             raise LimapyError(
                 f"video.vnc.display {vnc!r}: limapy serves VNC on 127.0.0.1 only (HOST:DISPLAY[,to=N])"
@@ -247,50 +252,46 @@ def display_arg(cfg: Mapping[str, Any]) -> str:
     return display
 
 
-def _mounts(cfg: Mapping[str, Any], mount_tags: Mapping[str, str] | None) -> list[str]:
-    if cfg.get("plain") or (cfg.get("mountType") or "9p") != "9p":
+def _mounts(spec: Spec, mount_tags: Mapping[str, str] | None) -> list[str]:
+    if spec.plain or spec.mount_type != "9p":
         return []
     out: list[str] = []
-    for i, m in enumerate(cfg.get("mounts") or []):
-        location = str(m["location"])
-        if location.startswith("~"):
-            raise LimapyError(f"mounts[{i}].location {location!r} must be expanded before build_argv")
-        mount_point = str(m.get("mountPoint") or location)
-        tag = (mount_tags or {}).get(location) or mount_tag(location, mount_point)
-        model = str((m.get("9p") or {}).get("securityModel") or "none")
+    for i, m in enumerate(spec.mounts):
+        if m.location.startswith("~"):
+            raise LimapyError(f"mounts[{i}].location {m.location!r} must be expanded before build_argv")
+        tag = (mount_tags or {}).get(m.location) or mount_tag(m.location, m.mount_point)
         opts = [
             "local",
             f"mount_tag={qemu_opt(tag)}",
-            f"path={qemu_opt(location)}",
-            f"security_model={qemu_opt(model)}",
+            f"path={qemu_opt(m.location)}",
+            f"security_model={qemu_opt(m.ninep.security_model)}",
             f"id=fsdev{i}",
         ]
-        if not m.get("writable"):
+        if not m.writable:
             opts.append("readonly=on")
         out += ["-virtfs", ",".join(opts)]
     return out
 
 
-def _common_head(cfg: Mapping[str, Any], arch: str, host: HostFacts, windows: bool) -> list[str]:
-    cpus = int(cfg.get("cpus") or 4)
-    argv = [host.qemu_binary, "-nodefaults", *_machine(arch, host, windows)]
-    argv += ["-cpu", _cpu_model(cfg, arch, host, windows)]
-    argv += ["-smp", f"{cpus},sockets=1,cores={cpus},threads=1", "-m", str(_memory_mib(cfg))]
+def _common_head(spec: Spec, host: HostFacts) -> list[str]:
+    argv = [host.qemu_binary, "-nodefaults", *_machine(spec.arch, host, spec.is_windows)]
+    argv += ["-cpu", _cpu_model(spec, host)]
+    argv += ["-smp", f"{spec.cpus},sockets=1,cores={spec.cpus},threads=1", "-m", str(_memory_mib(spec))]
     return argv
 
 
 def _linux(
-    cfg: Mapping[str, Any],
-    arch: str,
+    spec: Spec,
     paths: Paths,
     host: HostFacts,
     forwards: Forwards,
     mac: str,
     mount_tags: Mapping[str, str] | None,
 ) -> list[str]:
+    arch = spec.arch
     if arch == "aarch64" and paths.fw_code is None and paths.kernel is None:
         raise LimapyError("an aarch64 guest needs UEFI firmware or a kernel to boot")
-    argv = _common_head(cfg, arch, host, windows=False)
+    argv = _common_head(spec, host)
     argv += _firmware(paths)
     argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
     # QEMU gives a direct kernel (-kernel) bootindex 0 itself; the disk then must not claim it.
@@ -310,15 +311,15 @@ def _linux(
             argv += ["-initrd", str(paths.initrd)]
         if paths.cmdline:
             argv += ["-append", paths.cmdline]
-    argv += _network(cfg, forwards, mac, "virtio-net-pci")
+    argv += _network(spec, forwards, mac, "virtio-net-pci")
     argv += ["-device", "virtio-rng-pci"]
-    argv += _tpm(cfg, arch, paths)
-    display = display_arg(cfg)
+    argv += _tpm(spec, paths)
+    display = display_arg(spec)
     if display != "none":
         gpu = "virtio-vga" if arch == "x86_64" else "virtio-gpu-pci"
         argv += ["-device", gpu, "-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"]
     argv += ["-display", display]
-    argv += _mounts(cfg, mount_tags)
+    argv += _mounts(spec, mount_tags)
     return argv
 
 
@@ -327,13 +328,13 @@ def _linux(
 WIN_INSTALL, WIN_SETUP, WIN_INSTALLED = "install", "setup", "installed"
 
 
-def _windows_media(cfg: Mapping[str, Any], paths: Paths, boot: str) -> list[tuple[str, Path]]:
+def _windows_media(spec: Spec, paths: Paths, boot: str) -> list[tuple[str, Path]]:
     if boot == WIN_INSTALLED:
         return []
     if paths.iso is None:
         raise LimapyError("a Windows install needs the install ISO")
     media = [("cd0", paths.iso)]
-    if winopts.virtio_win(cfg) is not None:
+    if spec.windows_virtio:
         if paths.virtio_win is None:
             raise LimapyError("osOpts.Windows.virtioWin is set but no virtio-win ISO was given")
         media.append(("cd1", paths.virtio_win))
@@ -341,22 +342,15 @@ def _windows_media(cfg: Mapping[str, Any], paths: Paths, boot: str) -> list[tupl
     return media
 
 
-def _windows(
-    cfg: Mapping[str, Any],
-    arch: str,
-    paths: Paths,
-    host: HostFacts,
-    forwards: Forwards,
-    mac: str,
-    boot: str,
-) -> list[str]:
-    virtio = winopts.virtio_win(cfg) is not None
+def _windows(spec: Spec, paths: Paths, host: HostFacts, forwards: Forwards, mac: str, boot: str) -> list[str]:
+    arch = spec.arch
+    virtio = spec.windows_virtio
     if arch == "aarch64" and not virtio:
         # Windows on arm64 binds QEMU's usb-net to usbser, and has no inbox driver for another NIC QEMU offers.
         raise LimapyError("an aarch64 Windows guest needs osOpts.Windows.virtioWin (NetKVM for its network)")
-    if paths.fw_code is None and (arch == "aarch64" or not (cfg.get("firmware") or {}).get("legacyBIOS")):
+    if paths.fw_code is None and (arch == "aarch64" or not spec.legacy_bios):
         raise LimapyError("a UEFI Windows guest needs firmware code (and a vars store)")
-    argv = _common_head(cfg, arch, host, windows=True)
+    argv = _common_head(spec, host)
     # The RTC in UTC and the guest in the UTC time zone (the answer file's TimeZone): Windows reads the RTC
     # as local time, so this pair gives the right clock. driftfix=slew catches up lost ticks (x86 RTC only).
     argv += ["-rtc", "base=utc,driftfix=slew" if arch == "x86_64" else "base=utc"]
@@ -365,7 +359,7 @@ def _windows(
     # First boot: the install ISO boots (bootindex 0). Once Setup has written the disk it boots first, so a
     # restart during Setup continues the install instead of starting it again.
     disk_boot = 1 if boot == WIN_INSTALL else 0
-    media = _windows_media(cfg, paths, boot)
+    media = _windows_media(spec, paths, boot)
     argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
     if virtio:
         disk_dev = "virtio-blk-pci,drive=boot-disk"
@@ -393,10 +387,10 @@ def _windows(
             argv += ["-device", _with_bootindex(f"usb-storage,drive={drive_id},bus=usb-bus.0", cd_boot)]
     # x86_64 without virtio-win: the Intel 82574L (e1000e), inbox on Windows 10/11 and Server.
     nic = "virtio-net-pci" if virtio else "e1000e"
-    argv += _network(cfg, forwards, mac, nic)
+    argv += _network(spec, forwards, mac, nic)
     if virtio:
         argv += ["-device", "virtio-rng-pci"]
-    argv += _tpm(cfg, arch, paths)
+    argv += _tpm(spec, paths)
     if arch == "x86_64":
         argv += ["-device", "VGA", "-device", "usb-tablet,bus=usb-bus.0"]
     else:
@@ -405,35 +399,34 @@ def _windows(
             "-device", "usb-kbd,bus=usb-bus.0",
             "-device", "usb-tablet,bus=usb-bus.0",
         ]  # fmt: skip
-    argv += ["-display", display_arg(cfg)]
+    argv += ["-display", display_arg(spec)]
     return argv
 
 
 def build_argv(
-    cfg: Mapping[str, Any],
+    spec: Spec,
     name: str,
     paths: Paths,
     host: HostFacts,
     *,
     ssh_port: int,
     mac: str,
-    install: bool,
-    mount_tags: Mapping[str, str] | None = None,
-    windows_boot: str | None = None,
+    windows_boot: str = WIN_INSTALLED,
     rdp_port: int | None = None,
+    mount_tags: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The full QEMU argv for instance `name` (argv[0] is the binary).
 
-    `windows_boot` is WIN_INSTALL, WIN_SETUP or WIN_INSTALLED; without it `install` chooses between the first
-    and the last. `rdp_port` forwards 127.0.0.1:rdp_port to the guest's Remote Desktop port."""
-    arch = str(cfg.get("arch") or host.arch)
+    `windows_boot` is WIN_INSTALL, WIN_SETUP or WIN_INSTALLED (Windows only). `rdp_port` forwards
+    127.0.0.1:rdp_port to the guest's Remote Desktop port."""
     forwards = Forwards(ssh_port, rdp_port)
-    if str(cfg.get("os") or "Linux") == "Windows":
-        boot = windows_boot or (WIN_INSTALL if install else WIN_INSTALLED)
-        if boot not in (WIN_INSTALL, WIN_SETUP, WIN_INSTALLED):
-            raise ValueError(f"windows_boot {boot!r}")
-        argv = _windows(cfg, arch, paths, host, forwards, mac, boot)
+    if spec.arch not in ("x86_64", "aarch64"):
+        raise LimapyError(f"the QEMU driver does not support arch {spec.arch!r} yet")
+    if spec.is_windows:
+        if windows_boot not in (WIN_INSTALL, WIN_SETUP, WIN_INSTALLED):
+            raise ValueError(f"windows_boot {windows_boot!r}")
+        argv = _windows(spec, paths, host, forwards, mac, windows_boot)
     else:
-        argv = _linux(cfg, arch, paths, host, forwards, mac, mount_tags)
+        argv = _linux(spec, paths, host, forwards, mac, mount_tags)
     argv += _serial_qmp_pid(name, paths)
     return argv

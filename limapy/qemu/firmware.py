@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
 
+from limapy.config.model import FirmwareImage
 from limapy.errors import LimapyError
 
 log = logging.getLogger("limapy.qemu.firmware")
@@ -30,9 +30,6 @@ X86_FLASH_MAX = 8 * MIB
 #: OVMF builds: code + vars together fill a flash of one of these sizes (1M, 2M and 4M layouts).
 X86_LAYOUTS = (1 * MIB, 2 * MIB, 4 * MIB)
 BLOCK = 0x1000
-
-VARS_NAME = "qemu-efi-vars.fd"
-PADDED_CODE_NAME = "qemu-efi-code.fd"
 
 DESCRIPTOR_DIRS = (
     Path("/etc/qemu/firmware"),
@@ -151,17 +148,13 @@ def guess_vars(code: Path) -> Path | None:
     return None
 
 
-def _from_images(arch: str, cfg: Mapping[str, Any]) -> FirmwarePair | None:
-    images = (cfg.get("firmware") or {}).get("images") or []
+def _from_images(arch: str, images: Sequence[FirmwareImage]) -> FirmwarePair | None:
     for img in images:
-        if not isinstance(img, dict) or img.get("arch", arch) != arch:
+        if img.arch != arch or img.vm_type not in (None, "", "qemu"):
             continue
-        if img.get("vmType") not in (None, "", "qemu"):
-            continue
-        location = str(img.get("location", ""))
-        path = _local_location(location)
+        path = _local_location(img.location)
         if path is None:
-            log.warning("firmware.images: remote location %s is not supported yet; skipped", location)
+            log.warning("firmware.images: remote location %s is not supported yet; skipped", img.location)
             continue
         if not path.is_file():
             raise LimapyError(f"firmware.images: {path} does not exist")
@@ -240,18 +233,16 @@ def _qemu_share_dirs(qemu_binary: str | None) -> list[Path]:
 
 def find_firmware(
     arch: str,
-    cfg: Mapping[str, Any],
+    images: Sequence[FirmwareImage] = (),
     *,
     descriptor_dirs: Sequence[Path] | None = None,
     share_dirs: Sequence[Path] | None = None,
     qemu_binary: str | None = None,
-) -> FirmwarePair | None:
-    """The firmware pair to boot `arch` with, or None for legacy BIOS (x86_64 `firmware.legacyBIOS`)."""
-    if arch == "x86_64" and (cfg.get("firmware") or {}).get("legacyBIOS"):
-        return None
+) -> FirmwarePair:
+    """The UEFI firmware pair to boot `arch` with (`firmware.images` first, then what is installed)."""
     if arch not in QEMU_BUNDLED:
         raise LimapyError(f"UEFI firmware for arch {arch!r} is not supported")
-    explicit = _from_images(arch, cfg)
+    explicit = _from_images(arch, images)
     if explicit is not None:
         return explicit
     candidates: list[FirmwarePair] = []
@@ -279,6 +270,47 @@ def find_firmware(
     )
 
 
+@dataclass(frozen=True)
+class VarsPlan:
+    """What a UEFI boot attaches, and how the instance's files for it are made (limapy.driver.qemu)."""
+
+    code: Path  # attached read-only: the firmware's own file, or the instance's padded copy of it
+    code_source: Path
+    pad_code: bool  # aarch64: copy `code_source` to `code`, zero-padded to 64 MiB
+    vars: Path  # the instance's writable store
+    vars_template: Path | None
+    vars_size: int
+
+
+def plan_vars(pair: FirmwarePair, arch: str, *, padded_code: Path, vars_store: Path) -> VarsPlan:
+    """Check the pair and say which files a boot needs; reads sizes only (the store is made by make_vars)."""
+    check_pair(pair, arch)
+    code, pad = pair.code, False
+    if arch == "aarch64":
+        want = AARCH64_FLASH
+        if _size(pair.code) != AARCH64_FLASH:
+            code, pad = padded_code, True
+    else:
+        assert pair.vars_template is not None  # check_pair guarantees it on x86_64
+        want = _size(pair.vars_template)
+    if vars_store.exists():
+        have = _size(vars_store)
+        if have != want:
+            raise LimapyError(
+                f"the vars store {vars_store} ({have:,} B) does not fit firmware {pair.code} (needs {want:,} B)",
+                hint=f"delete {vars_store} to start with a fresh UEFI variable store",
+            )
+    return VarsPlan(code, pair.code, pad, vars_store, pair.vars_template, want)
+
+
+def make_vars(plan: VarsPlan) -> None:
+    """The instance's padded code copy and vars store, made once (0600, atomically)."""
+    if plan.pad_code and not (plan.code.is_file() and _size(plan.code) == AARCH64_FLASH):
+        _copy_padded(plan.code_source, plan.code, AARCH64_FLASH)
+    if not plan.vars.exists():
+        _copy_padded(plan.vars_template, plan.vars, plan.vars_size)
+
+
 def _copy_padded(src: Path | None, dst: Path, size: int | None) -> None:
     """Write dst atomically: a copy of src (or nothing), zero-padded to `size` when given; mode 0600."""
     tmp = dst.with_name(dst.name + ".tmp")
@@ -290,28 +322,3 @@ def _copy_padded(src: Path | None, dst: Path, size: int | None) -> None:
     if size is not None and tmp.stat().st_size < size:
         os.truncate(tmp, size)
     os.replace(tmp, dst)
-
-
-def prepare_vars(pair: FirmwarePair, arch: str, instance_dir: Path) -> tuple[Path, Path]:
-    """(code to attach read-only, the instance's writable vars store), creating the store once."""
-    check_pair(pair, arch)
-    store = instance_dir / VARS_NAME
-    code = pair.code
-    if arch == "aarch64":
-        want = AARCH64_FLASH
-        if _size(pair.code) != AARCH64_FLASH:
-            code = instance_dir / PADDED_CODE_NAME
-            _copy_padded(pair.code, code, AARCH64_FLASH)
-    else:
-        assert pair.vars_template is not None  # check_pair guarantees it on x86_64
-        want = _size(pair.vars_template)
-    if store.exists():
-        have = _size(store)
-        if have != want:
-            raise LimapyError(
-                f"the vars store {store} ({have:,} B) does not fit firmware {pair.code} (needs {want:,} B)",
-                hint=f"delete {store} to start with a fresh UEFI variable store",
-            )
-    else:
-        _copy_padded(pair.vars_template, store, want)
-    return code, store

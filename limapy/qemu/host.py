@@ -179,44 +179,11 @@ def detect_host(guest_arch: str, probe: HostProbe | None = None) -> HostFacts:
     return HostFacts(arch=host_arch, qemu_binary=binary, qemu_version=version, accel=accel, accel_notice=notice)
 
 
-def check_minimum_version(host: HostFacts, cfg: Mapping[str, object]) -> None:
+def check_minimum_version(host: HostFacts, wanted: str | None) -> None:
     """Enforce `vmOpts.qemu.minimumVersion` (fatal, as in Lima)."""
-    vm_opts = cfg.get("vmOpts") or {}
-    qemu_opts = vm_opts.get("qemu") if isinstance(vm_opts, dict) else None
-    wanted = qemu_opts.get("minimumVersion") if isinstance(qemu_opts, dict) else None
     if not wanted:
         return
     want = parse_version(f"QEMU emulator version {wanted}")
     if host.qemu_version < want:
         have = ".".join(map(str, host.qemu_version))
         raise LimapyError(f"QEMU {have} is older than vmOpts.qemu.minimumVersion {wanted}")
-
-
-def _help_names(binary: str, flag: str) -> list[str]:
-    from limapy.proc import run
-
-    out = run([binary, flag, "help"], timeout=30).stdout.decode(errors="replace")
-    return out.splitlines()
-
-
-def list_accels(binary: str) -> list[str]:
-    """Accelerators compiled into this QEMU (`-accel help`)."""
-    return [ln.strip() for ln in _help_names(binary, "-accel")[1:] if ln.strip()]
-
-
-def list_cpu_models(binary: str) -> list[str]:
-    """CPU model names from `-cpu help` (x86: `x86 NAME  description`; arm: indented names)."""
-    return parse_cpu_help(_help_names(binary, "-cpu"))
-
-
-def parse_cpu_help(lines: list[str]) -> list[str]:
-    models: list[str] = []
-    for line in lines[1:]:
-        if not line.strip():
-            break  # x86 follows with "Recognized CPUID flags:"
-        parts = line.split()
-        if parts[0] == "x86" and len(parts) > 1:
-            models.append(parts[1])
-        elif line.startswith(" "):
-            models.append(parts[0])
-    return models

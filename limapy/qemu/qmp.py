@@ -1,7 +1,8 @@
 """A small synchronous QMP client on qemu.qmp (imported lazily: it is not needed on the CLI start-up path).
 
 Each `QMP` owns a private asyncio event loop, so it works from plain synchronous code and does not
-disturb a loop the caller may run elsewhere.
+disturb a loop the caller may run elsewhere. One connection can be kept open for QEMU's events
+(`next_event`), which is how the host agent learns of a shutdown, a reset or a stop without polling.
 """
 
 from __future__ import annotations
@@ -67,6 +68,28 @@ class QMP:
             raise QMPError(f"QMP {cmd}: no answer within {self.timeout} s") from e
         except Exception as e:  # disconnected, protocol error
             raise QMPError(f"QMP {cmd}: {e.__class__.__name__}: {e}") from e
+
+    def next_event(self, timeout: float) -> dict[str, Any] | None:
+        """The next QMP event (SHUTDOWN, RESET, STOP, ...) within `timeout` seconds, or None.
+
+        Events queue up on the connection while nothing reads them; this waits on the socket instead of
+        polling QEMU's status."""
+        if self._loop.is_closed():
+            return None
+        try:
+            msg = self._loop.run_until_complete(asyncio.wait_for(self._client.events.get(), max(timeout, 0.001)))
+        except TimeoutError:
+            return None
+        except Exception as e:  # the connection went away (QEMU exited)
+            raise QMPError(f"QMP events: {e.__class__.__name__}: {e}") from e
+        return dict(msg)
+
+    def events(self) -> list[dict[str, Any]]:
+        """Every event queued so far, without waiting."""
+        out = []
+        while (ev := self.next_event(0.001)) is not None:
+            out.append(ev)
+        return out
 
     def query_status(self) -> str:
         """`running`, `paused`, `shutdown`, `internal-error`, ..."""

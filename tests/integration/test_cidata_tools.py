@@ -12,6 +12,7 @@ import pytest
 
 from limapy.cidata.linux import write_seed_iso
 from limapy.cidata.windows import write_answer_iso
+from limapy.config.model import Spec
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden limapy-test"
 
@@ -44,7 +45,7 @@ def _isoinfo(iso: Path, *flags: str) -> str:
 
 def test_seed_iso_names_with_isoinfo(tmp_path: Path) -> None:
     iso = tmp_path / "cidata.iso"
-    write_seed_iso(iso, _cfg(), name="debian", instance_dir=tmp_path, iid="iid-1", ssh_pubkeys=[KEY],
+    write_seed_iso(iso, Spec.from_cfg(_cfg()), name="debian", iid="iid-1", ssh_pubkeys=[KEY],
                    mac="52:55:55:12:34:56")
     for flag in ("-J", "-R"):
         listing = _isoinfo(iso, flag, "-l")
@@ -57,7 +58,8 @@ def test_answer_iso_names_with_isoinfo(tmp_path: Path) -> None:
     iso = tmp_path / "answer.iso"
     cfg = _cfg()
     cfg["provision"] = [p for p in cfg["provision"] if p["mode"] != "boot"]
-    write_answer_iso(iso, cfg, name="win", arch="x86_64", password="Test-Passw0rd.Fixed", ssh_pubkeys=[KEY],
+    spec = Spec.from_cfg({**cfg, "os": "Windows", "arch": "x86_64"})
+    write_answer_iso(iso, spec, name="win", arch="x86_64", password="Test-Passw0rd.Fixed", ssh_pubkeys=[KEY],
                      image_index=None, image_name=None, is_server=False, virtio_win=False)
     listing = _isoinfo(iso, "-J", "-l")
     names = {line.split()[-1] for line in listing.splitlines() if line.startswith("-")}
@@ -69,7 +71,7 @@ def test_answer_iso_names_with_isoinfo(tmp_path: Path) -> None:
 def test_cloud_init_schema_accepts_user_data(tmp_path: Path) -> None:
     tool = _need("cloud-init")
     iso = tmp_path / "cidata.iso"
-    write_seed_iso(iso, _cfg(), name="debian", instance_dir=tmp_path, iid="iid-1", ssh_pubkeys=[KEY],
+    write_seed_iso(iso, Spec.from_cfg(_cfg()), name="debian", iid="iid-1", ssh_pubkeys=[KEY],
                    mac="52:55:55:12:34:56")
     ud = tmp_path / "user-data"
     ud.write_text(_isoinfo(iso, "-R", "-x", "/user-data"))  # read it back from the image itself

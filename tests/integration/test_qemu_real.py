@@ -1,5 +1,6 @@
-"""Real QEMU under TCG, one test per layout: start from build_argv, QMP answers, the promised devices
-exist, the firmware writes to serial.log, and a graceful stop (or its kill fallback) ends QEMU.
+"""Real QEMU under TCG, one test per layout, through the QEMU driver's planner and machine: QMP answers, the
+promised devices exist, the firmware writes to serial.log, sidecars (swtpm) run beside QEMU, and a graceful
+stop (or its kill fallback) ends QEMU and its sidecars.
 
 Skips when qemu-system-*, qemu-img or the firmware are missing. Run one at a time: each takes ~10-30 s.
 """
@@ -16,9 +17,13 @@ from typing import Any
 
 import pytest
 
-from limapy.qemu import firmware, process, tpm
-from limapy.qemu.cmdline import Paths, build_argv
+from limapy import pids, store
+from limapy.config.model import Spec
+from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, BootPlan, WindowsImage
+from limapy.driver.qemu import facts, machine, planner
+from limapy.qemu import firmware
 from limapy.qemu.host import HostProbe, detect_host
+from limapy.qemu.qmp import QMP
 
 MAC = "52:55:55:01:02:03"
 MIB = 1024 * 1024
@@ -42,36 +47,48 @@ def tiny_iso(path: Path, label: str, files: dict[str, bytes]) -> Path:
 
 
 @pytest.fixture
-def inst(tmp_path: Path) -> Iterator[Path]:
-    d = tmp_path / "inst"
+def inst(tmp_path: Path) -> Iterator[store.Instance]:
+    d = tmp_path / "itest"
     d.mkdir(mode=0o700)
-    yield d
-    pid = process.qemu_pid(d)
-    if pid and process.is_running(pid):
-        process.kill(pid)
-    tpm.stop_swtpm(d)
+    i = store.Instance("itest", d)
+    yield i
+    from limapy.driver import load
+
+    load("qemu").force_stop(i)
 
 
-def prepare(inst: Path, cfg: dict[str, Any], install: bool) -> tuple[list[str], Paths]:
-    arch = cfg["arch"]
+def prepare(inst: store.Instance, cfg: dict[str, Any], install: bool) -> BootPlan:
+    """The driver's plan for a hand-made instance dir (tiny stand-in media); the vars store made as start does."""
+    spec = Spec.from_cfg(cfg)
+    arch = spec.arch
     need(f"qemu-system-{arch}")
     need("qemu-img")
     host = detect_host(arch, HostProbe(env={}))
     assert host.accel == "tcg", "auto-detection must pick tcg on these machines"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(inst / "disk"), "1G"], check=True)
-    tiny_iso(inst / "cidata.iso", "cidata", {"meta-data": b"instance-id: x\n", "user-data": b"#cloud-config\n"})
-    extra: dict[str, Any] = {}
-    if cfg["os"] == "Windows":
-        extra["iso"] = tiny_iso(inst / "iso", "CCCOMA_TEST", {"setup.txt": b"not windows"})
-        extra["virtio_win"] = tiny_iso(inst / "virtio-win", "virtio-win", {"readme.txt": b"drivers"})
-    try:
-        pair = firmware.find_firmware(arch, cfg)
-    except Exception as e:
-        pytest.skip(f"no firmware: {e}")
-    if pair is not None:
-        extra["fw_code"], extra["fw_vars"] = firmware.prepare_vars(pair, arch, inst)
-    paths = Paths.for_instance(inst, disk_format="qcow2", **extra)
-    return build_argv(cfg, "itest", paths, host, ssh_port=0, mac=MAC, install=install), paths
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(inst.disk), "1G"], check=True)
+    tiny_iso(inst.cidata_iso, "cidata", {"meta-data": b"instance-id: x\n", "user-data": b"#cloud-config\n"})
+    files = facts.Files()
+    if spec.is_windows:
+        files = facts.Files(
+            iso=tiny_iso(inst.iso, "CCCOMA_TEST", {"setup.txt": b"not windows"}),
+            virtio_win=tiny_iso(inst.virtio_win, "virtio-win", {"readme.txt": b"drivers"}),
+            windows_boot=WIN_INSTALL if install else WIN_INSTALLED,
+            windows_image=WindowsImage(1, None, False) if install else None,
+        )
+    vars_plan = None
+    if spec.boot_kind.value == "uefi":
+        try:
+            pair = firmware.find_firmware(arch, spec.firmware_images)
+        except Exception as e:
+            pytest.skip(f"no firmware: {e}")
+        vars_plan = firmware.plan_vars(pair, arch, padded_code=inst.qemu_efi_code, vars_store=inst.qemu_efi_vars)
+        firmware.make_vars(vars_plan)
+    swtpm = None
+    if spec.tpm:
+        need("swtpm")
+        swtpm = shutil.which("swtpm")
+    f = facts.Facts(host=host, ssh_port=0, mac=MAC, iid="iid-1", files=files, vars=vars_plan, swtpm=swtpm)
+    return planner.plan(inst, spec, f)
 
 
 def cfg_for(os_: str, arch: str, **over: Any) -> dict[str, Any]:
@@ -94,20 +111,19 @@ def wait_serial(log: Path, timeout: float = 25.0) -> bytes:
 
 
 def run_layout(
-    inst: Path,
+    inst: store.Instance,
     cfg: dict[str, Any],
     devices: list[str],
     drives: list[str],
     install: bool = True,
     serial: bool = True,
 ) -> str:
-    argv, paths = prepare(inst, cfg, install)
-    if cfg.get("tpm"):
-        need("swtpm")
-        tpm.start_swtpm(inst)
-    pid = process.launch(argv, inst)
+    plan = prepare(inst, cfg, install)
+    m = machine.launch(inst, plan)
+    swtpm_pid = pids.live(inst.swtpm_pid, pids.swtpm_marks(inst.swtpm_dir)) if cfg.get("tpm") else None
     try:
-        with process.wait_qmp(paths.qmp_sock, timeout=20, pid=pid) as qmp:
+        assert not cfg.get("tpm") or swtpm_pid, "swtpm runs beside QEMU"
+        with QMP.connect(inst.qmp_sock, timeout=20) as qmp:  # free for others while the agent holds its own
             assert qmp.query_status() == "running"
             qtree = qmp.hmp("info qtree")
             for dev in devices:
@@ -119,18 +135,19 @@ def run_layout(
                 assert [(t["id"], t["model"]) for t in qmp.query_tpm()] == [("tpm0", want)]
             qmp.execute("query-pci")  # answers on every layout with PCI
         if serial:
-            assert wait_serial(paths.serial_log), "firmware wrote nothing to serial.log"
-        assert process.is_running(pid), process.stderr_tail(inst)
-        process.watch_internal_error(inst)
+            assert wait_serial(inst.serial_log), "firmware wrote nothing to serial.log"
+        assert m.alive(), m.failure()
+        m.check()
     finally:
-        process.graceful_stop(inst, timeout=3.0, pid=pid)
-    assert not process.is_running(pid)
-    assert not (inst / "qmp.sock").exists() and not (inst / "qemu.pid").exists()
+        m.shutdown(3.0)
+    assert not m.alive()
+    assert swtpm_pid is None or not pids.alive(swtpm_pid) or pids.wait_gone(swtpm_pid, 5), "swtpm stopped after QEMU"
+    assert not inst.qmp_sock.exists() and not inst.qemu_pid.exists() and not inst.swtpm_sock.exists()
     return qtree
 
 
 @pytest.mark.timeout(90)
-def test_linux_x86_64(inst: Path) -> None:
+def test_linux_x86_64(inst: store.Instance) -> None:
     run_layout(
         inst,
         cfg_for("Linux", "x86_64"),
@@ -138,11 +155,11 @@ def test_linux_x86_64(inst: Path) -> None:
         ["pflash0", "pflash1", "boot-disk", "cdrom0"],
         install=False,
     )
-    assert (inst / "qemu-efi-vars.fd").stat().st_size == 540_672
+    assert inst.qemu_efi_vars.stat().st_size == 540_672
 
 
 @pytest.mark.timeout(90)
-def test_linux_aarch64(inst: Path) -> None:
+def test_linux_aarch64(inst: store.Instance) -> None:
     run_layout(
         inst,
         cfg_for("Linux", "aarch64"),
@@ -150,11 +167,11 @@ def test_linux_aarch64(inst: Path) -> None:
         ["pflash0", "pflash1", "boot-disk", "cdrom0"],
         install=False,
     )
-    assert (inst / "qemu-efi-vars.fd").stat().st_size == 64 * MIB
+    assert inst.qemu_efi_vars.stat().st_size == 64 * MIB
 
 
 @pytest.mark.timeout(90)
-def test_windows_x86_64_inbox_tpm(inst: Path) -> None:
+def test_windows_x86_64_inbox_tpm(inst: store.Instance) -> None:
     qtree = run_layout(
         inst,
         cfg_for("Windows", "x86_64", tpm=True),
@@ -165,20 +182,20 @@ def test_windows_x86_64_inbox_tpm(inst: Path) -> None:
 
 
 @pytest.mark.timeout(90)
-def test_windows_x86_64_virtio_win(inst: Path) -> None:
+def test_windows_x86_64_virtio_win(inst: store.Instance) -> None:
     cfg = cfg_for("Windows", "x86_64", osOpts={"Windows": {"virtioWin": [{"location": "x"}]}})
     run_layout(inst, cfg, ["virtio-blk-pci", "ide-cd", "virtio-net-pci"], ["boot-disk", "cd0", "cd1", "cd2"])
 
 
 @pytest.mark.timeout(90)
-def test_windows_x86_64_legacy_bios_installed(inst: Path) -> None:
+def test_windows_x86_64_legacy_bios_installed(inst: store.Instance) -> None:
     cfg = cfg_for("Windows", "x86_64", firmware={"legacyBIOS": True, "images": []})
     run_layout(inst, cfg, ["ide-hd", "e1000e"], ["boot-disk"], install=False, serial=False)
-    assert not (inst / "qemu-efi-vars.fd").exists()
+    assert not inst.qemu_efi_vars.exists()
 
 
 @pytest.mark.timeout(90)
-def test_windows_aarch64_virtio_win_tpm(inst: Path) -> None:
+def test_windows_aarch64_virtio_win_tpm(inst: store.Instance) -> None:
     """Windows on arm64: virtio-net (NetKVM from virtio-win) instead of usb-net, which Windows binds to usbser."""
     cfg = cfg_for("Windows", "aarch64", tpm=True, osOpts={"Windows": {"virtioWin": [{"location": "x"}]}})
     qtree = run_layout(
@@ -189,13 +206,13 @@ def test_windows_aarch64_virtio_win_tpm(inst: Path) -> None:
     )
     assert qtree.count("dev: qemu-xhci,") == 1
     assert "dev: usb-net," not in qtree
-    assert (inst / "qemu-efi-vars.fd").stat().st_size == 64 * MIB
+    assert inst.qemu_efi_vars.stat().st_size == 64 * MIB
 
 
 def test_vars_store_per_instance_and_writable(tmp_path: Path) -> None:
     for arch, size in (("x86_64", 540_672), ("aarch64", 64 * MIB)):
         try:
-            pair = firmware.find_firmware(arch, {})
+            pair = firmware.find_firmware(arch)
         except Exception as e:
             pytest.skip(f"no firmware: {e}")
         assert pair is not None
@@ -203,9 +220,10 @@ def test_vars_store_per_instance_and_writable(tmp_path: Path) -> None:
         for name in ("a", "b"):
             d = tmp_path / f"{arch}-{name}"
             d.mkdir()
-            _code, store = firmware.prepare_vars(pair, arch, d)
-            assert store.parent == d and store.stat().st_size == size
-            with store.open("r+b") as f:
+            plan = firmware.plan_vars(pair, arch, padded_code=d / "code.fd", vars_store=d / "vars.fd")
+            firmware.make_vars(plan)
+            assert plan.vars.parent == d and plan.vars.stat().st_size == size
+            with plan.vars.open("r+b") as f:
                 f.write(b"x")
-            stores.append(store)
+            stores.append(plan.vars)
         assert stores[0] != stores[1]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import store
+from limapy import driver, store
 from limapy.ops import rdp
 
 PASSWORD = "Rdp-Secret-0123456789"
@@ -72,7 +72,7 @@ def test_xfreerdp_reads_the_password_from_stdin(tmp_path: Path, monkeypatch: pyt
                                      "user: {name: alice}\n")
         store.atomic_write(d / "windows-password", (PASSWORD + "\n").encode(), 0o600)
         (d / "rdp.port").write_text(f"{port}\n")
-        monkeypatch.setattr(store, "status", lambda _i: store.RUNNING)
+        monkeypatch.setattr(driver, "status", lambda _i: store.RUNNING)
         said: list[str] = []
         rc = rdp.connect(store.Instance("win", d), say=said.append)
         thread.join(30)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from limapy import ssh, store
+from limapy.config.model import Spec
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="OpenSSH client is not installed")
 
@@ -20,7 +21,7 @@ def test_ssh_config_parses_with_real_client(tmp_path: Path, monkeypatch: pytest.
     inst = store.create_instance_dir("vm", {"lima.yaml": b""})
     key = tmp_path / "home" / "_config" / "user"
     cfg = {"os": "Linux", "user": {"name": "alice"}}
-    ssh.write_ssh_config(inst, cfg, key, 60123)
+    ssh.write_ssh_config(inst, Spec.from_cfg(cfg), key, 60123)
     out = subprocess.run(
         ["ssh", "-G", "-F", str(inst.ssh_config), "lima-vm"], check=True, capture_output=True, text=True
     ).stdout
@@ -46,7 +47,7 @@ def test_ssh_argv_options_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("SSH", raising=False)
     ssh.openssh_version.cache_clear()
     inst = store.create_instance_dir("vm", {"lima.yaml": b""})
-    argv = ssh.ssh_argv(inst, {"user": {"name": "bob"}}, 2222, tty=False, script="true")
+    argv = ssh.ssh_argv(inst, Spec.from_cfg({"user": {"name": "bob"}}), 2222, tty=False, script="true")
     sep = argv.index("--")
     g = subprocess.run([*argv[: sep - 1], "-G", argv[sep - 1]], check=True, capture_output=True, text=True)
     assert "user bob" in g.stdout.splitlines()

@@ -86,6 +86,15 @@ def limapy(
     )
 
 
+def prepare(home: Path, name: str) -> subprocess.CompletedProcess[str]:
+    """The effects of a start short of booting (hack/prepare.py): `start --dry-run` writes nothing."""
+    env = dict(os.environ, LIMAPY_HOME=str(home))
+    return subprocess.run(
+        [sys.executable, str(REPO / "hack" / "prepare.py"), name], env=env, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+
+
 def windows_sets(
     arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[str, ...] = (), virtio_win: Path | None = None
 ) -> list[str]:
@@ -164,9 +173,12 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
     )  # fmt: skip
     assert cp.returncode == 0, cp.stderr
     inst = home / "windows"
+    assert not (inst / "windows-password").exists() and not (inst / "cidata.iso").exists()  # a dry run writes nothing
+    prep = prepare(home, "windows")
+    assert prep.returncode == 0, prep.stderr
     password = (inst / "windows-password").read_text().strip()
     assert len(password) >= 16 and (inst / "windows-password").stat().st_mode & 0o777 == 0o600
-    assert password not in cp.stdout + cp.stderr
+    assert password not in cp.stdout + cp.stderr + prep.stdout + prep.stderr
 
     # The edition: Pro by reading the image list, not Lima's fixed index.
     assert f"Windows image: index {PRO[arch]} (Windows 11 Pro)" in cp.stderr
@@ -174,7 +186,9 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
     assert image_index(xml) == PRO[arch] != LIMA_FIXED[arch]
     assert f'processorArchitecture="{"amd64" if arch == "x86_64" else "arm64"}"' in xml
 
-    argv = shlex.split(cp.stdout.strip().splitlines()[-1])
+    argv = shlex.split(prep.stdout.strip().splitlines()[-1])
+    dry = shlex.split(cp.stdout.strip().splitlines()[-1])
+    assert [a for a in dry if "hostfwd" not in a] == [a for a in argv if "hostfwd" not in a]  # the same plan
     assert argv[0].endswith(f"qemu-system-{arch}")
     assert f"file={inst}/iso,if=none,id=cd0,format=raw,media=cdrom,readonly=on" in argv
     assert f"file={inst}/cidata.iso,if=none,id=cd2,format=raw,media=cdrom,readonly=on" in argv
@@ -186,11 +200,13 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
         assert f"file={inst}/virtio-win,if=none,id=cd1,format=raw,media=cdrom,readonly=on" in argv
         assert "E:\\NetKVM\\w11\\ARM64" in xml
 
-    swtpm_pid = None
-    if tpm:
-        from limapy.qemu.tpm import start_swtpm
+    from limapy import store
+    from limapy.driver.qemu.planner import swtpm_sidecar
+    from limapy.driver.sidecars import Supervisor
 
-        swtpm_pid = start_swtpm(inst)  # what the host agent does before launching QEMU
+    sidecars = Supervisor()
+    if tpm:  # what the QEMU driver does before launching QEMU
+        sidecars.start(swtpm_sidecar(store.Instance("windows", inst), str(shutil.which("swtpm"))))
     qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         serial = inst / "serial.log"
@@ -220,10 +236,7 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
         except subprocess.TimeoutExpired:
             qemu.kill()
             qemu.wait()
-        if swtpm_pid:
-            from limapy.qemu.tpm import stop_swtpm
-
-            stop_swtpm(inst, swtpm_pid)
+        sidecars.stop_all()
 
 
 # --------------------------------------------------------------------------- refusals, nothing created
@@ -322,6 +335,7 @@ def test_windows_2025_dry_run_picks_standard_desktop(home: Path, isos: dict[str,
         "template:windows-2025",
     )  # fmt: skip
     assert cp.returncode == 0, cp.stderr
+    assert prepare(home, "server").returncode == 0
     want = SERVER_EVAL_EDITIONS.index("Windows Server 2025 Standard Evaluation (Desktop Experience)") + 1
     assert want != 1  # Lima's fixed index would install Core
     assert f"Windows image: index {want}" in cp.stderr
@@ -345,7 +359,7 @@ def test_server_media_needs_a_key_unless_evaluation(home: Path, isos: dict[str, 
     assert key not in (inst / "lima.yaml").read_text()  # kept apart, 0600
     stored = inst / "windows-product-key"
     assert stored.read_text().strip() == key and stored.stat().st_mode & 0o777 == 0o600
-    cp2 = limapy(home, "start", "--dry-run", "srv")
+    cp2 = prepare(home, "srv")
     assert cp2.returncode == 0, cp2.stderr
     assert f"<Key>{key}</Key>" in answer_xml(inst / "cidata.iso")
     for text in (cp.stdout, cp.stderr, cp2.stdout, cp2.stderr, limapy(home, "list", "--json").stdout):
@@ -398,6 +412,7 @@ def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path)
         cp = limapy(home, "start", "--dry-run", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
                     extra=(both,)), str(TEMPLATE))
         assert cp.returncode == 0, cp.stderr
+        assert prepare(home, f"w-{arch}").returncode == 0
         inst = home / f"w-{arch}"
         assert (inst / "openssh-msi").resolve().read_bytes() == msis[arch][0].read_bytes()
         import pycdlib

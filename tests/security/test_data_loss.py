@@ -50,10 +50,10 @@ def test_start_refuses_a_base_whose_bytes_changed(home: Path, tmp_path: Path) ->
     img = qcow2(tmp_path / "img.qcow2", fill=0x41)
     assert limapy("create", "--name", "a", str(template(tmp_path, str(img)))).returncode == 0
     inst = store.Instance("a", home / "a")
-    disk.check_base(inst.dir, inst.disk, "a")  # unchanged: fine (and cheap)
+    assert disk.verify_base(inst.base_record, inst.disk, "a") is False  # unchanged: fine (and cheap)
     qcow2(tmp_path / "other.qcow2", fill=0x43).replace(img)  # the file is replaced under the instance
     with pytest.raises(LimapyError, match="changed since the instance was created") as e:
-        disk.check_base(inst.dir, inst.disk, "a")
+        disk.verify_base(inst.base_record, inst.disk, "a")
     assert e.value.hint and "re-create" in e.value.hint
     cp = limapy("start", "--dry-run", "a")
     assert "changed since the instance was created" in one_error(cp)
@@ -113,12 +113,14 @@ def test_stale_pid_files_name_no_victim(home: Path, tmp_path: Path, command: tup
 
 
 def test_swtpm_pid_file_names_no_victim(tmp_path: Path) -> None:
-    from limapy.qemu.tpm import stop_swtpm
+    from limapy.driver.qemu import leftover_sidecars
+    from limapy.driver.sidecars import stop_leftovers
 
     decoy = sleeper("decoy")
     try:
-        (tmp_path / "swtpm.pid").write_text(f"{decoy.pid}\n")
-        stop_swtpm(tmp_path)
+        inst = store.Instance("a", tmp_path)
+        inst.swtpm_pid.write_text(f"{decoy.pid}\n")
+        stop_leftovers(leftover_sidecars(inst))
         time.sleep(0.3)
         assert decoy.poll() is None
     finally:

@@ -16,21 +16,24 @@ from typing import Any
 import pytest
 
 from limapy import store
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 from tests.security.conftest import REPO, instances, limapy, one_error, qcow2, template
+
+S = Spec.from_cfg
 
 # --- 6. validators refuse "x\n" ----------------------------------------------------------------------------
 
 
 def test_every_name_and_key_validator_refuses_a_trailing_newline(home: Path) -> None:
     from limapy.cidata.linux import _env_lines
-    from limapy.config import validate
+    from limapy.config import idents, validate
 
     with pytest.raises(LimapyError):
         store.validate_name("x\n")
-    assert validate.validate_identifier("x\n") is not None
-    assert validate.DIGEST_RE.fullmatch("sha256:" + "a" * 64 + "\n") is None
-    assert validate.validate_digest("sha256:" + "a" * 64 + "\n") is not None
+    assert idents.validate_identifier("x\n") is not None
+    assert idents.DIGEST_RE.fullmatch("sha256:" + "a" * 64 + "\n") is None
+    assert idents.validate_digest("sha256:" + "a" * 64 + "\n") is not None
     problems = validate.validate({"os": "Linux", "arch": "x86_64", "vmType": "qemu", "images": [{"location": "/x"}],
                                   "cpus": 1, "memory": "1GiB", "disk": "1GiB", "mountType": "9p",
                                   "param": {"x\n": "v"}, "additionalDisks": [{"name": "d\n"}]})
@@ -69,7 +72,7 @@ def test_emoji_gecos_gives_user_data_every_parser_reads(tmp_path: Path) -> None:
         "user": {"name": "alice", "comment": "Alice \U0001F600 O\u2019Neil \u00e9", "uid": 1000,
                  "home": "/home/alice.guest", "shell": "/bin/bash"},
     }
-    files = build_seed(cfg, name="a", instance_dir=tmp_path, iid="iid-1", ssh_pubkeys=["ssh-ed25519 AAAA k"],
+    files = build_seed(Spec.from_cfg(cfg), name="a", iid="iid-1", ssh_pubkeys=["ssh-ed25519 AAAA k"],
                        mac="52:55:55:00:00:01")
     text = files["user-data"].decode("utf-8")
     assert "\\ud83d" not in text.lower()  # JSON's surrogate pairs are no YAML
@@ -179,14 +182,14 @@ def test_ssh_config_quotes_a_user_with_spaces(tmp_path: Path) -> None:
 
     inst = store.Instance("w", tmp_path / "w")
     inst.dir.mkdir()
-    text = ssh.render_ssh_config(inst, ssh.ssh_options(inst, {"user": {"name": "John Smith"}}, tmp_path / "k"), 2222)
+    text = ssh.render_ssh_config(inst, ssh.ssh_options(inst, S({"user": {"name": "John Smith"}}), tmp_path / "k"), 2222)
     assert '  User "John Smith"' in text
     f = tmp_path / "ssh.config"
     f.write_text(text)
     cp = subprocess.run(["ssh", "-G", "-F", str(f), "lima-w"], capture_output=True, text=True, check=True)
     assert "user John Smith" in cp.stdout.splitlines()
     with pytest.raises(LimapyError, match="cannot be written into an ssh config"):
-        ssh.ssh_options(inst, {"user": {"name": 'a"b'}}, tmp_path / "k")
+        ssh.ssh_options(inst, S({"user": {"name": 'a"b'}}), tmp_path / "k")
 
 
 # --- 14. no silently ignored fields ---------------------------------------------------------------------------
@@ -207,7 +210,7 @@ def test_ca_certs_dns_and_hosts_reach_the_seed(tmp_path: Path) -> None:
         "dns": ["1.1.1.1", "2606:4700:4700::1111"],
         "hostResolver": {"enabled": False, "hosts": {"db.local": "10.0.0.5"}},
     }
-    files = build_seed(cfg, name="a", instance_dir=tmp_path, iid="i", ssh_pubkeys=["ssh-ed25519 AAAA k"],
+    files = build_seed(Spec.from_cfg(cfg), name="a", iid="i", ssh_pubkeys=["ssh-ed25519 AAAA k"],
                        mac="52:55:55:00:00:01")
     ud = yaml.safe_load(files["user-data"])
     assert ud["ca_certs"] == {"remove_defaults": False, "trusted": [pem, pem.replace("MIIB", "MIIC")]}
@@ -278,7 +281,7 @@ def test_windows_workdir_cannot_run_commands() -> None:
     from tests.unit.test_windows_quoting import WINDOWS, cmd_line
 
     with pytest.raises(LimapyError, match="not a Windows path"):
-        ssh.shell_script(WINDOWS, ["ver"], workdir='C:\\x" & calc & "')  # was: cd /d "C:\x" & calc & ""
-    s = ssh.shell_script(WINDOWS, ["ver"], workdir="C:\\a & calc (x) %PATH% ^ !y!")
+        ssh.shell_script(S(WINDOWS), ["ver"], workdir='C:\\x" & calc & "')  # was: cd /d "C:\x" & calc & ""
+    s = ssh.shell_script(S(WINDOWS), ["ver"], workdir="C:\\a & calc (x) %PATH% ^ !y!")
     cd, rest = s.split(" && ")
     assert cmd_line(cd) == 'cd /d "C:\\a & calc (x) %PATH% ^ !y!"' and cmd_line(rest) == "ver"

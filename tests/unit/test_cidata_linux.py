@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,12 @@ from ruamel.yaml import YAML
 
 from limapy.cidata.linux import build_seed, write_seed_iso
 from limapy.cidata.render import expand_vars
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 from limapy.names import mount_tag
+from tests.golden import compare
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"
-REGEN = os.environ.get("LIMAPY_REGEN_GOLDEN") == "1"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden limapy-test"
 HOSTILE = "</FullName><Foo>&\"' $(id) `id` \\"
 
@@ -53,10 +53,9 @@ def cfg(**over: Any) -> dict[str, Any]:
 
 
 def seed(c: dict[str, Any] | None = None, **kw: Any) -> dict[str, bytes]:
-    args: dict[str, Any] = dict(name="debian", instance_dir=Path("/nonexistent"), iid="iid-1700000000",
-                                ssh_pubkeys=[KEY], mac="52:55:55:12:34:56")
+    args: dict[str, Any] = dict(name="debian", iid="iid-1700000000", ssh_pubkeys=[KEY], mac="52:55:55:12:34:56")
     args.update(kw)
-    return build_seed(c or cfg(), **args)
+    return build_seed(Spec.from_cfg(c or cfg()), **args)
 
 
 def yaml_load(data: bytes) -> Any:
@@ -96,9 +95,7 @@ def test_golden_seed() -> None:
     files = seed()
     for name in ("user-data", "meta-data", "network-config", "lima.env", "param.env"):
         golden = GOLDEN / f"linux-{name}"
-        if REGEN:
-            golden.write_bytes(files[name])
-        assert files[name] == golden.read_bytes(), f"{golden.name}: regenerate with LIMAPY_REGEN_GOLDEN=1"
+        compare(f"cidata/{golden.name}", files[name])
 
 
 def test_meta_and_network() -> None:
@@ -188,8 +185,7 @@ def test_rejects() -> None:
 
 def test_seed_iso_readback(tmp_path: Path) -> None:
     out = tmp_path / "cidata.iso"
-    write_seed_iso(out, cfg(), name="debian", instance_dir=tmp_path, iid="iid-1", ssh_pubkeys=[KEY],
-                   mac="52:55:55:12:34:56")
+    write_seed_iso(out, Spec.from_cfg(cfg()), name="debian", iid="iid-1", ssh_pubkeys=[KEY], mac="52:55:55:12:34:56")
     data = out.read_bytes()
     iso = pycdlib.PyCdlib()
     iso.open_fp(io.BytesIO(data))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import itertools
-import os
 import re
 import string
 import xml.etree.ElementTree as ET
@@ -26,10 +25,11 @@ from limapy.cidata.windows import (
     new_password,
     write_answer_iso,
 )
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
+from tests.golden import compare
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"
-REGEN = os.environ.get("LIMAPY_REGEN_GOLDEN") == "1"
 TEST_PASSWORD = "Test-Passw0rd.Fixed"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden limapy-test"
 NS = {"u": "urn:schemas-microsoft-com:unattend"}
@@ -69,7 +69,11 @@ def build(c: dict[str, Any] | None = None, **kw: Any) -> dict[str, bytes]:
         image_name=None, is_server=False, virtio_win=False,
     )
     args.update(kw)
-    return build_answer_files(c or cfg(), **args)
+    return build_answer_files(spec_of(c or cfg(), args["arch"]), **args)
+
+
+def spec_of(c: dict[str, Any], arch: str) -> Spec:
+    return Spec.from_cfg({**c, "arch": arch})
 
 
 def q(tag: str) -> str:
@@ -178,9 +182,7 @@ def test_golden_autounattend(arch: str, legacy: bool, tpm: bool, virtio: bool) -
     assert index == {"x86_64": "6", "aarch64": "3"}[arch]
     golden = GOLDEN / f"autounattend-{win_arch}-{'bios' if legacy else 'uefi'}-tpm{'on' if tpm else 'off'}" \
         f"-virtio{'on' if virtio else 'off'}.xml"
-    if REGEN:
-        golden.write_bytes(xml)
-    assert xml == golden.read_bytes(), f"{golden.name} differs; regenerate with LIMAPY_REGEN_GOLDEN=1"
+    compare(f"cidata/{golden.name}", xml)
 
 
 def test_golden_first_logon_script() -> None:
@@ -193,9 +195,7 @@ def test_golden_first_logon_script() -> None:
     files = build(c, opensshmsi=b"MSI")
     for name in (FIRST_LOGON, RUNNER):
         golden = GOLDEN / f"windows-{Path(name).name}"
-        if REGEN:
-            golden.write_bytes(files[name])
-        assert files[name] == golden.read_bytes()
+        compare(f"cidata/{golden.name}", files[name])
 
 
 def test_server_and_image_selection() -> None:
@@ -364,7 +364,7 @@ def test_answer_iso_readback(tmp_path: Path) -> None:
     out = tmp_path / "cidata.iso"
     kw: dict[str, Any] = dict(name="w", arch="aarch64", password=TEST_PASSWORD, ssh_pubkeys=[KEY],
                               image_index=None, image_name=None, is_server=False, virtio_win=True)
-    write_answer_iso(out, cfg(provision=[{"mode": "system", "script": "x"}]), **kw)
+    write_answer_iso(out, spec_of(cfg(provision=[{"mode": "system", "script": "x"}]), "aarch64"), **kw)
     data = out.read_bytes()
     assert (out.stat().st_mode & 0o777) == 0o600
     iso = pycdlib.PyCdlib()
@@ -379,5 +379,6 @@ def test_answer_iso_readback(tmp_path: Path) -> None:
         validate(buf.getvalue(), "arm64", legacy_bios=False)
     finally:
         iso.close()
-    write_answer_iso(tmp_path / "again.iso", cfg(provision=[{"mode": "system", "script": "x"}]), **kw)
+    again = spec_of(cfg(provision=[{"mode": "system", "script": "x"}]), "aarch64")
+    write_answer_iso(tmp_path / "again.iso", again, **kw)
     assert (tmp_path / "again.iso").read_bytes() == data

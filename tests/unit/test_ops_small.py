@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from limapy.cli.cmd_start import parse_duration
 from limapy.errors import UsageError
 from limapy.hostagent import Events
 from limapy.ops.list import table
 from limapy.ops.start import Follower, looks_like_template
+from limapy.units import parse_duration
 
 
 @pytest.mark.parametrize(

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from limapy.config.model import Spec
 from limapy.errors import LimapyError
 from limapy.names import mount_tag
-from limapy.qemu.cmdline import WIN_INSTALLED, WIN_SETUP, Paths, build_argv
+from limapy.qemu import cmdline
+from limapy.qemu.cmdline import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, Paths
 from limapy.qemu.host import HostFacts
+from limapy.store import Instance
+from tests.golden import compare
 
-GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "qemu"
 INST = Path("/home/u/.limapy/inst")
 MAC = "52:55:55:aa:bb:cc"
+
+
+def paths_for(directory: Path, **overrides: Any) -> Paths:
+    return Paths.for_instance(Instance(directory.name, directory), **overrides)
+
+
+def build_argv(cfg: dict[str, Any], name: str, paths: Paths, facts: HostFacts, **kw: Any) -> list[str]:
+    """cmdline.build_argv on the Spec of a (filled) configuration dict."""
+    return cmdline.build_argv(Spec.from_cfg(cfg), name, paths, facts, **kw)
 
 
 def host(arch: str, accel: str = "tcg") -> HostFacts:
@@ -90,62 +101,62 @@ def cases() -> dict[str, tuple[dict[str, Any], Paths, bool | str]]:
     out: dict[str, tuple[dict[str, Any], Paths, bool | str]] = {
         "linux-x86_64": (
             linux_x86,
-            Paths.for_instance(INST, **fw("x86_64"), **kernel, additional_disks=(Path("/d/data"),)),
+            paths_for(INST, **fw("x86_64"), **kernel, additional_disks=(Path("/d/data"),)),
             False,
         ),
         "linux-aarch64": (
             base_cfg("Linux", "aarch64", video={"display": "default"}),
-            Paths.for_instance(INST, **fw("aarch64"), disk_format="qcow2"),
+            paths_for(INST, **fw("aarch64"), disk_format="qcow2"),
             False,
         ),
         "windows-x86_64": (
             base_cfg("Windows", "x86_64"),
-            Paths.for_instance(INST, **fw("x86_64"), **win),
+            paths_for(INST, **fw("x86_64"), **win),
             True,
         ),
         "windows-x86_64-tpm": (
             base_cfg("Windows", "x86_64", tpm=True),
-            Paths.for_instance(INST, **fw("x86_64"), **win),
+            paths_for(INST, **fw("x86_64"), **win),
             True,
         ),
         "windows-x86_64-virtiowin": (
             base_cfg("Windows", "x86_64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
-            Paths.for_instance(INST, **fw("x86_64"), **win),
+            paths_for(INST, **fw("x86_64"), **win),
             True,
         ),
         "windows-x86_64-virtiowin-tpm": (
             base_cfg("Windows", "x86_64", tpm=True, osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
-            Paths.for_instance(INST, **fw("x86_64"), **win),
+            paths_for(INST, **fw("x86_64"), **win),
             True,
         ),
         "windows-x86_64-legacybios": (
             base_cfg("Windows", "x86_64", firmware={"legacyBIOS": True, "images": []}),
-            Paths.for_instance(INST, **win),
+            paths_for(INST, **win),
             True,
         ),
         "windows-x86_64-installed": (
             base_cfg("Windows", "x86_64", tpm=True),
-            Paths.for_instance(INST, **fw("x86_64"), **win),
+            paths_for(INST, **fw("x86_64"), **win),
             False,
         ),
         "windows-x86_64-setup": (
             base_cfg("Windows", "x86_64", tpm=True),
-            Paths.for_instance(INST, **fw("x86_64"), **win),
+            paths_for(INST, **fw("x86_64"), **win),
             WIN_SETUP,
         ),
         "windows-aarch64-virtiowin": (
             base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
-            Paths.for_instance(INST, **fw("aarch64"), **win),
+            paths_for(INST, **fw("aarch64"), **win),
             True,
         ),
         "windows-aarch64-virtiowin-tpm": (
             base_cfg("Windows", "aarch64", tpm=True, osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
-            Paths.for_instance(INST, **fw("aarch64"), **win),
+            paths_for(INST, **fw("aarch64"), **win),
             True,
         ),
         "windows-aarch64-installed": (
             base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": VIRTIO_WIN}}),
-            Paths.for_instance(INST, **fw("aarch64"), **win),
+            paths_for(INST, **fw("aarch64"), **win),
             False,
         ),
     }
@@ -158,8 +169,8 @@ RDP = 63389
 def boot_args(install: bool | str) -> dict[str, Any]:
     """build_argv's keywords for a case: True/False = first boot of an install / installed, or a WIN_* kind."""
     if isinstance(install, str):
-        return {"install": install != WIN_INSTALLED, "windows_boot": install}
-    return {"install": install}
+        return {"windows_boot": install}
+    return {"windows_boot": WIN_INSTALL if install else WIN_INSTALLED}
 
 
 CASES = cases()
@@ -172,12 +183,7 @@ def test_golden(case: str) -> None:
     argv = build_argv(
         cfg, "inst", paths, host(cfg["arch"]), ssh_port=60022, mac=MAC, rdp_port=rdp, **boot_args(install)
     )
-    text = "\n".join(argv) + "\n"
-    golden = GOLDEN / f"{case}.argv"
-    if os.environ.get("LIMAPY_REGEN_GOLDEN") == "1":
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_text(text)
-    assert golden.read_text() == text, f"argv changed; rerun with LIMAPY_REGEN_GOLDEN=1 if intended ({golden})"
+    compare(f"qemu/{case}.argv", "\n".join(argv) + "\n")
 
 
 def argv_of(case: str, accel: str = "tcg", **cfg_over: Any) -> list[str]:
@@ -255,13 +261,13 @@ def test_windows_aarch64_layout() -> None:
 
 def test_windows_aarch64_without_virtio_win_refused() -> None:
     cfg = base_cfg("Windows", "aarch64")
-    paths = Paths.for_instance(INST, **fw("aarch64"), iso=INST / "iso")
+    paths = paths_for(INST, **fw("aarch64"), iso=INST / "iso")
     with pytest.raises(LimapyError, match="virtioWin"):
-        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, install=True)
+        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, windows_boot=WIN_INSTALL)
     # an x86_64-only entry does not count
     cfg = base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": [{"location": "x", "arch": "x86_64"}]}})
     with pytest.raises(LimapyError, match="virtioWin"):
-        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, install=True)
+        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, windows_boot=WIN_INSTALL)
 
 
 def test_windows_x86_64_inbox_layout_without_virtio_win() -> None:
@@ -292,7 +298,9 @@ def test_windows_clock_is_utc_both_sides() -> None:
 
 def test_rdp_forward_on_loopback_only() -> None:
     cfg, paths, _ = CASES["windows-x86_64"]
-    argv = build_argv(cfg, "inst", paths, host("x86_64"), ssh_port=60022, mac=MAC, install=True, rdp_port=RDP)
+    argv = build_argv(
+        cfg, "inst", paths, host("x86_64"), ssh_port=60022, mac=MAC, windows_boot=WIN_INSTALL, rdp_port=RDP
+    )
     netdev = after(argv, "-netdev")[0]
     assert f"hostfwd=tcp:127.0.0.1:{RDP}-:3389" in netdev
     assert all(rule.startswith("hostfwd=tcp:127.0.0.1:") for rule in netdev.split(",") if rule.startswith("hostfwd"))
@@ -304,8 +312,8 @@ def test_legacy_bios_has_no_pflash() -> None:
 
 
 def test_comma_in_path_is_escaped() -> None:
-    paths = Paths.for_instance(Path("/x/a,b"), **fw("x86_64"))
-    argv = build_argv(base_cfg("Linux", "x86_64"), "n", paths, host("x86_64"), ssh_port=1, mac=MAC, install=False)
+    paths = paths_for(Path("/x/a,b"), **fw("x86_64"))
+    argv = build_argv(base_cfg("Linux", "x86_64"), "n", paths, host("x86_64"), ssh_port=1, mac=MAC)
     assert any(a.startswith("file=/x/a,,b/disk,") for a in after(argv, "-drive"))
 
 
@@ -321,9 +329,9 @@ def test_windows_install_needs_iso() -> None:
         build_argv(
             cfg,
             "n",
-            Paths.for_instance(INST, **fw("x86_64")),
+            paths_for(INST, **fw("x86_64")),
             host("x86_64"),
             ssh_port=1,
             mac=MAC,
-            install=True,
+            windows_boot=WIN_INSTALL,
         )

@@ -8,17 +8,34 @@ from pathlib import Path
 
 import pytest
 
+from limapy.config.model import BootKind, FirmwareImage, Spec
 from limapy.errors import LimapyError
 from limapy.qemu.firmware import (
     AARCH64_FLASH,
     FirmwarePair,
     check_pair,
     find_firmware,
-    prepare_vars,
+    make_vars,
+    plan_vars,
 )
 
 CODE_4M, VARS_4M = 3_653_632, 540_672
 MIB = 1024 * 1024
+
+
+def prepare_vars(pair: FirmwarePair, arch: str, inst: Path) -> tuple[Path, Path]:
+    """What a boot does: plan (reads only), then make the instance's files."""
+    plan = plan_vars(pair, arch, padded_code=inst / "qemu-efi-code.fd", vars_store=inst / "qemu-efi-vars.fd")
+    make_vars(plan)
+    return plan.code, plan.vars
+
+
+def test_plan_writes_nothing(tmp_path: Path) -> None:
+    pair = FirmwarePair(blob(tmp_path / "QEMU_EFI.fd", 2 * MIB), None)
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    plan = plan_vars(pair, "aarch64", padded_code=inst / "c.fd", vars_store=inst / "v.fd")
+    assert plan.pad_code and list(inst.iterdir()) == []
 
 
 def blob(path: Path, size: int, byte: bytes = b"\x55") -> Path:
@@ -104,21 +121,23 @@ def test_prepare_aarch64_keeps_64mib_code(tmp_path: Path) -> None:
 
 
 def test_legacy_bios_means_no_firmware() -> None:
-    assert find_firmware("x86_64", {"firmware": {"legacyBIOS": True}}) is None
+    def spec(**fw: object) -> Spec:
+        return Spec.from_cfg({"arch": "x86_64", "os": "Windows", "firmware": fw, "user": {}})
+
+    assert spec(legacyBIOS=True).boot_kind is BootKind.BIOS
+    assert spec(legacyBIOS=False).boot_kind is BootKind.UEFI
+    aarch64 = Spec.from_cfg({"arch": "aarch64", "os": "Windows", "firmware": {"legacyBIOS": True}})
+    assert aarch64.boot_kind is BootKind.UEFI  # legacy BIOS is an x86 thing
 
 
 def test_firmware_images_local_path_wins(tmp_path: Path) -> None:
     code = blob(tmp_path / "my_CODE.fd", CODE_4M)
     vars_ = blob(tmp_path / "my_VARS.fd", VARS_4M)
-    cfg = {
-        "firmware": {
-            "images": [
-                {"location": "https://example.invalid/a.fd", "arch": "aarch64"},
-                {"location": str(code), "arch": "x86_64"},
-            ]
-        }
-    }
-    pair = find_firmware("x86_64", cfg, descriptor_dirs=[], share_dirs=[])
+    images = [
+        FirmwareImage("https://example.invalid/a.fd", "aarch64"),
+        FirmwareImage(str(code), "x86_64"),
+    ]
+    pair = find_firmware("x86_64", images, descriptor_dirs=[], share_dirs=[])
     assert pair is not None and (pair.code, pair.vars_template) == (code, vars_)
 
 
@@ -149,7 +168,7 @@ def test_descriptor_order_and_secure_boot_skipped(tmp_path: Path) -> None:
     descriptor(d, "40-sb.json", sb, vars_, "x86_64", ["secure-boot", "requires-smm"])
     descriptor(d, "60-plain.json", plain, vars_, "x86_64", ["acpi-s3"])
     descriptor(d, "50-arm.json", plain, vars_, "aarch64", [])
-    pair = find_firmware("x86_64", {}, descriptor_dirs=[d], share_dirs=[])
+    pair = find_firmware("x86_64", (), descriptor_dirs=[d], share_dirs=[])
     assert pair is not None and pair.code == plain and "60-plain.json" in pair.source
 
 
@@ -159,5 +178,5 @@ def test_discovery_skips_bad_pair_for_good_one(tmp_path: Path) -> None:
     share = tmp_path / "share"
     blob(share / "edk2-x86_64-code.fd", CODE_4M)
     blob(share / "edk2-i386-vars.fd", VARS_4M)
-    pair = find_firmware("x86_64", {}, descriptor_dirs=[d], share_dirs=[share])
+    pair = find_firmware("x86_64", (), descriptor_dirs=[d], share_dirs=[share])
     assert pair is not None and pair.code == share / "edk2-x86_64-code.fd"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from limapy.errors import LimapyError
-from limapy.qemu.host import HostProbe, detect_host, parse_cpu_help, parse_version
+from limapy.qemu.host import HostProbe, detect_host, parse_version
 
 VERSION = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright ...\n"
 
@@ -110,14 +110,3 @@ def test_parse_version() -> None:
         parse_version("something else")
 
 
-def test_parse_cpu_help() -> None:
-    x86 = [
-        "Available CPUs:",
-        "x86 486  (alias)",
-        "x86 max   Enables all",
-        "",
-        "Recognized CPUID flags:",
-        "  sse",
-    ]
-    assert parse_cpu_help(x86) == ["486", "max"]
-    assert parse_cpu_help(["Available CPUs:", "  a64fx", "  max"]) == ["a64fx", "max"]

@@ -9,8 +9,12 @@ from typing import Any, cast
 
 import pytest
 
+from limapy import store
+from limapy.driver import load
+from limapy.driver.qemu.machine import QemuMachine
+from limapy.driver.sidecars import Supervisor
 from limapy.errors import LimapyError
-from limapy.qemu import process, tpm
+from limapy.qemu import tpm
 from limapy.qemu.qmp import QMP, ppm_to_png
 
 
@@ -25,23 +29,59 @@ def test_ppm_to_png_roundtrip() -> None:
 
 
 class FakeQMP:
-    def __init__(self, status: str) -> None:
+    """The host agent's monitor: queued events, a status, and what was asked of it."""
+
+    def __init__(self, status: str, events: list[str]) -> None:
         self.status = status
+        self.queued = [{"event": e} for e in events]
+        self.asked: list[str] = []
+
+    def events(self) -> list[dict[str, Any]]:
+        out, self.queued = self.queued, []
+        return out
 
     def query_status(self) -> str:
+        self.asked.append("query-status")
         return self.status
 
+    def quit(self) -> None:
+        self.asked.append("quit")
 
-def test_internal_error_is_reported_with_override(tmp_path: Path) -> None:
+    def close(self) -> None:
+        pass
+
+
+def machine(tmp_path: Path, qmp: FakeQMP) -> QemuMachine:
+    from tests.procs import sleeper
+
+    inst = store.Instance("vm", tmp_path)
+    m = QemuMachine(inst, sleeper("-name", "limapy-vm"), Supervisor())
+    m.qmp = cast(QMP, qmp)
+    return m
+
+
+def test_internal_error_after_stop_event_stops_qemu(tmp_path: Path) -> None:
     (tmp_path / "qmp.sock").write_text("")
+    m = machine(tmp_path, FakeQMP("internal-error", ["RESUME", "STOP"]))
     with pytest.raises(LimapyError) as e:
-        process.watch_internal_error(tmp_path, qmp=cast(QMP, FakeQMP("internal-error")))
+        m.check()
     assert "internal error" in e.value.message and "LIMAPY_QEMU_ACCEL=tcg" in (e.value.hint or "")
-    assert not (tmp_path / "qmp.sock").exists()
+    assert not m.alive() and not (tmp_path / "qmp.sock").exists()
 
 
-def test_running_is_fine(tmp_path: Path) -> None:
-    process.watch_internal_error(tmp_path, qmp=cast(QMP, FakeQMP("running")))
+def test_no_stop_event_asks_nothing(tmp_path: Path) -> None:
+    """Events, not polling: without a STOP event QEMU's status is not queried at all."""
+    qmp = FakeQMP("internal-error", ["RESET"])
+    m = machine(tmp_path, qmp)
+    try:
+        m.check()
+        assert qmp.asked == [] and m.alive()
+        qmp.status, qmp.queued = "paused", [{"event": "STOP"}]
+        m.check()  # paused by someone: not an error
+        assert qmp.asked == ["query-status"] and m.alive()
+    finally:
+        m.child.kill()
+        m.child.wait()
 
 
 def test_swtpm_missing_message() -> None:
@@ -51,7 +91,8 @@ def test_swtpm_missing_message() -> None:
 
 
 def test_swtpm_argv(tmp_path: Path) -> None:
-    argv = tpm.swtpm_argv("swtpm", tmp_path)
+    inst = store.Instance("vm", tmp_path)
+    argv = tpm.swtpm_argv("swtpm", inst.swtpm_dir, inst.swtpm_sock, inst.swtpm_pid, inst.swtpm_log)
     assert argv[:3] == ["swtpm", "socket", "--tpm2"]
     assert f"type=unixio,path={tmp_path / 'swtpm.sock'}" in argv and "--terminate" in argv
 
@@ -59,17 +100,18 @@ def test_swtpm_argv(tmp_path: Path) -> None:
 def test_qemu_pid_only_for_this_instance(tmp_path: Path) -> None:
     from tests.procs import sleeper
 
-    inst = tmp_path / "web"
-    inst.mkdir()
-    assert process.qemu_pid(inst) is None
+    qemu = load("qemu")
+    inst = store.Instance("web", tmp_path / "web")
+    inst.dir.mkdir()
+    assert qemu.pid(inst) is None
     p = sleeper("-name", "limapy-web")
     try:
-        (inst / "qemu.pid").write_text(f"{p.pid}\n")
-        assert process.qemu_pid(inst) == p.pid
-        other = tmp_path / "we"  # a prefix of the name is another instance
-        other.mkdir()
-        (other / "qemu.pid").write_text(f"{p.pid}\n")
-        assert process.qemu_pid(other) is None
+        inst.qemu_pid.write_text(f"{p.pid}\n")
+        assert qemu.pid(inst) == p.pid
+        other = store.Instance("we", tmp_path / "we")  # a prefix of the name is another instance
+        other.dir.mkdir()
+        other.qemu_pid.write_text(f"{p.pid}\n")
+        assert qemu.pid(other) is None
     finally:
         p.kill()
         p.wait()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from limapy import store
+from limapy import driver, store
 from limapy.errors import LimapyError
 from limapy.ops import rdp
 
@@ -26,7 +26,7 @@ def inst(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> store.Instance:
                                  "user: {name: alice}\n")
     store.atomic_write(d / "windows-password", (PASSWORD + "\n").encode(), 0o600)
     (d / "rdp.port").write_text("63389\n")
-    monkeypatch.setattr(store, "status", lambda _i: store.RUNNING)
+    monkeypatch.setattr(driver, "status", lambda _i: store.RUNNING)
     return store.Instance("win", d)
 
 
@@ -95,10 +95,10 @@ def test_client_preference() -> None:
 
 
 def test_refusals(inst: store.Instance, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store, "status", lambda _i: store.STOPPED)
+    monkeypatch.setattr(driver, "status", lambda _i: store.STOPPED)
     with pytest.raises(LimapyError, match="not running"):
         rdp.target(inst)
-    monkeypatch.setattr(store, "status", lambda _i: store.RUNNING)
+    monkeypatch.setattr(driver, "status", lambda _i: store.RUNNING)
     (inst.dir / "lima.yaml").write_text((inst.dir / "lima.yaml").read_text() + "osOpts: {Windows: {rdp: false}}\n")
     with pytest.raises(LimapyError, match="Remote Desktop is off"):
         rdp.target(inst)

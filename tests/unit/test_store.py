@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import proc, store
+from limapy import driver, proc, store
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
 from tests.procs import sleeper
 
@@ -56,7 +56,7 @@ def test_instance_file_names(home: Path) -> None:
         "lima_yaml": "lima.yaml", "lima_version": "lima-version", "cidata_iso": "cidata.iso", "disk": "disk",
         "iso": "iso", "virtio_win": "virtio-win", "kernel": "kernel", "initrd": "initrd",
         "kernel_cmdline": "kernel.cmdline", "qemu_pid": "qemu.pid", "qmp_sock": "qmp.sock",
-        "serial_log": "serial.log", "serial_sock": "serial.sock", "ha_pid": "ha.pid", "ha_sock": "ha.sock",
+        "serial_log": "serial.log", "serial_sock": "serial.sock", "ha_pid": "ha.pid",
         "ha_stdout_log": "ha.stdout.log", "ha_stderr_log": "ha.stderr.log", "ssh_config": "ssh.config",
         "ssh_sock": "ssh.sock", "win_done_installation": "win-done-installation", "swtpm_dir": "swtpm",
         "swtpm_sock": "swtpm.sock", "password_file": "windows-password",
@@ -173,28 +173,28 @@ def test_pid_files_are_trusted_only_for_their_own_process(home: Path) -> None:
 
 def test_status(home: Path) -> None:
     inst = make("a")
-    assert store.status(inst) == store.STOPPED
+    assert driver.status(inst) == store.STOPPED
     agent, qemu = sleeper("-m", "limapy", "hostagent", "a"), sleeper("-name", "limapy-a")
     other = sleeper("-name", "limapy-ab")
     try:
         inst.ha_pid.write_text(str(agent.pid))
         inst.qemu_pid.write_text(str(qemu.pid))
-        assert store.status(inst) == store.RUNNING
+        assert driver.status(inst) == store.RUNNING
         inst.qemu_pid.write_text(str(other.pid))  # another instance's QEMU (a longer name) is not ours
-        assert store.status(inst) == store.BROKEN
+        assert driver.status(inst) == store.BROKEN
         assert not inst.qemu_pid.exists()
         inst.qemu_pid.write_text(str(DEAD_PID))
-        assert store.status(inst) == store.BROKEN
+        assert driver.status(inst) == store.BROKEN
         assert not inst.qemu_pid.exists()  # stale one cleaned
         inst.ha_pid.write_text(str(DEAD_PID))
-        assert store.status(inst) == store.STOPPED
+        assert driver.status(inst) == store.STOPPED
         assert not inst.ha_pid.exists()
     finally:
         for p in (agent, qemu, other):
             p.kill()
             p.wait()
     inst.lima_yaml.unlink()
-    assert store.status(inst) == store.BROKEN
+    assert driver.status(inst) == store.BROKEN
 
 
 def test_lock_creates_private_dir_and_file(home: Path) -> None:

@@ -18,6 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from limapy import ssh
+from limapy.config.model import Spec
+
+S = Spec.from_cfg
 
 WINDOWS = {"os": "Windows", "user": {"name": "lima", "shell": "cmd.exe"}}
 CMD_META = set("&|<>^()%!")
@@ -117,27 +120,27 @@ PLAIN_HOSTILE = [
 
 @pytest.mark.parametrize("args", PLAIN_HOSTILE, ids=range(len(PLAIN_HOSTILE)))
 def test_cmd_arguments_round_trip(args: list[str]) -> None:
-    line = cmd_line(ssh.shell_script(WINDOWS, args))
+    line = cmd_line(ssh.shell_script(S(WINDOWS), args))
     assert argv_w(line) == args
 
 
 @given(st.lists(st.text(alphabet=st.sampled_from(list('ab "\\\t.-_:')), max_size=12), min_size=1, max_size=5))
 def test_cmd_round_trip_property(args: list[str]) -> None:
     args = ["prog", *args]
-    assert argv_w(cmd_line(ssh.shell_script(WINDOWS, args))) == args
+    assert argv_w(cmd_line(ssh.shell_script(S(WINDOWS), args))) == args
 
 
 def test_cmd_workdir_and_default() -> None:
-    assert ssh.shell_script(WINDOWS, []) == "cmd.exe"
-    s = ssh.shell_script(WINDOWS, ["ver"], workdir="C:\\Users\\x y")
+    assert ssh.shell_script(S(WINDOWS), []) == "cmd.exe"
+    s = ssh.shell_script(S(WINDOWS), ["ver"], workdir="C:\\Users\\x y")
     assert s == 'cd /d ^"C:\\Users\\x y^" && ver'  # the cd is escaped as the command is
     cd, rest = s.split(" && ")  # the one operator limapy writes; every other `&` is `^&`
     assert cmd_line(cd) == 'cd /d "C:\\Users\\x y"' and cmd_line(rest) == "ver"
     # the line goes to sshd's cmd.exe as it is: a full path to cmd.exe changes nothing
-    assert ssh.shell_script(WINDOWS, ["ver"], shell="C:\\Windows\\System32\\cmd.exe") == "ver"
+    assert ssh.shell_script(S(WINDOWS), ["ver"], shell="C:\\Windows\\System32\\cmd.exe") == "ver"
     # under another DefaultShell (powershell), cmd.exe is called explicitly, as Lima does
     ps_default = {"os": "Windows", "user": {"name": "lima", "shell": "powershell.exe"}}
-    assert ssh.shell_script(ps_default, ["ver"], shell="cmd.exe") == 'cmd.exe /c "ver"'
+    assert ssh.shell_script(S(ps_default), ["ver"], shell="cmd.exe") == 'cmd.exe /c "ver"'
 
 
 CMD_METACHAR_ARGS = [["echo", "a&b"], ["echo", "x|y"], ["echo", "1>2"], ["echo", "%PATH%"], ["echo", 'a"b & c']]
@@ -145,20 +148,20 @@ CMD_METACHAR_ARGS = [["echo", "a&b"], ["echo", "x|y"], ["echo", "1>2"], ["echo",
 
 @pytest.mark.parametrize("args", CMD_METACHAR_ARGS, ids=["amp", "pipe", "redirect", "percent", "quoted-amp"])
 def test_cmd_metacharacters_stay_literal(args: list[str]) -> None:
-    script = ssh.shell_script(WINDOWS, args)
+    script = ssh.shell_script(S(WINDOWS), args)
     assert unescaped_meta(script) == []
     assert argv_w(cmd_line(script)) == args
 
 
 def test_cmd_metacharacters_inside_spaced_arguments_are_quoted() -> None:
-    line = cmd_line(ssh.shell_script(WINDOWS, ["echo", "a & b | c > d"]))
+    line = cmd_line(ssh.shell_script(S(WINDOWS), ["echo", "a & b | c > d"]))
     assert argv_w(line) == ["echo", "a & b | c > d"]
 
 
 @given(st.lists(st.text(alphabet=st.sampled_from(list('ab "\\\t&|<>^()%!')), max_size=10), min_size=1, max_size=4))
 def test_cmd_metacharacter_property(args: list[str]) -> None:
     args = ["prog", *args]
-    assert argv_w(cmd_line(ssh.shell_script(WINDOWS, args))) == args
+    assert argv_w(cmd_line(ssh.shell_script(S(WINDOWS), args))) == args
 
 
 # --------------------------------------------------------------------------- PowerShell
@@ -176,7 +179,7 @@ PS_HOSTILE = [
 @pytest.mark.parametrize("shell", ["powershell.exe", "pwsh.exe", "PowerShell.exe"])
 @pytest.mark.parametrize("args", PS_HOSTILE, ids=range(len(PS_HOSTILE)))
 def test_powershell_text_arrives_intact(shell: str, args: list[str]) -> None:
-    s = ssh.shell_script(WINDOWS, args, shell=shell)
+    s = ssh.shell_script(S(WINDOWS), args, shell=shell)
     head, encoded = s.rsplit(" ", 1)
     assert head == f"{shell} -NoLogo -EncodedCommand"
     assert re.fullmatch(r"[A-Za-z0-9+/=]+", encoded)  # nothing ssh or cmd.exe could reinterpret
@@ -188,7 +191,7 @@ WIN_PATH_TEXT = st.text(min_size=1).filter(lambda t: t.isprintable() and not set
 
 @given(WIN_PATH_TEXT, st.text())
 def test_powershell_workdir_is_a_literal(workdir: str, arg: str) -> None:
-    s = ssh.shell_script(WINDOWS, ["Get-Location", arg], shell="pwsh.exe", workdir=workdir)
+    s = ssh.shell_script(S(WINDOWS), ["Get-Location", arg], shell="pwsh.exe", workdir=workdir)
     text = base64.b64decode(s.rsplit(" ", 1)[1]).decode("utf-16-le", errors="surrogatepass")
     prefix = "Set-Location -LiteralPath '"
     assert text.startswith(prefix)
@@ -202,7 +205,7 @@ def test_powershell_workdir_is_a_literal(workdir: str, arg: str) -> None:
 def test_cmd_workdir_is_literal(workdir: str) -> None:
     """`--workdir` goes through the one cmd.exe that parses the line: every special character in it stays
     text (it was pasted unescaped: `C:\\x" & calc & "` ran calc)."""
-    s = ssh.shell_script(WINDOWS, ["ver"], workdir=workdir)
+    s = ssh.shell_script(S(WINDOWS), ["ver"], workdir=workdir)
     cd, rest = s.split(" && ")  # the one operator limapy writes; every other `&` is `^&`
     assert cmd_line(cd) == f'cd /d "{workdir}"' and cmd_line(rest) == "ver"
 
@@ -210,4 +213,4 @@ def test_cmd_workdir_is_literal(workdir: str) -> None:
 @pytest.mark.parametrize("workdir", ['C:\\x" & calc & "', "C:\\a\nb", 'x"y', "", "a|b"])
 def test_cmd_workdir_refuses_what_no_windows_path_holds(workdir: str) -> None:
     with pytest.raises(ssh.UsageError, match="not a Windows path"):
-        ssh.shell_script(WINDOWS, ["ver"], workdir=workdir)
+        ssh.shell_script(S(WINDOWS), ["ver"], workdir=workdir)

@@ -1,0 +1,201 @@
+"""The driver seam: what an engine that runs instances provides, and which engine runs which instance.
+
+An engine is a module exposing `DRIVER`, an object with the `Driver` methods below. `qemu` (QEMU run
+directly, limapy.driver.qemu) is built in; `LIMAPY_DRIVER_MODULES=NAME=module[,NAME=module]` registers more
+(the tests' toy driver). A new instance gets the driver `LIMAPY_DRIVER` names, else the one its `vmType`
+implies; the choice is kept in the instance's `driver` file when it is not that default, so every later
+command finds the same engine. Commands and the host agent reach the engine only through here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from limapy import store
+from limapy.config.model import Spec
+from limapy.driver.plan import BootPlan
+from limapy.errors import LimapyError
+
+ENV_MODULES = "LIMAPY_DRIVER_MODULES"
+ENV_DRIVER = "LIMAPY_DRIVER"
+BUILTIN = {"qemu": "limapy.driver.qemu"}
+#: The driver a `vmType` means when no other is chosen; Lima's other types have none in limapy.
+VM_TYPES = {"qemu": "qemu"}
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What `create` downloaded and checked, for the driver to lay out in the new instance's directory."""
+
+    disk_size: int
+    base: Path | None = None  # a disk image to make the overlay on
+    iso: Path | None = None  # boot/install media (a Linux ISO image, the Windows install ISO)
+    kernel: Path | None = None
+    initrd: Path | None = None
+    kernel_cmdline: str | None = None
+    virtio_win: Path | None = None
+    openssh_msi: Path | None = None
+
+
+class Machine(Protocol):
+    """A running instance, owned by the host agent that launched it."""
+
+    pid: int
+
+    def alive(self) -> bool: ...
+
+    def check(self) -> None:
+        """Raise LimapyError when the machine is stuck for good (QEMU: a KVM internal error)."""
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the machine to end; True when it has."""
+
+    def failure(self) -> str:
+        """The engine's last words (QEMU's stderr tail), for an error message."""
+
+    def send_key(self, key: str) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def shutdown(self, timeout: float) -> bool:
+        """Ask the guest to power down, force it after `timeout`; helpers stop after. True when it was clean."""
+
+
+class Driver(Protocol):
+    name: str
+
+    def check(self, spec: Spec) -> None:
+        """Refuse, at create and before any download, what this engine cannot boot on this host."""
+
+    def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
+        """Lay the disk and media out in the instance's directory being created (`tmp`)."""
+
+    def plan(self, inst: store.Instance, spec: Spec) -> BootPlan:
+        """What a boot would do. Reads the instance and the host; writes nothing (`start --dry-run`)."""
+
+    def materialize(self, inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
+        """Make the plan's files: disk size, firmware store, first-boot media, ssh.config."""
+
+    def launch(self, inst: store.Instance, plan: BootPlan) -> Machine:
+        """Start helpers and the machine; return once the engine accepts commands."""
+
+    def emulated(self, spec: Spec) -> bool:
+        """True when this host runs `spec`'s CPU in software (no KVM/HVF): boots take several times longer."""
+
+    def pid(self, inst: store.Instance) -> int | None:
+        """The engine's process for `inst` when one runs (`list`'s driverPID), else None."""
+
+    def stop(self, inst: store.Instance, timeout: float) -> bool:
+        """Stop a machine whose host agent is gone: power down, force after `timeout`. True when clean."""
+
+    def force_stop(self, inst: store.Instance) -> None:
+        """Stop now, without the guest (its disk caches still reach the disk), and clean up after it."""
+
+    def suspend(self, inst: store.Instance) -> None:
+        """Save the running machine's state and stop it (not available yet)."""
+
+    def screenshot(self, inst: store.Instance, out: Path) -> None: ...
+
+    def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
+        """Where to look when a boot goes wrong: serial log, the engine's own log, ..."""
+
+
+def check_ssh_port(spec: Spec) -> int:
+    """The configured ssh.localPort (0 = pick one at boot); refused when something listens on it."""
+    from limapy import netutil
+
+    want = spec.ssh.local_port
+    if want and not netutil.port_is_free(want):
+        raise LimapyError(
+            f"ssh.localPort {want} is already in use on 127.0.0.1",
+            hint="free it, or set `ssh.localPort: 0` to let limapy pick a free port",
+        )
+    return want
+
+
+def registry() -> dict[str, str]:
+    """Driver name -> module: the built-in ones, then `LIMAPY_DRIVER_MODULES`."""
+    out = dict(BUILTIN)
+    for item in (os.environ.get(ENV_MODULES) or "").split(","):
+        name, sep, module = item.strip().partition("=")
+        if sep and name and module:
+            out[name.strip()] = module.strip()
+    return out
+
+
+_LOADED: dict[str, Driver] = {}
+
+
+def load(name: str) -> Driver:
+    modules = registry()
+    module = modules.get(name)
+    if module is None:
+        raise LimapyError(f"driver `{name}` does not exist", hint=f"drivers: {', '.join(sorted(modules))}")
+    drv = _LOADED.get(module)
+    if drv is None:
+        drv = importlib.import_module(module).DRIVER
+        _LOADED[module] = drv
+    return drv
+
+
+def chosen_for(spec: Spec) -> str:
+    """The driver a new instance of `spec` gets: $LIMAPY_DRIVER, else its vmType's."""
+    env = (os.environ.get(ENV_DRIVER) or "").strip()
+    if env:
+        load(env)  # an unknown name fails here, before anything is created
+        return env
+    name = VM_TYPES.get(spec.vm_type)
+    if name is None:
+        raise LimapyError(
+            f"vmType `{spec.vm_type}` is not supported by limapy (it runs: {', '.join(sorted(VM_TYPES))})",
+            hint="set `vmType: qemu`",
+        )
+    return name
+
+
+def name_of(inst: store.Instance) -> str:
+    """The driver `inst` was created with (its `driver` file; QEMU when there is none)."""
+    try:
+        text = inst.driver_file.read_text().strip()
+    except FileNotFoundError:
+        return "qemu"
+    except OSError as e:
+        raise LimapyError(f"cannot read {inst.driver_file}: {e.strerror}") from None
+    return text or "qemu"
+
+
+def for_instance(inst: store.Instance) -> Driver:
+    return load(name_of(inst))
+
+
+def record(tmp: Path, name: str) -> None:
+    """Keep a driver choice in a new instance's directory (nothing to keep for the default)."""
+    if name != "qemu":
+        store.atomic_write(store.Instance(tmp.name, tmp).driver_file, f"{name}\n".encode(), 0o644)
+
+
+def driver_pid(inst: store.Instance) -> int | None:
+    try:
+        return for_instance(inst).pid(inst)
+    except LimapyError:
+        return None
+
+
+def status(inst: store.Instance) -> str:
+    """Running when host agent and machine are alive, Stopped when neither is, Broken otherwise."""
+    if not inst.lima_yaml.is_file():
+        return store.BROKEN
+    ha = store.ha_pid(inst)
+    vm = driver_pid(inst)
+    if ha and vm:
+        return store.RUNNING
+    if ha is None and vm is None:
+        return store.STOPPED
+    return store.BROKEN

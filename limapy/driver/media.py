@@ -1,0 +1,60 @@
+"""First-boot media, as every driver writes them: the NoCloud seed or the Windows answer ISO, with the
+guest's SSH keys and (Windows) its password. Written at materialize time, never by a dry run."""
+
+from __future__ import annotations
+
+from limapy import ssh, store
+from limapy.config.model import Spec
+from limapy.driver.plan import MEDIA_AUTOUNATTEND, MEDIA_NOCLOUD, Media
+from limapy.errors import LimapyError
+
+
+def windows_password(inst: store.Instance) -> str:
+    """The guest user's password, made once (0600) and kept for `limapy rdp`."""
+    from limapy.cidata import windows
+
+    try:
+        pw = inst.password_file.read_text().strip()
+        if pw:
+            return pw
+    except FileNotFoundError:
+        pass
+    pw = windows.new_password()
+    windows.write_password_file(inst.password_file, pw)
+    return pw
+
+
+def windows_product_key(inst: store.Instance) -> str | None:
+    try:
+        key = inst.product_key_file.read_text().strip()
+    except FileNotFoundError:
+        return None
+    return key or None
+
+
+def write(inst: store.Instance, spec: Spec, media: Media) -> None:
+    keys = ssh.authorized_keys(spec)
+    if media.kind == MEDIA_NOCLOUD:
+        from limapy.cidata import linux
+
+        linux.write_seed_iso(media.path, spec, name=inst.name, iid=media.iid, ssh_pubkeys=keys, mac=media.mac)
+        return
+    if media.kind != MEDIA_AUTOUNATTEND or media.windows is None:
+        raise LimapyError(f"unknown first-boot media {media.kind!r}")
+    from limapy.cidata import windows
+
+    img = media.windows
+    windows.write_answer_iso(
+        media.path,
+        spec,
+        name=inst.name,
+        arch=spec.arch,
+        password=windows_password(inst),
+        ssh_pubkeys=keys,
+        image_index=img.index,
+        image_name=img.name,
+        is_server=img.is_server,
+        virtio_win=media.virtio_win,
+        opensshmsi=media.openssh_msi.read_bytes() if media.openssh_msi is not None else None,
+        product_key=windows_product_key(inst),
+    )

@@ -1,0 +1,139 @@
+"""The QEMU driver: QEMU run directly, one process per instance, owned by the instance's host agent.
+
+    facts.gather (reads)  ->  planner.plan (pure)  ->  materialize (writes)  ->  machine.launch (runs)
+
+The QEMU knowledge itself (argv, firmware, host probing, QMP, swtpm) lives in limapy.qemu; this package
+composes it into the limapy.driver seam.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+from limapy import disk, pids, store
+from limapy.config.model import Spec
+from limapy.driver import Fetched, Say
+from limapy.driver.plan import BootPlan, Sidecar
+from limapy.driver.qemu import facts, machine, planner
+from limapy.driver.qemu.materialize import materialize as _materialize
+from limapy.driver.sidecars import stop_leftovers
+from limapy.errors import LimapyError
+
+log = logging.getLogger("limapy.driver.qemu")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+
+
+def leftover_sidecars(inst: store.Instance) -> tuple[Sidecar, ...]:
+    """Every sidecar a boot of `inst` may have started, to stop after a crash (found by pid file and marks)."""
+    return (planner.swtpm_sidecar(inst, "swtpm"),)
+
+
+class QemuDriver:
+    name = "qemu"
+
+    def check(self, spec: Spec) -> None:
+        """swtpm for `tpm: true`; a display and static forwards QEMU can serve on 127.0.0.1 only."""
+        from limapy.qemu import cmdline
+
+        if spec.tpm:
+            from limapy.qemu.tpm import find_swtpm
+
+            find_swtpm()
+        cmdline.display_arg(spec)
+        cmdline.static_forwards(spec)
+
+    def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
+        layout = store.Instance(tmp.name, tmp)
+        if fetched.iso is not None:
+            layout.iso.symlink_to(fetched.iso)
+            disk.create_empty(layout.disk, fetched.disk_size)
+        elif fetched.base is not None:
+            say("creating the disk (qcow2 overlay on the image)")
+            disk.create_overlay(fetched.base, layout.disk, fetched.disk_size)
+            disk.record_base(layout.base_record, fetched.base)
+        if fetched.virtio_win is not None:
+            layout.virtio_win.symlink_to(fetched.virtio_win)
+        if fetched.openssh_msi is not None:
+            layout.openssh_msi.symlink_to(fetched.openssh_msi)
+        if fetched.kernel is not None:
+            _link_or_copy(fetched.kernel, layout.kernel)
+            if fetched.kernel_cmdline:
+                store.atomic_write(layout.kernel_cmdline, fetched.kernel_cmdline.encode(), 0o644)
+        if fetched.initrd is not None:
+            _link_or_copy(fetched.initrd, layout.initrd)
+
+    def plan(self, inst: store.Instance, spec: Spec) -> BootPlan:
+        return planner.plan(inst, spec, facts.gather(inst, spec))
+
+    def materialize(self, inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
+        _materialize(inst, spec, plan)
+
+    def launch(self, inst: store.Instance, plan: BootPlan) -> machine.QemuMachine:
+        return machine.launch(inst, plan)
+
+    def emulated(self, spec: Spec) -> bool:
+        from limapy.qemu import host
+
+        probe = host.HostProbe()
+        try:
+            accel, _ = host.choose_accel(spec.arch, host.normalize_arch(probe.machine), probe)
+        except LimapyError:
+            return True
+        return accel == "tcg"
+
+    def pid(self, inst: store.Instance) -> int | None:
+        """QEMU of `inst`, when `qemu.pid` names it (its command line says `-name limapy-NAME`)."""
+        return pids.live(inst.qemu_pid, pids.qemu_marks(inst.name))
+
+    def stop(self, inst: store.Instance, timeout: float) -> bool:
+        pid = self.pid(inst)
+        clean = True
+        if pid is not None:
+            from limapy.qemu.qmp import QMP, QMPError
+
+            clean = False
+            try:
+                with QMP.connect(inst.qmp_sock, timeout=5.0) as qmp:
+                    qmp.system_powerdown()
+                clean = pids.wait_gone(pid, timeout)
+            except QMPError as e:
+                log.warning("QMP unreachable (%s); stopping QEMU", e.message)
+            if not clean:
+                machine.hard_stop(inst, pid)
+        stop_leftovers(leftover_sidecars(inst))
+        machine.remove_runtime_files(inst)
+        return clean
+
+    def force_stop(self, inst: store.Instance) -> None:
+        pid = self.pid(inst)
+        if pid is not None:
+            machine.hard_stop(inst, pid, quit_timeout=5.0)
+        stop_leftovers(leftover_sidecars(inst))
+        machine.remove_runtime_files(inst)
+
+    def suspend(self, inst: store.Instance) -> None:
+        raise LimapyError("suspend is not available yet with the qemu driver", hint=f"`limapy stop {inst.name}`")
+
+    def screenshot(self, inst: store.Instance, out: Path) -> None:
+        from limapy.qemu.qmp import QMP
+
+        if self.pid(inst) is None:
+            raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
+        with QMP.connect(inst.qmp_sock, timeout=5.0) as qmp:
+            qmp.screendump(out.resolve())
+
+    def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
+        return {"serial": inst.serial_log, "qemu": inst.qemu_stderr_log, "hostagent": inst.ha_stderr_log}
+
+
+DRIVER = QemuDriver()

@@ -1,0 +1,138 @@
+"""What a QEMU boot depends on outside the spec, gathered by reading only: host, firmware, instance files,
+free ports, how far a Windows install got. `start --dry-run` runs this and the planner, and nothing else.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from limapy import disk, netutil, store
+from limapy.config.model import BootKind, Spec
+from limapy.driver import check_ssh_port
+from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, WindowsImage
+from limapy.errors import LimapyError
+from limapy.qemu import firmware, host
+
+
+@dataclass(frozen=True)
+class Files:
+    """What the instance directory says about this boot: its media, and how far a Windows install got."""
+
+    iso: Path | None = None
+    virtio_win: Path | None = None
+    openssh_msi: Path | None = None
+    kernel: Path | None = None
+    initrd: Path | None = None
+    kernel_cmdline: str | None = None
+    windows_boot: str | None = None
+    windows_image: WindowsImage | None = None
+    image_warnings: tuple[str, ...] = ()
+    rdp_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    host: host.HostFacts
+    ssh_port: int
+    mac: str
+    iid: str
+    files: Files
+    vars: firmware.VarsPlan | None = None
+    swtpm: str | None = None
+    additional_disks: tuple[Path, ...] = ()
+    record_base: bool = False
+
+
+def rdp_port(inst: store.Instance) -> int:
+    """The RDP port of the last boot when it is still free (clients remember it), else a new one."""
+    last = netutil.read_port(inst.rdp_port_file)
+    return last if last and netutil.port_is_free(last) else netutil.free_port()
+
+
+def windows_boot(inst: store.Instance) -> str:
+    """Installed; Setup under way (it has partitioned the disk); or the first boot of an install."""
+    if inst.win_done_installation.exists():
+        return WIN_INSTALLED
+    if inst.disk.exists() and disk.partition_table(inst.disk) is not None:
+        return WIN_SETUP
+    return WIN_INSTALL
+
+
+def _present(path: Path) -> Path | None:
+    return path if path.exists() else None
+
+
+def _windows(inst: store.Instance, spec: Spec) -> Files:
+    from limapy import winedition
+
+    boot = windows_boot(inst)
+    rdp = rdp_port(inst) if spec.rdp else None
+    if boot == WIN_INSTALLED:
+        return Files(windows_boot=boot, rdp_port=rdp)
+    if not inst.iso.exists():
+        raise LimapyError(
+            f"the install ISO of `{inst.name}` is missing ({inst.iso} -> {inst.iso.resolve()})",
+            hint="restore the ISO at that path, or delete and re-create the instance",
+        )
+    sel = winedition.select(inst.iso.resolve(), spec)
+    return Files(
+        iso=inst.iso,
+        virtio_win=_present(inst.virtio_win),
+        openssh_msi=_present(inst.openssh_msi),
+        windows_boot=boot,
+        windows_image=WindowsImage(sel.index, sel.name, sel.is_server),
+        image_warnings=sel.warnings,
+        rdp_port=rdp,
+    )
+
+
+def _linux(inst: store.Instance, spec: Spec) -> Files:
+    iso = _present(inst.iso)
+    if spec.boot_kind is not BootKind.KERNEL and not inst.kernel.exists():
+        return Files(iso=iso)
+    if not inst.kernel.exists():
+        raise LimapyError(
+            f"the kernel of `{inst.name}` is missing ({inst.kernel})", hint="delete and re-create the instance"
+        )
+    cmdline = inst.kernel_cmdline.read_text().strip() if inst.kernel_cmdline.exists() else None
+    return Files(iso=iso, kernel=inst.kernel, initrd=_present(inst.initrd), kernel_cmdline=cmdline)
+
+
+def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts:
+    """Everything the planner needs about the host and the instance; writes nothing."""
+    store.check_links(inst)  # nothing may later write through a link planted in the instance dir
+    facts = host.detect_host(spec.arch)
+    host.check_minimum_version(facts, spec.qemu_minimum_version)
+    if not inst.disk.exists():
+        raise LimapyError(
+            f"the disk of `{inst.name}` is missing ({inst.disk})", hint="delete and re-create the instance"
+        )
+    record = disk.verify_base(inst.base_record, inst.disk, inst.name)
+    files = _windows(inst, spec) if spec.is_windows else _linux(inst, spec)
+    swtpm = None
+    if spec.tpm:
+        from limapy.qemu.tpm import find_swtpm
+
+        swtpm = find_swtpm()  # a clear error before anything runs
+    vars_plan = None
+    if files.kernel is None and spec.boot_kind is not BootKind.BIOS:
+        # A Linux guest booted by direct kernel boot needs no UEFI: QEMU's own loader is faster (about 4 s
+        # under TCG) and keeps bootindex 0 for the kernel.
+        pair = firmware.find_firmware(spec.arch, spec.firmware_images, qemu_binary=facts.qemu_binary)
+        vars_plan = firmware.plan_vars(
+            pair, spec.arch, padded_code=inst.qemu_efi_code, vars_store=inst.qemu_efi_vars
+        )
+    adds = tuple(disk.additional_disk_path(d.name) for d in spec.additional_disks)
+    return Facts(
+        host=facts,
+        ssh_port=check_ssh_port(spec) or netutil.free_port(),
+        mac=netutil.mac_address(inst.dir),
+        iid=iid or f"iid-{int(time.time())}",
+        vars=vars_plan,
+        swtpm=swtpm,
+        additional_disks=adds,
+        files=files,
+        record_base=record,
+    )

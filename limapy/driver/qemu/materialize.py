@@ -1,0 +1,35 @@
+"""The effects of a QEMU boot plan, in one place: `start` runs this right before it launches QEMU."""
+
+from __future__ import annotations
+
+import logging
+
+from limapy import disk, ssh, store
+from limapy.config.model import Spec
+from limapy.driver import media
+from limapy.driver.plan import BootPlan
+from limapy.qemu import firmware
+
+log = logging.getLogger("limapy.driver.qemu")
+
+
+def materialize(inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
+    """Disk grown, base recorded, UEFI store made, additional disks claimed, first-boot media, ssh.config."""
+    store.check_links(inst)  # nothing below may write through a link planted in the instance dir
+    if plan.disk is not None:
+        if plan.record_base:
+            base = disk.backing_file(plan.disk)
+            if base is not None:
+                disk.record_base(inst.base_record, base)
+        disk.grow(plan.disk, plan.disk_size)
+    if plan.firmware is not None:
+        firmware.make_vars(plan.firmware)
+    for name in plan.additional_disks:
+        disk.claim_additional_disk(name, inst.dir)
+    if plan.media is not None:
+        media.write(inst, spec, plan.media)
+    if plan.rdp_port:
+        store.atomic_write(inst.rdp_port_file, f"{plan.rdp_port}\n".encode(), 0o600)
+    key_path, _ = store.ensure_user_key()
+    ssh.write_ssh_config(inst, spec, key_path, plan.ssh_port)
+    log.debug("materialized %s: port %d, accel %s", inst.name, plan.ssh_port, plan.accel)

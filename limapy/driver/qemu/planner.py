@@ -1,0 +1,112 @@
+"""The QEMU boot plan as a pure function: spec + facts + the instance's file names in, a BootPlan out.
+
+No I/O: every file check and host probe happened in `facts.gather`, so the same inputs always give the same
+plan, and golden files pin the argv from a template.
+"""
+
+from __future__ import annotations
+
+from limapy import pids, store
+from limapy.config.model import Spec
+from limapy.driver.plan import (
+    MEDIA_AUTOUNATTEND,
+    MEDIA_NOCLOUD,
+    READY_LINUX,
+    READY_WINDOWS,
+    WIN_SETUP,
+    BootPlan,
+    Media,
+    Sidecar,
+)
+from limapy.driver.qemu.facts import Facts
+from limapy.qemu import cmdline, tpm
+
+SETUP_NOTICE = (
+    "Windows Setup has already written the disk: booting from it to continue the install (no boot keys); "
+    "to install again from scratch, delete and re-create the instance"
+)
+
+
+def swtpm_sidecar(inst: store.Instance, binary: str) -> Sidecar:
+    argv = tpm.swtpm_argv(binary, inst.swtpm_dir, inst.swtpm_sock, inst.swtpm_pid, inst.swtpm_log)
+    return Sidecar(
+        name="swtpm",
+        argv=tuple(argv),
+        ready=inst.swtpm_sock,
+        pidfile=inst.swtpm_pid,
+        marks=tuple(tuple(m) for m in pids.swtpm_marks(inst.swtpm_dir)),
+        stderr=inst.swtpm_stderr_log,
+        state_dir=inst.swtpm_dir,
+    )
+
+
+def sidecars(inst: store.Instance, spec: Spec, facts: Facts) -> tuple[Sidecar, ...]:
+    """The helpers this boot runs beside QEMU, in start order."""
+    out = []
+    if spec.tpm and facts.swtpm:
+        out.append(swtpm_sidecar(inst, facts.swtpm))
+    return tuple(out)
+
+
+def _media(inst: store.Instance, spec: Spec, facts: Facts) -> Media | None:
+    f = facts.files
+    if not spec.is_windows:
+        return Media(MEDIA_NOCLOUD, inst.cidata_iso, iid=facts.iid, mac=facts.mac)
+    if f.windows_image is None:
+        return None  # installed: the answer ISO is not attached any more
+    return Media(
+        MEDIA_AUTOUNATTEND,
+        inst.cidata_iso,
+        windows=f.windows_image,
+        openssh_msi=f.openssh_msi,
+        virtio_win=f.virtio_win is not None,
+    )
+
+
+def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
+    f = facts.files
+    vp = facts.vars
+    paths = cmdline.Paths.for_instance(
+        inst,
+        iso=f.iso,
+        virtio_win=f.virtio_win if spec.windows_virtio else None,
+        kernel=f.kernel,
+        initrd=f.initrd if f.kernel is not None else None,
+        cmdline=f.kernel_cmdline if f.kernel is not None else None,
+        fw_code=vp.code if vp is not None else None,
+        fw_vars=vp.vars if vp is not None else None,
+        additional_disks=facts.additional_disks,
+    )
+    argv = cmdline.build_argv(
+        spec,
+        inst.name,
+        paths,
+        facts.host,
+        ssh_port=facts.ssh_port,
+        mac=facts.mac,
+        windows_boot=f.windows_boot or cmdline.WIN_INSTALLED,
+        rdp_port=f.rdp_port,
+    )
+    notices = [facts.host.accel_notice] if facts.host.accel_notice else []
+    if f.windows_boot == WIN_SETUP:
+        notices.append(SETUP_NOTICE)
+    notices += f.image_warnings
+    return BootPlan(
+        driver="qemu",
+        argv=tuple(argv),
+        ssh_port=facts.ssh_port,
+        user=spec.user.name or "lima",
+        readiness=READY_WINDOWS if spec.is_windows else READY_LINUX,
+        iid=facts.iid,
+        accel=facts.host.accel,
+        notices=tuple(notices),
+        media=_media(inst, spec, facts),
+        sidecars=sidecars(inst, spec, facts),
+        disk=inst.disk,
+        disk_size=spec.disk,
+        record_base=facts.record_base,
+        firmware=vp,
+        additional_disks=tuple(d.name for d in spec.additional_disks),
+        windows_boot=f.windows_boot,
+        rdp_port=f.rdp_port,
+    )

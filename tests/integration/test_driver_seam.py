@@ -1,0 +1,105 @@
+"""The driver seam carries every lifecycle command: with a toy second driver (tests/toydriver.py, which records
+its calls and boots nothing) `create`, `start` (through the host agent), `start --dry-run`, `list`, `stop`,
+`stop -f` and `screenshot` reach it, and no QEMU is ever started."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def home() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="lpd-", dir="/tmp"))
+    yield path
+    subprocess.run([sys.executable, "-m", "limapy", "stop", "-f", "t"], env=env(path), capture_output=True)
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def env(home: Path, **extra: str) -> dict[str, str]:
+    e = dict(os.environ, LIMAPY_HOME=str(home), LIMAPY_CACHE_DIR=str(home / "_cache"), PYTHONPATH=str(REPO),
+             LIMAPY_DRIVER_MODULES="toy=tests.toydriver", LIMAPY_DRIVER="toy")
+    e.update(extra)
+    return e
+
+
+def limapy(home: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "limapy", *args], env=env(home, **extra), capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+
+
+def calls(home: Path) -> list[dict[str, object]]:
+    path = home / "t" / "toy.calls"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def listed(home: Path) -> dict[str, object]:
+    cp = limapy(home, "list", "--json")
+    assert cp.returncode == 0, cp.stderr
+    return dict(json.loads(cp.stdout.splitlines()[0]))
+
+
+def template(tmp: Path) -> Path:
+    img = tmp / "img.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(img), "16M"], check=True)
+    t = tmp / "t.yaml"
+    t.write_text(f"images:\n- location: {json.dumps(str(img))}\n  arch: x86_64\narch: x86_64\nmounts: []\n")
+    return t
+
+
+def test_lifecycle_goes_through_the_driver(home: Path, tmp_path: Path) -> None:
+    cp = limapy(home, "create", "--name", "t", str(template(tmp_path)))
+    assert cp.returncode == 0, cp.stderr
+    assert (home / "t" / "driver").read_text().strip() == "toy"  # later commands find the same engine
+    assert [c["call"] for c in calls(home)] == ["create"]
+    assert not (home / "t" / "disk").exists()  # the toy made no disk: the QEMU driver did not run
+
+    cp = limapy(home, "start", "--dry-run", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip().splitlines()[-1] == "toy-machine t"
+    assert [c["call"] for c in calls(home)] == ["create", "plan"]  # a dry run plans, and does nothing else
+
+    cp = limapy(home, "start", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert "READY" in cp.stderr
+    booted = calls(home)[2:]
+    assert [c["call"] for c in booted] == ["plan", "materialize", "launch"]
+    agent = booted[0]["pid"]
+    assert {c["pid"] for c in booted} == {agent}  # all in the host agent
+    row = listed(home)
+    assert row["status"] == "Running" and row["driverPID"] == agent == row["hostAgentPID"]
+    assert not (home / "t" / "qemu.pid").exists()
+
+    shot = tmp_path / "shot.png"
+    assert limapy(home, "screenshot", "t", "-o", str(shot)).returncode == 0
+    assert shot.read_bytes() == b"toy screen\n"
+
+    cp = limapy(home, "stop", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert [c["call"] for c in calls(home)][-1] == "shutdown"
+    assert listed(home)["status"] == "Stopped"
+
+    assert limapy(home, "start", "t").returncode == 0
+    cp = limapy(home, "stop", "-f", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert "force_stop" in [c["call"] for c in calls(home)]
+    assert listed(home)["status"] == "Stopped"
+
+
+def test_unknown_driver_is_one_line(home: Path, tmp_path: Path) -> None:
+    cp = limapy(home, "create", "--name", "t", str(template(tmp_path)), LIMAPY_DRIVER="nope")
+    assert cp.returncode != 0
+    assert cp.stderr.splitlines()[0] == "limapy: driver `nope` does not exist"
+    assert "Traceback" not in cp.stderr
+    assert not (home / "t").exists()

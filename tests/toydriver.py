@@ -1,0 +1,109 @@
+"""A second engine for the driver seam's tests: it records every call and boots nothing.
+
+Registered with LIMAPY_DRIVER_MODULES=toy=tests.toydriver (and chosen with LIMAPY_DRIVER=toy); each call is
+a JSON line in <instance>/toy.calls naming the call and the process that made it. Its "machine" is the host
+agent itself: running while <instance>/toy.pid names that host agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from limapy import pids, store
+from limapy.config.model import Spec
+from limapy.driver import Fetched, Say
+from limapy.driver.plan import READY_NONE, BootPlan
+from limapy.errors import LimapyError
+
+CALLS = "toy.calls"
+PID = "toy.pid"
+
+
+def record(directory: Path, call: str) -> None:
+    with open(directory / CALLS, "a") as f:
+        f.write(json.dumps({"call": call, "pid": os.getpid()}) + "\n")
+
+
+class ToyMachine:
+    def __init__(self, inst: store.Instance) -> None:
+        self.inst = inst
+        self.pid = os.getpid()
+        (inst.dir / PID).write_text(f"{self.pid}\n")
+
+    def alive(self) -> bool:
+        return (self.inst.dir / PID).exists()
+
+    def check(self) -> None:
+        pass
+
+    def wait_exit(self, timeout: float) -> bool:
+        time.sleep(min(timeout, 0.2))
+        return not self.alive()
+
+    def failure(self) -> str:
+        return ""
+
+    def send_key(self, key: str) -> None:
+        record(self.inst.dir, f"send_key {key}")
+
+    def reset(self) -> None:
+        record(self.inst.dir, "reset")
+
+    def shutdown(self, timeout: float) -> bool:
+        record(self.inst.dir, "shutdown")
+        (self.inst.dir / PID).unlink(missing_ok=True)
+        return True
+
+
+class ToyDriver:
+    name = "toy"
+
+    def check(self, spec: Spec) -> None:
+        pass
+
+    def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
+        record(tmp, "create")
+
+    def plan(self, inst: store.Instance, spec: Spec) -> BootPlan:
+        record(inst.dir, "plan")
+        return BootPlan(driver="toy", argv=("toy-machine", inst.name), ssh_port=0, user=spec.user.name,
+                        readiness=READY_NONE, iid="iid-toy")
+
+    def materialize(self, inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
+        record(inst.dir, "materialize")
+
+    def launch(self, inst: store.Instance, plan: BootPlan) -> ToyMachine:
+        record(inst.dir, "launch")
+        return ToyMachine(inst)
+
+    def emulated(self, spec: Spec) -> bool:
+        return False
+
+    def pid(self, inst: store.Instance) -> int | None:
+        return pids.live(inst.dir / PID, pids.hostagent_marks(inst.name))
+
+    def stop(self, inst: store.Instance, timeout: float) -> bool:
+        record(inst.dir, "stop")
+        (inst.dir / PID).unlink(missing_ok=True)
+        return True
+
+    def force_stop(self, inst: store.Instance) -> None:
+        record(inst.dir, "force_stop")
+        (inst.dir / PID).unlink(missing_ok=True)
+
+    def suspend(self, inst: store.Instance) -> None:
+        raise LimapyError("the toy driver cannot suspend")
+
+    def screenshot(self, inst: store.Instance, out: Path) -> None:
+        record(inst.dir, "screenshot")
+        out.write_bytes(b"toy screen\n")
+
+    def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
+        return {}
+
+
+DRIVER = ToyDriver()
