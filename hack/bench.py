@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark limapy against the floor each operation is compared with, measured in the same run.
 
-    hack/bench.py [--json] [--only cli,create,iso,boot] [--repeat N] [--pairs N] [--template YAML]
+    hack/bench.py [--json] [--only cli,create,iso,boot,shares] [--repeat N] [--pairs N] [--template YAML]
 
 Rows (group: what is measured / the floor it is compared against):
   cli     cold `limapy --help`, `limapy validate templates/default.yaml`, `limapy list` with 20 stopped
@@ -16,6 +16,8 @@ Rows (group: what is measured / the floor it is compared against):
           host agent); runs alternate A B A B (--pairs pairs) to cancel drift; medians.
           `limapy stop` of the ready instance / QMP system_powerdown until QEMU exits.
           (`start` and `stop` are accepted as names of this group.)
+  shares  reading a 64 MiB file in the guest through each mount type / the same read on the host;
+          an automatic port forward answering on the host after the guest listens / a static (hostfwd) one
 
 Everything runs in a private LIMAPY_HOME under /tmp that is removed at the end (--keep keeps it).
 Progress goes to stderr; the table (or with --json one JSON object) to stdout. Exit 1 when a row failed
@@ -58,7 +60,7 @@ from benchlib import (  # noqa: E402
     timed,
 )
 
-GROUPS = ("cli", "create", "iso", "boot")
+GROUPS = ("cli", "create", "iso", "boot", "shares")
 ALIASES = {"start": "boot", "stop": "boot"}
 LIST_INSTANCES = 20
 
@@ -235,6 +237,12 @@ class Bench:
 
         bench_boot(self)
 
+    # -- shares ----------------------------------------------------------------------------------------------
+    def bench_shares(self) -> None:
+        from bench_shares import bench_shares
+
+        bench_shares(self)
+
 
 def parse_only(text: str | None) -> list[str]:
     if not text:
@@ -274,6 +282,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "boot": (bench.bench_boot, [("boot.start", "limapy start until READY", "s"),
                                     ("boot.own", "limapy's own time per start", "s"),
                                     ("boot.stop", "limapy stop", "s")]),
+        "shares": (bench.bench_shares, [("mount.virtiofs", "read through virtiofs", "ms"),
+                                        ("mount.reverse-sshfs", "read through reverse-sshfs", "ms"),
+                                        ("forward.latency", "automatic port forward", "s")]),
     }
     try:
         for g in groups:
@@ -284,8 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as e:
                 bench.failed(g, ids, e)
     finally:
-        if "boot" in groups:  # never leave a guest running
-            subprocess.run([*bench.limapy, "stop", "-f", "bs"], env=bench.env, capture_output=True)
+        if "boot" in groups or "shares" in groups:  # never leave a guest running
+            for name in ("bs", "m-virtiofs", "m-reversesshfs", "m-9p"):
+                subprocess.run([*bench.limapy, "stop", "-f", name], env=bench.env, capture_output=True)
         if args.keep:
             say(f"kept {home}")
         else:

@@ -49,8 +49,10 @@ class Row:
 
     @property
     def ok(self) -> bool | None:
-        if self.error or self.value is None:
+        if self.error:
             return False
+        if self.value is None:  # not measured on this machine (its note says why)
+            return None
         if not self.target:
             return None
         kind, op, limit = re.fullmatch(r"(ratio|value)(<=|<)([\d.]+)", self.target).groups()  # type: ignore[union-attr]
@@ -171,7 +173,8 @@ def table(machine: dict[str, Any], rows: list[Row], extra: dict[str, Any]) -> st
     head = ("row", "value", "floor", "ratio", "target", "ok?")
     body = []
     for r in rows:
-        target = r.target.replace("ratio", "").replace("value", "") + (" ms" if r.target.startswith("value") else "")
+        unit = f" {r.unit}" if r.target.startswith("value") else ""
+        target = r.target.replace("ratio", "").replace("value", "") + unit
         ok = {True: "yes", False: "NO", None: "-"}[r.ok]
         if r.error:
             ok = "ERROR"

@@ -17,7 +17,8 @@
 # Building needs root (mmdebstrap --mode=root, chroot, ownership kept by mkfs.ext4 -d); a cache hit does not.
 set -euo pipefail
 
-readonly PACKAGES=(linux-image-cloud-amd64 systemd-sysv udev dbus iproute2 kmod cloud-init openssh-server sudo)
+readonly PACKAGES=(linux-image-cloud-amd64 systemd-sysv udev dbus iproute2 kmod cloud-init openssh-server sudo
+    sshfs socat)  # sshfs: reverse-sshfs mounts; socat: the e2e tests' TCP and Unix-socket listeners
 readonly DEB_ARCH=amd64
 readonly LIMA_ARCH=x86_64
 readonly DISK_SIZE=2G

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from limapy import store
 from limapy.cidata.windows import DONE_FILE, WARNINGS_FILE
 from limapy.dirs import ENV_DEBUG
-from limapy.driver.plan import READY_NONE, BootPlan
+from limapy.driver.plan import READY_LINUX, READY_NONE, BootPlan
 from limapy.errors import LimapyError
 
 if TYPE_CHECKING:
@@ -52,8 +52,13 @@ class Events:
         self.stream = stream or sys.stdout
         self.port: int | None = None
         self.phase = ""
+        self.lock = threading.Lock()  # the port forwarder emits from its own thread
 
     def emit(self, phase: str | None = None, message: str | None = None, **status: Any) -> None:
+        with self.lock:
+            self._emit(phase, message, **status)
+
+    def _emit(self, phase: str | None, message: str | None, **status: Any) -> None:
         if phase:
             self.phase = phase
         st = {k: v for k, v in status.items() if v not in (None, False, [], "")}
@@ -82,6 +87,8 @@ class HostAgent:
         self.machine: Machine | None = None
         self.guest_warnings: list[str] = []
         self.delete_on_stop: list[Path] = []
+        self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
+        self.services: Any = None  # limapy.guest.services.Services (mounts, forwards)
 
     # -- signals ------------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -139,6 +146,11 @@ class HostAgent:
         self.events.emit("booting", "guest booting", running=False)
         if plan.readiness != READY_NONE and not self._wait_ready(spec, plan, self.machine):
             return "QEMU exited before the guest was ready"
+        if plan.readiness == READY_LINUX:
+            from limapy.guest.services import Services
+
+            self.services = Services(inst, spec, self.guest, ssh_port=plan.ssh_port, emit=self.events.emit)
+            self.services.start()
         if plan.windows and not inst.win_done_installation.exists():
             store.atomic_write(inst.win_done_installation, b"", 0o600)
         for line in self.guest_warnings:
@@ -196,34 +208,35 @@ class HostAgent:
         last_disk = 0
         script = WINDOWS_PROBE if plan.windows else "cat /run/lima-boot-done 2>/dev/null || true"
         key, _ = store.ensure_user_key()
-        with remote.Guest(plan.ssh_port, plan.user, key, connect_timeout=5.0) as guest:
-            while True:
-                self._check_machine(machine)
-                if plan.answer_boot_prompt and not ssh_up:
-                    size = _allocated(inst.disk)
-                    if size > last_disk + (256 << 20):
-                        phase = "Windows Setup" if size < (8 << 30) else "first logon"
-                        self.events.emit(phase, f"disk {size >> 20} MiB written")
-                        last_disk = size
-                try:
-                    r = guest.run(script, timeout=30)
-                except remote.RemoteError as e:  # not up yet (slirp accepts before the guest listens)
-                    log.debug("probe: %s", e.message)
-                    self.stop_requested.wait(PROBE_INTERVAL)
-                    continue
-                if not ssh_up:
-                    ssh_up = True
-                    self.events.emit("ssh" if not plan.windows else "OpenSSH up", "SSH is up")
-                    self.events.emit("provisioning", "waiting for the boot scripts")
-                if plan.windows:
-                    if r.exit_code == 0:
-                        self.guest_warnings = _windows_warnings(guest)
-                        return True
-                elif r.stdout.strip() == plan.iid:
-                    self._copy_to_host(guest, spec)
+        self.guest = guest = remote.Guest(plan.ssh_port, plan.user, key, connect_timeout=5.0)
+        # the connection stays open for the guest services (mounts, forwards); closed in _shutdown
+        while True:
+            self._check_machine(machine)
+            if plan.answer_boot_prompt and not ssh_up:
+                size = _allocated(inst.disk)
+                if size > last_disk + (256 << 20):
+                    phase = "Windows Setup" if size < (8 << 30) else "first logon"
+                    self.events.emit(phase, f"disk {size >> 20} MiB written")
+                    last_disk = size
+            try:
+                r = guest.run(script, timeout=30)
+            except remote.RemoteError as e:  # not up yet (slirp accepts before the guest listens)
+                log.debug("probe: %s", e.message)
+                self.stop_requested.wait(PROBE_INTERVAL)
+                continue
+            if not ssh_up:
+                ssh_up = True
+                self.events.emit("ssh" if not plan.windows else "OpenSSH up", "SSH is up")
+                self.events.emit("provisioning", "waiting for the boot scripts")
+            if plan.windows:
+                if r.exit_code == 0:
+                    self.guest_warnings = _windows_warnings(guest)
                     return True
-                # a probe on an open connection costs milliseconds: look often once SSH is up
-                self.stop_requested.wait(READY_POLL)
+            elif r.stdout.strip() == plan.iid:
+                self._copy_to_host(guest, spec)
+                return True
+            # a probe on an open connection costs milliseconds: look often once SSH is up
+            self.stop_requested.wait(READY_POLL)
 
     def _copy_to_host(self, guest: Any, spec: Spec) -> None:
         """Lima's copyToHost: guest files copied to the host once the guest is ready (over SFTP)."""
@@ -249,6 +262,10 @@ class HostAgent:
 
         inst = self.inst
         machine = self.machine
+        if self.services is not None:
+            self.services.stop()
+        if self.guest is not None:
+            self.guest.close()
         if machine is not None:
             if machine.alive():
                 self.events.emit("stopping", "powering the guest down")

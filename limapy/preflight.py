@@ -36,6 +36,7 @@ def check(spec: Spec, *, instance_dir: Path, host: HostInfo, say: Say) -> None:
     _provision(spec)
     _paths(instance_dir)
     _disks(spec)
+    _forwards(spec, instance_dir)
 
 
 def _user(spec: Spec) -> None:
@@ -111,3 +112,24 @@ def _disks(spec: Spec) -> None:
     for d in spec.additional_disks:
         if not disk.additional_disk_path(d.name).is_file():
             raise disk.missing_additional_disk(d.name)
+
+
+def _forwards(spec: Spec, instance_dir: Path) -> None:
+    """Every forward's host end on 127.0.0.1, every host socket inside the instance directory."""
+    import os
+
+    for i, rule in enumerate(spec.port_forwards):
+        if rule.ignore:
+            continue
+        if not rule.host_socket and rule.host_ip not in ("127.0.0.1", "localhost"):
+            raise LimapyError(
+                f"portForwards[{i}].hostIP is {rule.host_ip}: limapy forwards to 127.0.0.1 only",
+                hint="remove hostIP (its default is 127.0.0.1); reach the port from elsewhere with an SSH tunnel",
+            )
+        if rule.host_socket:
+            sock = os.path.normpath(rule.host_socket)
+            if not sock.startswith(str(instance_dir) + os.sep):
+                raise LimapyError(
+                    f"portForwards[{i}].hostSocket {rule.host_socket} is outside the instance directory",
+                    hint="give a relative name: it then lives in <instance>/sock/",
+                )

@@ -63,7 +63,7 @@ class Guest:
         )
         import paramiko
 
-        conn.client.set_missing_host_key_policy(paramiko.WarningPolicy())
+        conn.client.set_missing_host_key_policy(paramiko.MissingHostKeyPolicy())  # accept, silently
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # banner timeouts are expected early on
         conn.open()
         return conn
@@ -85,6 +85,20 @@ class Guest:
                 raise RemoteError(f"command timed out after {timeout:.0f} s in the guest") from e
             raise
         return Result(int(r.exited), str(r.stdout), str(r.stderr))
+
+    def exec_channel(self, command: str) -> Any:
+        """A long-running command on its own channel of this connection (paramiko Channel): its stdin and
+        stdout are the caller's to drive (reverse-sshfs's SFTP, the listening-socket watcher)."""
+        import paramiko
+
+        try:
+            if self._conn is None or not self._conn.is_connected:
+                self._conn = self._connect()
+            chan = self._conn.client.get_transport().open_session()
+            chan.exec_command(command)
+        except (OSError, EOFError, paramiko.SSHException) as e:
+            raise RemoteError(f"cannot run a command in the guest: {type(e).__name__}: {e}") from e
+        return chan
 
     def get(self, remote_path: str, local_path: Path) -> None:
         """Copy a guest file to `local_path` (SFTP on the same connection), atomically and 0600."""

@@ -193,6 +193,26 @@ class Instance:
     def swtpm_stderr_log(self) -> Path:
         return self._p("swtpm.stderr.log")
 
+    def virtiofsd_sock(self, index: int) -> Path:
+        """The vhost-user socket of mount `index`'s virtiofsd (Lima's name)."""
+        return self._p(f"virtiofsd-{index}.sock")
+
+    def virtiofsd_pid(self, index: int) -> Path:
+        return self._p(f"virtiofsd-{index}.pid")
+
+    def virtiofsd_log(self, index: int) -> Path:
+        return self._p(f"virtiofsd-{index}.stderr.log")
+
+    @property
+    def forwards_file(self) -> Path:
+        """The port and socket forwards the host agent holds open now (limapy extension; JSON)."""
+        return self._p("forwards.json")
+
+    @property
+    def host_sockets_dir(self) -> Path:
+        """Where a relative portForwards[].hostSocket lives (Lima's `sock/`)."""
+        return self._p("sock")
+
     @property
     def password_file(self) -> Path:
         """The Windows guest's initial password (limapy extension); always 0600."""

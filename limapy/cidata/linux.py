@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from limapy.cidata import Step, provisions
-from limapy.config.model import Spec
+from limapy.config.model import Mount, Spec
 from limapy.errors import LimapyError
 from limapy.names import hostname_for, mount_tag
 
@@ -25,25 +25,28 @@ _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def kernel_mount_options(spec: Spec, m: Mount) -> str:
+    """mount(8) options of a 9p or virtiofs mount (the seed's `mounts:` entry adds `nofail`)."""
+    options = "rw" if m.writable else "ro"
+    if spec.mount_type == "9p":
+        p9 = m.ninep
+        options += f",trans=virtio,version={p9.protocol_version},msize={p9.msize},cache={p9.cache}"
+    return options
+
+
 def _mounts(spec: Spec) -> list[dict[str, str]]:
-    if spec.plain or spec.mount_type not in ("9p", "virtiofs"):
+    kind = spec.mount_type
+    if kind not in ("9p", "virtiofs"):
         return []
-    out = []
-    for m in spec.mounts:
-        options = "rw" if m.writable else "ro"
-        if spec.mount_type == "9p":
-            p9 = m.ninep
-            options += f",trans=virtio,version={p9.protocol_version},msize={p9.msize},cache={p9.cache}"
-        options += ",nofail"  # a missing device must not stop the boot
-        out.append(
-            {
-                "tag": mount_tag(m.location, m.mount_point),
-                "mount_point": m.mount_point,
-                "type": spec.mount_type,
-                "options": options,
-            }
-        )
-    return out
+    return [
+        {
+            "tag": mount_tag(m.location, m.mount_point),
+            "mount_point": m.mount_point,
+            "type": kind,
+            "options": kernel_mount_options(spec, m) + ",nofail",  # a missing device must not stop the boot
+        }
+        for m in spec.mounts_of(kind)
+    ]
 
 
 MAX_CERT_BYTES = 1 << 20
@@ -149,6 +152,7 @@ def build_seed(
         "LIMA_CIDATA_SHELL": user.shell,
         "LIMA_CIDATA_MNT": SEED_MOUNT,
         "LIMA_CIDATA_MOUNTTYPE": spec.mount_type,
+        "LIMA_CIDATA_MOUNTS": str(len(spec.shared_mounts)),
         "LIMA_CIDATA_PLAIN": "1" if spec.plain else "0",
         "LIMA_CIDATA_SKIP_DEFAULT_DEPENDENCY_RESOLUTION": "0",
     }

@@ -281,7 +281,9 @@ def fill(
             _set(pr, "description", f"user probe {i + 1}/{len(probes)}")
     cfg["probes"] = probes
 
-    cfg["portForwards"] = [_fill_port_forward(pf) for pf in cfg.get("portForwards") or []]
+    cfg["portForwards"] = [
+        _fill_port_forward(pf, host_vars, guest_vars, instance_dir) for pf in cfg.get("portForwards") or []
+    ]
     copies = []
     for c in cfg.get("copyToHost") or []:
         c = dict(c or {}) if isinstance(c, dict) else c
@@ -353,10 +355,20 @@ def fill(
     return cfg
 
 
-def _fill_port_forward(pf: Any) -> Any:
+def _fill_port_forward(
+    pf: Any, host_vars: dict[str, Any], guest_vars: dict[str, Any], instance_dir: str | None
+) -> Any:
     if not isinstance(pf, dict):
         return pf
     pf = dict(pf)
+    # Lima: template variables in both socket paths; a relative hostSocket lives in <instance>/sock/.
+    if isinstance(pf.get("guestSocket"), str) and pf["guestSocket"]:
+        pf["guestSocket"] = expand_vars(pf["guestSocket"], guest_vars)
+    if isinstance(pf.get("hostSocket"), str) and pf["hostSocket"]:
+        hsock = os.path.expanduser(expand_vars(pf["hostSocket"], host_vars))
+        if not hsock.startswith("/") and instance_dir:
+            hsock = os.path.join(instance_dir, "sock", hsock)
+        pf["hostSocket"] = hsock
     _set(pf, "guestIPMustBeZero", False)
     _set(pf, "guestIP", "0.0.0.0" if pf["guestIPMustBeZero"] else "127.0.0.1")
     _set(pf, "hostIP", "127.0.0.1")

@@ -115,11 +115,20 @@ class NineP:
 
 
 @dataclass(frozen=True)
+class SSHFS:
+    cache: bool = True
+    follow_symlinks: bool = False
+    sftp_driver: str = ""
+
+
+@dataclass(frozen=True)
 class Mount:
     location: str
     mount_point: str
     writable: bool = False
     ninep: NineP = field(default_factory=NineP)
+    sshfs: SSHFS = field(default_factory=SSHFS)
+    virtiofs_queue_size: int = 1024
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,8 @@ class Spec:
     ssh: SSH = field(default_factory=SSH)
     mounts: tuple[Mount, ...] = ()
     mount_type: str = "9p"
+    mount_types_unsupported: tuple[str, ...] = ()
+    mount_inotify: bool = False
     port_forwards: tuple[PortForward, ...] = ()
     provision: tuple[Provision, ...] = ()
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -226,6 +237,15 @@ class Spec:
     @property
     def is_windows(self) -> bool:
         return self.os is OS.WINDOWS
+
+    @property
+    def shared_mounts(self) -> tuple[Mount, ...]:
+        """The host folders the guest mounts: none in plain mode or on Windows (plain there)."""
+        return () if self.plain or self.is_windows else self.mounts
+
+    def mounts_of(self, kind: str) -> tuple[Mount, ...]:
+        """The shared mounts when `mountType` is `kind` (9p, virtiofs, reverse-sshfs), else none."""
+        return self.shared_mounts if self.mount_type == kind else ()
 
     def image_for_arch(self) -> Image | None:
         return next((img for img in self.images if img.arch == self.arch), None)
@@ -319,6 +339,8 @@ class Spec:
             ),
             mounts=tuple(_mount(m) for m in cfg.get("mounts") or [] if isinstance(m, Mapping)),
             mount_type=str(cfg.get("mountType") or "9p"),
+            mount_types_unsupported=tuple(str(t) for t in cfg.get("mountTypesUnsupported") or []),
+            mount_inotify=bool(cfg.get("mountInotify")),
             port_forwards=tuple(_forward(p) for p in cfg.get("portForwards") or [] if isinstance(p, Mapping)),
             provision=tuple(
                 _provision(i, p) for i, p in enumerate(cfg.get("provision") or []) if isinstance(p, Mapping)
@@ -400,6 +422,7 @@ def _mount(m: Mapping[str, Any]) -> Mount:
     location = str(m.get("location") or "")
     writable = bool(m.get("writable"))
     p9 = _m(m.get("9p"))
+    fs = _m(m.get("sshfs"))
     return Mount(
         location=location,
         mount_point=str(m.get("mountPoint") or location),
@@ -410,6 +433,12 @@ def _mount(m: Mapping[str, Any]) -> Mount:
             msize=parse_size(p9.get("msize") or "128KiB"),
             cache=str(p9.get("cache") or ("mmap" if writable else "fscache")),
         ),
+        sshfs=SSHFS(
+            cache=fs.get("cache") is not False,
+            follow_symlinks=bool(fs.get("followSymlinks")),
+            sftp_driver=str(fs.get("sftpDriver") or ""),
+        ),
+        virtiofs_queue_size=int(_m(m.get("virtiofs")).get("queueSize") or 1024),
     )
 
 

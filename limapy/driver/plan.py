@@ -33,6 +33,7 @@ class Sidecar:
     marks: tuple[tuple[str, ...], ...]  # what its command line carries (limapy.pids)
     stderr: Path
     state_dir: Path | None = None  # made 0700 before it starts
+    writes_pidfile: bool = True  # False: the supervisor writes `pidfile` itself once it has started it
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The supervisor of a machine's sidecar processes (swtpm now, virtiofsd next): started before the machine,
+"""The supervisor of a machine's sidecar processes (swtpm, virtiofsd): started before the machine,
 stopped after it in reverse order, and also after a crash (`stop_leftovers`, from the pid files)."""
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ class Supervisor:
         with open(fd, "wb") as err:
             child = proc.spawn(sc.argv, stderr=err)
         self.running.append((sc, child))
+        if not sc.writes_pidfile:
+            store.atomic_write(sc.pidfile, f"{child.pid}\n".encode(), 0o600)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if _is_socket(sc.ready):

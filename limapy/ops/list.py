@@ -76,6 +76,12 @@ def info(inst: store.Instance) -> dict[str, Any]:
     }
     if rdp:
         out["rdpAddress"] = rdp  # limapy extension: a Windows guest's Remote Desktop forward
+    if st == "Running":
+        from limapy.guest.forwards import active
+
+        fwd = active(inst)
+        if fwd:
+            out["portForwards"] = fwd  # limapy extension: the automatic forwards open now
     return out
 
 

@@ -71,6 +71,7 @@ class Paths:
     fw_vars: Path | None = None
     disk_format: str | None = None  # "qcow2" | "raw"; None lets QEMU probe (as Lima does)
     additional_disks: tuple[Path, ...] = field(default_factory=tuple)
+    virtiofs_socks: tuple[Path, ...] = field(default_factory=tuple)  # one per mount, in `mounts` order
 
     @classmethod
     def for_instance(cls, inst: Instance, **overrides: Any) -> Paths:
@@ -252,11 +253,37 @@ def display_arg(spec: Spec) -> str:
     return display
 
 
-def _mounts(spec: Spec, mount_tags: Mapping[str, str] | None) -> list[str]:
-    if spec.plain or spec.mount_type != "9p":
+def _virtiofs(spec: Spec, paths: Paths) -> list[str]:
+    """vhost-user-fs devices, one per mount, each on its virtiofsd's socket (limapy.qemu.virtiofsd)."""
+    mounts = spec.mounts_of("virtiofs")
+    if not mounts:
         return []
+    if len(paths.virtiofs_socks) != len(mounts):
+        raise LimapyError("virtiofs: one virtiofsd socket per mount is needed")
     out: list[str] = []
-    for i, m in enumerate(spec.mounts):
+    for i, (m, sock) in enumerate(zip(mounts, paths.virtiofs_socks, strict=True)):
+        tag = mount_tag(m.location, m.mount_point)
+        out += [
+            "-chardev", f"socket,id=char-virtiofs-{i},path={qemu_opt(sock)}",
+            "-device", f"vhost-user-fs-pci,queue-size={m.virtiofs_queue_size},chardev=char-virtiofs-{i},tag={tag}",
+        ]  # fmt: skip
+    return out
+
+
+def _shared_memory(spec: Spec) -> list[str]:
+    """vhost-user needs the guest RAM shared with its back ends: a memfd of the whole `-m` size, as its one
+    NUMA node."""
+    if not spec.mounts_of("virtiofs"):
+        return []
+    return [
+        "-object", f"memory-backend-memfd,id=mem,size={_memory_mib(spec)}M,share=on",
+        "-numa", "node,memdev=mem",
+    ]  # fmt: skip
+
+
+def _mounts(spec: Spec, mount_tags: Mapping[str, str] | None) -> list[str]:
+    out: list[str] = []
+    for i, m in enumerate(spec.mounts_of("9p")):
         if m.location.startswith("~"):
             raise LimapyError(f"mounts[{i}].location {m.location!r} must be expanded before build_argv")
         tag = (mount_tags or {}).get(m.location) or mount_tag(m.location, m.mount_point)
@@ -277,7 +304,7 @@ def _common_head(spec: Spec, host: HostFacts) -> list[str]:
     argv = [host.qemu_binary, "-nodefaults", *_machine(spec.arch, host, spec.is_windows)]
     argv += ["-cpu", _cpu_model(spec, host)]
     argv += ["-smp", f"{spec.cpus},sockets=1,cores={spec.cpus},threads=1", "-m", str(_memory_mib(spec))]
-    return argv
+    return argv + _shared_memory(spec)
 
 
 def _linux(
@@ -320,6 +347,7 @@ def _linux(
         argv += ["-device", gpu, "-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"]
     argv += ["-display", display]
     argv += _mounts(spec, mount_tags)
+    argv += _virtiofs(spec, paths)
     return argv
 
 

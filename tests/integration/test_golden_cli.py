@@ -5,11 +5,13 @@ tests/golden/cli/<case>.argv (one argument per line) through tests/golden.py; LI
 
 The templates' images are replaced by local stand-ins (no downloads here): a tiny qcow2 for Linux, stand-in install
 ISOs (tests/winiso.py) for Windows. What depends on the run is normalized: the instance home, the stand-in dir,
-the SSH/RDP ports, the MAC, and CPU/memory when they are the host-derived defaults.
+the SSH/RDP ports, the MAC, the host's home and the mount tags made from it, and CPU/memory when they are the
+host-derived defaults.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -69,6 +71,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "default-aarch64-uefi": linux("template:default", "aarch64"),
     "default-x86_64-bios": linux("template:default", "x86_64", ".firmware.legacyBIOS = true"),
     "default-x86_64-kernel": kernel("x86_64"),
+    "default-x86_64-virtiofs": linux("template:default", "x86_64", '.mountType = "virtiofs"'),
+    "default-x86_64-9p": linux("template:default", "x86_64", '.mountType = "9p"', ".mountTypesUnsupported = []"),
     "default-aarch64-kernel": kernel("aarch64"),
     "debian-x86_64": linux("template:debian", "x86_64"),
     "debian-aarch64": linux("template:debian", "aarch64"),
@@ -105,7 +109,8 @@ def normalize(argv: list[str], home: Path, media: Path) -> list[str]:
     cpus, mib = host_defaults()
     out = []
     for i, a in enumerate(argv):
-        a = a.replace(str(home), "$LIMAPY_HOME").replace(str(media), "$MEDIA")
+        a = a.replace(str(home), "$LIMAPY_HOME").replace(str(media), "$MEDIA").replace(str(Path.home()), "$HOME")
+        a = re.sub(r"(mount_tag=|tag=)lima-[0-9a-f]{16}", r"\1$MOUNT_TAG", a)  # hashes the host's paths
         a = re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-:22\b", "hostfwd=tcp:127.0.0.1:$SSH_PORT-:22", a)
         a = re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-:3389\b", "hostfwd=tcp:127.0.0.1:$RDP_PORT-:3389", a)
         a = re.sub(r"mac=52:55:55(:[0-9a-f]{2}){3}", "mac=$MAC", a)
@@ -113,6 +118,7 @@ def normalize(argv: list[str], home: Path, media: Path) -> list[str]:
             a = "$CPUS,sockets=1,cores=$CPUS,threads=1"
         if i and argv[i - 1] == "-m" and a == str(mib):
             a = "$MEMORY_MIB"
+        a = a.replace(f"memory-backend-memfd,id=mem,size={mib}M,", "memory-backend-memfd,id=mem,size=$MEMORY_MIBM,")
         out.append(a)
     return out
 
@@ -132,6 +138,8 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 def test_template_to_argv(
     case: str, media: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if "virtiofs" in case and os.getuid() != 0 and shutil.which("virtiofsd") is None:
+        pytest.skip("QEMU's own virtiofsd runs as root only, and the standalone virtiofsd is not installed")
     home = Path(tempfile.mkdtemp(prefix="lpg-", dir="/tmp"))
     try:
         monkeypatch.setenv("LIMAPY_HOME", str(home))

@@ -179,7 +179,12 @@ def test_debian_templates_boot_bookworm_genericcloud(name: str) -> None:
     by_arch = {img["arch"]: img["location"] for img in doc["images"]}
     base = "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-"
     assert by_arch == {"x86_64": base + "amd64.qcow2", "aarch64": base + "arm64.qcow2"}
-    assert doc["mounts"] == []
+    assert doc["mounts"] == LIMA_DEFAULT_MOUNTS
+    assert doc["mountTypesUnsupported"] == ["9p"]  # Debian's cloud kernel: reverse-sshfs by default
+
+
+#: Lima's default mounts (templates/_default/mounts.yaml): home read-only, /tmp/lima writable.
+LIMA_DEFAULT_MOUNTS = [{"location": "~"}, {"location": "{{.GlobalTempDir}}/lima", "writable": True}]
 
 
 def test_ubuntu_template_boots_noble() -> None:
@@ -187,6 +192,7 @@ def test_ubuntu_template_boots_noble() -> None:
     by_arch = {img["arch"]: img["location"] for img in doc["images"]}
     base = "https://cloud-images.ubuntu.com/releases/noble/release/ubuntu-24.04-server-cloudimg-"
     assert by_arch == {"x86_64": base + "amd64.img", "aarch64": base + "arm64.img"}
+    assert doc["mounts"] == LIMA_DEFAULT_MOUNTS
 
 
 def test_default_template_mentions_every_top_level_field() -> None:

@@ -33,9 +33,17 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
+#: More virtiofs mounts than any instance has: leftovers are looked for at each index up to this.
+MAX_VIRTIOFS = 64
+
+
 def leftover_sidecars(inst: store.Instance) -> tuple[Sidecar, ...]:
     """Every sidecar a boot of `inst` may have started, to stop after a crash (found by pid file and marks)."""
-    return (planner.swtpm_sidecar(inst, "swtpm"),)
+    found = [planner.swtpm_sidecar(inst, "swtpm")]
+    for i in range(MAX_VIRTIOFS):
+        if inst.virtiofsd_pid(i).exists() or inst.virtiofsd_sock(i).exists():
+            found.append(planner.virtiofsd_sidecar(inst, i, []))
+    return tuple(found)
 
 
 class QemuDriver:

@@ -13,7 +13,7 @@ from limapy.config.model import BootKind, Spec
 from limapy.driver import check_ssh_port
 from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, WindowsImage
 from limapy.errors import LimapyError
-from limapy.qemu import firmware, host
+from limapy.qemu import firmware, host, virtiofsd
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Facts:
     files: Files
     vars: firmware.VarsPlan | None = None
     swtpm: str | None = None
+    virtiofsd: virtiofsd.Virtiofsd | None = None
     additional_disks: tuple[Path, ...] = ()
     record_base: bool = False
 
@@ -116,6 +117,10 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
         from limapy.qemu.tpm import find_swtpm
 
         swtpm = find_swtpm()  # a clear error before anything runs
+    vfsd = None
+    if spec.mounts_of("virtiofs"):
+        vfsd = virtiofsd.find()
+        virtiofsd.check_usable(vfsd)
     vars_plan = None
     if files.kernel is None and spec.boot_kind is not BootKind.BIOS:
         # A Linux guest booted by direct kernel boot needs no UEFI: QEMU's own loader is faster (about 4 s
@@ -132,6 +137,7 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
         iid=iid or f"iid-{int(time.time())}",
         vars=vars_plan,
         swtpm=swtpm,
+        virtiofsd=vfsd,
         additional_disks=adds,
         files=files,
         record_base=record,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from limapy import disk, ssh, store
 from limapy.config.model import Spec
@@ -26,6 +27,8 @@ def materialize(inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
         firmware.make_vars(plan.firmware)
     for name in plan.additional_disks:
         disk.claim_additional_disk(name, inst.dir)
+    for m in spec.shared_mounts:  # as Lima: a mounted folder that does not exist yet is made
+        Path(m.location).mkdir(parents=True, exist_ok=True)
     if plan.media is not None:
         media.write(inst, spec, plan.media)
     if plan.rdp_port:

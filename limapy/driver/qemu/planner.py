@@ -6,6 +6,8 @@ plan, and golden files pin the argv from a template.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from limapy import pids, store
 from limapy.config.model import Spec
 from limapy.driver.plan import (
@@ -19,7 +21,7 @@ from limapy.driver.plan import (
     Sidecar,
 )
 from limapy.driver.qemu.facts import Facts
-from limapy.qemu import cmdline, tpm
+from limapy.qemu import cmdline, tpm, virtiofsd
 
 SETUP_NOTICE = (
     "Windows Setup has already written the disk: booting from it to continue the install (no boot keys); "
@@ -40,11 +42,32 @@ def swtpm_sidecar(inst: store.Instance, binary: str) -> Sidecar:
     )
 
 
+def virtiofsd_sidecars(inst: store.Instance, spec: Spec, v: virtiofsd.Virtiofsd | None) -> list[Sidecar]:
+    """One virtiofsd per virtiofs mount, on the socket QEMU's vhost-user-fs device connects to."""
+    if v is None:
+        return []
+    out = []
+    for i, m in enumerate(spec.mounts_of("virtiofs")):
+        argv = virtiofsd.argv(v, source=Path(m.location), sock=inst.virtiofsd_sock(i), writable=m.writable)
+        out.append(virtiofsd_sidecar(inst, i, argv, f"virtiofsd ({m.location})"))
+    return out
+
+
+def virtiofsd_sidecar(inst: store.Instance, index: int, argv: list[str], name: str = "virtiofsd") -> Sidecar:
+    """Mount `index`'s virtiofsd; known by its socket path, which is in the instance dir."""
+    sock = inst.virtiofsd_sock(index)
+    return Sidecar(
+        name=name, argv=tuple(argv), ready=sock, pidfile=inst.virtiofsd_pid(index),
+        marks=((f"--socket-path={sock}",),), stderr=inst.virtiofsd_log(index), writes_pidfile=False,
+    )  # fmt: skip
+
+
 def sidecars(inst: store.Instance, spec: Spec, facts: Facts) -> tuple[Sidecar, ...]:
     """The helpers this boot runs beside QEMU, in start order."""
     out = []
     if spec.tpm and facts.swtpm:
         out.append(swtpm_sidecar(inst, facts.swtpm))
+    out += virtiofsd_sidecars(inst, spec, facts.virtiofsd)
     return tuple(out)
 
 
@@ -76,6 +99,7 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         fw_code=vp.code if vp is not None else None,
         fw_vars=vp.vars if vp is not None else None,
         additional_disks=facts.additional_disks,
+        virtiofs_socks=tuple(inst.virtiofsd_sock(i) for i in range(len(spec.mounts_of("virtiofs")))),
     )
     argv = cmdline.build_argv(
         spec,

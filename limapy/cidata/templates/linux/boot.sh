@@ -41,6 +41,26 @@ if command -v loginctl >/dev/null 2>&1; then
   loginctl enable-linger "$LIMA_CIDATA_USER" >/dev/null 2>&1 || true
 fi
 
+# reverse-sshfs: the host agent mounts the host folders with sshfs once the guest is up (as the guest user,
+# with allow_other); install it when the image lacks it, as Lima's boot scripts do.
+if [ "${LIMA_CIDATA_MOUNTTYPE:-}" = reverse-sshfs ] && [ "${LIMA_CIDATA_MOUNTS:-0}" != 0 ]; then
+  if ! command -v sshfs >/dev/null 2>&1; then
+    INFO "Installing sshfs for reverse-sshfs mounts"
+    if command -v apt-get >/dev/null 2>&1; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y sshfs >/dev/null 2>&1 ||
+        { apt-get update >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y sshfs >/dev/null 2>&1; }
+    elif command -v dnf >/dev/null 2>&1; then dnf install -y fuse-sshfs >/dev/null 2>&1
+    elif command -v zypper >/dev/null 2>&1; then zypper --non-interactive install sshfs >/dev/null 2>&1
+    elif command -v apk >/dev/null 2>&1; then apk add sshfs >/dev/null 2>&1
+    elif command -v pacman >/dev/null 2>&1; then pacman -Sy --noconfirm sshfs >/dev/null 2>&1
+    fi
+    command -v sshfs >/dev/null 2>&1 || WARNING "sshfs could not be installed: reverse-sshfs mounts will not work"
+  fi
+  if [ -f /etc/fuse.conf ] && ! grep -q '^user_allow_other' /etc/fuse.conf; then
+    echo user_allow_other >>/etc/fuse.conf
+  fi
+fi
+
 CODE=0
 failed() {
   WARNING "$1 failed"

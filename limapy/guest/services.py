@@ -1,0 +1,76 @@
+"""The guest services of one running Linux instance, started by the host agent once the guest is ready and
+stopped before it powers the guest down: mounts (limapy.guest.mounts) and port forwards
+(limapy.guest.forwards). `plain: true` has neither (static forwards are QEMU's)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from limapy import store
+from limapy.config.model import Spec
+from limapy.guest import forwards, mounts
+
+log = logging.getLogger("limapy.guest.services")
+
+
+class Services:
+    def __init__(self, inst: store.Instance, spec: Spec, guest: Any, *, ssh_port: int, emit: forwards.Emit) -> None:
+        self.inst = inst
+        self.spec = spec
+        self.guest = guest
+        self.ssh_port = ssh_port
+        self.emit = emit
+        self.live: list[mounts.ReverseMount] = []
+        self.forwarder: forwards.Forwarder | None = None
+        self.watcher: Any = None
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def warn(self, text: str) -> None:
+        log.warning("%s", text)
+        self.emit(message=f"warning: {text}")
+
+    def start(self) -> None:
+        spec = self.spec
+        if spec.shared_mounts:
+            fallback = []
+            if spec.mount_type in ("9p", "virtiofs"):
+                fallback = mounts.check_kernel_mounts(self.guest, spec, self.warn)
+            self.live = mounts.reverse_sshfs(self.guest, [*spec.mounts_of("reverse-sshfs"), *fallback], self.warn)
+            for rm in self.live:
+                self.emit(message=f"mounted {rm.mount.location} at {rm.mount.mount_point} (reverse-sshfs)")
+        if spec.plain or spec.is_windows:
+            return
+        self.forwarder = fw = forwards.Forwarder(self.inst, spec, ssh_port=self.ssh_port, emit=self.emit)
+        try:
+            fw.start_master()
+        except RuntimeError as e:
+            self.warn(f"{e}: automatic port forwards are off")
+            return
+        fw.socket_forwards()
+        # Its own connection: the watcher's channel stays busy for the instance's whole life.
+        from limapy import remote
+
+        self.watcher = remote.Guest(self.guest.port, self.guest.user, self.guest.key, connect_timeout=5.0)
+        self.thread = threading.Thread(target=self._watch, name="port watcher", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        assert self.forwarder is not None
+        try:
+            self.forwarder.watch(self.watcher, self.stop_event)
+        except Exception as e:  # the guest went away; the main loop notices QEMU's exit
+            log.info("port watcher ended: %s", e)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(5)
+        if self.watcher is not None:
+            self.watcher.close()
+        if self.forwarder is not None:
+            self.forwarder.close()
+        mounts.unmount(self.guest, self.live)
+        self.live = []
