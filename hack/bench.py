@@ -4,8 +4,9 @@
     hack/bench.py [--json] [--only cli,create,iso,boot,shares] [--repeat N] [--pairs N] [--template YAML]
 
 Rows (group: what is measured / the floor it is compared against):
-  cli     cold `limapy --help`, `limapy validate templates/default.yaml`, `limapy list` with 20 stopped
-          instances / `python -c pass` with the same interpreter (median of --repeat fresh processes)
+  cli     `limapy --help`, `limapy validate templates/default.yaml`, `limapy list` with 20 and 200 stopped
+          instances, `limapy shell NAME true` until it execs ssh / `python -c pass` with the same
+          interpreter (median of --repeat fresh processes; hack/bench_cli.py)
   create  `limapy create` from a 64 MiB image / `qemu-img create` of the same overlay; from a 2 GiB image /
           the 64 MiB create (creation must not scale with the image); the instance dir size (du) / the image
   iso     NoCloud seed and Windows answer ISO built in-process (after a warm-up) / writing the same files
@@ -62,7 +63,6 @@ from benchlib import (  # noqa: E402
 
 GROUPS = ("cli", "create", "iso", "boot", "shares")
 ALIASES = {"start": "boot", "stop": "boot"}
-LIST_INSTANCES = 20
 
 
 class Bench:
@@ -106,43 +106,9 @@ class Bench:
         return t
 
     def bench_cli(self) -> None:
-        from limapy.ops.create import create
+        from bench_cli import bench_cli
 
-        tmpl = self.image_template(self.tiny_image(), "tiny")
-        for i in range(LIST_INSTANCES):
-            create(str(tmpl), name=f"list{i:02d}")
-        cmds = {
-            "cli.help": ("limapy --help", ["--help"]),
-            "cli.validate": ("limapy validate templates/default.yaml",
-                             ["validate", str(ROOT / "templates/default.yaml")]),
-            "cli.list20": (f"limapy list ({LIST_INSTANCES} stopped instances)", ["list"]),
-        }
-        floor_argv = [sys.executable, "-c", "pass"]
-        samples: dict[str, list[float]] = {k: [] for k in cmds}
-        floor: list[float] = []
-        # one warm-up of each (page cache, the schema digest cache), then interleaved runs
-        timed(floor_argv, self.env)
-        for _, args in cmds.values():
-            _, cp = self.lp(*args)
-            check(cp, f"limapy {' '.join(args)}")
-        _, cp = self.lp("list", "--json")
-        n = len([ln for ln in cp.stdout.splitlines() if ln.strip()])
-        if n != LIST_INSTANCES:
-            raise RuntimeError(f"limapy list --json shows {n} instances, expected {LIST_INSTANCES}")
-        for _ in range(self.repeat):
-            floor.append(timed(floor_argv, self.env)[0] * 1000)
-            for key, (_, args) in cmds.items():
-                dt, cp = self.lp(*args)
-                check(cp, f"limapy {' '.join(args)}")
-                samples[key].append(dt * 1000)
-        targets = {"cli.help": "value<150", "cli.validate": "value<150", "cli.list20": ""}
-        for key, (label, _) in cmds.items():
-            self.rows.append(Row(
-                key, "cli", label, "ms", median(samples[key]), median(floor), "python -c pass",
-                target=targets[key], samples=samples[key], floor_samples=floor,
-            ))
-        for i in range(LIST_INSTANCES):
-            shutil.rmtree(self.home / f"list{i:02d}", ignore_errors=True)
+        bench_cli(self)
 
     # -- create --------------------------------------------------------------------------------------------
     def bench_create(self) -> None:
@@ -274,7 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = Bench(home, args.repeat, args.pairs, args.template)
     runners: dict[str, tuple[Callable[[], None], list[tuple[str, str, str]]]] = {
         "cli": (bench.bench_cli, [("cli.help", "limapy --help", "ms"), ("cli.validate", "limapy validate", "ms"),
-                                  ("cli.list20", "limapy list", "ms")]),
+                                  ("cli.list20", "limapy list (20)", "ms"), ("cli.list200", "limapy list (200)", "ms"),
+                                  ("cli.shell", "limapy shell NAME true", "ms")]),
         "create": (bench.bench_create, [("create.64m", "limapy create (64 MiB)", "ms"),
                                         ("create.2g", "limapy create (2 GiB)", "ms"),
                                         ("create.dir", "instance dir size", "KiB")]),

@@ -35,7 +35,7 @@ class Row:
     value: float | None
     floor: float | None
     floor_label: str
-    target: str = ""  # "ratio<=1.05", "value<150"; empty: informational
+    target: str = ""  # "ratio<=1.05", "value<150", both: "ratio<=4,value<=40"; empty: informational
     samples: list[float] = field(default_factory=list)
     floor_samples: list[float] = field(default_factory=list)
     note: str = ""
@@ -55,11 +55,12 @@ class Row:
             return None
         if not self.target:
             return None
-        kind, op, limit = re.fullmatch(r"(ratio|value)(<=|<)([\d.]+)", self.target).groups()  # type: ignore[union-attr]
-        x = self.ratio if kind == "ratio" else self.value
-        if x is None:
-            return False
-        return x <= float(limit) if op == "<=" else x < float(limit)
+        for cond in self.target.split(","):
+            kind, op, limit = re.fullmatch(r"(ratio|value)(<=|<)([\d.]+)", cond).groups()  # type: ignore[union-attr]
+            x = self.ratio if kind == "ratio" else self.value
+            if x is None or not (x <= float(limit) if op == "<=" else x < float(limit)):
+                return False
+        return True
 
     def as_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -173,8 +174,10 @@ def table(machine: dict[str, Any], rows: list[Row], extra: dict[str, Any]) -> st
     head = ("row", "value", "floor", "ratio", "target", "ok?")
     body = []
     for r in rows:
-        unit = f" {r.unit}" if r.target.startswith("value") else ""
-        target = r.target.replace("ratio", "").replace("value", "") + unit
+        target = ", ".join(
+            c.replace("ratio", "").replace("value", "") + (f" {r.unit}" if c.startswith("value") else "")
+            for c in r.target.split(",") if c
+        )
         ok = {True: "yes", False: "NO", None: "-"}[r.ok]
         if r.error:
             ok = "ERROR"

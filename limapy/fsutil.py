@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 
@@ -19,6 +18,8 @@ def fsync_dir(path: Path) -> None:
 def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Write `data` to a temp file beside `path`, fsync, rename: readers see old or new, never half."""
     path = Path(path)
+    import tempfile
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

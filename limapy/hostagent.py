@@ -127,11 +127,11 @@ class HostAgent:
         return 0 if not errors else 1
 
     def _run(self) -> str:
-        from limapy import config, driver
+        from limapy import driver, summary
 
         inst = self.inst
         self.events.emit("preparing", "reading the configuration")
-        spec = config.instance_spec(inst)
+        spec = summary.refresh(inst).spec
         drv = driver.for_instance(inst)
         plan = drv.plan(inst, spec)
         drv.materialize(inst, spec, plan)

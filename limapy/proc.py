@@ -10,22 +10,41 @@ A test enforces that no other module imports `subprocess` or calls `os.exec*`.
 
 from __future__ import annotations
 
-import logging
 import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
 
 from limapy.errors import ExternalToolError
 
-log = logging.getLogger("limapy.proc")
+# `limapy shell` and `list` import this module on their hot path: subprocess and logging (~10 ms together)
+# are imported when a process is actually run, and debug lines go out only when --debug set logging up.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import subprocess
+    from typing import IO
 
-Completed = subprocess.CompletedProcess
-Process = subprocess.Popen
-TimeoutExpired = subprocess.TimeoutExpired
+    Completed = subprocess.CompletedProcess
+    Process = subprocess.Popen
+    TimeoutExpired = subprocess.TimeoutExpired
+else:
+
+    def __getattr__(name: str) -> object:
+        """`proc.Completed`, `proc.Process`, `proc.TimeoutExpired`: subprocess's, imported on first use."""
+        import subprocess
+
+        found = {"Completed": subprocess.CompletedProcess, "Process": subprocess.Popen,
+                 "TimeoutExpired": subprocess.TimeoutExpired}.get(name)  # fmt: skip
+        if found is None:
+            raise AttributeError(f"module 'limapy.proc' has no attribute {name!r}")
+        return found
+
+
+def _debug(msg: str, *args: object) -> None:
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("limapy.proc").debug(msg, *args)
 
 
 def _args(argv: Sequence[str | Path]) -> list[str]:
@@ -41,8 +60,10 @@ def run(
     input: bytes | None = None,
     env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
+    import subprocess
+
     args = _args(argv)
-    log.debug("run: %s", shlex.join(args))
+    _debug("run: %s", shlex.join(args))
     try:
         cp = subprocess.run(
             args,
@@ -65,8 +86,10 @@ def run(
 
 def call(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None) -> int:
     """Run in the foreground, with this process's stdin/stdout/stderr; the program's exit code."""
+    import subprocess
+
     args = _args(argv)
-    log.debug("call: %s", shlex.join(args))
+    _debug("call: %s", shlex.join(args))
     try:
         return subprocess.call(args, env=dict(env) if env is not None else None)
     except FileNotFoundError as e:
@@ -82,8 +105,10 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     """Start detached: its own session (no terminal signals reach it), stdin on /dev/null, stdout/stderr as given
     (default /dev/null), no inherited descriptors."""
+    import subprocess
+
     args = _args(argv)
-    log.debug("spawn: %s", shlex.join(args))
+    _debug("spawn: %s", shlex.join(args))
     try:
         return subprocess.Popen(
             args,
@@ -101,7 +126,7 @@ def spawn(
 def exec_replace(argv: Sequence[str | Path]) -> None:
     """Replace this process with `argv` (searched on PATH); returns only by raising."""
     args = _args(argv)
-    log.debug("exec: %s", shlex.join(args))
+    _debug("exec: %s", shlex.join(args))
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -112,6 +137,8 @@ def exec_replace(argv: Sequence[str | Path]) -> None:
 
 def windows_cmdline(argv: Sequence[str]) -> str:
     """argv as one Windows command line, quoted for CommandLineToArgvW (the MS C runtime's rules)."""
+    import subprocess
+
     return subprocess.list2cmdline(list(argv))
 
 

@@ -6,7 +6,6 @@ Everything targets 127.0.0.1 only. The `$SSH` environment variable overrides the
 
 from __future__ import annotations
 
-import base64
 import functools
 import os
 import re
@@ -15,8 +14,47 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from limapy import dirs, proc, store
-from limapy.config.model import WINDOWS_SHELLS, Spec
 from limapy.errors import UsageError
+
+# `limapy shell` imports this module on its hot path, with a summary of the instance's configuration
+# (limapy.summary.View) in place of the full `Spec`: what it reads of either is `ShellSpec`.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from limapy.config.model import Spec
+
+    class _User(Protocol):
+        @property
+        def name(self) -> str: ...
+        @property
+        def shell(self) -> str: ...
+
+    class _SSHOpts(Protocol):
+        @property
+        def load_dot_ssh_pubkeys(self) -> bool: ...
+        @property
+        def forward_agent(self) -> bool: ...
+        @property
+        def forward_x11(self) -> bool: ...
+        @property
+        def forward_x11_trusted(self) -> bool: ...
+
+    class _Mount(Protocol):
+        @property
+        def location(self) -> str: ...
+
+    class ShellSpec(Protocol):
+        """What `shell`, `ssh_options` and `ssh_argv` read of an instance's configuration."""
+
+        @property
+        def is_windows(self) -> bool: ...
+        @property
+        def user(self) -> _User: ...
+        @property
+        def ssh(self) -> _SSHOpts: ...
+        @property
+        def mounts(self) -> Sequence[_Mount]: ...
 
 HOST = "127.0.0.1"
 _ENV_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -27,12 +65,65 @@ def ssh_command() -> list[str]:
     return shlex.split(value) if value else ["ssh"]
 
 
+VERSION_CACHE = "openssh-version.json"
+
+
+def _which(program: str) -> str | None:
+    """shutil.which's answer for a plain program name or a path (shutil costs ~2 ms to import)."""
+    if os.sep in program:
+        return program if os.access(program, os.X_OK) else None
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        candidate = os.path.join(d or ".", program)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _ssh_binary_key() -> str | None:
+    """What identifies the ssh binary `ssh_command()` runs: its resolved path, size and mtime (None when
+    it is not found on PATH, or `$SSH` holds more than a program)."""
+    argv = ssh_command()
+    found = _which(argv[0]) if argv else None
+    if found is None:
+        return None
+    try:
+        real = os.path.realpath(found)
+        st = os.stat(real)
+    except OSError:
+        return None
+    return f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0{shlex.join(argv[1:])}"
+
+
 @functools.cache
 def openssh_version() -> tuple[int, int]:
-    """(major, minor) of the local OpenSSH client; (8, 9) when it cannot be told."""
+    """(major, minor) of the local OpenSSH client; (8, 9) when it cannot be told.
+
+    `ssh -V` costs a process per call (~5 ms), and `limapy shell` is called in loops: the answer is kept in
+    the cache dir, keyed by the binary's resolved path, size and mtime, so an upgrade asks again."""
+    import json
+
+    key = _ssh_binary_key()
+    cache = dirs.cache_dir() / VERSION_CACHE
+    if key is not None:
+        try:
+            known = json.loads(cache.read_text())
+            hit = known.get(key) if isinstance(known, dict) else None
+            if isinstance(hit, list) and len(hit) == 2 and all(isinstance(x, int) for x in hit):
+                return (hit[0], hit[1])
+        except (OSError, ValueError):
+            pass
     cp = proc.run([*ssh_command(), "-V"], check=False)
     m = re.search(rb"OpenSSH_(\d+)\.(\d+)", cp.stderr + cp.stdout)
-    return (int(m.group(1)), int(m.group(2))) if m else (8, 9)
+    version = (int(m.group(1)), int(m.group(2))) if m else (8, 9)
+    if key is not None and m:
+        from limapy.fsutil import atomic_write
+
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, json.dumps({key: list(version)}).encode(), 0o644)
+        except OSError:
+            pass  # a read-only cache dir: ask every time
+    return version
 
 
 @functools.cache
@@ -91,7 +182,7 @@ def authorized_keys(spec: Spec) -> list[str]:
 
 
 def ssh_options(
-    inst: store.Instance, spec: Spec, key_path: Path, *, control_master: bool = True
+    inst: store.Instance, spec: ShellSpec, key_path: Path, *, control_master: bool = True
 ) -> list[tuple[str, str]]:
     """Lima's SSHArgsFromOpts as (key, value) pairs, in Lima's order."""
     opts: list[tuple[str, str]] = [("IdentityFile", _q(key_path))]
@@ -148,6 +239,20 @@ def write_ssh_config(inst: store.Instance, spec: Spec, key_path: Path, port: int
     return inst.ssh_config
 
 
+def config_port(inst: store.Instance) -> int:
+    """The guest's SSH port on 127.0.0.1, as the instance's ssh.config says (0 before the first boot)."""
+    try:
+        m = re.search(r"^\s*Port\s+(\d+)", inst.ssh_config.read_text(), re.M)
+    except OSError:
+        return 0
+    return int(m.group(1)) if m else 0
+
+
+def control_exit_argv(inst: store.Instance) -> list[str]:
+    """`ssh -O exit` on the instance's ControlMaster (`shell --reconnect`: a fresh connection next)."""
+    return [*ssh_command(), "-F", str(inst.ssh_config), "-O", "exit", host_alias(inst)]
+
+
 def option_args(opts: Sequence[tuple[str, str]]) -> list[str]:
     args = ["-F", "/dev/null"]
     for k, v in opts:
@@ -157,7 +262,7 @@ def option_args(opts: Sequence[tuple[str, str]]) -> list[str]:
 
 def ssh_argv(
     inst: store.Instance,
-    spec: Spec,
+    spec: ShellSpec,
     port: int,
     *,
     tty: bool,
@@ -190,7 +295,7 @@ def _within(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _linux_cd(spec: Spec, workdir: str | None, cwd: Path, home: Path) -> str:
+def _linux_cd(spec: ShellSpec, workdir: str | None, cwd: Path, home: Path) -> str:
     if workdir:
         return f"cd {shlex.quote(workdir)} || exit 1"
     locations = [Path(os.path.expanduser(m.location)) for m in spec.mounts if m.location]
@@ -223,6 +328,8 @@ def _windows_script(shell: str, command: Sequence[str], workdir: str | None, def
     """The remote command for a Windows guest. Win32-OpenSSH runs it with the user's DefaultShell, which
     limapy's first-logon script sets from `user.shell` (`cmd.exe /c <script>` for cmd.exe)."""
     name = _shell_name(shell)
+    from limapy.config.model import WINDOWS_SHELLS
+
     if name not in WINDOWS_SHELLS:
         raise UsageError(
             f"shell `{shell}` cannot be used with a Windows guest",
@@ -255,13 +362,15 @@ def _windows_script(shell: str, command: Sequence[str], workdir: str | None, def
         text = f"{cd}; {text}" if text else cd
     if not text:
         return shell
+    import base64
+
     encoded = base64.b64encode(text.encode("utf-16-le")).decode()
     no_exit = " -NoExit" if not command else ""
     return f"{shell} -NoLogo{no_exit} -EncodedCommand {encoded}"
 
 
 def shell_script(
-    spec: Spec,
+    spec: ShellSpec,
     command: Sequence[str],
     *,
     workdir: str | None = None,
@@ -297,7 +406,7 @@ def shell_script(
 
 def run(
     inst: store.Instance,
-    spec: Spec,
+    spec: ShellSpec,
     port: int,
     script: str,
     timeout: float | None = None,
@@ -316,7 +425,7 @@ def run(
 
 def execute_script(
     inst: store.Instance,
-    spec: Spec,
+    spec: ShellSpec,
     port: int,
     script: str,
     timeout: float | None = None,

@@ -12,18 +12,17 @@ import errno
 import fcntl
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import dirs, proc
+from limapy import dirs
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError, shown
 from limapy.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
 from limapy.fsutil import fsync_dir
 from limapy.names import LIMA_YAML
+from limapy.userkey import USER_KEY as USER_KEY  # re-exported: the key's home was here
+from limapy.userkey import ensure_user_key as ensure_user_key
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only ($ alone accepts "x\n")
 MAX_NAME_LEN = 76
@@ -54,12 +53,22 @@ def validate_name(name: str) -> None:
         raise UsageError(f"instance name `{name}` must not end with .yaml or .yml")
 
 
-@dataclass
 class Instance:
-    """An instance directory and the names of the files Lima keeps in it."""
+    """An instance directory and the names of the files Lima keeps in it (a plain class: `dataclasses`
+    costs more to import than the rest of the hot path of `shell` and `list` together)."""
 
-    name: str
-    dir: Path
+    __slots__ = ("dir", "name")
+
+    def __init__(self, name: str, dir: Path) -> None:
+        self.name, self.dir = name, dir
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Instance) and (self.name, self.dir) == (other.name, other.dir)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Instance(name={self.name!r}, dir={self.dir!r})"
 
     def _p(self, filename: str) -> Path:
         return self.dir / filename
@@ -234,6 +243,11 @@ class Instance:
         return self._p("rdp.port")
 
     @property
+    def summary_file(self) -> Path:
+        """The filled configuration, cached for `shell`, `list` and completion (limapy extension; JSON, 0600)."""
+        return self._p("limapy-summary.json")
+
+    @property
     def protected(self) -> Path:
         return self._p("protected")
 
@@ -260,6 +274,16 @@ def list_instances() -> list[str]:
     # A directory whose name limapy would refuse (made by hand, or by an old limapy) is not listed: such a
     # name ("evil\n") would split list's table and every line that prints it.
     return sorted(p.name for p in entries if NAME_RE.fullmatch(p.name) and p.is_dir() and _is_instance_dir(p))
+
+
+def list_dirs() -> list[str]:
+    """Every directory under $LIMAPY_HOME that is an instance or what is left of one (no lima.yaml: `list`
+    shows it Broken), sorted; reserved (`_x`, `.x`) and unlistable names excluded."""
+    try:
+        entries = list(os.scandir(dirs.limapy_home()))
+    except FileNotFoundError:
+        return []
+    return sorted(e.name for e in entries if NAME_RE.fullmatch(e.name) and e.is_dir())
 
 
 def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
@@ -422,6 +446,9 @@ def creating(name: str) -> Iterator[Path]:
     _refuse_existing(final)  # before any work is done
     home = dirs.limapy_home()
     _mkdir_private(home)
+    import shutil
+    import tempfile
+
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=home))
     try:
         yield tmp
@@ -438,41 +465,3 @@ def create_instance_dir(name: str, files: Mapping[str, bytes] | None = None) -> 
         for filename, data in (files or {}).items():
             atomic_write(tmp / filename, data, 0o444 if filename == "lima-version" else 0o644)
     return Instance(name, instance_dir(name))
-
-
-USER_KEY = "user"
-
-
-def ensure_user_key() -> tuple[Path, str]:
-    """`$LIMAPY_HOME/_config/user` (ed25519, 0600) created once under a lock; returns (key path, pubkey)."""
-    cfg = dirs.config_dir()
-    _mkdir_private(cfg)
-    key = cfg / USER_KEY
-    pub = cfg / f"{USER_KEY}.pub"
-    with _flock(cfg / ".user.lock"):
-        if not key.is_file():
-            tmpdir = Path(tempfile.mkdtemp(prefix=".user.tmp-", dir=cfg))
-            try:
-                tmp_key = tmpdir / USER_KEY
-                proc.run(["ssh-keygen", "-t", "ed25519", "-q", "-N", "", "-C", "limapy", "-f", tmp_key])
-                tmp_key.chmod(0o600)
-                os.replace(tmp_key.with_name(f"{USER_KEY}.pub"), pub)
-                os.replace(tmp_key, key)
-            finally:
-                shutil.rmtree(tmpdir, ignore_errors=True)
-        elif not pub.is_file():
-            out = proc.run(["ssh-keygen", "-y", "-f", key]).stdout.decode()
-            atomic_write(pub, out.encode(), 0o644)
-        if key.stat().st_mode & 0o077:
-            key.chmod(0o600)
-        return key, pub.read_text().strip()
-
-
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -99,31 +99,8 @@ def _on_sigint(_signum: int, _frame: object) -> None:
     raise Interrupted()
 
 
-def _fast_path(args: list[str]) -> int | None:
-    """`limapy validate FILE...` and `limapy --version` skip building the typer app (~60 ms of imports).
-
-    Only the plain forms: anything else (other options, --help, `--`) goes through typer, which defines
-    the interface; both paths call the same implementation."""
-    if args == ["--version"]:
-        from limapy import __version__
-
-        print(__version__)
-        return 0
-    if len(args) >= 2 and args[0] == "validate":
-        rest = args[1:]
-        files = [a for a in rest if a != "--fill"]
-        if files and all(a == "-" or not a.startswith("-") for a in files):
-            from limapy.ops.validate import validate_files
-
-            return validate_files(files, fill=len(files) != len(rest))
-    return None
-
-
-def _dispatch(args: list[str]) -> int:
-    """The fast path, else the typer app; click's own errors are shown the way click shows them."""
-    fast = _fast_path(args)
-    if fast is not None:
-        return fast
+def _typer(args: list[str]) -> int:
+    """The typer app; click's own errors are shown the way click shows them."""
     from typer._click import exceptions as click_exc
 
     try:
@@ -139,6 +116,14 @@ def _dispatch(args: list[str]) -> int:
         e.show()
         return e.exit_code or EXIT_FAILED
     return int(rv) if isinstance(rv, int) else 0
+
+
+def _dispatch(args: list[str]) -> int:
+    """The fast path (limapy.cli.fast) for what people run all day, else the typer app."""
+    from limapy.cli import fast
+
+    answer = fast.dispatch(args, COMMANDS, _typer)
+    return answer if answer is not None else _typer(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""`limapy copy [-r] SRC... DST` with `NAME:path` operands (scp through the instance's ssh.config)."""
+"""`limapy copy [-r] SRC... DST` with `NAME:path` operands (scp through the instance's ssh.config).
+
+The CLI's fast path parses it with `limapy.ops.copy.parse` (same `Request`; tests/unit/test_cli_fastpath.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,6 @@ def register(app: typer.Typer) -> None:
         verbose: bool = typer.Option(False, "-v", "--verbose", help="Verbose scp."),
     ) -> int:
         """Copy files between the host and a guest."""
-        from limapy.ops.copy import copy as do_copy
+        from limapy.ops import copy as ops
 
-        return do_copy(operands, recursive=recursive, verbose=verbose)
+        return ops.run(ops.Request(operands, recursive=recursive, verbose=verbose))

@@ -1,4 +1,8 @@
-"""`limapy list [--json | --format json|yaml|table] [-q] [NAME...]`."""
+"""`limapy list [FLAGS] [NAME...]` (alias `ls`): Lima's table, NDJSON, YAML, Go templates, --yq, --filter.
+
+The CLI's fast path parses the usual forms with `limapy.ops.list.parse`; this command is for `--help` and
+what the fast path leaves to click. Both build the same `Request` (tests/unit/test_cli_fastpath.py).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,28 @@ from limapy.cli._util import say
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("list")
     def list_(
-        names: list[str] = typer.Argument(None, help="Only these instances"),
-        as_json: bool = typer.Option(False, "--json", help="One JSON object per line (Lima's keys)."),
-        fmt: str = typer.Option("table", "--format", "-f", help="table, json or yaml"),
+        names: list[str] = typer.Argument(None, help="Only these instances, in this order"),
+        fmt: str | None = typer.Option(
+            None, "--format", "-f", help="table (default), json, yaml, or a Go template ('{{.Name}} {{.Status}}')."
+        ),
+        as_json: bool = typer.Option(False, "--json", help="One JSON object per line (Lima's keys); --format json."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Names only."),
+        list_fields: bool = typer.Option(False, "--list-fields", help="The field names templates can use."),
+        all_fields: bool = typer.Option(False, "--all-fields", help="Every table column (limapy always shows all)."),
+        yq: list[str] = typer.Option([], "--yq", help="A yq expression applied to each JSON object (a safe subset)."),
+        filters: list[str] = typer.Option(
+            [], "--filter", "-l", help="Only instances for which this yq expression holds (as select(EXPR))."
+        ),
     ) -> int:
         """List instances."""
-        from limapy.ops.list import list_instances
+        from limapy.ops import list as ops
 
-        return list_instances(names or [], fmt="json" if as_json else fmt, quiet=quiet, say=say)
+        req = ops.Request(
+            names=tuple(names or ()), format=fmt, json=as_json, quiet=quiet, list_fields=list_fields,
+            all_fields=all_fields, yq=tuple(yq), filters=tuple(filters),
+        )  # fmt: skip
+        return ops.run(req, say=say)
+
+    app.command("list")(list_)
+    app.command("ls", hidden=True)(list_)

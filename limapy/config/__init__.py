@@ -9,11 +9,22 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from limapy.config.locate import Fetcher
 from limapy.config.model import Spec
 from limapy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from limapy.config.locate import Fetcher
+
+
+def listed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The filled fields Lima's `list --json` echoes as they are (additionalDisks, networks, param)."""
+    return {
+        "additionalDisks": cfg.get("additionalDisks") or [],
+        "network": cfg.get("networks") or [],
+        "param": cfg.get("param") or {},
+    }
 
 
 @dataclass
@@ -27,12 +38,7 @@ class Loaded:
         return Spec.from_cfg(self.cfg)
 
     def listed(self) -> dict[str, Any]:
-        """The filled fields Lima's `list --json` echoes as they are (additionalDisks, networks, param)."""
-        return {
-            "additionalDisks": self.cfg.get("additionalDisks") or [],
-            "network": self.cfg.get("networks") or [],
-            "param": self.cfg.get("param") or {},
-        }
+        return listed(self.cfg)
 
 
 class InstanceLike(Protocol):

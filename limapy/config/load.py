@@ -37,6 +37,10 @@ class Document:
     #: The sources (as marks name them) that came over the network: what they say may not read host files.
     remote_sources: set[str] = field(default_factory=set)
     allow_local: bool = False
+    #: Every local file the document was read from (itself, its bases, provision files), and whether that is
+    #: all of it (False when a part came from stdin or the network): what a cache of it is keyed by.
+    files: list[Path] = field(default_factory=list)
+    local: bool = True
 
     def mark(self, path: NodePath) -> Mark:
         p = tuple(path)
@@ -75,8 +79,17 @@ def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) 
     )  # fmt: skip
     if remote_url(located) is not None:
         doc.remote_sources.add(parsed.source)
+    _note_source(doc, located)
     _inline_files(doc, located, fetcher)
     return doc
+
+
+def _note_source(doc: Document, located: Located) -> None:
+    if located.file is None:
+        doc.local = False
+    else:
+        doc.files.append(located.file)
+        doc.files.extend(located.shadows)  # absent now: a stamp of None that must stay None
 
 
 def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> None:
@@ -103,6 +116,7 @@ def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> N
                 )  # fmt: skip
             except RemoteReadsLocal as e:
                 raise RemoteReadsLocal([f"{where}: {p}" for p in e.problems], e.hint) from None
+            _note_source(doc, inner)
             if len(inner.raw) > MAX_INLINE_BYTES:
                 raise ConfigError([f"{where}: `{ref}` is larger than 4 MiB"])
             try:
@@ -147,6 +161,7 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tupl
         except PluginMissing as e:
             doc.warnings.append(f"{where}: warning: base not embedded: {e.problems[0]}")
             doc.incomplete = True
+            doc.local = False
             continue
         except RemoteReadsLocal as e:
             raise RemoteReadsLocal([f"{where}: base: {p}" for p in e.problems], e.hint) from None
@@ -159,6 +174,8 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tupl
         bdoc = _embed(bdoc, blocated, fetcher, (*stack, blocated.key))
         doc.warnings.extend(bdoc.warnings)
         doc.remote_sources |= bdoc.remote_sources
+        doc.files += bdoc.files
+        doc.local = doc.local and bdoc.local
         doc.incomplete = doc.incomplete or bdoc.incomplete
         data, marks = _merge_map(doc.data, doc.marks, bdoc.data, bdoc.marks, (), top=True)
         doc.data, doc.marks = data, marks

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
@@ -30,6 +31,9 @@ class Located:
     directory: Path | None  # where relative locators inside it resolve; None for stdin/URLs
     name_hint: str | None  # the instance name this template suggests
     warnings: tuple[str, ...] = ()
+    file: Path | None = None  # the local file read; None for stdin and downloads
+    #: Files whose appearance would change what this locator names (a `template:`'s earlier candidates).
+    shadows: tuple[Path, ...] = ()
 
 
 def template_dirs() -> list[Path]:
@@ -48,6 +52,12 @@ def template_file_name(name: str) -> str:
     if not suffix or suffix[1:2].isdigit():
         return name + ".yaml"
     return name
+
+
+def template_candidates(name: str) -> list[Path]:
+    """Where `template:NAME` is looked for, in order (the first that is a file wins)."""
+    fname = template_file_name(name)
+    return [d / fname for d in template_dirs()]
 
 
 def find_template(name: str) -> Path:
@@ -212,6 +222,7 @@ def locate(
     if locator.startswith("template:"):
         name = locator[len("template:") :]
         path = find_template(name)
+        candidates = template_candidates(name)
         return Located(
             locator,
             locator,
@@ -219,12 +230,15 @@ def locate(
             path.parent,
             name_from_locator(name),
             tuple(warnings),
+            path.resolve(),
+            tuple(candidates[: candidates.index(path)] if path in candidates else candidates),
         )
     scheme = custom_scheme(locator)
     if scheme is not None:
         locator = _resolve_plugin(scheme, locator)
-        return locate(locator, relative_to=relative_to, fetcher=fetcher, remote_base=remote_base,
-                      allow_local=allow_local)
+        found = locate(locator, relative_to=relative_to, fetcher=fetcher, remote_base=remote_base,
+                       allow_local=allow_local)
+        return dataclasses.replace(found, file=None)  # a plugin may answer differently next time
     if remote_base is not None and not is_remote(locator):
         local = locator.startswith(("/", "~", "file:")) or re.match(r"^[A-Za-z]:[\\/]", locator)
         if local and not allow_local:
@@ -247,7 +261,8 @@ def locate(
         path = relative_to / path
     display = locator if relative_to is None else str(path)
     raw = read_path(path, display)
-    return Located(display, str(path.resolve()), raw, path.resolve().parent, name_from_locator(str(path)))
+    real = path.resolve()
+    return Located(display, str(real), raw, real.parent, name_from_locator(str(path)), file=real)
 
 
 def remote_url(located: Located) -> str | None:

@@ -12,36 +12,63 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from limapy import store
-from limapy.config.model import Spec
-from limapy.driver.plan import BootPlan
+from limapy import pids, store
 from limapy.errors import LimapyError
+
+# `status` is on the hot path of `shell`, `list` and completion: this module imports neither typing nor
+# dataclasses (~15 ms together) at run time. The protocols are plain classes then; mypy sees Protocols.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
+
+    from limapy.config.model import Spec
+    from limapy.driver.plan import BootPlan
+else:
+    Protocol = object
 
 ENV_MODULES = "LIMAPY_DRIVER_MODULES"
 ENV_DRIVER = "LIMAPY_DRIVER"
 BUILTIN = {"qemu": "limapy.driver.qemu"}
+#: Engines whose machine process is found without importing the engine (pid file + command-line marks), so
+#: `list`, `shell` and completion tell Running from Stopped cheaply; the engine's own `pid` must agree.
+LIGHT_PIDS: dict[str, Callable[[store.Instance], int | None]] = {
+    "qemu": lambda inst: pids.live(inst.qemu_pid, pids.qemu_marks(inst.name)),
+}
 #: The driver a `vmType` means when no other is chosen; Lima's other types have none in limapy.
 VM_TYPES = {"qemu": "qemu"}
 
 Say = Callable[[str], None]
 
 
-@dataclass(frozen=True)
 class Fetched:
     """What `create` downloaded and checked, for the driver to lay out in the new instance's directory."""
 
-    disk_size: int
-    base: Path | None = None  # a disk image to make the overlay on
-    iso: Path | None = None  # boot/install media (a Linux ISO image, the Windows install ISO)
-    kernel: Path | None = None
-    initrd: Path | None = None
-    kernel_cmdline: str | None = None
-    virtio_win: Path | None = None
-    openssh_msi: Path | None = None
+    __slots__ = ("base", "disk_size", "initrd", "iso", "kernel", "kernel_cmdline", "openssh_msi", "virtio_win")
+
+    def __init__(
+        self,
+        disk_size: int,
+        base: Path | None = None,  # a disk image to make the overlay on
+        iso: Path | None = None,  # boot/install media (a Linux ISO image, the Windows install ISO)
+        kernel: Path | None = None,
+        initrd: Path | None = None,
+        kernel_cmdline: str | None = None,
+        virtio_win: Path | None = None,
+        openssh_msi: Path | None = None,
+    ) -> None:
+        self.disk_size = disk_size
+        self.base = base
+        self.iso = iso
+        self.kernel = kernel
+        self.initrd = initrd
+        self.kernel_cmdline = kernel_cmdline
+        self.virtio_win = virtio_win
+        self.openssh_msi = openssh_msi
+
+    def __repr__(self) -> str:
+        return "Fetched(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 class Machine(Protocol):
@@ -183,7 +210,9 @@ def record(tmp: Path, name: str) -> None:
 
 def driver_pid(inst: store.Instance) -> int | None:
     try:
-        return for_instance(inst).pid(inst)
+        name = name_of(inst)
+        light = LIGHT_PIDS.get(name) if name in BUILTIN and registry()[name] == BUILTIN[name] else None
+        return light(inst) if light is not None else load(name).pid(inst)
     except LimapyError:
         return None
 

@@ -31,10 +31,10 @@ def delete(name: str, *, force: bool = False) -> bool:
 
         force_stop(inst)
     with store.lock(inst, what="delete"):
-        from limapy import config, disk
+        from limapy import disk, summary
 
         try:
-            for ad in config.instance_spec(inst).additional_disks:
+            for ad in summary.spec(inst).additional_disks:
                 disk.release_additional_disk(ad.name, d)
         except LimapyError:
             pass

@@ -1,92 +1,191 @@
-"""`limapy list`: Lima's columns and keys (NDJSON for --json)."""
+"""`limapy list`: Lima's columns, keys, formats and exit codes, read from instance summaries.
+
+`list` runs on every Tab of shell completion and in scripts, so it reads each instance's summary
+(limapy.summary: a fresh one costs a JSON read, no YAML parse) and its pid files, and imports nothing
+heavy unless a format needs it. `parse` is the whole argument grammar (the CLI's fast path); the typer
+command builds the same `Request` for `--help` and what the fast path leaves to click.
+"""
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION, store
-from limapy.config.model import Spec
+from limapy.errors import LimapyError, UsageError
 from limapy.names import hostname_for
-from limapy.units import format_size
 
 COLUMNS = ("NAME", "STATUS", "SSH", "VMTYPE", "ARCH", "CPUS", "MEMORY", "DISK", "DIR")
+FORMATS = ("table", "json", "yaml")
+#: Keys Lima's JSON always has; every other key is left out when empty (Go's `omitempty`).
+ALWAYS = ("name", "hostname", "status", "dir", "vmType", "arch", "protected", "limaVersion")
+#: Go field names (what `--format '{{.X}}'` and `--list-fields` use) for Lima's JSON keys.
+GO_FIELDS = {
+    "Name": "name", "Hostname": "hostname", "Status": "status", "Dir": "dir", "VMType": "vmType", "Arch": "arch",
+    "CPUs": "cpus", "Memory": "memory", "Disk": "disk", "Message": "message", "AdditionalDisks": "additionalDisks",
+    "Networks": "network", "SSHLocalPort": "sshLocalPort", "SSHConfigFile": "sshConfigFile",
+    "HostAgentPID": "hostAgentPID", "DriverPID": "driverPID", "Errors": "errors", "Config": "config",
+    "SSHAddress": "sshAddress", "Protected": "protected", "LimaVersion": "limaVersion", "Param": "param",
+    "HostOS": "HostOS", "HostArch": "HostArch", "LimaHome": "LimaHome", "IdentityFile": "IdentityFile",
+}  # fmt: skip
+Say = Callable[[str], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
-def ssh_port(inst: store.Instance) -> int:
-    try:
-        m = re.search(r"^\s*Port\s+(\d+)", inst.ssh_config.read_text(), re.M)
-    except OSError:
-        return 0
-    return int(m.group(1)) if m else 0
+class Request:
+    """One `limapy list` invocation, parsed (a plain class: `dataclasses` costs ~10 ms to import)."""
+
+    __slots__ = ("all_fields", "filters", "format", "json", "list_fields", "names", "quiet", "yq")
+
+    def __init__(
+        self,
+        names: tuple[str, ...] = (),
+        format: str | None = None,  # None: table (or json for --json / --yq)
+        json: bool = False,
+        quiet: bool = False,
+        list_fields: bool = False,
+        all_fields: bool = False,
+        yq: tuple[str, ...] = (),
+        filters: tuple[str, ...] = (),
+    ) -> None:
+        self.names, self.format, self.json, self.quiet = tuple(names), format, json, quiet
+        self.list_fields, self.all_fields, self.yq, self.filters = list_fields, all_fields, tuple(yq), tuple(filters)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Request) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, k) for k in self.__slots__))
+
+    def __repr__(self) -> str:
+        return "Request(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+_VALUED = {"-f": "format", "--format": "format", "--yq": "yq", "-l": "filters", "--filter": "filters"}
+_FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet", "--list-fields": "list_fields",
+          "--all-fields": "all_fields"}  # fmt: skip
+
+
+def parse(args: Sequence[str]) -> Request | None:
+    """The list grammar (flags and names in any order, `--` ends flags); None for `--help`, an unknown flag
+    or a flag missing its value (left to the CLI framework, which says so)."""
+    values: dict[str, Any] = {"yq": [], "filters": [], "names": []}
+    i, flags_done = 0, False
+    while i < len(args):
+        a = args[i]
+        i += 1
+        if flags_done or not a.startswith("-") or a == "-":
+            values["names"].append(a)
+            continue
+        if a == "--":
+            flags_done = True
+            continue
+        key, eq, value = a.partition("=") if a.startswith("--") else (a, "", "")
+        if key in _VALUED:
+            if not eq:
+                if i >= len(args):
+                    return None
+                value = args[i]
+                i += 1
+            field = _VALUED[key]
+            if isinstance(values.get(field), list):
+                values[field].append(value)
+            else:
+                values[field] = value
+        elif key in _FLAGS and not eq:
+            values[_FLAGS[key]] = True
+        else:
+            return None
+    return Request(
+        names=tuple(values.pop("names")), yq=tuple(values.pop("yq")), filters=tuple(values.pop("filters")), **values
+    )
+
+
+# -- rows -------------------------------------------------------------------------------------------------
+
+
+def _broken(name: str, path: Path, error: str) -> dict[str, Any]:
+    return {
+        "name": name, "hostname": hostname_for(name), "status": store.BROKEN, "dir": str(path), "vmType": "",
+        "arch": "", "errors": [error], "protected": False, "limaVersion": LIMA_COMPAT_VERSION,
+    }  # fmt: skip
 
 
 def info(inst: store.Instance) -> dict[str, Any]:
-    """One instance as Lima's `limactl list --json` describes it."""
-    from limapy import config, driver
+    """One instance as Lima's `limactl list --json` describes it (empty fields left out, as Lima does)."""
+    from limapy import driver, summary
 
-    errors: list[str] = []
-    loaded: config.Loaded | None = None
-    spec: Spec | None = None
+    if not inst.lima_yaml.is_file():
+        return _broken(inst.name, inst.dir, f"{inst.lima_yaml}: not found")
     try:
-        loaded = config.load_instance(inst)
-        spec = loaded.spec
+        found = summary.load(inst)
+        spec = found.view
     except Exception as e:  # a broken lima.yaml makes the instance Broken, never the listing fail
-        errors.append(str(getattr(e, "message", e)))
-        loaded = None
-    st = driver.status(inst) if spec is not None else "Broken"
-    port = ssh_port(inst) if st == "Running" else 0
+        row = _broken(inst.name, inst.dir, str(getattr(e, "message", e)))
+        row["protected"] = inst.protected.exists()
+        return row
+    st = driver.status(inst)
+    running = st == store.RUNNING
     try:
         version = inst.lima_version.read_text().strip()
     except OSError:
         version = ""
-    rdp = ""
-    if spec is not None and st == "Running" and spec.is_windows:
-        from limapy.ops.rdp import rdp_port
-
-        port_rdp = rdp_port(inst)
-        rdp = f"127.0.0.1:{port_rdp}" if port_rdp else ""
-    listed = loaded.listed() if loaded is not None else {"additionalDisks": [], "network": [], "param": {}}
-    out = {
+    listed = found.listed()
+    out: dict[str, Any] = {
         "name": inst.name,
         "hostname": hostname_for(inst.name),
         "status": st,
         "dir": str(inst.dir),
-        "vmType": spec.vm_type if spec is not None else "qemu",
-        "arch": spec.arch if spec is not None else "",
-        "cpus": spec.cpus if spec is not None else 0,
-        "memory": spec.memory if spec is not None else 0,
-        "disk": spec.disk if spec is not None else 0,
-        "message": spec.message if spec is not None else "",
+        "vmType": spec.vm_type,
+        "arch": spec.arch,
+        "cpus": spec.cpus,
+        "memory": spec.memory,
+        "disk": spec.disk,
+        "message": spec.message,
         "additionalDisks": listed["additionalDisks"],
         "network": listed["network"],
-        "sshLocalPort": port,
+        "sshLocalPort": _ssh_port(inst) if running else 0,
         "sshConfigFile": str(inst.ssh_config),
-        "hostAgentPID": store.ha_pid(inst) or 0,
-        "driverPID": driver.driver_pid(inst) or 0,
-        "errors": errors,
-        "config": loaded.cfg if loaded is not None else {},
+        "hostAgentPID": (store.ha_pid(inst) or 0) if st != store.STOPPED else 0,
+        "driverPID": (driver.driver_pid(inst) or 0) if st != store.STOPPED else 0,
+        "config": found.cfg,
         "sshAddress": "127.0.0.1",
         "protected": inst.protected.exists(),
         "limaVersion": version or LIMA_COMPAT_VERSION,
         "param": listed["param"],
     }
-    if rdp:
-        out["rdpAddress"] = rdp  # limapy extension: a Windows guest's Remote Desktop forward
-    if st == "Running":
+    if running and spec.is_windows:
+        from limapy.ops.rdp import rdp_port
+
+        port_rdp = rdp_port(inst)
+        if port_rdp:
+            out["rdpAddress"] = f"127.0.0.1:{port_rdp}"  # limapy extension: a Windows guest's Remote Desktop
+    if running:
         from limapy.guest.forwards import active
 
         fwd = active(inst)
         if fwd:
             out["portForwards"] = fwd  # limapy extension: the automatic forwards open now
-    return out
+    return {k: v for k, v in out.items() if k in ALWAYS or v not in (0, "", None, [], {})}
+
+
+def _ssh_port(inst: store.Instance) -> int:
+    from limapy.ssh import config_port
+
+    return config_port(inst)
+
+
+def ssh_port(inst: store.Instance) -> int:
+    return _ssh_port(inst)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Lima's columns; an RDP column at the end only when a listed Windows guest has Remote Desktop."""
+    from limapy.units import format_size
+
     home = str(Path.home())
     rdp = any(r.get("rdpAddress") for r in rows)
     columns = [*COLUMNS, "RDP"] if rdp else list(COLUMNS)
@@ -95,54 +194,141 @@ def table(rows: list[dict[str, Any]]) -> str:
         d = r["dir"]
         if d == home or d.startswith(home + "/"):
             d = "~" + d[len(home) :]
+        port = r.get("sshLocalPort") or 0
         lines.append(
             [
-                r["name"],
-                r["status"],
-                f"127.0.0.1:{r['sshLocalPort']}" if r["sshLocalPort"] else "127.0.0.1:0",
-                r["vmType"],
-                r["arch"],
-                str(r["cpus"]),
-                format_size(r["memory"]),
-                format_size(r["disk"]),
-                d,
+                r["name"], r["status"], f"127.0.0.1:{port}", r.get("vmType", ""), r.get("arch", ""),
+                str(r.get("cpus", 0)), format_size(r.get("memory", 0)), format_size(r.get("disk", 0)), d,
                 *([r.get("rdpAddress") or "-"] if rdp else []),
             ]
-        )
+        )  # fmt: skip
     widths = [max(len(row[i]) for row in lines) for i in range(len(columns))]
-    return "\n".join(
-        "    ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in lines
-    ) + "\n"
+    return "\n".join("    ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in lines) + "\n"
 
 
-def list_instances(names: Sequence[str], *, fmt: str, quiet: bool, say: Callable[[str], None]) -> int:
-    """`limapy list`: 1 when a name given is no instance (Lima's exit code), else 0."""
-    import json
+# -- the command ------------------------------------------------------------------------------------------
 
-    from limapy.errors import UsageError
 
-    if fmt not in ("table", "json", "yaml"):
-        raise UsageError(f"--format {fmt!r}: use table, json or yaml")
-    all_names = store.list_instances()
-    chosen = all_names
-    rc = 0
-    if names:
-        chosen = [n for n in all_names if n in names]
-        for n in names:
-            if n not in all_names:
-                say(f"warning: No instance matching {n} found.")
-                rc = 1
-    if not all_names:
+def _check(req: Request) -> str:
+    """The output format `req` asks for, or a UsageError for a contradiction (Lima's rules)."""
+    fmt = req.format
+    if req.json:
+        if fmt is not None:
+            raise UsageError("option --json conflicts with option --format")
+        fmt = "json"
+    if req.yq:
+        if fmt not in (None, "json"):
+            raise UsageError("option --yq only works with --format json")
+        fmt = "json"
+    fmt = fmt or "table"
+    if fmt not in FORMATS and "{{" not in fmt:
+        raise UsageError(f"--format {fmt!r}: use table, json, yaml or a Go template such as '{{{{.Name}}}}'")
+    if req.quiet and fmt != "table":
+        raise UsageError("option --quiet can only be used with '--format table'")
+    if req.quiet and req.list_fields:
+        raise UsageError("option --list-fields conflicts with option --quiet")
+    return fmt
+
+
+def _host_fields() -> dict[str, Any]:
+    import platform
+
+    from limapy import dirs
+    from limapy.config.hostinfo import lima_arch
+
+    return {"HostOS": platform.system().lower(), "HostArch": lima_arch(platform.machine()),
+            "LimaHome": str(dirs.limapy_home()), "IdentityFile": str(dirs.config_dir() / store.USER_KEY)}
+
+
+def _select(req: Request, present: list[str], say: Say) -> tuple[list[str], bool]:
+    """The instance names to show, in the order given (all, sorted, when none is given); True when a name
+    given matched nothing (Lima's exit 1)."""
+    if not req.names:
+        return present, False
+    chosen, unmatched = [], False
+    for n in req.names:
+        if n in present:
+            chosen.append(n)
+        else:
+            say(f"warning: No instance matching {n} found.")
+            unmatched = True
+    return chosen, unmatched
+
+
+def run(req: Request, *, say: Say) -> int:
+    """`limapy list`: 1 (after listing the others) when a name given is no instance, as Lima."""
+    fmt = _check(req)
+    if req.list_fields:
+        print("\n".join(sorted(GO_FIELDS)))
+        return 0
+    template = fmt if fmt not in FORMATS else None
+    if template is not None:
+        _template_check(template)
+    exprs = _Exprs(req) if (req.yq or req.filters) else None
+    present = store.list_dirs()
+    if not present:
         say("warning: No instance found. Run `limapy create` to create an instance.")
         return 0
-    if quiet:
-        for n in chosen:
-            print(n)
-        return rc
-    rows = [info(store.Instance(n, store.instance_dir(n))) for n in chosen]
-    if fmt == "json":
+    names, unmatched = _select(req, present, say)
+    rows = []
+    for n in names:
+        row = info(store.Instance(n, store.instance_dir(n)))
+        if exprs is None or all(exprs.matches(f, row) for f in req.filters):
+            rows.append(row)
+    _emit(req, fmt, template, rows, exprs)
+    if unmatched:
+        raise LimapyError("unmatched instances")
+    return 0
+
+
+class _Exprs:
+    def __init__(self, req: Request) -> None:
+        from limapy import yqlite
+
+        self.yqlite = yqlite
+        try:
+            for e in (*req.yq, *req.filters):
+                yqlite.compile_expr(e)
+        except yqlite.YqError as err:
+            raise UsageError(f"--yq/--filter expression: {err}") from None
+
+    def matches(self, expr: str, row: dict[str, Any]) -> bool:
+        return self.yqlite.matches(expr, row)
+
+
+def _template_check(template: str) -> None:
+    from limapy import gotmpl
+
+    sample = {go: None for go in GO_FIELDS}
+    try:
+        gotmpl.check(template, sample, {go: key for go, key in GO_FIELDS.items()})
+    except gotmpl.TemplateError as e:
+        raise UsageError(f"--format {template!r}: {e}", hint="see `limapy list --list-fields`") from None
+
+
+def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any]], exprs: _Exprs | None) -> None:
+    import json
+
+    if req.quiet:
         for r in rows:
-            print(json.dumps(r, separators=(",", ":"), default=str))
+            print(r["name"])
+    elif template is not None:
+        from limapy import gotmpl
+
+        host = _host_fields()
+        aliases = dict(GO_FIELDS)
+        for r in rows:
+            print(gotmpl.render(template, {**r, **host}, aliases))
+    elif fmt == "json":
+        for r in rows:
+            value: Any = r
+            for e in req.yq:
+                assert exprs is not None
+                kept, value = exprs.yqlite.evaluate(e, value)
+                if not kept:
+                    break
+            else:
+                print(value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str))
     elif fmt == "yaml":
         from limapy.config.load import dump_yaml
 
@@ -150,4 +336,8 @@ def list_instances(names: Sequence[str], *, fmt: str, quiet: bool, say: Callable
             sys.stdout.write("---\n" + dump_yaml(json.loads(json.dumps(r, default=str))))
     else:
         sys.stdout.write(table(rows))
-    return rc
+
+
+def list_instances(names: Sequence[str], *, fmt: str, quiet: bool, say: Say) -> int:
+    """The former entry point (names, a format, -q), kept for library users."""
+    return run(Request(names=tuple(names), format=fmt, quiet=quiet), say=say)

@@ -42,9 +42,9 @@ def rdp_port(inst: store.Instance) -> int:
 
 def target(inst: store.Instance) -> Target:
     """Where the running Windows guest's Remote Desktop answers, or a LimapyError saying why not."""
-    from limapy import config, driver
+    from limapy import driver, summary
 
-    spec = config.instance_spec(inst)
+    spec = summary.spec(inst)
     if not spec.is_windows:
         raise LimapyError(f"instance `{inst.name}` is not a Windows guest", hint=f"`limapy shell {inst.name}`")
     if not spec.rdp:

@@ -1,38 +1,154 @@
-"""`limapy shell NAME [CMD...]`: OpenSSH into the guest with Lima's semantics; the exit code is the guest's."""
+"""`limapy shell [FLAGS] [NAME] [CMD...]`: OpenSSH into the guest with Lima's semantics; the exit code is the guest's.
+
+This is the command scripts call in loops, so it is on a diet: it reads the instance's summary (not
+lima.yaml), its pid files and `ssh.config`, and execs ssh. `parse` is the whole argument grammar, used by
+the CLI's fast path; the typer command (for `--help`) builds the same `Request` (a test holds them equal).
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from limapy import proc, store
-from limapy.errors import ExternalToolError, LimapyError
+from limapy.errors import ExternalToolError, LimapyError, NotFoundError
+
+ENV_INSTANCE = "LIMAPY_INSTANCE"
+DEFAULT_INSTANCE = "default"
+#: Words that are limapy commands: `limapy shell start` most likely meant `limapy start` (Lima's hint).
+_COMMAND_WORDS = ("create", "start", "stop", "delete", "shell", "list")
 
 
-def require_running(inst: store.Instance) -> None:
+class Request:
+    """One `limapy shell` invocation, parsed (a plain class: `dataclasses` costs ~10 ms to import)."""
+
+    __slots__ = ("by_flag", "command", "name", "preserve_env", "reconnect", "shell", "start", "workdir")
+
+    def __init__(
+        self,
+        name: str | None = None,  # None: $LIMAPY_INSTANCE, else `default`
+        command: tuple[str, ...] = (),
+        workdir: str | None = None,
+        shell: str | None = None,
+        preserve_env: bool = False,
+        start: bool = False,
+        reconnect: bool = False,
+        by_flag: bool = False,  # the name came from --instance
+    ) -> None:
+        self.name, self.command, self.workdir, self.shell = name, tuple(command), workdir, shell
+        self.preserve_env, self.start, self.reconnect, self.by_flag = preserve_env, start, reconnect, by_flag
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.name, self.command, self.workdir, self.shell, self.preserve_env, self.start, self.reconnect)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Request) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return "Request(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+
+
+_VALUED = {"--workdir": "workdir", "--shell": "shell", "--instance": "name"}
+_FLAGS = {"--preserve-env": "preserve_env", "--start": "start", "--reconnect": "reconnect"}
+
+
+def parse(args: Sequence[str]) -> Request | None:
+    """The shell grammar: flags, then the name (unless --instance gave it), then the command, verbatim.
+
+    Flags must come before the name (after it everything belongs to the command, as in Lima). None for
+    what this parser leaves to the CLI framework: `-h`/`--help`, an unknown flag, a flag missing its value."""
+    values: dict[str, object] = {}
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            i += 1
+            break
+        if not a.startswith("-") or a == "-":
+            break
+        key, eq, value = a.partition("=")
+        if key in _VALUED:
+            if not eq:
+                if i + 1 >= len(args):
+                    return None
+                value = args[i + 1]
+                i += 1
+            values[_VALUED[key]] = value
+        elif key in _FLAGS and not eq:
+            values[_FLAGS[key]] = True
+        else:
+            return None
+        i += 1
+    rest = list(args[i:])
+    by_flag = "name" in values
+    if not by_flag and rest:
+        values["name"] = rest.pop(0)
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    return Request(command=tuple(rest), by_flag=by_flag, **values)  # type: ignore[arg-type]
+
+
+def instance_name(req: Request, env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return req.name or env.get(ENV_INSTANCE) or DEFAULT_INSTANCE
+
+
+def _resolve(name: str) -> store.Instance:
+    try:
+        return store.resolve(name)
+    except NotFoundError as e:
+        if name in _COMMAND_WORDS:
+            raise NotFoundError(e.message, hint=f"perhaps you meant `limapy {name}`?") from None
+        raise
+
+
+def require_running(inst: store.Instance, *, start: bool = False) -> None:
     from limapy import driver
 
     st = driver.status(inst)
-    if st != store.RUNNING:
-        raise LimapyError(
-            f"instance `{inst.name}` is {st.lower()}", hint=f"run `limapy start {inst.name}` to start it"
-        )
+    if st == store.RUNNING:
+        return
+    if start and st == store.STOPPED:
+        from limapy.ops.start import start_instance
+
+        start_instance(inst, timeout=None, show=lambda m: print(f"limapy: {m}", file=sys.stderr))
+        return
+    raise LimapyError(
+        f"instance `{inst.name}` is {st.lower()}",
+        hint=f"run `limapy start {inst.name}` to start it" + ("" if st != store.STOPPED else ", or `shell --start`"),
+    )
 
 
-def shell_argv(
-    inst: store.Instance, command: Sequence[str], *, workdir: str | None, shell: str | None
-) -> list[str]:
-    from limapy import config, ssh
-    from limapy.ops.list import ssh_port
+def preserved_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    from limapy.shellenv import filtered
 
-    require_running(inst)
-    port = ssh_port(inst)
+    return filtered(os.environ if env is None else env)
+
+
+def shell_argv(inst: store.Instance, req: Request) -> list[str]:
+    from limapy import ssh, summary
+
+    require_running(inst, start=req.start)
+    port = ssh.config_port(inst)
     if not port:
         raise LimapyError(f"instance `{inst.name}` has no SSH port yet (still starting?)")
-    spec = config.instance_spec(inst)
-    script = ssh.shell_script(spec, list(command), workdir=workdir, shell=shell)
+    spec = summary.load(inst).view
+    env = preserved_env() if req.preserve_env else None
+    script = ssh.shell_script(spec, list(req.command), workdir=req.workdir, shell=req.shell, env=env)
     tty = sys.stdin.isatty() and sys.stdout.isatty()
+    if req.reconnect:
+        proc.run(ssh.control_exit_argv(inst), check=False)
     return ssh.ssh_argv(inst, spec, port, tty=tty, script=script)
+
+
+def run(req: Request) -> None:
+    """Become ssh (returns only by raising)."""
+    inst = _resolve(instance_name(req))
+    exec_shell(shell_argv(inst, req))
 
 
 def exec_shell(argv: list[str]) -> None:

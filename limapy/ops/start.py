@@ -59,10 +59,10 @@ def default_timeout(inst: store.Instance) -> float:
     """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours when emulated."""
     if inst.win_done_installation.exists():
         return DEFAULT_TIMEOUT
-    from limapy import config, driver
+    from limapy import driver, summary
 
     try:
-        spec = config.instance_spec(inst)
+        spec = summary.refresh(inst).spec
         emulated = driver.for_instance(inst).emulated(spec)
     except LimapyError:
         return DEFAULT_TIMEOUT  # the host agent reports what is wrong with it

@@ -40,15 +40,17 @@ def test_cli_and_iso_rows_as_json() -> None:
     for key in ("cpu", "cores", "memory", "qemu", "accelerator", "python", "date", "loadavg_start", "loadavg_end"):
         assert machine.get(key) not in (None, ""), key
     rows = {r["id"]: r for r in doc["rows"]}
-    assert set(rows) == {"cli.help", "cli.validate", "cli.list20", "iso.seed", "iso.answer"}
+    assert set(rows) == {"cli.help", "cli.validate", "cli.list20", "cli.list200", "cli.list20cold", "cli.shell",
+                         "iso.seed", "iso.answer"}
     for r in rows.values():
         assert r["error"] == "", r
         assert r["value"] > 0 and r["floor"] > 0, r
         assert r["ratio"] == pytest.approx(r["value"] / r["floor"], rel=1e-3)
         assert r["samples"] and r["floor_samples"]
     assert rows["cli.help"]["floor_label"] == "python -c pass"
-    assert rows["cli.help"]["target"] == "value<150"
-    assert rows["cli.help"]["ok"] in (True, False)
+    assert rows["cli.help"]["target"] == "ratio<=4"
+    assert rows["cli.shell"]["target"] == "ratio<=4,value<=40"
+    assert rows["cli.help"]["ok"] in (True, False) and rows["cli.shell"]["ok"] in (True, False)
     assert rows["iso.seed"]["ok"] is None  # informational
 
 
@@ -76,6 +78,10 @@ def test_targets_and_groups() -> None:
     assert bench.Row("x", "boot", "x", "s", 10.5, 10.0, "f", target="ratio<=1.05").ok is True
     assert bench.Row("x", "cli", "x", "ms", 150.0, 20.0, "f", target="value<150").ok is False
     assert bench.Row("x", "cli", "x", "ms", 149.9, 20.0, "f", target="value<150").ok is True
+    both = "ratio<=4,value<=40"  # every condition must hold
+    assert bench.Row("x", "cli", "x", "ms", 39.0, 10.0, "f", target=both).ok is True
+    assert bench.Row("x", "cli", "x", "ms", 41.0, 20.0, "f", target=both).ok is False
+    assert bench.Row("x", "cli", "x", "ms", 30.0, 5.0, "f", target=both).ok is False
     assert bench.Row("x", "iso", "x", "ms", 1.0, 1.0, "f").ok is None
     assert bench.parse_only("cli,stop,start") == ["cli", "boot"]
     assert bench.parse_only(None) == list(bench.GROUPS)

@@ -101,7 +101,7 @@ def cfg_for(os_: str, arch: str, **over: Any) -> dict[str, Any]:
     return cfg
 
 
-def wait_serial(log: Path, timeout: float = 25.0) -> bytes:
+def wait_serial(log: Path, timeout: float = 60.0) -> bytes:  # generous: TCG on a loaded host is slow
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and log.stat().st_size > 0:

@@ -23,10 +23,11 @@ PKG = REPO / "limapy"
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt"),
-    ("limapy.config", "limapy.pids", "limapy.iso", "limapy.download", "limapy.winmedia", "limapy.winmsi",
-     "limapy.remote", "limapy.edits"),
-    ("limapy.store", "limapy.disk", "limapy.winedition"),
+     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqlite",
+     "limapy.stamps"),
+    ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
+     "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl"),
+    ("limapy.store", "limapy.disk", "limapy.winedition", "limapy.summary"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
     ("limapy.driver",),  # the seam: plan, sidecars, media, the registry

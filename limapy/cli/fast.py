@@ -1,0 +1,162 @@
+"""The commands people run all day, without building the typer app (typer and click cost ~60 ms to import).
+
+- `--version`, `validate FILE...`, `shell ...` and the usual `list` forms are parsed here and call the
+  same implementation the typer commands call. Anything these parsers do not know (another flag, `--`
+  where it is unusual) is left to typer, which defines the interface; tests/unit/test_cli_fastpath.py holds
+  both paths to the same result over a corpus of command lines.
+- Help (`limapy`, `--help`, `-h`, `CMD --help`) is rendered by typer once and kept in the cache dir, keyed by
+  limapy's version, typer's, the terminal width click wraps to, and the size and mtime of every module
+  under limapy/cli/ (where every help text lives): a changed help string is a new key, so the text shown is
+  always what typer would print.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HELP_FLAGS = ("-h", "--help")
+HELP_CACHE = "help"
+
+
+def _width() -> int:
+    """The width click's HelpFormatter wraps to: the terminal's (shutil's rules), at most 80, minus 2."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+        columns = columns or 80
+    return max(min(columns, 80) - 2, 50)
+
+
+def _typer_file() -> str | None:
+    for p in sys.path:
+        candidate = os.path.join(p or ".", "typer", "__init__.py")
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _help_key(args: list[str], commands: tuple[str, ...]) -> str | None:
+    from limapy import __version__
+
+    typer_file = _typer_file()
+    if typer_file is None:
+        return None
+    parts = [__version__, "\0".join(args), str(_width()), typer_file, str(os.stat(typer_file).st_mtime_ns)]
+    cli_dir = Path(__file__).parent
+    for entry in sorted(os.scandir(cli_dir), key=lambda e: e.name):
+        if entry.name.endswith(".py"):
+            st = entry.stat()
+            parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
+    parts.append(",".join(commands))
+    return "\n".join(parts)
+
+
+def is_help(args: list[str], commands: tuple[str, ...]) -> bool:
+    return (
+        not args
+        or (len(args) == 1 and args[0] in HELP_FLAGS)
+        or (len(args) == 2 and args[0] in commands and args[1] in HELP_FLAGS)
+    )
+
+
+def cached_help(args: list[str], commands: tuple[str, ...], render: Callable[[list[str]], int]) -> int:
+    """Print the help `render` (the typer app) prints for `args`, from the cache when it holds it."""
+    import json
+    import zlib
+
+    from limapy import dirs
+
+    key = _help_key(args, commands)
+    path = dirs.cache_dir() / HELP_CACHE / f"{zlib.crc32(key.encode()):08x}.json" if key else None
+    if path is not None:
+        try:
+            hit = json.loads(path.read_text())
+            out, err, rc = hit["out"], hit["err"], hit["rc"]
+            if hit["key"] == key and isinstance(out, str) and isinstance(err, str) and isinstance(rc, int):
+                sys.stdout.write(out)
+                sys.stderr.write(err)
+                return rc
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    import contextlib
+    import io
+
+    out_buf, err_buf = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out_buf), contextlib.redirect_stderr(err_buf):
+        rc = render(args)
+    sys.stdout.write(out_buf.getvalue())
+    sys.stderr.write(err_buf.getvalue())
+    if path is not None and rc == 0:
+        from limapy.fsutil import atomic_write
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            record = {"key": key, "out": out_buf.getvalue(), "err": err_buf.getvalue(), "rc": rc}
+            atomic_write(path, json.dumps(record).encode(), 0o644)
+        except OSError:
+            pass
+    return rc
+
+
+def shell(args: list[str]) -> int | None:
+    from limapy.ops import shell as ops
+
+    req = ops.parse(args)  # None for `--help` (an unknown flag to it) and whatever else typer should judge
+    if req is None:
+        return None
+    ops.run(req)
+    return 0  # not reached: run() becomes ssh or raises
+
+
+def list_(args: list[str]) -> int | None:
+    from limapy.ops import list as ops
+
+    req = ops.parse(args)
+    if req is None:
+        return None
+    from limapy.cli._util import say
+
+    return ops.run(req, say=say)
+
+
+def validate(args: list[str]) -> int | None:
+    files = [a for a in args if a != "--fill"]
+    if files and all(a == "-" or not a.startswith("-") for a in files):
+        from limapy.ops.validate import validate_files
+
+        return validate_files(files, fill=len(files) != len(args))
+    return None
+
+
+def copy(args: list[str]) -> int | None:
+    from limapy.ops import copy as ops
+
+    req = ops.parse(args)
+    return ops.run(req) if req is not None else None
+
+
+FAST: dict[str, Callable[[list[str]], int | None]] = {
+    "shell": shell, "list": list_, "validate": validate, "copy": copy,
+}
+
+
+def dispatch(args: list[str], commands: tuple[str, ...], render: Callable[[list[str]], int]) -> int | None:
+    """The fast answer to `args`, or None for typer to give."""
+    if args == ["--version"]:
+        from limapy import __version__
+
+        print(__version__)
+        return 0
+    if is_help(args, commands):
+        return cached_help(args, commands, render)
+    fast = FAST.get(args[0])
+    return fast(args[1:]) if fast is not None else None
