@@ -52,6 +52,12 @@ def build_app() -> object:
             False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
         debug: bool = typer.Option(False, "--debug", help="Debug logging and tracebacks."),
+        log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warn or error."),
+        log_format: str = typer.Option("text", "--log-format", help="text or json (one object per line)."),
+        tty: str | None = typer.Option(
+            None, "--tty", help="true/false: live progress and prompts (default: when stderr is a terminal)."
+        ),
+        yes: bool = typer.Option(False, "-y", "--yes", help="Alias of --tty=false."),
     ) -> None:
         """limapy: Lima-compatible virtual machines, Windows guests included."""
 
@@ -131,10 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     line each, a bug one line (a traceback with --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(args)
-    if debug:  # logging costs ~10 ms to import: only when asked for
-        import logging
+    from limapy.cli import globalflags
 
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        settings, args = globalflags.take(args)
+    except LimapyError as e:
+        report(e)
+        return e.exit_code
+    settings.debug = settings.debug or debug
+    globalflags.apply(settings)
     import signal
 
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -14,7 +14,9 @@ class Display:
 
     def __init__(self) -> None:
         self.status = None
-        if sys.stderr.isatty():
+        from limapy.term import interactive
+
+        if interactive(sys.stderr):
             from rich.console import Console
 
             self.console = Console(stderr=True)

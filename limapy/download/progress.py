@@ -22,7 +22,9 @@ class ProgressReporter:
         self._first = True
 
     def __enter__(self) -> ProgressReporter:
-        if self.stream.isatty():
+        from limapy.term import interactive
+
+        if interactive(self.stream):
             from rich.console import Console
             from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 

@@ -149,3 +149,44 @@ def test_version_and_validate_need_no_typer(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("LIMAPY_CACHE_DIR", str(tmp_path / "cache"))
     rc, out, _ = _run(["validate", str(f)], monkeypatch)
     assert rc == 0 and out == f"{f}: OK\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "rest", "tty", "level", "fmt"),
+    [(["list"], ["list"], None, None, "text"), (["-y", "start", "x"], ["start", "x"], False, None, "text"),
+     (["--tty", "list"], ["list"], True, None, "text"), (["--tty=false", "list"], ["list"], False, None, "text"),
+     (["--log-level", "debug", "--log-format=json", "ls"], ["ls"], None, "debug", "json"),
+     (["--yes", "shell", "w", "rm", "-y", "f"], ["shell", "w", "rm", "-y", "f"], False, None, "text"),
+     (["--help"], ["--help"], None, None, "text")],
+)
+def test_global_flags_come_off_the_front_only(
+    args: list[str], rest: list[str], tty: bool | None, level: str | None, fmt: str
+) -> None:
+    from limapy.cli import globalflags
+
+    s, left = globalflags.take(args)
+    assert (left, s.tty, s.log_level, s.log_format) == (rest, tty, level, fmt)
+
+
+@pytest.mark.parametrize("args", [["--log-level", "loud", "list"], ["--log-format", "xml"], ["--tty=maybe"],
+                                  ["--log-level"]])
+def test_bad_global_flags_are_one_line_usage_errors(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("limapy: ") and len(err.strip().splitlines()) == 1
+
+
+def test_tty_false_turns_live_progress_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from limapy import term
+    from limapy.cli import globalflags
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv(term.ENV_TTY, raising=False)
+    assert term.interactive(Tty())
+    s, _ = globalflags.take(["-y", "list"])
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    globalflags.apply(s)
+    assert not term.interactive(Tty())
