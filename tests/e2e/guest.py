@@ -12,7 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# Lima's `limactl list --json` keys (lima-reference.md §1).
+# Lima's `limactl list --json` keys (lima-reference.md §1); those outside LIMA_ALWAYS are `omitempty` in Lima's
+# Instance struct, so they are left out when empty.
+LIMA_ALWAYS = frozenset({"name", "hostname", "status", "dir", "vmType", "arch", "protected", "limaVersion"})
 LIMA_LIST_KEYS = frozenset(
     {
         "name", "hostname", "status", "dir", "vmType", "arch", "cpus", "memory", "disk", "message",
@@ -42,8 +44,10 @@ def list_json(run: Callable[..., subprocess.CompletedProcess[str]], *names: str)
         assert line.strip(), f"blank line in NDJSON output: {cp.stdout!r}"
         rec = json.loads(line)
         assert isinstance(rec, dict)
-        missing = LIMA_LIST_KEYS - rec.keys()
+        missing = LIMA_ALWAYS - rec.keys()
         assert not missing, f"list --json lacks Lima's keys {sorted(missing)}"
+        empty = [k for k in rec if k in LIMA_LIST_KEYS - LIMA_ALWAYS and rec[k] in (0, "", None, [], {})]
+        assert not empty, f"list --json keeps empty fields Lima omits: {empty}"
         out[rec["name"]] = rec
     return out
 
