@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -13,7 +14,12 @@ ENV_DEBUG = "LIMAPY_DEBUG"
 
 
 def limapy_home() -> Path:
-    value = os.environ.get(ENV_HOME)
+    return _home(os.environ.get(ENV_HOME) or "", os.environ.get("HOME", ""))
+
+
+@functools.lru_cache(maxsize=8)
+def _home(value: str, _home_env: str) -> Path:
+    """Resolved once per value (`list` asks for every instance; resolving walks every path component)."""
     if value:
         return Path(value).expanduser().resolve()
     return Path.home() / ".limapy"

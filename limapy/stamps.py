@@ -22,7 +22,16 @@ def stamp(path: Path | str) -> Stamp:
 def host() -> list[object]:
     """limapy's version, the host user's uid, `$HOME` and CPU count (the fill reads the last three: the guest
     user, `{{.Home}}`, Lima's default cpus)."""
-    return [__version__, os.getuid(), os.environ.get("HOME", ""), os.cpu_count() or 1]
+    return [__version__, os.getuid(), os.environ.get("HOME", ""), _cpus()]
+
+
+_CPUS: list[int] = []
+
+
+def _cpus() -> int:
+    if not _CPUS:  # asked once per process: `list` keys a summary per instance
+        _CPUS.append(os.cpu_count() or 1)
+    return _CPUS[0]
 
 
 def record(paths: list[Path]) -> list[list[object]]:

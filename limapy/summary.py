@@ -138,7 +138,7 @@ def write(inst: Instance, loaded: Loaded) -> None:
     doc = loaded.doc
     if doc is None or not getattr(doc, "local", False):
         return
-    files = [inst.lima_yaml.resolve(), *(Path(f) for f in doc.files), *_layers()]
+    files = [inst.lima_yaml, *(Path(f) for f in doc.files), *_layers()]
     record = {
         "v": VERSION,
         "host": stamps.host(),
@@ -180,7 +180,7 @@ def _fresh(record: Mapping[str, Any], inst: Instance) -> bool:
     listed = record.get("listed")
     if not (isinstance(listed, dict) and {"additionalDisks", "network", "param"} <= listed.keys()):
         return False
-    named = {str(inst.lima_yaml.resolve()), *(str(p) for p in _layers())}
+    named = {str(inst.lima_yaml), *(str(p) for p in _layers())}
     return stamps.unchanged(files) and named <= {e[0] for e in files}
 
 
