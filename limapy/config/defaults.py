@@ -295,6 +295,9 @@ def fill(
         copies.append(c)
     cfg["copyToHost"] = copies
     _set(cfg, "message", "")
+    if isinstance(cfg["message"], str) and cfg["message"]:
+        # Lima renders the message with the instance's fields (and the host's OS and arch) when it shows it
+        cfg["message"] = expand_vars(cfg["message"], {**host_vars, "HostOS": host.os.lower(), "HostArch": host.arch})
 
     nets = []
     for i, n in enumerate(cfg.get("networks") or []):

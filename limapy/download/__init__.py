@@ -36,22 +36,43 @@ Progress = Callable[[int, int | None], None]
 Say = Callable[[str], None]
 COMPRESSED = (".gz", ".xz", ".bz2", ".zst")
 _HEX = re.compile(r"[0-9a-f]{64}")
+_LOWER_HEX = re.compile(r"[0-9a-f]+")
 
 
 class DigestError(LimapyError):
     """A digest that is malformed or does not match the file."""
 
 
-def parse_digest(digest: str) -> str:
-    """`sha256:<hex>` -> hex, with go-digest's messages for the ways it can be wrong."""
+#: The digests limapy checks, and the length of their hex: go-digest's (Lima's) sha256, sha384 and sha512.
+ALGORITHMS = {"sha256": 64, "sha384": 96, "sha512": 128}
+
+
+@dataclass(frozen=True)
+class Digest:
+    algo: str  # a key of ALGORITHMS
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algo}:{self.hex}"
+
+
+def split_digest(digest: str) -> Digest:
+    """`sha256:<hex>` or `sha512:<hex>`, with go-digest's messages for the ways it can be wrong."""
     algo, sep, value = digest.partition(":")
     if not sep or not algo or not value:
         raise DigestError(f"invalid checksum digest format: {digest!r}", hint="write it as sha256:<64 hex>")
-    if algo != "sha256":
-        raise DigestError(f"unsupported digest algorithm: {algo!r}", hint="only sha256 is supported")
-    if not _HEX.fullmatch(value):
-        raise DigestError(f"invalid checksum digest length: {digest!r}", hint="expected 64 lowercase hex")
-    return value
+    if algo not in ALGORITHMS:
+        raise DigestError(f"unsupported digest algorithm: {algo!r}", hint="sha256, sha384 and sha512 are supported")
+    if len(value) != ALGORITHMS[algo] or not _LOWER_HEX.fullmatch(value):
+        raise DigestError(
+            f"invalid checksum digest length: {digest!r}", hint=f"expected {ALGORITHMS[algo]} lowercase hex"
+        )
+    return Digest(algo, value)
+
+
+def parse_digest(digest: str) -> str:
+    """The hex of a valid digest (see split_digest)."""
+    return split_digest(digest).hex
 
 
 def cache_root() -> Path:
@@ -73,7 +94,7 @@ def fetch(
     say: Say | None = None,
 ) -> Path:
     """A local, verified (and, for compressed names, decompressed) copy of `location`."""
-    want = parse_digest(digest) if digest else None
+    want = split_digest(digest) if digest else None
     parsed = urllib.parse.urlparse(location)
     if parsed.scheme in ("http", "https"):
         return _fetch_remote(location, want, decompress, progress, max_bytes, deadline, say)
@@ -103,7 +124,7 @@ def _regular(path: Path, location: str) -> None:
         raise LimapyError(f"{location}: is {kind}, not an image file")
 
 
-def _fetch_local(path: Path, location: str, want: str | None, decompress: bool, progress: Progress | None) -> Path:
+def _fetch_local(path: Path, location: str, want: Digest | None, decompress: bool, progress: Progress | None) -> Path:
     _regular(path, location)
     needs_copy = decompress and _compression(path.name) is not None
     if want is None and not needs_copy:
@@ -112,7 +133,8 @@ def _fetch_local(path: Path, location: str, want: str | None, decompress: bool, 
     with cache.locked(entry):
         cache.write(entry / "path", str(path))
         if want is not None:
-            actual = cache.remembered_digest(path, entry / "sha256.digest", entry / "stat", progress)
+            files = ("sha256.digest", "stat") if want.algo == "sha256" else (f"{want.algo}.digest", f"{want.algo}.stat")
+            actual = cache.remembered_digest(path, entry / files[0], entry / files[1], progress, want.algo)
             _compare(location, want, actual)
         if not needs_copy:
             return path
@@ -124,7 +146,7 @@ def _fetch_local(path: Path, location: str, want: str | None, decompress: bool, 
 
 def _fetch_remote(
     url: str,
-    want: str | None,
+    want: Digest | None,
     decompress: bool,
     progress: Progress | None,
     max_bytes: int | None,
@@ -143,16 +165,23 @@ def _fetch_remote(
         return _decompressed(blob, blob.parent, progress, name=name, key=key)
 
 
-def _cached(url: str, entry: Path, want: str | None) -> Path | None:
+def _cached(url: str, entry: Path, want: Digest | None) -> Path | None:
     """The verified blob to use for `url`, or None to download. A blob whose bytes changed is moved aside."""
+    if want is not None and want.algo != "sha256":
+        # The store is named by sha256: the URL's last blob is used when it was verified with this digest.
+        current = cache.read(entry / "content")
+        if current and _HEX.fullmatch(current) and (cache.content_dir(current) / "data").is_file():
+            if cache.read(cache.content_dir(current) / want.algo) == want.hex and cache.blob_ok(current):
+                return cache.content_dir(current) / "data"
+        return None
     if want is not None:
-        if (cache.content_dir(want) / "data").is_file():
-            if cache.blob_ok(want):
-                return cache.content_dir(want) / "data"
-            cache.quarantine(cache.content_dir(want) / "data")
+        if (cache.content_dir(want.hex) / "data").is_file():
+            if cache.blob_ok(want.hex):
+                return cache.content_dir(want.hex) / "data"
+            cache.quarantine(cache.content_dir(want.hex) / "data")
         legacy = entry / "data"  # limapy < 0.2 kept downloads here; still used (instances point at them)
-        if legacy.is_file() and cache.read(entry / "sha256.digest") == f"sha256:{want}":
-            if cache.remembered_digest(legacy, entry / "sha256.digest", entry / "data.stat") == want:
+        if legacy.is_file() and cache.read(entry / "sha256.digest") == f"sha256:{want.hex}":
+            if cache.remembered_digest(legacy, entry / "sha256.digest", entry / "data.stat") == want.hex:
                 return legacy
         return None
     current = cache.read(entry / "content")
@@ -188,7 +217,7 @@ def _unchanged(url: str, entry: Path) -> bool:
 def _download(
     url: str,
     entry: Path,
-    want: str | None,
+    want: Digest | None,
     progress: Progress | None,
     max_bytes: int | None,
     deadline: float | None,
@@ -196,11 +225,15 @@ def _download(
 ) -> Path:
     partial, state = entry / "partial", entry / "partial.json"
     result = transfer.download(url, partial, state, max_bytes=max_bytes, deadline=deadline, progress=progress, say=say)
-    if want is not None and result.sha256 != want:
-        cache.remove(partial)  # a wrong file: nothing of it may pass for the real one, nor be resumed
-        cache.remove(state)
-        _compare(url, want, result.sha256)
+    if want is not None:  # over the whole file, also when most of it came in an earlier try
+        actual = result.sha256 if want.algo == "sha256" else cache.file_digest(partial, want.algo)
+        if actual != want.hex:
+            cache.remove(partial)  # a wrong file: nothing of it may pass for the real one, nor be resumed
+            cache.remove(state)
+            _compare(url, want, actual)
     blob = cache.adopt(partial, result.sha256, url)
+    if want is not None and want.algo != "sha256":
+        cache.write(blob.parent / want.algo, want.hex)
     cache.remove(state)
     cache.write(entry / "url", url)
     for key in ("time", "etag", "type"):
@@ -313,9 +346,9 @@ def identity(path: Path, progress: Progress | None = None) -> Identity:
 # -- helpers ----------------------------------------------------------------------------------------------
 
 
-def _compare(location: str, want: str, actual: str) -> None:
-    if want != actual:
+def _compare(location: str, want: Digest, actual: str) -> None:
+    if want.hex != actual:
         raise DigestError(
-            f"{location}: sha256 digest mismatch: expected sha256:{want}, got sha256:{actual}",
+            f"{location}: {want.algo} digest mismatch: expected {want}, got {want.algo}:{actual}",
             hint="the file changed upstream or is corrupt; fix the digest in the template or the file",
         )

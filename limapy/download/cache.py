@@ -8,7 +8,10 @@ Layout under `<cache>/download/`:
   download), the server's validators (`etag`, `time` = Last-Modified, `length`, `type`), and while a download
   is under way or was interrupted, `partial` + `partial.json` (never a name a complete file has).
   `data` there is the layout of limapy < 0.2; such files are still used, never replaced.
-- `by-path-sha256/<sha256(path)>/`: digests of local files (`path`, `sha256.digest`, `stat`).
+- `by-path-sha256/<sha256(path)>/`: digests of local files (`path`, `sha256.digest`, `stat`; `sha512.digest`,
+  `sha512.stat` for a file a template pins by sha512).
+A blob verified against a sha512 digest (Debian and Alpine publish only those) records it as `sha512` beside
+`data`, so the next fetch with that digest needs no second pass over the bytes.
 
 Every directory is 0700 and every file 0600 whatever the umask. A digest is trusted only while the file's
 (size, mtime, inode) match the ones recorded when it was computed; anything else is hashed again.
@@ -105,7 +108,12 @@ class _Null:
 
 
 def sha256_file(path: Path, progress: Progress | None = None) -> str:
-    h = hashlib.sha256()
+    return file_digest(path, "sha256", progress)
+
+
+def file_digest(path: Path, algo: str, progress: Progress | None = None) -> str:
+    """The hex digest of the file's bytes with `algo` (a hashlib name: sha256, sha384, sha512)."""
+    h = hashlib.new(algo)
     total = os.stat(path).st_size
     done = 0
     with open(path, "rb") as f:
@@ -117,14 +125,17 @@ def sha256_file(path: Path, progress: Progress | None = None) -> str:
     return h.hexdigest()
 
 
-def remembered_digest(path: Path, digest_file: Path, stat_file: Path, progress: Progress | None = None) -> str:
-    """The file's sha256 hex: the recorded one while its stat is unchanged, else hashed now (and recorded)."""
+def remembered_digest(
+    path: Path, digest_file: Path, stat_file: Path, progress: Progress | None = None, algo: str = "sha256"
+) -> str:
+    """The file's hex digest: the recorded one while its stat is unchanged, else hashed now (and recorded)."""
     key = stat_key(path)
     known = read(digest_file)
-    if known and read(stat_file) == key:
-        return known.removeprefix("sha256:")
-    actual = sha256_file(path, progress)
-    write(digest_file, f"sha256:{actual}")
+    legacy = algo == "sha256" and ":" not in (known or "")  # a bare hex: what older versions wrote
+    if known and (known.startswith(f"{algo}:") or legacy) and read(stat_file) == key:
+        return known.removeprefix(f"{algo}:")
+    actual = file_digest(path, algo, progress)
+    write(digest_file, f"{algo}:{actual}")
     write(stat_file, stat_key(path))
     return actual
 

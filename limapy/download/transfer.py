@@ -31,6 +31,7 @@ from typing import Any
 from limapy import __version__
 from limapy.download import cache
 from limapy.errors import LimapyError
+from limapy.units import format_size
 
 Progress = Callable[[int, int | None], None]
 SOCKET_TIMEOUT = 30.0
@@ -222,7 +223,10 @@ def _attempt(
             start = offset
             total = int(m.group(3)) if m.group(3) != "*" else None
             if say and offset:
-                say(f"resuming at {offset >> 20} MiB")
+                whole = f" of {format_size(total)}" if total else ""
+                say(f"resuming: {format_size(offset)}{whole} already downloaded ({offset} bytes), fetching the rest")
+            if progress:
+                progress(offset, total)  # the bar starts at the bytes already here
         else:
             if offset and say:
                 say("the server sent the whole file (no range support, or the file changed): starting again")

@@ -10,19 +10,9 @@ def host_info() -> dict[str, Any]:
 
     from limapy import LIMA_COMPAT_VERSION, __version__, dirs
     from limapy.config.hostinfo import lima_arch
-    from limapy.config.locate import template_dirs
+    from limapy.config.templates import list_templates
 
-    templates = []
-    seen = set()
-    for d in template_dirs():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.rglob("*.yaml")):
-            name = str(p.relative_to(d))[: -len(".yaml")]
-            if name.startswith("_") or "/_" in name or name in seen:
-                continue
-            seen.add(name)
-            templates.append({"name": name, "location": str(p)})
+    templates = [{"name": t.name, "location": str(t.location)} for t in list_templates()]
     return {
         "version": __version__,
         "limaCompatVersion": LIMA_COMPAT_VERSION,

@@ -195,4 +195,17 @@ def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -
             )
         agent = spawn_hostagent(inst)
     wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show)
+    show_message(inst, show)
     return True
+
+
+def show_message(inst: store.Instance, show: Show) -> None:
+    """The template's `message:` (rendered with the instance's fields), shown once it is ready, as Lima does."""
+    from limapy import config
+
+    try:
+        message = config.instance_spec(inst).message.strip()
+    except LimapyError:
+        return
+    if message:
+        show(f"Message from the instance `{inst.name}`:\n{message}")

@@ -103,3 +103,13 @@ def test_unknown_driver_is_one_line(home: Path, tmp_path: Path) -> None:
     assert cp.stderr.splitlines()[0] == "limapy: driver `nope` does not exist"
     assert "Traceback" not in cp.stderr
     assert not (home / "t").exists()
+
+
+def test_start_shows_the_rendered_message(home: Path, tmp_path: Path) -> None:
+    t = template(tmp_path)
+    t.write_text(t.read_text() + 'message: "export DOCKER_HOST=unix://{{.Dir}}/sock/docker.sock ({{.Name}})"\n')
+    assert limapy(home, "create", "--name", "t", str(t)).returncode == 0
+    cp = limapy(home, "start", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert f"Message from the instance `t`:\nexport DOCKER_HOST=unix://{home}/t/sock/docker.sock (t)\n" in cp.stderr
+    assert listed(home)["message"] == f"export DOCKER_HOST=unix://{home}/t/sock/docker.sock (t)"

@@ -36,6 +36,10 @@ class Served:
     redirect: str | None = None
     content_type: str = "application/octet-stream"
     ranges: bool = True  # answer `Range: bytes=N-` (with If-Range) with 206
+    etag: str | None = None  # send this ETag (and compare If-Range with it)
+    cut: float | None = None  # with `cuts`: send this fraction of the body, then close
+    cuts: int = 0  # how many GETs are cut (then the server recovers)
+    fail: int = 0  # how many GETs answer 503 first
 
 
 class Server:
@@ -62,14 +66,20 @@ class Server:
                     self.send_header("Location", f.redirect)
                     self.end_headers()
                     return
+                if body and f.fail > 0:
+                    f.fail -= 1
+                    self.send_error(503, "Service Unavailable")
+                    return
                 modified = formatdate(f.mtime, usegmt=True)
                 start = 0
                 m = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-                if m and f.ranges and self.headers.get("If-Range", modified) == modified:
+                if m and f.ranges and self.headers.get("If-Range", modified) in (modified, f.etag):
                     start = min(int(m.group(1)), len(f.data))
                 self.send_response(206 if start else 200)
                 self.send_header("Content-Type", f.content_type)
                 self.send_header("Last-Modified", modified)
+                if f.etag:
+                    self.send_header("ETag", f.etag)
                 if start:
                     self.send_header("Content-Range", f"bytes {start}-{len(f.data) - 1}/{len(f.data)}")
                 if not (f.no_length and body):  # a HEAD still says how long the file is
@@ -79,6 +89,10 @@ class Server:
                     return
                 data = f.data[start:]
                 data = data[: len(data) // 3] if f.truncate else data
+                cut = f.cut is not None and f.cuts > 0
+                if cut:
+                    f.cuts -= 1
+                    data = data[: int(len(f.data) * (f.cut or 0)) - start]
                 if f.trickle:
                     for i in range(len(data)):
                         self.wfile.write(data[i : i + 1])
@@ -91,7 +105,7 @@ class Server:
                     outer.bytes_sent += len(data)
                 except (BrokenPipeError, ConnectionResetError):
                     return
-                if f.truncate:
+                if f.truncate or cut:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
 

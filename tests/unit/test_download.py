@@ -100,9 +100,36 @@ def test_parse_digest_messages() -> None:
     with pytest.raises(download.DigestError, match="invalid checksum digest format"):
         download.parse_digest("deadbeef")
     with pytest.raises(download.DigestError, match="unsupported digest algorithm"):
-        download.parse_digest("sha512:" + "0" * 128)
+        download.parse_digest("md5:" + "0" * 32)
     with pytest.raises(download.DigestError, match="invalid checksum digest length"):
         download.parse_digest("sha256:abc")
+    with pytest.raises(download.DigestError, match="invalid checksum digest length"):
+        download.parse_digest("sha512:" + "0" * 64)  # a sha256's length under sha512's name
+    assert download.parse_digest("sha512:" + "a" * 128) == "a" * 128
+
+
+def sha512(data: bytes) -> str:
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
+def test_http_sha512_digest_verified_and_remembered(server: Server) -> None:
+    # Debian and Alpine publish only SHA512SUMS: a template pins their images by sha512.
+    url = server.add("/debian.qcow2", PAYLOAD)
+    out = download.fetch(url, digest=sha512(PAYLOAD))
+    assert out.read_bytes() == PAYLOAD and out.parent.name == hashlib.sha256(PAYLOAD).hexdigest()
+    assert download.fetch(url, digest=sha512(PAYLOAD)) == out
+    assert server.gets("/debian.qcow2") == 1  # the blob remembers it passed this sha512
+    with pytest.raises(download.DigestError, match="sha512 digest mismatch: expected sha512:"):
+        download.fetch(server.add("/other.qcow2", b"other"), digest=sha512(PAYLOAD))
+    assert not (download.url_entry(server.base + "/other.qcow2") / "partial").exists()
+
+
+def test_local_sha512_digest(tmp_path: Path) -> None:
+    img = tmp_path / "img.qcow2"
+    img.write_bytes(PAYLOAD)
+    assert download.fetch(str(img), digest=sha512(PAYLOAD)) == img
+    with pytest.raises(download.DigestError, match="sha512 digest mismatch"):
+        download.fetch(str(img), digest=sha512(b"else"))
 
 
 def test_local_path_used_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,13 +157,13 @@ def test_local_digest_is_hashed_once_per_stat(tmp_path: Path, monkeypatch: pytes
     img = tmp_path / "win.iso"
     img.write_bytes(PAYLOAD)
     calls: list[Path] = []
-    real = dlcache.sha256_file
+    real = dlcache.file_digest
 
-    def counting(path: Path, progress: Any = None) -> str:
+    def counting(path: Path, algo: str, progress: Any = None) -> str:
         calls.append(path)
-        return real(path, progress)
+        return real(path, algo, progress)
 
-    monkeypatch.setattr(dlcache, "sha256_file", counting)
+    monkeypatch.setattr(dlcache, "file_digest", counting)
     download.fetch(str(img), digest=sha(PAYLOAD))
     download.fetch(str(img), digest=sha(PAYLOAD))
     assert len(calls) == 1
