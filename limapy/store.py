@@ -34,6 +34,7 @@ _SOCK_PROBE = "/ssh.sock.1234567890123456"
 RUNNING = "Running"
 STOPPED = "Stopped"
 BROKEN = "Broken"
+SUSPENDED = "Suspended"  # limapy extension: the guest's state is saved (`limapy suspend`)
 
 LOCK_FILE = "lock"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -232,6 +233,16 @@ class Instance:
     def rdp_port_file(self) -> Path:
         """The host port of the Windows guest's Remote Desktop forward (127.0.0.1), chosen at boot."""
         return self._p("rdp.port")
+
+    @property
+    def suspend_state(self) -> Path:
+        """The guest's saved machine state (`limapy suspend`; QEMU's migration stream), 0600."""
+        return self._p("suspend.state")
+
+    @property
+    def suspend_record(self) -> Path:
+        """What the saved state belongs to (disk, configuration, digest); written last, so it marks it complete."""
+        return self._p("suspend.json")
 
     @property
     def protected(self) -> Path:
