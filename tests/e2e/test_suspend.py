@@ -56,7 +56,7 @@ def need(state: State, key: str) -> None:
 def test_suspend_then_resume_keeps_memory(
     test_image_template: Path, module_home: Path, module_run: RunLimapy, state: State
 ) -> None:
-    cp = module_run("start", "--name", NAME, test_image_template, timeout=BOOT)
+    cp = module_run("start", "--name", NAME, "--timeout", f"{BOOT}s", test_image_template, timeout=BOOT + 60)
     assert cp.returncode == 0, cp.stderr
     inst = module_home / NAME
     sleep_pid = sh(module_run, "echo kept >~/keep; sync; " + MARK).strip()
@@ -74,7 +74,7 @@ def test_suspend_then_resume_keeps_memory(
     assert "suspended already" in module_run("suspend", NAME).stderr
     time.sleep(20)  # the guest's clock falls 20 s behind unless the resume sets it
 
-    cp = module_run("start", NAME, timeout=BOOT)
+    cp = module_run("start", NAME, "--timeout", f"{BOOT}s", timeout=BOOT + 60)
     assert cp.returncode == 0, cp.stderr
     assert "[resuming]" in cp.stderr and "clock was set" in cp.stderr, cp.stderr
     assert "discarded" not in cp.stderr
@@ -111,7 +111,7 @@ def test_qemu_killed_during_suspend_boots_cold(module_home: Path, module_run: Ru
     wait_until(lambda: status_of(module_run, NAME) == "Stopped", 60, "the instance to be Stopped")
     assert not (inst / "suspend.state").exists() and not (inst / "suspend.json").exists()
 
-    cp = module_run("start", NAME, timeout=BOOT)
+    cp = module_run("start", NAME, "--timeout", f"{BOOT}s", timeout=BOOT + 60)
     assert cp.returncode == 0, cp.stderr
     assert "[resuming]" not in cp.stderr
     out = sh(module_run, "cat /dev/shm/mark 2>/dev/null || echo no-mark; cat ~/keep")
@@ -131,7 +131,7 @@ def test_corrupt_state_boots_cold_with_a_warning(module_home: Path, module_run: 
         f.seek((inst / "suspend.state").stat().st_size // 2)
         f.write(b"\xff" * 4096)
 
-    cp = module_run("start", NAME, timeout=BOOT)
+    cp = module_run("start", NAME, "--timeout", f"{BOOT}s", timeout=BOOT + 60)
     assert cp.returncode == 0, cp.stderr
     assert "saved (suspended) state was discarded" in cp.stderr and "corrupted" in cp.stderr, cp.stderr
     out = sh(module_run, "cat /dev/shm/mark 2>/dev/null || echo no-mark; cat ~/keep")
