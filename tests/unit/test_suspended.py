@@ -93,3 +93,36 @@ def test_the_saved_machine_is_the_one_resumed(inst: store.Instance, monkeypatch:
     assert suspend.machine_argv(1) == ARGV
     assert suspend.ssh_port(ARGV) == 4022
     assert suspend.ssh_port(("-netdev", "user,hostfwd=tcp:127.0.0.1:5000-:3389")) == 0
+
+
+def test_a_resume_qemu_refuses_falls_back_to_a_cold_boot(inst: store.Instance) -> None:
+    """The host agent discards the state, plans again (now cold) and launches that, with one warning."""
+    import io
+
+    from limapy.driver.plan import READY_NONE, BootPlan
+    from limapy.hostagent import Events, HostAgent
+
+    saved(inst)
+    launched: list[bool] = []
+
+    class Drv:
+        def plan(self, _inst: store.Instance, _spec: object) -> BootPlan:
+            return BootPlan(driver="x", argv=("x",), ssh_port=1, user="u", readiness=READY_NONE, iid="i",
+                            resume=suspended.present(inst))
+
+        def materialize(self, *_a: object) -> None:
+            pass
+
+        def launch(self, _inst: store.Instance, plan: BootPlan) -> object:
+            launched.append(plan.resume)
+            if plan.resume:
+                raise suspended.ResumeFailed("load of migration failed: Invalid argument")
+            return object()
+
+    out = io.StringIO()
+    agent = HostAgent(inst, Events(out))
+    drv = Drv()
+    plan = agent._launch(drv, None, drv.plan(inst, None))  # type: ignore[arg-type]
+    assert launched == [True, False] and not plan.resume
+    assert not suspended.leftover(inst)
+    assert "the saved (suspended) state was discarded: resuming failed (load of migration failed" in out.getvalue()
