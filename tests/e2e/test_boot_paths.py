@@ -17,6 +17,8 @@ import pytest
 from tests.e2e.conftest import RunLimapy, build_test_image
 from tests.e2e.guest import START_TIMEOUT, leftovers, list_json, qemu_pids, template_with
 
+#: Boots on 2 cores shared with other guests: be generous (limapy start's own limit too).
+X86_START_TIMEOUT = 2 * START_TIMEOUT
 #: aarch64 is emulated instruction by instruction: boots take several times longer than x86_64 under TCG.
 AARCH64_START_TIMEOUT = 1800
 PARTITION_OF_ROOT = 'cat "/sys/class/block/$(basename "$(findmnt -no SOURCE /)")/partition"'
@@ -46,7 +48,7 @@ def sh(run: RunLimapy, name: str, script: str, timeout: float = 300) -> str:
 
 def essentials(run: RunLimapy, home: Path, name: str, template: Path, timeout: float, before_stop: str = "") -> None:
     """start -> ready -> exit codes -> provisioning -> data written -> stop -> start -> data kept."""
-    cp = run("start", "--name", name, template, timeout=timeout)
+    cp = run("start", "--name", name, "--timeout", f"{timeout:.0f}s", template, timeout=timeout + 60)
     assert cp.returncode == 0, cp.stderr
     assert "READY" in cp.stderr, cp.stderr
     assert list_json(run)[name]["status"] == "Running"
@@ -62,25 +64,27 @@ def essentials(run: RunLimapy, home: Path, name: str, template: Path, timeout: f
     cp = run("stop", name, timeout=600)
     assert cp.returncode == 0, cp.stderr
     assert qemu_pids(home / name) == []
-    cp = run("start", name, timeout=timeout)
+    cp = run("start", name, "--timeout", f"{timeout:.0f}s", timeout=timeout + 60)
     assert cp.returncode == 0, cp.stderr
     assert sh(run, name, "cat ~/keep").strip() == "kept"
 
 
+@pytest.mark.timeout(2 * X86_START_TIMEOUT + 600)
 def test_uefi_x86_64(limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path) -> None:
     tmpl = template_with(
         build_test_image("--boot", "uefi", env="LIMAPY_TEST_IMAGE_TEMPLATE_UEFI"), tmp_path / "uefi.yaml", PROVISION
     )
-    essentials(run_limapy, limapy_home, "u", tmpl, START_TIMEOUT)
+    essentials(run_limapy, limapy_home, "u", tmpl, X86_START_TIMEOUT)
     assert (limapy_home / "u" / "qemu-efi-vars.fd").stat().st_size == 540672  # OVMF's 4 MB layout
     cp = run_limapy("delete", "-f", "u")
     assert cp.returncode == 0, cp.stderr
     assert leftovers(limapy_home) == []
 
 
+@pytest.mark.timeout(X86_START_TIMEOUT + 300)
 def test_bios_x86_64(limapy_home: Path, run_limapy: RunLimapy) -> None:
     tmpl = build_test_image("--boot", "bios", env="LIMAPY_TEST_IMAGE_TEMPLATE_BIOS")
-    cp = run_limapy("start", "--name", "b", tmpl, timeout=START_TIMEOUT)
+    cp = run_limapy("start", "--name", "b", "--timeout", f"{X86_START_TIMEOUT}s", tmpl, timeout=X86_START_TIMEOUT + 60)
     assert cp.returncode == 0, cp.stderr
     assert not (limapy_home / "b" / "qemu-efi-vars.fd").exists()
     out = sh(run_limapy, "b", "test -d /sys/firmware/efi && echo efi || echo bios; uname -m")
