@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark limapy against the floor each operation is compared with, measured in the same run.
 
-    hack/bench.py [--json] [--only cli,create,iso,boot,shares] [--repeat N] [--pairs N] [--template YAML]
+    hack/bench.py [--json] [--only cli,create,iso,boot,...] [--repeat N] [--pairs N] [--template YAML]
 
 Rows (group: what is measured / the floor it is compared against):
   cli     `limapy --help`, `limapy validate templates/default.yaml`, `limapy list` with 20 and 200 stopped
@@ -17,6 +17,10 @@ Rows (group: what is measured / the floor it is compared against):
           host agent); runs alternate A B A B (--pairs pairs) to cancel drift; medians.
           `limapy stop` of the ready instance / QMP system_powerdown until QEMU exits.
           (`start` and `stop` are accepted as names of this group.)
+  boot-uefi, boot-aarch64  the same start row for the UEFI x86_64 image and the aarch64 image
+          (hack/build-test-image.sh --boot uefi / --arch aarch64); aarch64 runs under TCG, several times slower
+  resume  `limapy start` of a suspended instance until READY (a /dev/shm mark proves the resume) / the same
+          instance's cold start until READY, alternately (--pairs pairs); `limapy suspend` of it
   shares  reading a 64 MiB file in the guest through each mount type / the same read on the host;
           an automatic port forward answering on the host after the guest listens / a static (hostfwd) one
 
@@ -61,7 +65,7 @@ from benchlib import (  # noqa: E402
     timed,
 )
 
-GROUPS = ("cli", "create", "iso", "boot", "shares")
+GROUPS = ("cli", "create", "iso", "boot", "boot-uefi", "boot-aarch64", "resume", "shares")
 ALIASES = {"start": "boot", "stop": "boot"}
 
 
@@ -203,6 +207,21 @@ class Bench:
 
         bench_boot(self)
 
+    def bench_boot_uefi(self) -> None:
+        from bench_boot import bench_boot
+
+        bench_boot(self, "boot-uefi")
+
+    def bench_boot_aarch64(self) -> None:
+        from bench_boot import bench_boot
+
+        bench_boot(self, "boot-aarch64")
+
+    def bench_resume(self) -> None:
+        from bench_resume import bench_resume
+
+        bench_resume(self)
+
     # -- shares ----------------------------------------------------------------------------------------------
     def bench_shares(self) -> None:
         from bench_shares import bench_shares
@@ -249,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "boot": (bench.bench_boot, [("boot.start", "limapy start until READY", "s"),
                                     ("boot.own", "limapy's own time per start", "s"),
                                     ("boot.stop", "limapy stop", "s")]),
+        "boot-uefi": (bench.bench_boot_uefi, [("boot-uefi.start", "limapy start until READY (UEFI)", "s")]),
+        "boot-aarch64": (bench.bench_boot_aarch64, [("boot-aarch64.start", "limapy start (aarch64)", "s")]),
+        "resume": (bench.bench_resume, [("resume.start", "limapy start of a suspended instance", "s"),
+                                        ("resume.suspend", "limapy suspend", "s")]),
         "shares": (bench.bench_shares, [("mount.virtiofs", "read through virtiofs", "ms"),
                                         ("mount.reverse-sshfs", "read through reverse-sshfs", "ms"),
                                         ("forward.latency", "automatic port forward", "s")]),
@@ -262,8 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as e:
                 bench.failed(g, ids, e)
     finally:
-        if "boot" in groups or "shares" in groups:  # never leave a guest running
-            for name in ("bs", "m-virtiofs", "m-reversesshfs", "m-9p"):
+        if set(groups) - {"cli", "create", "iso"}:  # never leave a guest running
+            for name in ("bs", "bu", "ba", "br", "m-virtiofs", "m-reversesshfs", "m-9p"):
                 subprocess.run([*bench.limapy, "stop", "-f", name], env=bench.env, capture_output=True)
         if args.keep:
             say(f"kept {home}")

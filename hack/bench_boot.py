@@ -1,5 +1,6 @@
 """hack/bench.py's boot rows: `limapy start`/`stop` of the test image against the same argv run straight with
-QEMU (A B A B pairs, medians)."""
+QEMU (A B A B pairs, medians). The same rows for the UEFI x86_64 and the aarch64 images (`boot-uefi`,
+`boot-aarch64`: start only), and `resume`: resume to ready against the same instance's cold start."""
 
 from __future__ import annotations
 
@@ -23,11 +24,19 @@ if TYPE_CHECKING:
     from bench import Bench
 
 
-def bench_boot(self: Bench) -> None:
+#: bench group -> (build-test-image.sh options, instance name, what the rows say about the image)
+KINDS = {
+    "boot": ((), "bs", "test image"),
+    "boot-uefi": (("--boot", "uefi"), "bu", "UEFI + GRUB, x86_64"),
+    "boot-aarch64": (("--arch", "aarch64"), "ba", "UEFI + GRUB, aarch64"),
+}
+
+
+def bench_boot(self: Bench, kind: str = "boot") -> None:
     from limapy.hostagent import PROBE_INTERVAL, READY_POLL
 
-    tmpl = self.template or test_image_template()
-    name = "bs"
+    options, name, what = KINDS[kind]
+    tmpl = (self.template if kind == "boot" else None) or test_image_template(*options)
     inst = self.home / name
     _, cp = self.lp("create", "--name", name, tmpl, timeout=600)
     check(cp, "limapy create (test image)")
@@ -42,7 +51,7 @@ def bench_boot(self: Bench) -> None:
     for f in saved:
         shutil.copy2(inst / f, pristine / f)
     port = int(re.search(r"^\s*Port\s+(\d+)", (inst / "ssh.config").read_text(), re.M).group(1))  # type: ignore[union-attr]
-    self.extra["boot"] = {"argv": argv, "probe_interval_s": PROBE_INTERVAL, "runs": []}
+    self.extra[kind] = {"argv": argv, "probe_interval_s": PROBE_INTERVAL, "runs": []}
     a_start: list[float] = []
     b_start: list[float] = []
     a_stop: list[float] = []
@@ -74,7 +83,7 @@ def bench_boot(self: Bench) -> None:
         check(cp, "limapy stop")
         a_start.append(dt)
         a_stop.append(ds)
-        self.extra["boot"]["runs"].append({"run": f"A{i + 1}", "start_s": round(dt, 2), "stop_s": round(ds, 2),
+        self.extra[kind]["runs"].append({"run": f"A{i + 1}", "start_s": round(dt, 2), "stop_s": round(ds, 2),
                                            "load1": round(load0, 2), "phases_s": phases})
         say(f"A{i + 1} limapy start {dt:.1f} s, stop {ds:.2f} s; phases {phases}")
         # B: the same argv straight with QEMU
@@ -84,18 +93,22 @@ def bench_boot(self: Bench) -> None:
         keep_logs(f"B{i + 1}")
         b_start.append(dt)
         b_stop.append(ds)
-        self.extra["boot"]["runs"].append({"run": f"B{i + 1}", "start_s": round(dt, 2), "stop_s": round(ds, 2),
+        self.extra[kind]["runs"].append({"run": f"B{i + 1}", "start_s": round(dt, 2), "stop_s": round(ds, 2),
                                            "load1": round(load0, 2), "phases_s": {"ssh": round(first_ssh, 2)}})
         say(f"B{i + 1} direct QEMU {dt:.1f} s (first SSH {first_ssh:.1f} s), powerdown {ds:.2f} s")
     pair_ratios = [a / b for a, b in zip(a_start, b_start, strict=True)]
     own = [r["phases_s"].get("booting", 0.0) + r["start_s"] - r["phases_s"].get("ready", r["start_s"])
-           for r in self.extra["boot"]["runs"] if r["run"].startswith("A")]
-    self.extra["boot"]["pair_ratios"] = [round(x, 3) for x in pair_ratios]
-    self.extra["boot"]["limapy_own_s"] = [round(x, 2) for x in own]
+           for r in self.extra[kind]["runs"] if r["run"].startswith("A")]
+    self.extra[kind]["pair_ratios"] = [round(x, 3) for x in pair_ratios]
+    self.extra[kind]["limapy_own_s"] = [round(x, 2) for x in own]
+    start = Row(f"{kind}.start", kind, f"limapy start until READY ({what})", "s", median(a_start),
+                median(b_start), "the planned argv with QEMU until boot-done over SSH", target="ratio<=1.05",
+                samples=a_start, floor_samples=b_start, note=f"{self.pairs} A/B pairs")
+    if kind != "boot":
+        self.rows.append(start)
+        return
     self.rows += [
-        Row("boot.start", "boot", "limapy start until READY (test image)", "s", median(a_start), median(b_start),
-            "the planned argv with QEMU until boot-done over SSH", target="ratio<=1.05",
-            samples=a_start, floor_samples=b_start, note=f"{self.pairs} A/B pairs"),
+        start,
         Row("boot.own", "boot", "limapy's own time per start (outside the guest)", "s", median(own),
             median(b_start), "the direct boot", target="ratio<=0.05", samples=own,
             note="launch to QEMU running + host agent ready to CLI return; immune to the guest's noise"),
@@ -106,8 +119,9 @@ def bench_boot(self: Bench) -> None:
 
 
 
-def test_image_template() -> str:
-    cp = subprocess.run([str(ROOT / "hack" / "build-test-image.sh")], capture_output=True, text=True, timeout=1800)
+def test_image_template(*options: str) -> str:
+    cp = subprocess.run([str(ROOT / "hack" / "build-test-image.sh"), *options], capture_output=True, text=True,
+                        timeout=3600)
     if cp.returncode != 0 or not cp.stdout.strip():
         raise RuntimeError(f"hack/build-test-image.sh failed: {cp.stderr.strip()[-300:]}")
     return cp.stdout.strip().splitlines()[-1]

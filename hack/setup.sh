@@ -12,6 +12,8 @@ PKGS=(
   swtpm swtpm-tools                            # TPM emulation (Windows 11)
   openssh-client                               # limapy shell / copy
   mmdebstrap e2fsprogs                         # hack/build-test-image.sh (offline test guest)
+  fdisk grub-common grub-pc-bin grub-efi-amd64-bin  # build-test-image.sh --boot uefi|bios (sfdisk, GRUB)
+  qemu-user-static arch-test                   # build-test-image.sh --arch aarch64 (arm64 chroot via binfmt)
   genisoimage                                  # isoinfo, to read back generated ISOs in tests
   cloud-init                                   # `cloud-init schema` checks the generated user-data
   clang lld dosfstools mtools                  # tests: the stand-in boot program of a Windows ISO (UEFI)

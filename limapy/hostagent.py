@@ -28,7 +28,7 @@ from limapy.errors import LimapyError
 
 if TYPE_CHECKING:
     from limapy.config.model import Spec
-    from limapy.driver import Machine
+    from limapy.driver import Driver, Machine
 
 log = logging.getLogger("limapy.hostagent")
 
@@ -42,6 +42,7 @@ WINDOWS_WARNINGS = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
     f"'{WARNINGS_FILE}' -ErrorAction SilentlyContinue\""
 )
+LINUX_PROBE = "cat /run/lima-boot-done 2>/dev/null || true"
 STOP_TIMEOUT = 180.0
 
 
@@ -139,8 +140,12 @@ class HostAgent:
         for n in plan.notices:
             self.events.emit(message=n)
         what = f"QEMU ({plan.accel})" if plan.driver == "qemu" else f"the {plan.driver} machine"
-        self.events.emit("firmware", f"starting {what}")
-        self.machine = drv.launch(inst, plan)
+        if plan.resume:
+            self.events.emit("resuming", f"resuming {what} from the saved state")
+        else:
+            self.events.emit("firmware", f"starting {what}")
+        plan = self._launch(drv, spec, plan)
+        assert self.machine is not None
         if plan.answer_boot_prompt:
             self._answer_boot_prompt(self.machine)
         self.events.emit("booting", "guest booting", running=False)
@@ -160,8 +165,26 @@ class HostAgent:
         self.events.emit("ready", "ready", running=True)
         while not self.stop_requested.is_set():
             if self.machine.wait_exit(1.0):
+                if inst.suspend_state.exists():
+                    return "suspended"
                 return "QEMU exited (the guest shut down)"
         return "stopped"
+
+    def _launch(self, drv: Driver, spec: Spec, plan: BootPlan) -> BootPlan:
+        """Launch the plan; when resuming from a saved state fails, discard the state and boot cold."""
+        from limapy.driver.suspended import ResumeFailed, discard, warning
+
+        try:
+            self.machine = drv.launch(self.inst, plan)
+            return plan
+        except ResumeFailed as e:
+            self.events.emit("firmware", warning(f"resuming failed ({e.message})"))
+        discard(self.inst)
+        plan = drv.plan(self.inst, spec)
+        drv.materialize(self.inst, spec, plan)
+        self.events.port = plan.ssh_port
+        self.machine = drv.launch(self.inst, plan)
+        return plan
 
     def _answer_boot_prompt(self, machine: Machine) -> None:
         """First boot of a Windows install: press Enter for the install media's "Press any key to boot from
@@ -206,9 +229,12 @@ class HostAgent:
         inst = self.inst
         ssh_up = False
         last_disk = 0
-        script = WINDOWS_PROBE if plan.windows else "cat /run/lima-boot-done 2>/dev/null || true"
+        script = WINDOWS_PROBE if plan.windows else LINUX_PROBE
         key, _ = store.ensure_user_key()
-        self.guest = guest = remote.Guest(plan.ssh_port, plan.user, key, connect_timeout=5.0)
+        # A resumed guest's sshd is up but slow for a while (TCG translates its code anew): a short timeout
+        # would only cut its first answer off and retry later.
+        wait = 30.0 if plan.resume else 5.0
+        self.guest = guest = remote.Guest(plan.ssh_port, plan.user, key, connect_timeout=wait)
         # the connection stays open for the guest services (mounts, forwards); closed in _shutdown
         while True:
             self._check_machine(machine)
@@ -218,6 +244,12 @@ class HostAgent:
                     phase = "Windows Setup" if size < (8 << 30) else "first logon"
                     self.events.emit(phase, f"disk {size >> 20} MiB written")
                     last_disk = size
+            if plan.resume and not ssh_up and not plan.windows:
+                from limapy.guest import clock
+
+                script = f"{clock.linux(time.time())}; {LINUX_PROBE}"
+            elif not plan.windows:
+                script = LINUX_PROBE
             try:
                 r = guest.run(script, timeout=30)
             except remote.RemoteError as e:  # not up yet (slirp accepts before the guest listens)
@@ -227,16 +259,39 @@ class HostAgent:
             if not ssh_up:
                 ssh_up = True
                 self.events.emit("ssh" if not plan.windows else "OpenSSH up", "SSH is up")
+                if plan.resume:
+                    self._set_clock(guest, plan, r)
                 self.events.emit("provisioning", "waiting for the boot scripts")
             if plan.windows:
                 if r.exit_code == 0:
                     self.guest_warnings = _windows_warnings(guest)
                     return True
-            elif r.stdout.strip() == plan.iid:
+            elif r.stdout.strip() == plan.iid or (plan.resume and r.stdout.strip()):
+                # a resumed guest is past this boot's scripts: /run (tmpfs) holds the suspended boot's id
                 self._copy_to_host(guest, spec)
                 return True
             # a probe on an open connection costs milliseconds: look often once SSH is up
             self.stop_requested.wait(READY_POLL)
+
+    def _set_clock(self, guest: Any, plan: BootPlan, r: Any) -> None:
+        """A resumed guest's clock stands where it was suspended: set it to the host's (limapy.guest.clock).
+        A Linux guest's first probe did it already (`r` says how that went)."""
+        from limapy import remote
+        from limapy.guest import clock
+
+        if plan.windows:
+            try:
+                r = guest.run(clock.windows(time.time()), timeout=30)
+            except remote.RemoteError as e:
+                log.warning("setting the resumed guest's clock: %s", e.message)
+                r = None
+            ok = r is not None and r.exit_code == 0
+        else:
+            ok = clock.FAILED not in r.stderr
+        if ok:
+            self.events.emit(message="the resumed guest's clock was set to the host's")
+        else:
+            self.events.emit(message="warning: could not set the resumed guest's clock to the host's")
 
     def _copy_to_host(self, guest: Any, spec: Spec) -> None:
         """Lima's copyToHost: guest files copied to the host once the guest is ready (over SFTP)."""

@@ -33,6 +33,7 @@ _SOCK_PROBE = "/ssh.sock.1234567890123456"
 RUNNING = "Running"
 STOPPED = "Stopped"
 BROKEN = "Broken"
+SUSPENDED = "Suspended"  # limapy extension: the guest's state is saved (`limapy suspend`)
 
 LOCK_FILE = "lock"
 DEFAULT_LOCK_TIMEOUT = 30.0
@@ -246,6 +247,16 @@ class Instance:
     def summary_file(self) -> Path:
         """The filled configuration, cached for `shell`, `list` and completion (limapy extension; JSON, 0600)."""
         return self._p("limapy-summary.json")
+
+    @property
+    def suspend_state(self) -> Path:
+        """The guest's saved machine state (`limapy suspend`; QEMU's migration stream), 0600."""
+        return self._p("suspend.state")
+
+    @property
+    def suspend_record(self) -> Path:
+        """What the saved state belongs to (disk, configuration, digest); written last, so it marks it complete."""
+        return self._p("suspend.json")
 
     @property
     def protected(self) -> Path:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ConfigError, LimapyError
 
 COMMANDS = (
-    "create", "start", "stop", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
+    "create", "start", "stop", "suspend", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
     "hostagent",
 )
 

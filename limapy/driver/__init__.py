@@ -126,7 +126,8 @@ class Driver(Protocol):
         """Stop now, without the guest (its disk caches still reach the disk), and clean up after it."""
 
     def suspend(self, inst: store.Instance) -> None:
-        """Save the running machine's state and stop it (not available yet)."""
+        """Save the running machine's whole state in the instance dir and stop it (limapy.driver.suspended);
+        the next `plan` resumes from it. An engine that cannot raises LimapyError and the machine runs on."""
 
     def screenshot(self, inst: store.Instance, out: Path) -> None: ...
 
@@ -226,5 +227,7 @@ def status(inst: store.Instance) -> str:
     if ha and vm:
         return store.RUNNING
     if ha is None and vm is None:
-        return store.STOPPED
+        from limapy.driver import suspended
+
+        return store.SUSPENDED if suspended.present(inst) else store.STOPPED
     return store.BROKEN

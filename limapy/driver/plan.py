@@ -81,6 +81,8 @@ class BootPlan:
     additional_disks: tuple[str, ...] = ()  # names to claim for this instance
     windows_boot: str | None = None  # WIN_INSTALL / WIN_SETUP / WIN_INSTALLED
     rdp_port: int | None = None
+    resume: bool = False  # the machine starts from the instance's saved (suspended) state
+    discard_state: bool = False  # a saved state that cannot be resumed from: removed, the guest boots cold
 
     @property
     def windows(self) -> bool:

@@ -53,7 +53,8 @@ class Services:
         # Its own connection: the watcher's channel stays busy for the instance's whole life.
         from limapy import remote
 
-        self.watcher = remote.Guest(self.guest.port, self.guest.user, self.guest.key, connect_timeout=5.0)
+        # SSH is known up: a slow answer (a guest just resumed, a loaded host) is worth waiting for
+        self.watcher = remote.Guest(self.guest.port, self.guest.user, self.guest.key, connect_timeout=30.0)
         self.thread = threading.Thread(target=self._watch, name="port watcher", daemon=True)
         self.thread.start()
 

@@ -22,7 +22,7 @@ def delete(name: str, *, force: bool = False) -> bool:
     from limapy import driver
 
     st = driver.status(inst)
-    if st != "Stopped":
+    if st not in (store.STOPPED, store.SUSPENDED):  # a suspended guest's saved state goes with its directory
         if not force:
             raise LimapyError(
                 f"instance `{name}` is {st}; stop it first", hint=f"`limapy stop {name}` or `limapy delete -f {name}`"

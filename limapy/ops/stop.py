@@ -39,8 +39,26 @@ def force_stop(inst: store.Instance) -> None:
             p.unlink(missing_ok=True)
 
 
+def _suspended(inst: store.Instance, force: bool, say: Callable[[str], None]) -> bool:
+    """A suspended guest is powered down properly: resumed (seconds), then stopped as a running one, so it
+    writes its caches; -f discards its saved memory instead (as pulling the plug; the disk stays)."""
+    from limapy.driver import suspended
+
+    if force:
+        suspended.discard(inst)
+        say(f"warning: discarded the saved state of `{inst.name}`; the next start boots cold")
+        return False
+    from limapy.ops.start import start_instance
+
+    say(f"`{inst.name}` is suspended: resuming it to power it down")
+    start_instance(inst, timeout=None, show=lambda _m: None)
+    return True
+
+
 def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None] = lambda _m: None) -> bool:
     """False when it was not running."""
+    if driver.status(inst) == store.SUSPENDED and not _suspended(inst, force, say):
+        return True
     ha = store.ha_pid(inst)
     vm = driver.driver_pid(inst)
     if ha is None and vm is None:

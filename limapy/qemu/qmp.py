@@ -91,6 +91,18 @@ class QMP:
             out.append(ev)
         return out
 
+    def send_fd(self, fd: int, name: str) -> None:
+        """Hand QEMU an open file descriptor (SCM_RIGHTS) under `name`, for `fd:NAME` URIs (no path, no shell)."""
+        try:
+            self._client.send_fd_scm(fd)
+        except Exception as e:
+            raise QMPError(f"cannot pass a file descriptor over QMP: {e}") from e
+        self.execute("getfd", {"fdname": name})
+
+    def query_migrate(self) -> dict[str, Any]:
+        """`status` (setup, active, completed, failed, ...) and, on failure, `error-desc`."""
+        return dict(self.execute("query-migrate"))
+
     def query_status(self) -> str:
         """`running`, `paused`, `shutdown`, `internal-error`, ..."""
         return str(self.execute("query-status")["status"])

@@ -4,6 +4,7 @@ killed afterwards; a failing test shows the guest's serial console and host-agen
 
 Environment:
     LIMAPY_TEST_IMAGE_TEMPLATE  a template from hack/build-test-image.sh to use instead of building
+    LIMAPY_TEST_IMAGE_TEMPLATE_UEFI, _BIOS, _AARCH64  the same for --boot uefi, --boot bios, --arch aarch64
     LIMAPY_E2E_TIMEOUT          default per-test timeout in seconds (900)
 """
 
@@ -25,7 +26,7 @@ E2E_DIR = Path(__file__).resolve().parent
 REPO_ROOT = E2E_DIR.parents[1]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "build-test-image.sh"
 DEFAULT_TIMEOUT = int(os.environ.get("LIMAPY_E2E_TIMEOUT", "900"))
-BUILD_TIMEOUT = 1800
+BUILD_TIMEOUT = 3600  # an aarch64 root runs its package scripts through qemu-user
 TAIL_LINES = 60
 
 # Directories whose serial.log / ha.*.log / qemu.log are shown when the test fails.
@@ -50,21 +51,23 @@ def _missing(*tools: str) -> list[str]:
     return [t for t in tools if shutil.which(t) is None]
 
 
-@pytest.fixture(scope="session")
-def test_image_template() -> Path:
-    """Absolute path of the limapy template that boots the offline test image."""
-    missing = _missing("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen")
-    if missing:
-        pytest.skip(f"e2e needs {', '.join(missing)} (apt-get install qemu-system-x86 qemu-utils openssh-client)")
-    given = os.environ.get("LIMAPY_TEST_IMAGE_TEMPLATE")
+def build_test_image(*options: str, needs: tuple[str, ...] = ("qemu-system-x86_64",), env: str = "") -> Path:
+    """The template hack/build-test-image.sh OPTIONS builds (or finds cached); skips when it cannot build.
+    `env` names a variable that may give the template instead."""
+    given = os.environ.get(env) if env else None
     if given:
         path = Path(given).expanduser().resolve()
         if not path.is_file():
-            pytest.fail(f"LIMAPY_TEST_IMAGE_TEMPLATE={given}: no such file")
+            pytest.fail(f"{env}={given}: no such file")
         return path
+    missing = _missing(*needs, "qemu-img", "ssh", "ssh-keygen")
+    if missing:
+        pytest.skip(f"e2e needs {', '.join(missing)} (hack/setup.sh installs them)")
     # A cached image needs neither root nor mmdebstrap, so try the script first and only then explain why
     # it could not build.
-    cp = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+    cp = subprocess.run(
+        ["bash", str(BUILD_SCRIPT), *options], capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False
+    )
     if cp.returncode != 0:
         tail = "\n".join(cp.stderr.strip().splitlines()[-20:])
         cannot_build = []
@@ -74,13 +77,25 @@ def test_image_template() -> Path:
         if cannot_build:
             pytest.skip(
                 f"no cached test image and cannot build one ({', '.join(cannot_build)}): run "
-                f"`sudo {BUILD_SCRIPT.relative_to(REPO_ROOT)}` or set LIMAPY_TEST_IMAGE_TEMPLATE"
+                f"`sudo {BUILD_SCRIPT.relative_to(REPO_ROOT)} {' '.join(options)}` or set LIMAPY_TEST_IMAGE_TEMPLATE"
             )
-        pytest.fail(f"{BUILD_SCRIPT.name} failed (exit {cp.returncode}):\n{tail}")
+        pytest.fail(f"{BUILD_SCRIPT.name} {' '.join(options)} failed (exit {cp.returncode}):\n{tail}")
     lines = cp.stdout.strip().splitlines()
     if not lines or not Path(lines[-1]).is_file():
         pytest.fail(f"{BUILD_SCRIPT.name} printed no template path: {cp.stdout!r}")
     return Path(lines[-1])
+
+
+@pytest.fixture(scope="session")
+def test_image_template() -> Path:
+    """Absolute path of the limapy template that boots the offline test image."""
+    given = os.environ.get("LIMAPY_TEST_IMAGE_TEMPLATE")
+    if given:
+        path = Path(given).expanduser().resolve()
+        if not path.is_file():
+            pytest.fail(f"LIMAPY_TEST_IMAGE_TEMPLATE={given}: no such file")
+        return path
+    return build_test_image()
 
 
 # --- per-test homes and cleanup --------------------------------------------------------------------------

@@ -11,7 +11,8 @@ the install and answer media but boots the disk and sends no boot keys, waits th
 probe succeeds, shows the first logon's warnings and the RDP address, and writes win-done-installation;
 `limapy screenshot win` works during that boot; `limapy shell win` reaches the guest by prefix (exit codes
 pass through the cmd.exe shim); after `limapy stop` the next start attaches no install media (argv and QMP
-query-block); the Windows password appears in no log and no CLI output.
+query-block); a suspend and resume in between keeps memory, the TPM's PCRs and the vars store; the Windows
+password appears in no log and no CLI output.
 """
 
 from __future__ import annotations
@@ -129,6 +130,24 @@ def test_windows_first_boot_with_standin_guest(
     cp = limapy("shell", "win", "echo", "hello")
     assert cp.returncode == 0 and cp.stdout.strip() == "hello", cp.stderr
     assert limapy("shell", "win", "exit", "3").returncode == 3
+
+    # Suspend and resume (issue 14): memory, the TPM's volatile state (PCR 0, extended by the firmware at
+    # boot; a fresh swtpm would not have it) and the vars store come back.
+    pcr = "cat /sys/class/tpm/tpm0/pcr-sha256/0" if tpm else "echo no-tpm"
+    cp = limapy("shell", "win", f"echo in-memory >/dev/shm/mark; {pcr}")
+    assert cp.returncode == 0, cp.stderr
+    pcr0 = cp.stdout.strip()
+    assert pcr0 and pcr0 != "0" * 64, pcr0
+    vars_before = (inst / "qemu-efi-vars.fd").read_bytes()
+    cp = limapy("suspend", "win", timeout=300)
+    assert cp.returncode == 0, cp.stderr
+    cp = limapy("start", "win", "--timeout", "10m", timeout=700)
+    assert cp.returncode == 0 and "[resuming]" in cp.stderr, cp.stderr
+    assert "discarded" not in cp.stderr, cp.stderr
+    cp = limapy("shell", "win", f"cat /dev/shm/mark; {pcr}")
+    assert cp.stdout.split() == ["in-memory", pcr0], cp.stdout + cp.stderr
+    assert (inst / "qemu-efi-vars.fd").read_bytes() == vars_before
+    assert not (inst / "suspend.state").exists()
 
     cp = limapy("stop", "windows")
     assert cp.returncode == 0, cp.stderr

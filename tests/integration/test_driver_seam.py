@@ -1,6 +1,6 @@
 """The driver seam carries every lifecycle command: with a toy second driver (tests/toydriver.py, which records
 its calls and boots nothing) `create`, `start` (through the host agent), `start --dry-run`, `list`, `stop`,
-`stop -f` and `screenshot` reach it, and no QEMU is ever started."""
+`stop -f`, `screenshot` and `suspend` (which the toy refuses) reach it, and no QEMU is ever started."""
 
 from __future__ import annotations
 
@@ -84,6 +84,10 @@ def test_lifecycle_goes_through_the_driver(home: Path, tmp_path: Path) -> None:
     shot = tmp_path / "shot.png"
     assert limapy(home, "screenshot", "t", "-o", str(shot)).returncode == 0
     assert shot.read_bytes() == b"toy screen\n"
+
+    cp = limapy(home, "suspend", "t")  # a capability of the seam that an engine may refuse
+    assert cp.returncode != 0 and cp.stderr.splitlines()[-1] == "limapy: the toy driver cannot suspend", cp.stderr
+    assert listed(home)["status"] == "Running"  # and the machine runs on
 
     cp = limapy(home, "stop", "t")
     assert cp.returncode == 0, cp.stderr

@@ -130,7 +130,12 @@ class QemuDriver:
         machine.remove_runtime_files(inst)
 
     def suspend(self, inst: store.Instance) -> None:
-        raise LimapyError("suspend is not available yet with the qemu driver", hint=f"`limapy stop {inst.name}`")
+        from limapy.driver.qemu.suspend import save
+
+        pid = self.pid(inst)
+        if pid is None:
+            raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
+        save(inst, pid, self.name)
 
     def screenshot(self, inst: store.Instance, out: Path) -> None:
         from limapy.qemu.qmp import QMP

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from limapy import disk, netutil, store
 from limapy.config.model import BootKind, Spec
-from limapy.driver import check_ssh_port
+from limapy.driver import check_ssh_port, suspended
 from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, WindowsImage
 from limapy.errors import LimapyError
 from limapy.qemu import firmware, host, virtiofsd
@@ -44,6 +44,8 @@ class Facts:
     virtiofsd: virtiofsd.Virtiofsd | None = None
     additional_disks: tuple[Path, ...] = ()
     record_base: bool = False
+    resume: suspended.Record | None = None  # a saved state to resume from (limapy.driver.suspended)
+    discard_state: str = ""  # why a saved state cannot be resumed from
 
 
 def rdp_port(inst: store.Instance) -> int:
@@ -130,9 +132,11 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
             pair, spec.arch, padded_code=inst.qemu_efi_code, vars_store=inst.qemu_efi_vars
         )
     adds = tuple(disk.additional_disk_path(d.name) for d in spec.additional_disks)
+    record_state, why = suspended.usable(inst, "qemu")
+    port = record_state.ssh_port if record_state is not None else check_ssh_port(spec) or netutil.free_port()
     return Facts(
         host=facts,
-        ssh_port=check_ssh_port(spec) or netutil.free_port(),
+        ssh_port=port,
         mac=netutil.mac_address(inst.dir),
         iid=iid or f"iid-{int(time.time())}",
         vars=vars_plan,
@@ -141,4 +145,6 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
         additional_disks=adds,
         files=files,
         record_base=record,
+        resume=record_state,
+        discard_state=why,
     )

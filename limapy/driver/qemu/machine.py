@@ -15,6 +15,7 @@ from pathlib import Path
 
 from limapy import pids, proc, store
 from limapy.dirs import ENV_ACCEL
+from limapy.driver import suspended
 from limapy.driver.plan import BootPlan
 from limapy.driver.sidecars import Supervisor
 from limapy.errors import LimapyError
@@ -197,6 +198,11 @@ def launch(inst: store.Instance, plan: BootPlan) -> QemuMachine:
     machine = QemuMachine(inst, child, sup)
     try:
         machine.connect()
+        if plan.resume:
+            from limapy.driver.qemu.suspend import resume
+
+            resume(inst, machine._monitor(), machine.alive)
+            suspended.discard(inst)  # the guest runs on: the state is history now
     except BaseException:
         machine._force()
         raise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from limapy import disk, ssh, store
 from limapy.config.model import Spec
-from limapy.driver import media
+from limapy.driver import media, suspended
 from limapy.driver.plan import BootPlan
 from limapy.qemu import firmware
 
@@ -17,7 +17,9 @@ log = logging.getLogger("limapy.driver.qemu")
 def materialize(inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
     """Disk grown, base recorded, UEFI store made, additional disks claimed, first-boot media, ssh.config."""
     store.check_links(inst)  # nothing below may write through a link planted in the instance dir
-    if plan.disk is not None:
+    if plan.discard_state:
+        suspended.discard(inst)
+    if plan.disk is not None and not plan.resume:  # a resumed guest must find its disk as it left it
         if plan.record_base:
             base = disk.backing_file(plan.disk)
             if base is not None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from limapy import pids, store
 from limapy.config.model import Spec
+from limapy.driver import suspended
 from limapy.driver.plan import (
     MEDIA_AUTOUNATTEND,
     MEDIA_NOCLOUD,
@@ -112,6 +113,11 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         rdp_port=f.rdp_port,
     )
     notices = [facts.host.accel_notice] if facts.host.accel_notice else []
+    if facts.resume is not None:
+        # the very machine that was saved (its ports and media included), waiting for the state over QMP
+        argv = [*facts.resume.argv, "-incoming", "defer"]
+    if facts.discard_state:
+        notices.append(suspended.warning(facts.discard_state))
     if f.windows_boot == WIN_SETUP:
         notices.append(SETUP_NOTICE)
     notices += f.image_warnings
@@ -124,13 +130,15 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         iid=facts.iid,
         accel=facts.host.accel,
         notices=tuple(notices),
-        media=_media(inst, spec, facts),
+        media=None if facts.resume else _media(inst, spec, facts),  # a resumed guest keeps its seed
         sidecars=sidecars(inst, spec, facts),
         disk=inst.disk,
         disk_size=spec.disk,
         record_base=facts.record_base,
         firmware=vp,
         additional_disks=tuple(d.name for d in spec.additional_disks),
-        windows_boot=f.windows_boot,
+        windows_boot=None if facts.resume else f.windows_boot,  # no boot prompt to answer in a resumed guest
         rdp_port=f.rdp_port,
+        resume=facts.resume is not None,
+        discard_state=bool(facts.discard_state),
     )
