@@ -8,6 +8,7 @@ from limapy.cli._util import say
 
 
 def register(app: typer.Typer) -> None:
+    @app.command("ls", hidden=True)
     @app.command("list")
     def list_(
         names: list[str] = typer.Argument(None, help="Only these instances"),
