@@ -36,8 +36,8 @@ def validate_files(files: Sequence[str], *, fill: bool = False, allow_local: boo
             continue
         for w in loaded.warnings:
             print(w, file=sys.stderr)
-        if fill:
-            sys.stdout.write(dump_yaml(loaded.cfg))
+        if fill:  # several documents: a YAML stream, each one after `---` (Lima)
+            sys.stdout.write(("---\n" if len(files) > 1 else "") + dump_yaml(loaded.cfg))
         else:
             print(f"{f}: OK")
     return EXIT_INVALID if bad else 0

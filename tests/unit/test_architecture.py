@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
      "limapy.proc", "limapy.bootprompt"),
     ("limapy.config", "limapy.pids", "limapy.iso", "limapy.download", "limapy.winmedia", "limapy.winmsi",
-     "limapy.remote", "limapy.edits"),
+     "limapy.remote", "limapy.edits", "limapy.editflags"),
     ("limapy.store", "limapy.disk", "limapy.winedition"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
