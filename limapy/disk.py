@@ -110,6 +110,27 @@ def grow(disk: Path, size_bytes: int) -> bool:
     return True
 
 
+def copy(src: Path, dst: Path, *, full: bool = False) -> None:
+    """`dst` = a copy of the disk `src`: its qcow2 file as it is (an overlay stays an overlay on the same base,
+    so the copy holds only the guest's own changes), or with `full` one self-contained qcow2 (no backing file).
+    Written under a temp name: a failed copy leaves no disk behind."""
+    import shutil
+
+    if dst.exists():
+        raise InstanceError(f"{dst} already exists; refusing to overwrite it")
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        if full:
+            proc.run([QEMU_IMG, "convert", "-q", "-O", "qcow2", src, tmp])
+        else:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 @dataclass(frozen=True)
 class CheckResult:
     ok: bool

@@ -432,6 +432,19 @@ def creating(name: str) -> Iterator[Path]:
     fsync_dir(home)
 
 
+def rename(inst: Instance, new_name: str) -> Instance:
+    """Move a (stopped, locked) instance's directory to `new_name`, refusing a taken or unusable name."""
+    validate_name(new_name)
+    final = instance_dir(new_name)
+    _check_socket_room(final)
+    _refuse_existing(final)
+    if final.exists():
+        raise InstanceError(f"{final} exists but is not a limapy instance", hint="move or remove that directory")
+    os.rename(inst.dir, final)
+    fsync_dir(final.parent)
+    return Instance(new_name, final)
+
+
 def create_instance_dir(name: str, files: Mapping[str, bytes] | None = None) -> Instance:
     """Create instance `name` holding `files` (e.g. {"lima.yaml": ...}) all at once, or nothing at all."""
     with creating(name) as tmp:
