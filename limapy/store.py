@@ -233,6 +233,10 @@ class Instance:
         """The host port of the Windows guest's Remote Desktop forward (127.0.0.1), chosen at boot."""
         return self._p("rdp.port")
 
+    def snapshot_files(self, tag: str) -> Path:
+        """The UEFI vars and TPM state kept with disk snapshot `tag` (limapy extension: `snapshots/<tag>/`)."""
+        return self._p("snapshots") / tag
+
     @property
     def protected(self) -> Path:
         return self._p("protected")

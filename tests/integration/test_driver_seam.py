@@ -103,3 +103,14 @@ def test_unknown_driver_is_one_line(home: Path, tmp_path: Path) -> None:
     assert cp.stderr.splitlines()[0] == "limapy: driver `nope` does not exist"
     assert "Traceback" not in cp.stderr
     assert not (home / "t").exists()
+
+
+def test_snapshots_go_through_the_driver(home: Path, tmp_path: Path) -> None:
+    assert limapy(home, "create", "--name", "t", str(template(tmp_path))).returncode == 0
+    for args in (("create", "t", "--tag", "one"), ("save", "t", "--tag", "two"), ("delete", "t", "--tag", "one")):
+        cp = limapy(home, "snapshot", *args)
+        assert cp.returncode == 0, cp.stderr
+    assert [c["call"] for c in calls(home) if str(c["call"]).startswith("snapshot")] == [
+        "snapshot create one", "snapshot create two", "snapshot delete one"]
+    cp = limapy(home, "snapshot", "list", "-q", "t")
+    assert cp.stdout == "two\n"
