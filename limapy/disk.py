@@ -173,7 +173,7 @@ def missing_additional_disk(name: str) -> NotFoundError:
     path = additional_disk_path(name)
     return NotFoundError(
         f"additional disk `{name}` does not exist ({path})",
-        hint=f"create it first: qemu-img create -f qcow2 {path} 10G (limapy has no `disk` command yet)",
+        hint=f"create it first: `limapy disk create {name} --size 10GiB`",
     )
 
 
@@ -191,12 +191,26 @@ def ensure_additional_disk(name: str, size_bytes: int | None = None, fmt: str = 
     return disk
 
 
-def claim_additional_disk(name: str, instance_dir: Path) -> Path:
-    """Mark `_disks/<name>` as used by `instance_dir` (symlink `in_use_by`, as Lima does)."""
+def disk_owner(name: str) -> Path | None:
+    """The instance dir `_disks/<name>/in_use_by` names, if any (it may be stopped, or gone)."""
     link = additional_disk_dir(name) / IN_USE_BY
-    if link.is_symlink():
-        owner = Path(os.readlink(link))
-        if owner != instance_dir and owner.exists():
+    return Path(os.readlink(link)) if link.is_symlink() else None
+
+
+def owner_running(owner: Path) -> bool:
+    """Whether the instance in `owner` runs now (its host agent is alive): only then does it hold the disk."""
+    from limapy import store
+
+    return owner.is_dir() and store.ha_pid(store.Instance(owner.name, owner)) is not None
+
+
+def claim_additional_disk(name: str, instance_dir: Path) -> Path:
+    """Mark `_disks/<name>` as used by `instance_dir` (symlink `in_use_by`, as Lima does). A disk another
+    running instance holds is refused; the mark of a stopped or deleted one is taken over."""
+    link = additional_disk_dir(name) / IN_USE_BY
+    owner = disk_owner(name)
+    if owner is not None:
+        if owner != instance_dir and owner_running(owner):
             raise InstanceError(
                 f"additional disk `{name}` is in use by instance `{owner.name}`",
                 hint=f"stop `{owner.name}` first",
