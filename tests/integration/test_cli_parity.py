@@ -388,3 +388,104 @@ def test_completion_other_shells(env: Env) -> None:
         r = env.run("completion", shell)
         assert r.rc == 0 and "_LIMAPY_COMPLETE" in r.out
     assert env.run("completion", "tcsh").rc == 2
+
+
+# -- snapshot (stopped: qemu-img; the firmware store and TPM state kept beside the disk) -------------------
+
+
+def test_snapshot_offline_keeps_vars_and_tpm_with_the_disk(env: Env) -> None:
+    env.create("w")
+    inst = env.home / "w"
+    (inst / "qemu-efi-vars.fd").write_bytes(b"vars at snapshot time")
+    (inst / "swtpm").mkdir()
+    (inst / "swtpm" / "tpm2-00.permall").write_bytes(b"tpm at snapshot time")
+    assert env.run("snapshot", "create", "w", "--tag", "clean").rc == 0
+    assert env.run("snapshot", "save", "w", "--tag", "second").rc == 0
+    r = env.run("snapshot", "list", "w")
+    assert r.rc == 0 and r.out.splitlines()[0].split()[:3] == ["ID", "TAG", "VM"]
+    assert [line.split()[1] for line in r.out.splitlines()[1:]] == ["clean", "second"]
+    assert env.run("snapshot", "ls", "-q", "w").out == "clean\nsecond\n"
+    (inst / "qemu-efi-vars.fd").write_bytes(b"vars changed later")
+    (inst / "swtpm" / "tpm2-00.permall").write_bytes(b"tpm changed later")
+    assert env.run("snapshot", "apply", "w", "--tag", "clean").rc == 0
+    assert (inst / "qemu-efi-vars.fd").read_bytes() == b"vars at snapshot time"
+    assert (inst / "swtpm" / "tpm2-00.permall").read_bytes() == b"tpm at snapshot time"
+    assert (inst / "snapshots").stat().st_mode & 0o777 == 0o700
+    assert env.run("snapshot", "delete", "w", "--tag", "clean").rc == 0
+    assert env.run("snapshot", "list", "-q", "w").out == "second\n"
+    assert not (inst / "snapshots" / "clean").exists()
+
+
+def test_snapshot_refusals(env: Env) -> None:
+    env.create("w")
+    assert env.run("snapshot", "create", "w", "--tag", "a").rc == 0
+    r = env.run("snapshot", "create", "w", "--tag", "a")
+    assert r.rc == 1 and "already exists" in r.err
+    r = env.run("snapshot", "apply", "w", "--tag", "nope")
+    assert r.rc == 1 and "has no snapshot `nope`" in r.err
+    for bad in ("a b", "x;quit", "-c", "../x", ""):
+        r = env.run("snapshot", "create", "w", "--tag", bad)
+        assert r.rc == 2, (bad, r.err)
+    assert env.run("snapshot", "list", "-q", "w").out == "a\n"
+
+
+# -- disk (the lock holds while, and only while, the holder runs) ----------------------------------------
+
+
+def test_disk_commands(env: Env, tmp_path: Path) -> None:
+    assert env.run("disk", "create", "data", "--size", "1GiB").rc == 0
+    assert env.run("disk", "create", "rawdisk", "--size", "16MiB", "--format", "raw").rc == 0
+    r = env.run("disk", "create", "data", "--size", "1GiB")
+    assert r.rc == 1 and "already exists" in r.err
+    rows = [json.loads(line) for line in env.run("disk", "list", "--json").out.splitlines()]
+    assert [(d["name"], d["size"], d["format"], d["instance"]) for d in rows] == [
+        ("data", 1 << 30, "qcow2", ""), ("rawdisk", 16 << 20, "raw", "")]
+    table = env.run("disk", "ls").out.splitlines()
+    assert table[0].split() == ["NAME", "SIZE", "FORMAT", "LOCATION", "IN-USE-BY"]
+    assert env.run("disk", "resize", "data", "--size", "2GiB").rc == 0
+    r = env.run("disk", "resize", "data", "--size", "1GiB")
+    assert r.rc == 1 and "shrinking the disk (2GiB --> 1GiB) is not supported" in r.err
+    image = tmp_path / "img.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "8M"], check=True)
+    assert env.run("disk", "import", "imported", str(image)).rc == 0
+    assert (env.home / "_disks" / "imported" / "datadisk").is_file()
+    assert env.run("disk", "delete", "imported", "rawdisk").rc == 0
+    assert [json.loads(x)["name"] for x in env.run("disk", "list", "--json").out.splitlines()] == ["data"]
+    r = env.run("disk", "delete", "nosuch")
+    assert r.rc == 1 and "does not exist" in r.err
+
+
+def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
+    """A process whose command line carries `hostagent NAME`: limapy believes the instance runs."""
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "hostagent", inst.name])
+    (inst / "ha.pid").write_text(f"{p.pid}\n")
+    return p
+
+
+def test_disk_lock_follows_the_running_instance(env: Env) -> None:
+    from limapy import disk
+    from limapy.errors import InstanceError
+
+    env.create("a")
+    env.create("b")
+    assert env.run("disk", "create", "shared", "--size", "64MiB").rc == 0
+    a, b = env.home / "a", env.home / "b"
+    agent = _fake_hostagent(a)
+    try:
+        disk.claim_additional_disk("shared", a)
+        with pytest.raises(InstanceError, match="in use by instance `a`"):
+            disk.claim_additional_disk("shared", b)
+        assert json.loads(env.run("disk", "list", "--json").out)["instance"] == "a"
+        for args in (("delete", "-f", "shared"), ("resize", "shared", "--size", "1GiB"), ("unlock", "shared")):
+            r = env.run("disk", *args)
+            assert r.rc == 1 and "in use by the running instance `a`" in r.err, args
+    finally:
+        agent.kill()
+        agent.wait()
+    assert json.loads(env.run("disk", "list", "--json").out)["instance"] == ""  # a stopped: nobody holds it
+    r = env.run("disk", "delete", "shared")
+    assert r.rc == 1 and "attached to the stopped instance `a`" in r.err
+    disk.claim_additional_disk("shared", b)  # a stopped instance's mark is taken over
+    assert disk.disk_owner("shared") == b
+    assert env.run("disk", "unlock", "shared").rc == 0
+    assert env.run("disk", "delete", "shared").rc == 0
