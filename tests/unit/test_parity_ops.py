@@ -129,3 +129,13 @@ def test_clone_keeps_no_boot_state(home: Path) -> None:
     names = {p.name for p in _kept(dummy("c"))}
     assert "qemu-efi-vars.fd" in names and "windows-password" in names
     assert not names & {"protected", "swtpm", "ssh.config", "cidata.iso", "lock", "ha.pid", "serial.log"}
+
+
+def test_info_has_limas_keys(home: Path) -> None:
+    from limapy.ops.info import host_info
+
+    info = host_info()
+    assert {"version", "templates", "defaultTemplate", "limaHome", "vmTypes", "vmTypesEx", "guestAgents",
+            "hostOS", "hostArch", "identityFile", "plugins", "libexecPaths", "sharePaths"} <= info.keys()  # fmt: skip
+    assert info["defaultTemplate"]["cpus"] and info["defaultTemplate"]["images"]
+    assert info["vmTypesEx"]["qemu"]["location"] == "internal"
