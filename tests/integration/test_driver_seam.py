@@ -114,3 +114,28 @@ def test_snapshots_go_through_the_driver(home: Path, tmp_path: Path) -> None:
         "snapshot create one", "snapshot create two", "snapshot delete one"]
     cp = limapy(home, "snapshot", "list", "-q", "t")
     assert cp.stdout == "two\n"
+
+
+def test_start_foreground_is_the_host_agent_until_ctrl_c(home: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    assert limapy(home, "create", "--name", "t", str(template(tmp_path))).returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "limapy", "start", "--foreground", "t"], env=env(home), cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while listed(home)["status"] != "Running":
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.stderr else ""
+            time.sleep(0.3)
+        assert listed(home)["hostAgentPID"] == p.pid  # this process became the host agent
+        assert b'"phase"' in (home / "t" / "ha.stdout.log").read_bytes()  # events still go to the log
+        cp = limapy(home, "start", "--foreground", "t")
+        assert cp.returncode == 1 and "already running" in cp.stderr
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) is not None
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert listed(home)["status"] == "Stopped"
