@@ -139,3 +139,20 @@ def test_info_has_limas_keys(home: Path) -> None:
             "hostOS", "hostArch", "identityFile", "plugins", "libexecPaths", "sharePaths"} <= info.keys()  # fmt: skip
     assert info["defaultTemplate"]["cpus"] and info["defaultTemplate"]["images"]
     assert info["vmTypesEx"]["qemu"]["location"] == "internal"
+
+
+def test_console_tail_shows_new_complete_lines_escaped(tmp_path: Path) -> None:
+    from limapy.ops.start import ConsoleTail
+
+    log = tmp_path / "serial.log"
+    log.write_bytes(b"old boot line\n")
+    tail = ConsoleTail(log)  # starts at the end: only this boot's output
+    assert tail.lines() == []
+    with open(log, "ab") as f:
+        f.write(b"[    1.0] booting\r\n\x1b[0;32m  OK  \x1b[0m\npartial")
+    assert tail.lines() == ["[    1.0] booting", "\\x1b[0;32m  OK  \\x1b[0m"]
+    with open(log, "ab") as f:
+        f.write(b" line\n")
+    assert tail.lines() == ["partial line"]
+    log.write_bytes(b"new\n")  # truncated by the next boot
+    assert tail.lines() == ["new"]
