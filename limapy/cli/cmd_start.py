@@ -64,12 +64,13 @@ def register(app: typer.Typer) -> None:
         from limapy.units import parse_duration
 
         wait = parse_duration(timeout) if timeout else None
+        edits = to_edits(flags, existing=True)
         inst = ops.resolve_target(
             target, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
-            existing_sets=to_edits(flags, existing=True), create_only=flags.given_create_only(),
+            existing_sets=() if dry_run else edits, create_only=flags.given_create_only(),
         )  # fmt: skip
-        if dry_run:
-            print(ops.dry_run(inst))
+        if dry_run:  # the flags shape the plan; lima.yaml is not written
+            print(ops.dry_run(inst, edits if ops.existed(inst, target) else ()))
             return
         if foreground:
             ops.run_foreground(inst)

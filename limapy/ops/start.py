@@ -81,11 +81,23 @@ def default_timeout(inst: store.Instance) -> float:
     return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if emulated else WINDOWS_FIRST_BOOT_TIMEOUT
 
 
-def dry_run(inst: store.Instance) -> str:
-    """The command line a start would run, from the driver's plan; nothing is written, locked or started."""
+def existed(inst: store.Instance, target: str) -> bool:
+    """Whether `start TARGET` named an existing instance (not a template it was just created from)."""
+    return not looks_like_template(target) and target != "template:default"
+
+
+def dry_run(inst: store.Instance, sets: Sequence[str | Edit] = ()) -> str:
+    """The command line a start would run, from the driver's plan, with `sets` applied to the configuration
+    in memory only; nothing is written, locked or started."""
     from limapy import config, driver
 
-    spec = config.instance_spec(inst)
+    if sets:
+        from limapy.ops.create import load_template
+
+        spec = config.check(load_template(str(inst.lima_yaml), sets, allow_local=True), name=inst.name,
+                            instance_dir=inst.dir).spec  # fmt: skip
+    else:
+        spec = config.instance_spec(inst)
     plan = driver.for_instance(inst).plan(inst, spec)
     return shlex.join(plan.argv)
 

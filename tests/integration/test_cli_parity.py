@@ -240,13 +240,16 @@ def test_create_from_stdin_requires_name(env: Env) -> None:
     assert env.run("ls", "-q").out.split() == ["fromstdin"]
 
 
-def test_start_applies_flags_to_an_existing_instance(env: Env) -> None:
+def test_start_flags_on_an_existing_instance(env: Env) -> None:
     env.create("d")
+    before = env.yaml("d")
     r = env.run("start", "--dry-run", "--cpus", "1", "--plain", "d")
     assert r.rc == 0, r.err
-    assert "-smp 1," in r.out
+    assert "-smp 1," in r.out  # the plan has the flag's value ...
     assert "--plain applies only when an instance is created" in r.err
-    assert "cpus: 1\n" in env.yaml("d")
+    assert env.yaml("d") == before  # ... and a dry run writes nothing
+    r = env.run("start", "--dry-run", "--set", '.cpus = "x"', "d")
+    assert r.rc == 3 and "--set '.cpus = \"x\"': field `cpus`" in r.err
 
 
 # -- clone / rename --------------------------------------------------------------------------------------

@@ -139,3 +139,15 @@ def test_start_foreground_is_the_host_agent_until_ctrl_c(home: Path, tmp_path: P
             p.kill()
             p.wait()
     assert listed(home)["status"] == "Stopped"
+
+
+def test_start_applies_flags_to_an_existing_instance(home: Path, tmp_path: Path) -> None:
+    assert limapy(home, "create", "--name", "t", str(template(tmp_path))).returncode == 0
+    cp = limapy(home, "start", "--cpus", "3", "--arch", "aarch64", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert "--arch applies only when an instance is created" in cp.stderr
+    text = (home / "t" / "lima.yaml").read_text()
+    assert "cpus: 3\n" in text and "arch: x86_64" in text
+    cp = limapy(home, "start", "--cpus", "2", "t")  # running: lima.yaml is not edited under it
+    assert cp.returncode == 1 and "cannot edit a running instance" in cp.stderr
+    assert limapy(home, "stop", "t").returncode == 0
