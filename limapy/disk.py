@@ -47,6 +47,15 @@ def is_iso9660(path: Path) -> bool:
         return False
 
 
+def image_format(path: Path) -> str:
+    """"qcow2" when `path` starts with qcow2's magic, else "raw" (the two formats `disk create` makes)."""
+    try:
+        with open(path, "rb") as f:
+            return "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+    except OSError:
+        return "raw"
+
+
 def virtual_size(disk: Path) -> int:
     return int(info(disk)["virtual-size"])
 
