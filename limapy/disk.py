@@ -47,6 +47,15 @@ def is_iso9660(path: Path) -> bool:
         return False
 
 
+def image_format(path: Path) -> str:
+    """"qcow2" when `path` starts with qcow2's magic, else "raw" (the two formats `disk create` makes)."""
+    try:
+        with open(path, "rb") as f:
+            return "qcow2" if f.read(4) == b"QFI\xfb" else "raw"
+    except OSError:
+        return "raw"
+
+
 def virtual_size(disk: Path) -> int:
     return int(info(disk)["virtual-size"])
 
@@ -110,6 +119,27 @@ def grow(disk: Path, size_bytes: int) -> bool:
     return True
 
 
+def copy(src: Path, dst: Path, *, full: bool = False) -> None:
+    """`dst` = a copy of the disk `src`: its qcow2 file as it is (an overlay stays an overlay on the same base,
+    so the copy holds only the guest's own changes), or with `full` one self-contained qcow2 (no backing file).
+    Written under a temp name: a failed copy leaves no disk behind."""
+    import shutil
+
+    if dst.exists():
+        raise InstanceError(f"{dst} already exists; refusing to overwrite it")
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        if full:
+            proc.run([QEMU_IMG, "convert", "-q", "-O", "qcow2", src, tmp])
+        else:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
 @dataclass(frozen=True)
 class CheckResult:
     ok: bool
@@ -152,7 +182,7 @@ def missing_additional_disk(name: str) -> NotFoundError:
     path = additional_disk_path(name)
     return NotFoundError(
         f"additional disk `{name}` does not exist ({path})",
-        hint=f"create it first: qemu-img create -f qcow2 {path} 10G (limapy has no `disk` command yet)",
+        hint=f"create it first: `limapy disk create {name} --size 10GiB`",
     )
 
 
@@ -170,12 +200,26 @@ def ensure_additional_disk(name: str, size_bytes: int | None = None, fmt: str = 
     return disk
 
 
-def claim_additional_disk(name: str, instance_dir: Path) -> Path:
-    """Mark `_disks/<name>` as used by `instance_dir` (symlink `in_use_by`, as Lima does)."""
+def disk_owner(name: str) -> Path | None:
+    """The instance dir `_disks/<name>/in_use_by` names, if any (it may be stopped, or gone)."""
     link = additional_disk_dir(name) / IN_USE_BY
-    if link.is_symlink():
-        owner = Path(os.readlink(link))
-        if owner != instance_dir and owner.exists():
+    return Path(os.readlink(link)) if link.is_symlink() else None
+
+
+def owner_running(owner: Path) -> bool:
+    """Whether the instance in `owner` runs now (its host agent is alive): only then does it hold the disk."""
+    from limapy import store
+
+    return owner.is_dir() and store.ha_pid(store.Instance(owner.name, owner)) is not None
+
+
+def claim_additional_disk(name: str, instance_dir: Path) -> Path:
+    """Mark `_disks/<name>` as used by `instance_dir` (symlink `in_use_by`, as Lima does). A disk another
+    running instance holds is refused; the mark of a stopped or deleted one is taken over."""
+    link = additional_disk_dir(name) / IN_USE_BY
+    owner = disk_owner(name)
+    if owner is not None:
+        if owner != instance_dir and owner_running(owner):
             raise InstanceError(
                 f"additional disk `{name}` is in use by instance `{owner.name}`",
                 hint=f"stop `{owner.name}` first",

@@ -1,6 +1,7 @@
 """`--set EXPR` and the shortcut flags: a small, safe subset of yq applied to template data.
 
-Supported, joined with `|`: `.a.b = VALUE`, `.a[0].b = VALUE`, `.a += VALUE` (lists), `del(.a.b)`.
+Supported, joined with `|`: `.a.b = VALUE`, `.a[0].b = VALUE`, `.a += VALUE` (lists), `.a = VALUE + .a`
+(prepend to a list), `.a[].b = VALUE` (every entry of a list), `del(.a.b)`.
 VALUE is YAML (`"str"`, `4`, `true`, `[1, 2]`, `{k: v}`). Anything else is a usage error naming the
 unsupported part, never a silent no-op.
 """
@@ -14,9 +15,12 @@ from typing import Any
 
 from limapy.errors import UsageError
 
-_SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\"[^\"]+\"\])"
+_SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\]|\[\"[^\"]+\"\])"
 _PATH_RE = re.compile(r"\.?" + _SEG + r"*\Z")
-_TOKEN_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[\"([^\"]+)\"\]")
+_TOKEN_RE = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]|\[\"([^\"]+)\"\]|(\[\])")
+#: `[]` in a path: every entry of the list there.
+EACH = -1
+_PREPEND_RE = re.compile(r"(.+?)\s*\+\s*(\.[A-Za-z_][A-Za-z0-9_.\-\[\]\"]*)\s*\Z", re.S)
 
 
 def _path(text: str, expr: str) -> list[str | int]:
@@ -29,8 +33,10 @@ def _path(text: str, expr: str) -> list[str | int]:
             out.append(m.group(1))
         elif m.group(2) is not None:
             out.append(int(m.group(2)))
-        else:
+        elif m.group(3) is not None:
             out.append(m.group(3))
+        else:
+            out.append(EACH)
     return out
 
 
@@ -40,6 +46,8 @@ class Edit:
 
     expr: str
     origin: str
+    #: The field must exist before the edit (`--param K=V`: Lima refuses a param the template does not define).
+    must_exist: bool = False
 
     @classmethod
     def of(cls, item: str | Edit) -> Edit:
@@ -99,25 +107,63 @@ def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
                 hint="limapy supports `.a.b = VALUE`, `.list += [VALUE]` and `del(.a.b)`",
             )
         path = _path(m.group(1), expr)
-        value = _value(m.group(3), expr)
-        parent, key = _parent(data, path, expr, create=True)
-        if isinstance(key, int):
-            if not isinstance(parent, list):
-                raise UsageError(f"--set `{expr}`: [{key}] needs a list")
-            while len(parent) <= key:
-                parent.append({})
-        elif not isinstance(parent, dict):
-            raise UsageError(f"--set `{expr}`: `{key}` is not inside a mapping")
-        if m.group(2) == "+=":
-            old = parent[key] if isinstance(parent, list) and isinstance(key, int) else parent.get(key)
-            if old is None:
-                old = []
-            if not isinstance(old, list):
-                raise UsageError(f"--set `{expr}`: `+=` needs a list field")
-            value = old + (value if isinstance(value, list) else [value])
-        parent[key] = value
+        text, prepend = m.group(3), False
+        pm = _PREPEND_RE.fullmatch(text) if m.group(2) == "=" else None
+        if pm and _path(pm.group(2), expr) == path:
+            text, prepend = pm.group(1), True
+        value = _value(text, expr)
+        if prepend and not isinstance(value, list):
+            raise UsageError(f"--set `{expr}`: only a list can be prepended to a list")
+        if EACH in path:
+            i = path.index(EACH)
+            items, _ = _parent(data, [*path[:i], 0], expr, create=False)  # the list at path[:i]
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict):
+                    apply_one(item, path[i + 1 :], value, m.group(2), expr, prepend)
+            path = path[:i]
+        else:
+            apply_one(data, path, value, m.group(2), expr, prepend)
         changed.append(tuple(path))
     return changed
+
+
+def target_exists(data: dict[str, Any], expr: str) -> bool:
+    """Whether the field a `PATH = VALUE` expression sets is already there."""
+    m = re.fullmatch(r"(\.[^=+]*?)\s*=.*", expr.strip(), flags=re.S)
+    if not m:
+        return False
+    cur: Any = data
+    for part in _path(m.group(1), expr):
+        if isinstance(part, str) and isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(part, int) and isinstance(cur, list) and 0 <= part < len(cur):
+            cur = cur[part]
+        else:
+            return False
+    return True
+
+
+def apply_one(data: dict[str, Any], path: list[str | int], value: Any, op: str, expr: str, prepend: bool) -> None:
+    """One `=` / `+=` at `path` under `data` (no `[]` left in `path`)."""
+    if EACH in path:
+        raise UsageError(f"--set `{expr}`: only one `[]` is supported")
+    parent, key = _parent(data, path, expr, create=True)
+    if isinstance(key, int):
+        if not isinstance(parent, list):
+            raise UsageError(f"--set `{expr}`: [{key}] needs a list")
+        while len(parent) <= key:
+            parent.append({})
+    elif not isinstance(parent, dict):
+        raise UsageError(f"--set `{expr}`: `{key}` is not inside a mapping")
+    if op == "+=" or prepend:
+        old = parent[key] if isinstance(parent, list) and isinstance(key, int) else parent.get(key)
+        if old is None:
+            old = []
+        if not isinstance(old, list):
+            raise UsageError(f"--set `{expr}`: `{'+=' if op == '+=' else '+'}` needs a list field")
+        new = value if isinstance(value, list) else [value]
+        value = new + old if prepend else old + new
+    parent[key] = value
 
 
 def _split(expr: str) -> list[str]:

@@ -243,6 +243,10 @@ class Instance:
         """The host port of the Windows guest's Remote Desktop forward (127.0.0.1), chosen at boot."""
         return self._p("rdp.port")
 
+    def snapshot_files(self, tag: str) -> Path:
+        """The UEFI vars and TPM state kept with disk snapshot `tag` (limapy extension: `snapshots/<tag>/`)."""
+        return self._p("snapshots") / tag
+
     @property
     def summary_file(self) -> Path:
         """The filled configuration, cached for `shell`, `list` and completion (limapy extension; JSON, 0600)."""
@@ -468,6 +472,19 @@ def creating(name: str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     fsync_dir(home)
+
+
+def rename(inst: Instance, new_name: str) -> Instance:
+    """Move a (stopped, locked) instance's directory to `new_name`, refusing a taken or unusable name."""
+    validate_name(new_name)
+    final = instance_dir(new_name)
+    _check_socket_room(final)
+    _refuse_existing(final)
+    if final.exists():
+        raise InstanceError(f"{final} exists but is not a limapy instance", hint="move or remove that directory")
+    os.rename(inst.dir, final)
+    fsync_dir(final.parent)
+    return Instance(new_name, final)
 
 
 def create_instance_dir(name: str, files: Mapping[str, bytes] | None = None) -> Instance:

@@ -15,12 +15,13 @@ from pathlib import Path
 
 from limapy import pids, store
 from limapy.config.model import Spec
-from limapy.driver import Fetched, Say
+from limapy.driver import Fetched, Say, Snapshot
 from limapy.driver.plan import READY_NONE, BootPlan
 from limapy.errors import LimapyError
 
 CALLS = "toy.calls"
 PID = "toy.pid"
+SNAPSHOTS = "toy.snapshots"
 
 
 def record(directory: Path, call: str) -> None:
@@ -104,6 +105,17 @@ class ToyDriver:
 
     def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
         return {}
+
+    def snapshot(self, inst: store.Instance, action: str, tag: str) -> None:
+        record(inst.dir, f"snapshot {action} {tag}")
+        tags = [s.tag for s in self.snapshots(inst)]
+        tags = [*tags, tag] if action == "create" else [t for t in tags if t != tag]
+        (inst.dir / SNAPSHOTS).write_text("".join(t + "\n" for t in tags))
+
+    def snapshots(self, inst: store.Instance) -> list[Snapshot]:
+        path = inst.dir / SNAPSHOTS
+        tags = path.read_text().split() if path.exists() else []
+        return [Snapshot(tag=t, vm_state_size=0, date=0, vm_clock=0.0) for t in tags]
 
 
 DRIVER = ToyDriver()

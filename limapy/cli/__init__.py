@@ -15,6 +15,9 @@ from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_U
 COMMANDS = (
     "create", "start", "stop", "suspend", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
     "hostagent",
+    # issue 13 (module cmd_<name>; the command itself may be spelled with a dash)
+    "restart", "edit", "clone", "factory_reset", "protect", "show_ssh", "tunnel", "snapshot", "disk", "prune",
+    "template", "completion",
 )
 
 

@@ -3,7 +3,27 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def complete_instances(incomplete: str) -> list[str]:
+    """Shell completion of an instance argument (the one source of instance names for completion)."""
+    from limapy.ops.completion import instance_names
+
+    return [n for n in instance_names() if n.startswith(incomplete)]
+
+
+def instance_arg(help_: str = "An instance (name or unique prefix)", default: Any = ...) -> Any:
+    """A typer Argument naming one instance, completed with the instance names."""
+    import typer
+
+    return typer.Argument(default, help=help_, autocompletion=complete_instances)
+
+
+def instance_names_arg(help_: str = "Instances (names or unique prefixes)", default: Any = ...) -> Any:
+    """A typer Argument naming one or more instances, completed with the instance names."""
+    return instance_arg(help_, default)

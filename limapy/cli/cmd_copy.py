@@ -8,6 +8,7 @@ import typer
 
 
 def register(app: typer.Typer) -> None:
+    @app.command("cp", hidden=True)
     @app.command("copy")
     def copy(
         operands: list[str] = typer.Argument(..., help="SOURCE... TARGET; guest paths as NAME:PATH"),

@@ -1,25 +1,28 @@
-"""`limapy create [--name N] [--cpus --memory --disk] [--set EXPR] TEMPLATE`."""
+"""`limapy create [--name N] [Lima's create flags: --cpus --memory --disk --set --param --mount ...] TEMPLATE`."""
 
 from __future__ import annotations
 
 import typer
 
+from limapy.cli._editflags import with_edit_flags
 from limapy.cli._util import say
+from limapy.editflags import EditFlags
 
 
 def register(app: typer.Typer) -> None:
     @app.command("create")
+    @with_edit_flags
     def create(
-        template: str | None = typer.Argument(None, help="FILE.yaml, template:NAME, https://URL, or - (stdin)"),
+        template: str | None = typer.Argument(
+            None, help="FILE.yaml, template:NAME, https://URL, or - (stdin, needs --name)"
+        ),
         name: str | None = typer.Option(None, "--name", help="Instance name (default: from the template)."),
-        cpus: int | None = typer.Option(None, "--cpus", min=1, help="Number of CPUs."),
-        memory: float | None = typer.Option(None, "--memory", help="Memory in GiB."),
-        disk: float | None = typer.Option(None, "--disk", help="Disk size in GiB."),
-        set_: list[str] = typer.Option([], "--set", help="Edit the template: `.a.b = VALUE`, `del(.x)` (repeatable)."),
         allow_local_files: bool = typer.Option(
             False, "--allow-local-files", help="Let a template from the network read files on this host."
         ),
         list_templates: bool = typer.Option(False, "--list-templates", help="List the template:NAMEs and exit."),
+        *,
+        flags: EditFlags,
     ) -> None:
         """Create an instance from a template (downloads the image, builds its disk)."""
         if list_templates:
@@ -32,12 +35,9 @@ def register(app: typer.Typer) -> None:
 
             raise UsageError("create needs a template (FILE.yaml, template:NAME, URL or -)",
                              hint="`limapy create --list-templates` lists the template:NAMEs")  # fmt: skip
-        from limapy.edits import shortcut_sets
+        from limapy.editflags import to_edits
         from limapy.ops.create import create as do_create
 
-        inst = do_create(
-            template, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say,
-            allow_local=allow_local_files,
-        )  # fmt: skip
+        inst = do_create(template, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files)
         say(f"created `{inst.name}` in {inst.dir}")
         say(f"Run `limapy start {inst.name}` to start the instance.")

@@ -1,4 +1,4 @@
-"""`limapy start [NAME|TEMPLATE] [--name N] [--timeout D] [--dry-run]`."""
+"""`limapy start [NAME|TEMPLATE] [--name N] [--timeout D] [--dry-run] [--foreground] [--progress] [create flags]`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import sys
 
 import typer
 
-from limapy.cli._util import say
+from limapy.cli._editflags import with_edit_flags
+from limapy.cli._util import complete_instances, say
+from limapy.editflags import EditFlags
 
 
 class Display:
@@ -37,9 +39,11 @@ class Display:
 
 def register(app: typer.Typer) -> None:
     @app.command("start")
+    @with_edit_flags
     def start(
         target: str = typer.Argument(
-            "default", help="An instance name (or unique prefix), or a template to create from"
+            "default", help="An instance name (or unique prefix), or a template to create from",
+            autocompletion=complete_instances,
         ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
@@ -48,30 +52,34 @@ def register(app: typer.Typer) -> None:
         dry_run: bool = typer.Option(
             False, "--dry-run", help="Print the command the boot would run; change nothing, boot nothing."
         ),
-        cpus: int | None = typer.Option(None, "--cpus", min=1, help="CPUs (when creating)."),
-        memory: float | None = typer.Option(None, "--memory", help="Memory in GiB (when creating)."),
-        disk: float | None = typer.Option(None, "--disk", help="Disk in GiB (when creating)."),
-        set_: list[str] = typer.Option([], "--set", help="Template edit, as for create (when creating)."),
+        foreground: bool = typer.Option(False, "--foreground", help="Run the host agent in this terminal."),
+        progress: bool = typer.Option(False, "--progress", help="Show the guest's console output while booting."),
         allow_local_files: bool = typer.Option(
             False, "--allow-local-files", help="Let a template from the network read files on this host."
         ),
+        *,
+        flags: EditFlags,
     ) -> None:
-        """Start an instance, creating it from a template first when given one."""
-        from limapy.edits import shortcut_sets
+        """Start an instance, creating it from a template first when given one (flags edit an existing one)."""
+        from limapy.editflags import to_edits
         from limapy.ops import start as ops
         from limapy.units import parse_duration
 
         wait = parse_duration(timeout) if timeout else None
+        edits = to_edits(flags, existing=True)
         inst = ops.resolve_target(
-            target, name=name, sets=[*shortcut_sets(cpus, memory, disk), *set_], say=say,
-            allow_local=allow_local_files,
+            target, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
+            existing_sets=() if dry_run else edits, create_only=flags.given_create_only(),
         )  # fmt: skip
-        if dry_run:
-            print(ops.dry_run(inst))
+        if dry_run:  # the flags shape the plan; lima.yaml is not written
+            print(ops.dry_run(inst, edits if ops.existed(inst, target) else ()))
+            return
+        if foreground:
+            ops.run_foreground(inst)
             return
         display = Display()
         try:
-            started = ops.start_instance(inst, timeout=wait, show=display.show)
+            started = ops.start_instance(inst, timeout=wait, show=display.show, progress=progress)
         finally:
             display.close()
         if not started:

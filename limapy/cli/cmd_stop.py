@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import say
+from limapy.cli._util import complete_instances, say
 
 
 def register(app: typer.Typer) -> None:
     @app.command("stop")
     def stop(
-        names: list[str] = typer.Argument(..., help="Instances (names or unique prefixes)"),
+        names: list[str] = typer.Argument(
+            ..., help="Instances (names or unique prefixes)", autocompletion=complete_instances
+        ),
         force: bool = typer.Option(
             False, "-f", "--force", help="Stop QEMU and the host agent at once (no guest shutdown)."
         ),

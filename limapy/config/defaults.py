@@ -181,8 +181,7 @@ def fill(
     disks = []
     for disk in cfg.get("additionalDisks") or []:
         disk = {"name": disk} if isinstance(disk, str) else dict(disk or {})
-        _set(disk, "format", True)
-        disks.append(disk)
+        disks.append(disk)  # `format` stays unset, as Lima's FillDefault leaves it (true when used)
     cfg["additionalDisks"] = disks
 
     user = _d(cfg, "user")
@@ -230,8 +229,7 @@ def fill(
         _set(p9, "protocolVersion", "9p2000.L")
         _set(p9, "msize", "128KiB")
         _set(p9, "cache", "mmap" if m["writable"] else "fscache")
-        vfs = _d(m, "virtiofs")
-        _set(vfs, "queueSize", 1024)
+        _d(m, "virtiofs")  # queueSize unset: Lima's QEMU driver fills it (1024) later, not FillDefault
         mounts.append(m)
     cfg["mounts"] = mounts
 
@@ -256,7 +254,7 @@ def fill(
         if not isinstance(p, dict):
             continue
         _set(p, "mode", "system")
-        for k in ("path", "owner"):
+        for k in ("script", "content", "expression", "path", "owner"):  # Lima's FillDefault templates these
             if isinstance(p.get(k), str):
                 p[k] = expand_vars(p[k], guest_vars)
         if p["mode"] == "data":
@@ -277,6 +275,8 @@ def fill(
     probes = cfg.get("probes") or []
     for i, pr in enumerate(probes):
         if isinstance(pr, dict):
+            if isinstance(pr.get("script"), str):
+                pr["script"] = expand_vars(pr["script"], guest_vars)
             _set(pr, "mode", "readiness")
             _set(pr, "description", f"user probe {i + 1}/{len(probes)}")
     cfg["probes"] = probes

@@ -93,7 +93,8 @@ def _note_source(doc: Document, located: Located) -> None:
 
 
 def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> None:
-    """`provision[].file` / `probes[].file` are read and become `script`, relative to their template."""
+    """`provision[].file` / `probes[].file` are read, relative to their template, and become the entry's
+    text as Lima embeds it: `content` of a `data` entry, `expression` of a `yq` entry, else `script`."""
     for section in PREPENDED:
         items = doc.data.get(section)
         if not isinstance(items, list):
@@ -119,10 +120,12 @@ def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> N
             _note_source(doc, inner)
             if len(inner.raw) > MAX_INLINE_BYTES:
                 raise ConfigError([f"{where}: `{ref}` is larger than 4 MiB"])
+            target = {"data": "content", "yq": "expression"}.get(str(item.get("mode")), "script")
             try:
-                item["script"] = inner.raw.decode("utf-8")
+                item[target] = inner.raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ConfigError([f"{where}: `{ref}` is not UTF-8 text"]) from None
+                raise ConfigError([f"{where}: `{ref}` is not UTF-8 text"],
+                                  hint="limapy embeds text files only (a binary data file is not supported)") from None
             del item["file"]
 
 

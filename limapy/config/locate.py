@@ -202,6 +202,26 @@ def refuse_local(locator: str, what: str = "file") -> RemoteReadsLocal:
     )
 
 
+#: A bare image URL (Lima's `limactl create URL.qcow2`, also as a `base:`): a template is made from it.
+_IMAGE_URL_RE = re.compile(r"(?:https?://|file://|/|\.{0,2}/).*\.(?:img|qcow2|raw|iso|ipsw)(?:\.(?:gz|xz|bz2|zstd))?\Z",
+                           re.I)  # fmt: skip
+
+
+def image_template(url: str) -> Located:
+    """The template Lima synthesises for an image URL, without downloading it: `images: [{location, arch}]`
+    (the arch when the file name tells it); the instance name from the file name."""
+    import json
+
+    name = url.rsplit("/", 1)[-1]
+    low = name.lower()
+    arch = "aarch64" if re.search(r"arm64|aarch64", low) else "x86_64" if re.search(r"amd64|x86_64", low) else None
+    entry = f"- location: {json.dumps(url)}\n" + (f"  arch: {arch}\n" if arch else "")
+    raw = (f"arch: {arch}\n" if arch else "") + "images:\n" + entry
+    stem = re.sub(r"(?i)\.(?:img|qcow2|raw|iso|ipsw)(?:\.(?:gz|xz|bz2|zstd))?\Z", "", name)
+    hint = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or None
+    return Located(url, url, raw.encode(), None, hint)
+
+
 def locate(
     locator: str,
     *,
@@ -233,6 +253,8 @@ def locate(
             path.resolve(),
             tuple(candidates[: candidates.index(path)] if path in candidates else candidates),
         )
+    if _IMAGE_URL_RE.fullmatch(locator) and not (remote_base is not None and not is_remote(locator)):
+        return image_template(locator)
     scheme = custom_scheme(locator)
     if scheme is not None:
         locator = _resolve_plugin(scheme, locator)

@@ -180,9 +180,10 @@ class _V:
 
     def user_shell(self) -> None:
         shell = (self.cfg.get("user") or {}).get("shell")
-        if shell in (None, ""):
+        windows = self.cfg.get("os") == "Windows"
+        if shell is None or (shell == "" and not windows):  # '' on Windows is no shell at all: refused
             return
-        if self.cfg.get("os") == "Windows":
+        if windows:
             base = re.split(r"[\\/]", str(shell))[-1].lower()
             if base not in WINDOWS_SHELLS:
                 self.add(

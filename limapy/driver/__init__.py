@@ -134,6 +134,21 @@ class Driver(Protocol):
     def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
         """Where to look when a boot goes wrong: serial log, the engine's own log, ..."""
 
+    def snapshot(self, inst: store.Instance, action: str, tag: str) -> None:
+        """`create`, `apply` or `delete` snapshot `tag`: of the disk when stopped, of the whole running machine
+        (through the engine) when running; refused with the reason when the engine cannot."""
+
+    def snapshots(self, inst: store.Instance) -> list[Snapshot]:
+        """The instance's snapshots, oldest first."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    tag: str
+    vm_state_size: int  # bytes of machine state (0: a disk-only snapshot, taken while stopped)
+    date: int  # seconds since the epoch
+    vm_clock: float  # the guest's running time when taken, seconds
+
 
 def check_ssh_port(spec: Spec) -> int:
     """The configured ssh.localPort (0 = pick one at boot); refused when something listens on it."""

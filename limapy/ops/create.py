@@ -33,6 +33,9 @@ def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool
     doc = load(locator, fetcher=template_fetcher, allow_local=allow_local)
     for item in sets:
         edit = edits.Edit.of(item)
+        if edit.must_exist and not edits.target_exists(doc.data, edit.expr):
+            what = edit.expr.partition("=")[0].strip()
+            raise UsageError(f"{edit.origin}: the template does not define `{what}`", hint="see its `param:` section")
         for path in edits.apply(doc.data, edit.expr):
             n = len(path)
             doc.marks = {p: m for p, m in doc.marks.items() if p[:n] != path}
@@ -127,10 +130,10 @@ def create(
     from limapy.config import check, hostinfo
     from limapy.config.load import stored_yaml
 
+    if locator == "-" and not name:
+        raise UsageError("`create -` (a template on stdin) requires --name", hint="e.g. `limapy create --name vm -`")
     doc = load_template(locator, sets, allow_local=allow_local)
     name = name or doc.name_hint or "default"
-    if locator == "-" and not name:
-        raise UsageError("a template read from stdin needs --name")
     store.validate_name(name)
     layout = store.Instance(name, store.instance_dir(name))
     if layout.lima_yaml.exists():

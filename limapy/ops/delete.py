@@ -18,7 +18,10 @@ def delete(name: str, *, force: bool = False) -> bool:
         raise LimapyError(f"{d} is not a limapy instance (no lima.yaml); not deleting it")
     inst = store.Instance(name, d)
     if inst.protected.exists():
-        raise LimapyError(f"instance `{name}` is protected", hint=f"remove {inst.protected} first")
+        raise LimapyError(
+            f"failed to delete instance `{name}`: instance is protected to prohibit accidental removal",
+            hint=f"use `limapy unprotect {name}`",
+        )
     from limapy import driver
 
     st = driver.status(inst)

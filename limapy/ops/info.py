@@ -17,13 +17,47 @@ def host_info() -> dict[str, Any]:
         "version": __version__,
         "limaCompatVersion": LIMA_COMPAT_VERSION,
         "templates": templates,
+        "defaultTemplate": _default_template(),
         "limaHome": str(dirs.limapy_home()),
         "vmTypes": ["qemu"],
+        "vmTypesEx": {"qemu": {"name": "qemu", "location": "internal"}},
+        "guestAgents": {},  # limapy has no guest agent binary (DESIGN: port forwards)
         "hostOS": platform.system().lower(),
         "hostArch": lima_arch(platform.machine()),
         "identityFile": str(dirs.config_dir() / "user"),
+        "plugins": _plugins(),
+        "libexecPaths": [],
+        "sharePaths": [str(dirs.data_dir())],
         "cacheDir": str(dirs.cache_dir()),
     }
+
+
+def _default_template() -> Any:
+    """template:default with every default filled in (Lima's defaultTemplate); null when it does not load."""
+    from limapy.config import load_config
+    from limapy.errors import LimapyError
+
+    try:
+        return load_config("template:default").cfg
+    except LimapyError:
+        return None
+
+
+def _plugins() -> list[dict[str, str]]:
+    """URL-scheme plugins on PATH (`limapy-url-*`, `limactl-url-*`), as Lima lists its plugins."""
+    import os
+    from pathlib import Path
+
+    found: dict[str, dict[str, str]] = {}
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        try:
+            entries = sorted(Path(d).iterdir()) if d else []
+        except OSError:
+            continue
+        for p in entries:
+            if p.name.startswith(("limapy-url-", "limactl-url-")) and os.access(p, os.X_OK):
+                found.setdefault(p.name, {"name": p.name, "path": str(p)})
+    return list(found.values())
 
 
 def instance_info(name: str) -> dict[str, Any]:

@@ -41,13 +41,23 @@ def resolve_target(
     sets: Sequence[str | Edit],
     say: Show,
     allow_local: bool = False,
+    existing_sets: Sequence[str | Edit] = (),
+    create_only: Sequence[str] = (),
 ) -> store.Instance:
-    """The instance `start TARGET` boots: an existing one (name or unique prefix), or one created from a
-    template first. `start` alone boots `default`, creating it from template:default when missing (as Lima)."""
+    """The instance `start TARGET` boots: an existing one (name or unique prefix), its lima.yaml edited first
+    by `existing_sets` (Lima applies the flags to it; the create-only ones are named and ignored), or one
+    created from a template. `start` alone boots `default`, creating it from template:default when missing."""
     if target == "default" and name is None and "default" not in store.list_instances():
         target, name = "template:default", "default"
     if not looks_like_template(target):
-        return store.resolve(target)
+        inst = store.resolve(target)
+        for flag in create_only:
+            say(f"warning: {flag} applies only when an instance is created; ignored for `{inst.name}`")
+        if existing_sets:
+            from limapy.ops.edit import apply_edits
+
+            apply_edits(inst, existing_sets, say=say)
+        return inst
     from limapy.ops.create import create
 
     inst = create(target, name=name, sets=sets, say=say, for_start=True, allow_local=allow_local)
@@ -71,11 +81,23 @@ def default_timeout(inst: store.Instance) -> float:
     return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if emulated else WINDOWS_FIRST_BOOT_TIMEOUT
 
 
-def dry_run(inst: store.Instance) -> str:
-    """The command line a start would run, from the driver's plan; nothing is written, locked or started."""
+def existed(inst: store.Instance, target: str) -> bool:
+    """Whether `start TARGET` named an existing instance (not a template it was just created from)."""
+    return not looks_like_template(target) and target != "template:default"
+
+
+def dry_run(inst: store.Instance, sets: Sequence[str | Edit] = ()) -> str:
+    """The command line a start would run, from the driver's plan, with `sets` applied to the configuration
+    in memory only; nothing is written, locked or started."""
     from limapy import config, driver
 
-    spec = config.instance_spec(inst)
+    if sets:
+        from limapy.ops.create import load_template
+
+        spec = config.check(load_template(str(inst.lima_yaml), sets, allow_local=True), name=inst.name,
+                            instance_dir=inst.dir).spec  # fmt: skip
+    else:
+        spec = config.instance_spec(inst)
     plan = driver.for_instance(inst).plan(inst, spec)
     return shlex.join(plan.argv)
 
@@ -137,8 +159,36 @@ class Follower:
         return out
 
 
-def wait_ready(inst: store.Instance, agent: proc.Process[bytes], timeout: float, show: Show) -> None:
+class ConsoleTail:
+    """New complete lines of the guest's serial console (`start --progress`), control characters escaped."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+        self.buf = b""
+
+    def lines(self) -> list[str]:
+        from limapy.errors import shown
+
+        try:
+            with open(self.path, "rb") as f:
+                if f.seek(0, os.SEEK_END) < self.offset:  # a new boot truncated it
+                    self.offset = 0
+                f.seek(self.offset)
+                data = f.read(1 << 16)
+        except OSError:
+            return []
+        self.offset += len(data)
+        self.buf += data
+        *done, self.buf = self.buf.split(b"\n")
+        return [shown(ln.decode(errors="replace").rstrip("\r")) for ln in done if ln.strip()]
+
+
+def wait_ready(
+    inst: store.Instance, agent: proc.Process[bytes], timeout: float, show: Show, *, progress: bool = False
+) -> None:
     follower = Follower(inst.ha_stdout_log)
+    console = ConsoleTail(inst.serial_log) if progress else None
     deadline = time.monotonic() + timeout
     phase = "starting"
     while True:
@@ -156,6 +206,8 @@ def wait_ready(inst: store.Instance, agent: proc.Process[bytes], timeout: float,
                 )
             if st.get("running") and phase == "ready":
                 return
+        for line in console.lines() if console is not None else []:
+            show(f"[console] {line}")
         # The agent is our child: a host agent killed with -9 is a zombie that signal 0 still reports
         # alive (and it leaves ha.pid behind), so poll() decides, not the pid file.
         if agent.poll() is not None:
@@ -176,25 +228,43 @@ def wait_ready(inst: store.Instance, agent: proc.Process[bytes], timeout: float,
         time.sleep(0.2)
 
 
-def start_instance(inst: store.Instance, *, timeout: float | None, show: Show) -> bool:
+def _startable(inst: store.Instance) -> bool:
+    """False when it runs already; an error when its machine runs without a host agent (Broken)."""
+    if not inst.lima_yaml.exists():
+        raise LimapyError(f"instance `{inst.name}` was deleted")
+    if store.ha_pid(inst) is not None:
+        return False
+    from limapy import driver
+
+    vm = driver.driver_pid(inst)
+    if vm is not None:
+        what = "QEMU" if driver.name_of(inst) == "qemu" else f"its {driver.name_of(inst)} machine"
+        raise LimapyError(
+            f"instance `{inst.name}` is Broken: {what} (pid {vm}) runs without its host agent",
+            hint=f"`limapy stop -f {inst.name}` stops it; then start again",
+        )
+    return True
+
+
+def run_foreground(inst: store.Instance) -> None:
+    """`start --foreground`: become the host agent (its log lines on this terminal, events in ha.stdout.log);
+    Ctrl-C stops the guest as `limapy stop` does."""
+    with store.lock(inst, what="start"):
+        if not _startable(inst):
+            raise LimapyError(f"instance `{inst.name}` is already running")
+        fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        os.dup2(fd, 1)
+        os.close(fd)
+    proc.exec_replace(proc.python_module("limapy", "hostagent", inst.name))
+
+
+def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
     """Start and wait; False when it was already running."""
     with store.lock(inst, what="start"):
-        if not inst.lima_yaml.exists():
-            raise LimapyError(f"instance `{inst.name}` was deleted")
-        ha = store.ha_pid(inst)
-        if ha is not None:
+        if not _startable(inst):
             return False
-        from limapy import driver
-
-        vm = driver.driver_pid(inst)
-        if vm is not None:
-            what = "QEMU" if driver.name_of(inst) == "qemu" else f"its {driver.name_of(inst)} machine"
-            raise LimapyError(
-                f"instance `{inst.name}` is Broken: {what} (pid {vm}) runs without its host agent",
-                hint=f"`limapy stop -f {inst.name}` stops it; then start again",
-            )
         agent = spawn_hostagent(inst)
-    wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show)
+    wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show, progress=progress)
     show_message(inst, show)
     return True
 

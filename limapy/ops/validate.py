@@ -86,11 +86,11 @@ def validate_files(files: Sequence[str], *, fill: bool = False, allow_local: boo
         memo = None if fill or allow_local else _memo(f)
         if _replay(memo):
             continue
-        bad += _validate(f, fill=fill, allow_local=allow_local, memo=memo)
+        bad += _validate(f, fill=fill, allow_local=allow_local, memo=memo, stream=len(files) > 1)
     return EXIT_INVALID if bad else 0
 
 
-def _validate(f: str, *, fill: bool, allow_local: bool, memo: Memo | None) -> int:
+def _validate(f: str, *, fill: bool, allow_local: bool, memo: Memo | None, stream: bool = False) -> int:
     """Validate one file, printing its lines; 1 when it is invalid."""
     from limapy.config import check
     from limapy.config.load import dump_yaml, load
@@ -114,7 +114,8 @@ def _validate(f: str, *, fill: bool, allow_local: bool, memo: Memo | None) -> in
             print(f"hint: {e.hint}", file=sys.stderr)
         return 1
     err = "".join(f"{w}\n" for w in loaded.warnings)
-    out = dump_yaml(loaded.cfg) if fill else f"{f}: OK\n"
+    # several documents with --fill: a YAML stream, each one after `---` (Lima)
+    out = ("---\n" if stream else "") + dump_yaml(loaded.cfg) if fill else f"{f}: OK\n"
     sys.stderr.write(err)
     sys.stdout.write(out)
     if memo is not None:

@@ -71,6 +71,9 @@ class Paths:
     fw_vars: Path | None = None
     disk_format: str | None = None  # "qcow2" | "raw"; None lets QEMU probe (as Lima does)
     additional_disks: tuple[Path, ...] = field(default_factory=tuple)
+    #: each additional disk's format ("qcow2" | "raw"), so QEMU never probes a raw one (it would then refuse
+    #: the guest writes to block 0); missing entries are probed
+    additional_disk_formats: tuple[str, ...] = field(default_factory=tuple)
     virtiofs_socks: tuple[Path, ...] = field(default_factory=tuple)  # one per mount, in `mounts` order
 
     @classmethod
@@ -146,6 +149,12 @@ def _drive(file: Path, drive_id: str, *, cdrom: bool = False, fmt: str | None = 
             opts.append(f"format={fmt}")
         opts.append("discard=on")
     return ["-drive", ",".join(opts)]
+
+
+def _extra_format(paths: Paths, i: int) -> str | None:
+    """The format of additional disk `i` (1-based), when known."""
+    formats = paths.additional_disk_formats
+    return formats[i - 1] if i <= len(formats) else None
 
 
 def _with_bootindex(device: str, bootindex: int | None) -> str:
@@ -325,7 +334,7 @@ def _linux(
     bootindex = "" if paths.kernel is not None else ",bootindex=0"
     argv += ["-device", f"virtio-blk-pci,drive=boot-disk{bootindex}"]
     for i, extra in enumerate(paths.additional_disks, start=1):
-        argv += [*_drive(extra, f"disk{i}"), "-device", f"virtio-blk-pci,drive=disk{i}"]
+        argv += [*_drive(extra, f"disk{i}", fmt=_extra_format(paths, i)), "-device", f"virtio-blk-pci,drive=disk{i}"]
     argv += ["-device", "virtio-scsi-pci,id=scsi0"]
     if paths.iso is not None:
         argv += _drive(paths.iso, "iso0", cdrom=True)
@@ -399,7 +408,7 @@ def _windows(spec: Spec, paths: Paths, host: HostFacts, forwards: Forwards, mac:
     if not virtio and arch == "x86_64" and len(paths.additional_disks) > 2:
         raise LimapyError("Windows on AHCI takes at most 2 additional disks (6 SATA ports)")
     for i, extra in enumerate(paths.additional_disks, start=1):
-        argv += _drive(extra, f"disk{i}")
+        argv += _drive(extra, f"disk{i}", fmt=_extra_format(paths, i))
         if virtio:
             argv += ["-device", f"virtio-blk-pci,drive=disk{i}"]
         elif arch == "x86_64":

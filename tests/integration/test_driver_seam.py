@@ -117,3 +117,51 @@ def test_start_shows_the_rendered_message(home: Path, tmp_path: Path) -> None:
     assert cp.returncode == 0, cp.stderr
     assert f"Message from the instance `t`:\nexport DOCKER_HOST=unix://{home}/t/sock/docker.sock (t)\n" in cp.stderr
     assert listed(home)["message"] == f"export DOCKER_HOST=unix://{home}/t/sock/docker.sock (t)"
+
+
+def test_snapshots_go_through_the_driver(home: Path, tmp_path: Path) -> None:
+    assert limapy(home, "create", "--name", "t", str(template(tmp_path))).returncode == 0
+    for args in (("create", "t", "--tag", "one"), ("save", "t", "--tag", "two"), ("delete", "t", "--tag", "one")):
+        cp = limapy(home, "snapshot", *args)
+        assert cp.returncode == 0, cp.stderr
+    assert [c["call"] for c in calls(home) if str(c["call"]).startswith("snapshot")] == [
+        "snapshot create one", "snapshot create two", "snapshot delete one"]
+    cp = limapy(home, "snapshot", "list", "-q", "t")
+    assert cp.stdout == "two\n"
+
+
+def test_start_foreground_is_the_host_agent_until_ctrl_c(home: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    assert limapy(home, "create", "--name", "t", str(template(tmp_path))).returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "limapy", "start", "--foreground", "t"], env=env(home), cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while listed(home)["status"] != "Running":
+            assert p.poll() is None and time.monotonic() < deadline, p.stderr.read() if p.stderr else ""
+            time.sleep(0.3)
+        assert listed(home)["hostAgentPID"] == p.pid  # this process became the host agent
+        assert b'"phase"' in (home / "t" / "ha.stdout.log").read_bytes()  # events still go to the log
+        cp = limapy(home, "start", "--foreground", "t")
+        assert cp.returncode == 1 and "already running" in cp.stderr
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=60) is not None
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert listed(home)["status"] == "Stopped"
+
+
+def test_start_applies_flags_to_an_existing_instance(home: Path, tmp_path: Path) -> None:
+    assert limapy(home, "create", "--name", "t", str(template(tmp_path))).returncode == 0
+    cp = limapy(home, "start", "--cpus", "3", "--arch", "aarch64", "t")
+    assert cp.returncode == 0, cp.stderr
+    assert "--arch applies only when an instance is created" in cp.stderr
+    text = (home / "t" / "lima.yaml").read_text()
+    assert "cpus: 3\n" in text and "arch: x86_64" in text
+    cp = limapy(home, "start", "--cpus", "2", "t")  # running: lima.yaml is not edited under it
+    assert cp.returncode == 1 and "cannot edit a running instance" in cp.stderr
+    assert limapy(home, "stop", "t").returncode == 0

@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, ...]] = [
      "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqlite",
      "limapy.stamps", "limapy.term"),
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
-     "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl"),
+     "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
+     "limapy.editflags"),
     ("limapy.store", "limapy.disk", "limapy.winedition", "limapy.summary"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards

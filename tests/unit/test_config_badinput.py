@@ -300,3 +300,9 @@ def test_fuzz_structured_documents(doc: dict[str, object]) -> None:
     except ValueError:
         return
     _assert_only_our_errors(text.encode())
+
+
+def test_empty_windows_shell_is_refused_with_limas_message() -> None:
+    raw = b"os: Windows\nimages: [{location: /w.iso, arch: x86_64}]\nuser: {shell: ''}\n"
+    assert problems(raw) == [
+        "test.yaml:3:8: field `user.shell` must be one of [cmd.exe powershell.exe pwsh.exe] for Windows guest, got ``"]

@@ -128,7 +128,7 @@ def test_additional_disk_name_must_not_be_empty() -> None:
 def test_additional_disk_string_form_is_a_name() -> None:
     cfg = ok(IMAGES + "additionalDisks: [name, {name: disk2}]")
     assert [d["name"] for d in cfg["additionalDisks"]] == ["name", "disk2"]
-    assert all(d["format"] is True for d in cfg["additionalDisks"])
+    assert all("format" not in d for d in cfg["additionalDisks"])  # Lima's FillDefault leaves it unset (issue 13)
 
 
 # 6
@@ -470,3 +470,28 @@ def test_valid_identifiers(name: str) -> None:
 )
 def test_invalid_identifiers(name: str) -> None:
     assert validate_identifier(name) is not None
+
+
+def test_virtiofs_queue_size_is_left_to_the_driver() -> None:
+    from limapy.config.model import Spec
+
+    cfg = ok(IMAGES + "mounts: [{location: /tmp/x}]")
+    assert cfg["mounts"][0]["virtiofs"] == {}  # Lima's QEMU driver fills it, not FillDefault
+    assert Spec.from_cfg(cfg).mounts[0].virtiofs_queue_size == 1024
+
+
+def test_template_variables_are_expanded_in_filled_scripts_sockets_and_copies() -> None:
+    cfg = ok(IMAGES + 'param: {G: hi, S: app}\n'
+             'provision:\n- {mode: system, script: "#!/bin/sh\\necho {{.Param.G}} {{.Name}}"}\n'
+             '- {mode: data, path: "/etc/{{.Param.G}}", content: "{{ .Param.G }}"}\n'
+             '- {mode: yq, path: /etc/x.yaml, expression: ".a = \\"{{.Param.G}}\\""}\n'
+             'probes:\n- {script: "#!/bin/sh\\ntest -e /tmp/{{.Param.G}}"}\n'
+             'portForwards:\n- {guestSocket: "/run/{{.Param.S}}.sock", hostSocket: "/tmp/{{.Param.S}}.sock"}\n'
+             'copyToHost:\n- {guest: "/etc/{{.Param.G}}", host: "/tmp/{{.Param.G}}"}\n')  # fmt: skip
+    prov = cfg["provision"]
+    assert prov[0]["script"].endswith("echo hi default") and prov[1]["content"] == "hi"
+    assert prov[1]["path"] == "/etc/hi" and prov[2]["expression"] == '.a = "hi"'
+    assert cfg["probes"][0]["script"].endswith("/tmp/hi")
+    assert (cfg["portForwards"][0]["guestSocket"], cfg["portForwards"][0]["hostSocket"]) == ("/run/app.sock",
+                                                                                             "/tmp/app.sock")
+    assert (cfg["copyToHost"][0]["guest"], cfg["copyToHost"][0]["host"]) == ("/etc/hi", "/tmp/hi")

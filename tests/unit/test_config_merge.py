@@ -196,3 +196,35 @@ def test_schema_problem_in_a_base_reports_the_base_line(tmp_path: Path) -> None:
         check(load(str(tmp_path / "top.yaml")), host=HOST)
     (p,) = info.value.problems
     assert p.startswith(f"{tmp_path / 'base.yaml'}:3:1: field `cpus`")
+
+
+def test_file_on_data_and_yq_entries_becomes_content_and_expression(tmp_path: Path) -> None:
+    from limapy.config.load import load
+
+    (tmp_path / "motd.txt").write_text("hello\n")
+    (tmp_path / "edit.yq").write_text(".a = 1\n")
+    (tmp_path / "run.sh").write_text("#!/bin/sh\ntrue\n")
+    t = tmp_path / "t.yaml"
+    t.write_text("provision:\n- {mode: data, path: /etc/motd, file: motd.txt}\n"
+                 "- {mode: yq, path: /etc/x.yaml, file: edit.yq}\n- {mode: system, file: run.sh}\n")
+    items = load(str(t)).data["provision"]
+    assert items[0] == {"mode": "data", "path": "/etc/motd", "content": "hello\n"}
+    assert items[1] == {"mode": "yq", "path": "/etc/x.yaml", "expression": ".a = 1\n"}
+    assert items[2] == {"mode": "system", "script": "#!/bin/sh\ntrue\n"}
+
+
+def test_an_image_url_is_a_template_without_a_download(tmp_path: Path) -> None:
+    from limapy.config.locate import locate
+
+    def no_fetch(url: str) -> Path:
+        raise AssertionError(f"downloaded {url}")
+
+    url = "https://e.x/images/debian-12-genericcloud-arm64.qcow2"
+    located = locate(url, fetcher=no_fetch)
+    assert located.name_hint == "debian-12-genericcloud-arm64"
+    t = tmp_path / "t.yaml"
+    t.write_text(f"base: {url}\ncpus: 1\n")
+    doc = load(str(t), fetcher=no_fetch)
+    assert doc.data["images"] == [{"location": url, "arch": "aarch64"}] and doc.data["cpus"] == 1
+    plain = locate("https://e.x/disk.img.xz", fetcher=no_fetch)
+    assert plain.raw == b'images:\n- location: "https://e.x/disk.img.xz"\n' and plain.name_hint == "disk"

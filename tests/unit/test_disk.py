@@ -166,7 +166,7 @@ def test_is_iso9660(tmp_path: Path) -> None:
     assert not disk.is_iso9660(tmp_path / "missing")
 
 
-def test_additional_disks(fake: FakeQemuImg, tmp_path: Path) -> None:
+def test_additional_disks(fake: FakeQemuImg, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path / "home"
     with pytest.raises(NotFoundError, match="does not exist"):
         disk.ensure_additional_disk("data")
@@ -179,10 +179,18 @@ def test_additional_disks(fake: FakeQemuImg, tmp_path: Path) -> None:
     a, b = home / "a", home / "b"
     a.mkdir()
     b.mkdir()
+    running = {a}
+    monkeypatch.setattr(disk, "owner_running", lambda owner: owner in running)
     assert disk.claim_additional_disk("data", a) == p
     disk.claim_additional_disk("data", a)  # re-claim by the owner is fine
     with pytest.raises(InstanceError, match="in use by instance `a`"):
         disk.claim_additional_disk("data", b)
+    running.clear()  # `a` stopped: its mark no longer holds the disk
+    disk.claim_additional_disk("data", b)
+    assert disk.disk_owner("data") == b
+    disk.release_additional_disk("data", b)
+    disk.claim_additional_disk("data", a)
+    running.add(a)
     disk.release_additional_disk("data", a)
     disk.claim_additional_disk("data", b)
     b.rmdir()  # owner gone: the stale claim does not block

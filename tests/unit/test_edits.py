@@ -45,3 +45,34 @@ def test_shortcuts_match_lima() -> None:
     assert [e.expr for e in shortcut_sets(4, 8, 100.5)] == [".cpus = 4", '.memory = "8GiB"', '.disk = "100.5GiB"']
     assert [e.origin for e in shortcut_sets(4, 8, 100.5)] == ["--cpus 4", "--memory 8", "--disk 100.5"]
     assert shortcut_sets(None, None, None) == []
+
+
+def test_prepend_to_a_list() -> None:
+    d: dict = {"mounts": [{"location": "~"}]}
+    apply(d, '.mounts = [{"location": "/a+b"}] + .mounts')
+    assert d["mounts"] == [{"location": "/a+b"}, {"location": "~"}]
+    e: dict = {}
+    apply(e, ".mounts = [{location: /x}] + .mounts")
+    assert e == {"mounts": [{"location": "/x"}]}
+    with pytest.raises(UsageError, match="only a list"):
+        apply(e, ".mounts = 3 + .mounts")
+
+
+def test_every_entry_of_a_list() -> None:
+    d: dict = {"mounts": [{"location": "/a"}, {"location": "/b", "writable": False}]}
+    apply(d, ".mounts[].writable = true")
+    assert [m["writable"] for m in d["mounts"]] == [True, True]
+    empty: dict = {}
+    apply(empty, ".mounts[].writable = true")  # no list: nothing to change, nothing made
+    assert empty == {}
+    with pytest.raises(UsageError, match="only one"):
+        apply({"a": [{"b": [{}]}]}, ".a[].b[].c = 1")
+
+
+def test_target_exists() -> None:
+    from limapy.edits import target_exists
+
+    d = {"param": {"A": "1"}, "images": [{"location": "x"}]}
+    assert target_exists(d, '.param["A"] = "2"')
+    assert not target_exists(d, '.param["B"] = "2"')
+    assert target_exists(d, '.images[0].location = "y"') and not target_exists(d, '.images[1].location = "y"')

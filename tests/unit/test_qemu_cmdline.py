@@ -335,3 +335,19 @@ def test_windows_install_needs_iso() -> None:
             mac=MAC,
             windows_boot=WIN_INSTALL,
         )
+
+
+@pytest.mark.parametrize("case", ["linux-x86_64", "windows-x86_64"])
+def test_additional_disks_carry_their_format(case: str) -> None:
+    """A raw additional disk is named raw: QEMU would probe it and refuse the guest's writes to block 0."""
+    import dataclasses
+
+    cfg, paths, install = CASES[case]
+    paths = dataclasses.replace(paths, additional_disks=(Path("/d/raw"), Path("/d/q")),
+                                additional_disk_formats=("raw", "qcow2"))  # fmt: skip
+    rdp = RDP if cfg["os"] == "Windows" else None
+    argv = build_argv(cfg, "inst", paths, host("x86_64"), ssh_port=60022, mac=MAC, rdp_port=rdp,
+                      **boot_args(install))  # fmt: skip
+    drives = [a for a in argv if a.startswith("file=/d/")]
+    assert drives == ["file=/d/raw,if=none,id=disk1,format=raw,discard=on",
+                      "file=/d/q,if=none,id=disk2,format=qcow2,discard=on"]  # fmt: skip

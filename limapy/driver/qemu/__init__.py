@@ -16,7 +16,7 @@ from pathlib import Path
 
 from limapy import disk, pids, store
 from limapy.config.model import Spec
-from limapy.driver import Fetched, Say
+from limapy.driver import Fetched, Say, Snapshot
 from limapy.driver.plan import BootPlan, Sidecar
 from limapy.driver.qemu import facts, machine, planner
 from limapy.driver.qemu.materialize import materialize as _materialize
@@ -147,6 +147,16 @@ class QemuDriver:
 
     def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
         return {"serial": inst.serial_log, "qemu": inst.qemu_stderr_log, "hostagent": inst.ha_stderr_log}
+
+    def snapshot(self, inst: store.Instance, action: str, tag: str) -> None:
+        from limapy.driver.qemu import snapshots
+
+        snapshots.run(inst, action, tag, running=self.pid(inst) is not None)
+
+    def snapshots(self, inst: store.Instance) -> list[Snapshot]:
+        from limapy.driver.qemu import snapshots
+
+        return snapshots.listed(inst)
 
 
 DRIVER = QemuDriver()

@@ -43,6 +43,7 @@ class Facts:
     swtpm: str | None = None
     virtiofsd: virtiofsd.Virtiofsd | None = None
     additional_disks: tuple[Path, ...] = ()
+    additional_disk_formats: tuple[str, ...] = ()
     record_base: bool = False
     resume: suspended.Record | None = None  # a saved state to resume from (limapy.driver.suspended)
     discard_state: str = ""  # why a saved state cannot be resumed from
@@ -143,6 +144,7 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
         swtpm=swtpm,
         virtiofsd=vfsd,
         additional_disks=adds,
+        additional_disk_formats=tuple(disk.image_format(p) for p in adds),
         files=files,
         record_base=record,
         resume=record_state,

@@ -100,6 +100,7 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         fw_code=vp.code if vp is not None else None,
         fw_vars=vp.vars if vp is not None else None,
         additional_disks=facts.additional_disks,
+        additional_disk_formats=facts.additional_disk_formats,
         virtiofs_socks=tuple(inst.virtiofsd_sock(i) for i in range(len(spec.mounts_of("virtiofs")))),
     )
     argv = cmdline.build_argv(

@@ -1,0 +1,82 @@
+"""`clone SRC DST` and `rename OLD NEW` of a stopped instance.
+
+A clone is a new machine on the same disk contents: its directory (hence its MAC, which derives from the
+path), its name (hence hostname), an instance-id per boot and an SSH port picked at boot (a fixed
+`ssh.localPort` is reset to 0, or the two could not run together); a fresh TPM (swtpm state is not copied,
+as in Lima). Its disk is a copy of the source's qcow2 file, itself an overlay on the cached base image, so it
+costs only what the guest wrote (`--full`: one self-contained qcow2). What a boot regenerates (seed,
+ssh.config, logs, pid files and sockets) and `protected` are not copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from limapy import store
+from limapy.ops.edit import require_stopped
+
+Say = Callable[[str], None]
+
+
+def _kept(inst: store.Instance) -> list[Path]:
+    """The files of `inst` a clone takes over as they are (the disk and lima.yaml are handled apart)."""
+    return [
+        inst.lima_version, inst.driver_file, inst.product_key_file, inst.password_file, inst.win_done_installation,
+        inst.kernel, inst.initrd, inst.kernel_cmdline, inst.qemu_efi_code, inst.qemu_efi_vars,
+    ]  # fmt: skip
+
+
+def _links(inst: store.Instance) -> list[Path]:
+    return [inst.iso, inst.virtio_win, inst.openssh_msi]
+
+
+def _lima_yaml(src: store.Instance, say: Say) -> bytes:
+    from limapy import config
+    from limapy.config.load import load, stored_yaml
+    from limapy.edits import apply
+
+    raw = src.lima_yaml.read_bytes()
+    if config.instance_spec(src).ssh.local_port:
+        doc = load(str(src.lima_yaml), embed=False)
+        apply(doc.data, ".ssh.localPort = 0")
+        say("ssh.localPort is fixed in the source; the clone picks a free port at each boot")
+        return stored_yaml(doc.data)[0].encode()
+    return raw
+
+
+def clone(src: store.Instance, dst_name: str, *, full: bool = False, say: Say) -> store.Instance:
+    from limapy import disk
+
+    require_stopped(src, "clone")
+    with store.lock(src, what="clone"), store.creating(dst_name) as tmp:
+        new = store.Instance(dst_name, tmp)
+        store.atomic_write(new.lima_yaml, _lima_yaml(src, say), 0o644)
+        for path in _kept(src):
+            if path.is_file() and not path.is_symlink():
+                target = tmp / path.name
+                shutil.copyfile(path, target)
+                os.chmod(target, path.stat().st_mode & 0o777)
+        for link in _links(src):
+            if link.is_symlink():
+                (tmp / link.name).symlink_to(os.readlink(link))
+        if src.disk.exists():
+            say(f"copying the disk{' (full copy)' if full else ' (qcow2 overlay)'}")
+            disk.copy(src.disk, new.disk, full=full)
+            os.chmod(new.disk, src.disk.stat().st_mode & 0o777)
+            if not full and src.base_record.is_file():
+                shutil.copyfile(src.base_record, new.base_record)
+                os.chmod(new.base_record, 0o600)
+    return store.Instance(dst_name, store.instance_dir(dst_name))
+
+
+def rename(old: store.Instance, new_name: str) -> store.Instance:
+    """The same machine under a new name: files that name the old one (ssh.config, the .rdp file, the seed)
+    are dropped and made again at the next boot."""
+    require_stopped(old, "rename")
+    with store.lock(old, what="rename"):
+        for stale in (old.ssh_config, old.rdp_file, old.cidata_iso, old.forwards_file):
+            stale.unlink(missing_ok=True)
+        return store.rename(old, new_name)

@@ -1,0 +1,141 @@
+"""`disk create|list|delete|resize|import|unlock`: the shared disks of `additionalDisks`, kept as Lima keeps
+them in `$LIMAPY_HOME/_disks/<name>/datadisk`, with an `in_use_by` link naming the instance that holds one.
+
+A disk is held only while that instance runs (the link of a stopped or deleted instance is taken over at the
+next boot); `delete`, `resize` and `unlock` refuse a disk a running instance holds, whatever the flags.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from limapy import disk
+from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from limapy.store import validate_name
+
+FORMATS = ("qcow2", "raw")
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    name: str
+    size: int
+    format: str
+    dir: str
+    instance: str  # "" when no instance holds it
+    instanceDir: str  # Lima's JSON key
+
+
+def _existing(name: str) -> Path:
+    validate_name(name)
+    path = disk.additional_disk_path(name)
+    if not path.is_file():
+        raise disk.missing_additional_disk(name)
+    return path
+
+
+def _refuse_running(name: str, what: str) -> None:
+    owner = disk.disk_owner(name)
+    if owner is not None and disk.owner_running(owner):
+        raise InstanceError(
+            f"cannot {what} disk `{name}`: it is in use by the running instance `{owner.name}`",
+            hint=f"`limapy stop {owner.name}` first",
+        )
+
+
+def create(name: str, size: int, fmt: str = "qcow2") -> Path:
+    validate_name(name)
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt!r}: use qcow2 or raw")
+    if size <= 0:
+        raise UsageError("--size must be more than 0")
+    if disk.additional_disk_dir(name).exists():
+        raise LimapyError(f"disk `{name}` already exists ({disk.additional_disk_dir(name)})")
+    return disk.ensure_additional_disk(name, size, fmt)
+
+
+def info(name: str) -> DiskInfo:
+    path = _existing(name)
+    meta = disk.info(path)
+    owner = disk.disk_owner(name)
+    held = owner is not None and disk.owner_running(owner)
+    return DiskInfo(name, int(meta.get("virtual-size", 0)), str(meta.get("format", "")), str(path.parent),
+                    owner.name if held and owner else "", str(owner) if held and owner else "")  # fmt: skip
+
+
+def names() -> list[str]:
+    root = disk.additional_disk_dir("x").parent
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / disk.DATADISK).is_file())
+
+
+def list_disks(*, as_json: bool) -> str:
+    from limapy.units import format_size
+
+    items = [info(n) for n in names()]
+    if as_json:
+        return "".join(json.dumps(asdict(i), separators=(",", ":")) + "\n" for i in items)
+    rows = [["NAME", "SIZE", "FORMAT", "LOCATION", "IN-USE-BY"]]
+    rows += [[i.name, format_size(i.size), i.format, i.dir, i.instance] for i in items]
+    widths = [max(len(r[c]) for r in rows) for c in range(5)]
+    return "".join("    ".join(v.ljust(widths[c]) for c, v in enumerate(r)).rstrip() + "\n" for r in rows)
+
+
+def delete(name: str, *, force: bool = False) -> None:
+    """A disk a stopped instance still names (its link) needs `force`; a running instance's never goes."""
+    _existing(name)
+    _refuse_running(name, "delete")
+    owner = disk.disk_owner(name)
+    if owner is not None and owner.is_dir() and not force:
+        raise InstanceError(
+            f"disk `{name}` is attached to the stopped instance `{owner.name}`",
+            hint=f"`limapy disk delete -f {name}` deletes it anyway",
+        )
+    shutil.rmtree(disk.additional_disk_dir(name))
+
+
+def unlock(name: str) -> bool:
+    """Remove the `in_use_by` link; False when there was none."""
+    _existing(name)
+    _refuse_running(name, "unlock")
+    link = disk.additional_disk_dir(name) / disk.IN_USE_BY
+    if not link.is_symlink():
+        return False
+    link.unlink()
+    return True
+
+
+def resize(name: str, size: int) -> bool:
+    """Grow the disk (shrinking is refused, as Lima refuses it); False when it has that size already."""
+    path = _existing(name)
+    _refuse_running(name, "resize")
+    return disk.grow(path, size)
+
+
+def import_disk(name: str, source: Path) -> Path:
+    """A copy of the image `source` (qcow2 or raw, kept in its format) as disk `name`."""
+    validate_name(name)
+    if not source.is_file():
+        raise NotFoundError(f"{source}: no such disk image")
+    meta = disk.info(source)
+    fmt = str(meta.get("format", ""))
+    if fmt not in FORMATS:
+        raise UsageError(f"{source} is a {fmt or 'unknown'} image; limapy imports qcow2 and raw")
+    if meta.get("backing-filename"):
+        raise UsageError(
+            f"{source} has a backing file", hint=f"flatten it first: qemu-img convert -O qcow2 {source} NEW"
+        )
+    d = disk.additional_disk_dir(name)
+    if d.exists():
+        raise LimapyError(f"disk `{name}` already exists ({d})")
+    d.mkdir(mode=0o700, parents=True)
+    try:
+        disk.copy(source, disk.additional_disk_path(name))
+    except BaseException:
+        shutil.rmtree(d, ignore_errors=True)
+        raise
+    return disk.additional_disk_path(name)

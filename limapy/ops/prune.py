@@ -1,0 +1,95 @@
+"""`prune`: remove download-cache entries no instance uses.
+
+Lima removes the whole download cache (its instances hold renamed copies of their images). A limapy
+instance's disk is a qcow2 overlay on a cached image, so the blobs instances stand on (disk backing files,
+linked install ISOs, virtio-win, the OpenSSH MSI) are always kept, or their disks would lose their base.
+`--keep-referred` also keeps what any instance's lima.yaml names (each image, kernel, initrd, virtio-win ISO
+and MSI URL, for every arch), so re-creating those needs no download.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from limapy import store
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Pruned:
+    removed: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    freed: int = 0
+
+
+def _used_paths(inst: store.Instance) -> list[Path]:
+    from limapy import disk
+
+    out = []
+    base = disk.backing_file(inst.disk) if inst.disk.exists() else None
+    if base is not None:
+        out.append(base)
+    for link in (inst.iso, inst.virtio_win, inst.openssh_msi, inst.kernel, inst.initrd):
+        if link.is_symlink():
+            out.append(link)
+    return [p.resolve() for p in out]
+
+
+def _referred_urls(inst: store.Instance) -> Iterable[str]:
+    from limapy import config
+    from limapy.errors import LimapyError
+
+    try:
+        spec = config.instance_spec(inst)
+    except LimapyError:
+        return []
+    out = [f.location for f in (*spec.windows.virtio_win, *spec.windows.openssh_msi)]
+    for img in spec.images:
+        out += [img.location, *(f.location for f in (img.kernel, img.initrd) if f is not None)]
+    return out
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def prune(*, keep_referred: bool = False) -> Pruned:
+    from limapy.download import cache
+
+    root = cache.root()
+    result = Pruned()
+    if not root.is_dir():
+        return result
+    instances = [store.Instance(n, store.instance_dir(n)) for n in store.list_instances()]
+    used = [p for inst in instances for p in _used_paths(inst)]
+    urls = {u for inst in instances for u in _referred_urls(inst)} if keep_referred else set()
+
+    def in_use(d: Path) -> bool:
+        d = d.resolve()
+        return any(p == d or d in p.parents for p in used)
+
+    keep_blobs: set[str] = set()
+    url_dirs = sorted((root / "by-url-sha256").glob("*")) if (root / "by-url-sha256").is_dir() else []
+    keep_urls = set()
+    for d in url_dirs:
+        blob = cache.read(d / "content")
+        if in_use(d) or (cache.read(d / "url") in urls):
+            keep_urls.add(d)
+            if blob:
+                keep_blobs.add(blob)
+    for kind in ("by-content-sha256", "by-url-sha256", "by-path-sha256"):
+        top = root / kind
+        for d in sorted(top.glob("*")) if top.is_dir() else []:
+            keep = in_use(d) or d in keep_urls or (kind == "by-content-sha256" and d.name in keep_blobs)
+            if keep:
+                result.kept.append(d)
+                continue
+            with cache.locked(d):  # not while a download of that URL is under way
+                result.freed += _size(d)
+                shutil.rmtree(d)
+            result.removed.append(d)
+    return result
