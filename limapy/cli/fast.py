@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 HELP_FLAGS = ("-h", "--help")
+COMPLETE_VAR = "_LIMAPY_COMPLETE"  # click's shell-completion request
 HELP_CACHE = "help"
 
 
@@ -151,6 +152,8 @@ FAST: dict[str, Callable[[list[str]], int | None]] = {
 
 def dispatch(args: list[str], commands: tuple[str, ...], render: Callable[[list[str]], int]) -> int | None:
     """The fast answer to `args`, or None for typer to give."""
+    if COMPLETE_VAR in os.environ:  # a shell asks for completions (no arguments: they are in COMP_WORDS)
+        return None
     if args == ["--version"]:
         from limapy import __version__
 

@@ -142,12 +142,24 @@ class Driver(Protocol):
         """The instance's snapshots, oldest first."""
 
 
-@dataclass(frozen=True)
 class Snapshot:
-    tag: str
-    vm_state_size: int  # bytes of machine state (0: a disk-only snapshot, taken while stopped)
-    date: int  # seconds since the epoch
-    vm_clock: float  # the guest's running time when taken, seconds
+    """One snapshot of an instance (a plain class: this module stays free of `dataclasses`, see above)."""
+
+    __slots__ = ("date", "tag", "vm_clock", "vm_state_size")
+
+    def __init__(self, tag: str, vm_state_size: int, date: int, vm_clock: float) -> None:
+        self.tag = tag
+        self.vm_state_size = vm_state_size  # bytes of machine state (0: a disk-only snapshot, taken while stopped)
+        self.date = date  # seconds since the epoch
+        self.vm_clock = vm_clock  # the guest's running time when taken, seconds
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Snapshot) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Snapshot({self.tag!r}, {self.vm_state_size}, {self.date}, {self.vm_clock})"
 
 
 def check_ssh_port(spec: Spec) -> int:

@@ -22,6 +22,7 @@ def host_info() -> dict[str, Any]:
         "vmTypes": ["qemu"],
         "vmTypesEx": {"qemu": {"name": "qemu", "location": "internal"}},
         "guestAgents": {},  # limapy has no guest agent binary (DESIGN: port forwards)
+        "shellEnvBlock": _shell_env_block(),
         "hostOS": platform.system().lower(),
         "hostArch": lima_arch(platform.machine()),
         "identityFile": str(dirs.config_dir() / "user"),
@@ -30,6 +31,19 @@ def host_info() -> dict[str, Any]:
         "sharePaths": [str(dirs.data_dir())],
         "cacheDir": str(dirs.cache_dir()),
     }
+
+
+def _shell_env_block() -> list[str]:
+    """What `shell --preserve-env` does not send (Lima's list, or $LIMAPY_SHELLENV_BLOCK's)."""
+    import os
+
+    from limapy import shellenv
+    from limapy.errors import LimapyError
+
+    try:
+        return shellenv.block_list(os.environ)
+    except LimapyError:
+        return list(shellenv.DEFAULT_BLOCK)
 
 
 def _default_template() -> Any:

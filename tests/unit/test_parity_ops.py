@@ -139,6 +139,7 @@ def test_info_has_limas_keys(home: Path) -> None:
             "hostOS", "hostArch", "identityFile", "plugins", "libexecPaths", "sharePaths"} <= info.keys()  # fmt: skip
     assert info["defaultTemplate"]["cpus"] and info["defaultTemplate"]["images"]
     assert info["vmTypesEx"]["qemu"]["location"] == "internal"
+    assert "SSH_*" in info["shellEnvBlock"] and "HOME" in info["shellEnvBlock"]
 
 
 def test_console_tail_shows_new_complete_lines_escaped(tmp_path: Path) -> None:
