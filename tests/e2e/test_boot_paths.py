@@ -9,6 +9,7 @@ Images: hack/build-test-image.sh --boot uefi / --boot bios / --arch aarch64 (cac
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -97,6 +98,9 @@ def test_bios_x86_64(limapy_home: Path, run_limapy: RunLimapy) -> None:
 
 @pytest.mark.timeout(3 * AARCH64_START_TIMEOUT)
 def test_aarch64(limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path) -> None:
+    if os.environ.get("LIMAPY_TEST_AARCH64") != "1":
+        pytest.skip("opt-in (LIMAPY_TEST_AARCH64=1): the arm64 test image's build (package scripts under "
+                    "qemu-user) has not yet finished on this project's machines, so this test has never run")
     if shutil.which("qemu-system-aarch64") is None:
         pytest.skip("qemu-system-aarch64 missing (apt-get install qemu-system-arm)")
     tmpl = template_with(
