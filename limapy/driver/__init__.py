@@ -254,7 +254,6 @@ def status(inst: store.Instance) -> str:
     if ha and vm:
         return store.RUNNING
     if ha is None and vm is None:
-        from limapy.driver import suspended
-
-        return store.SUSPENDED if suspended.present(inst) else store.STOPPED
+        # suspended.present, without importing that module on the hot path of `list` and `shell`
+        return store.SUSPENDED if inst.suspend_record.is_file() else store.STOPPED
     return store.BROKEN

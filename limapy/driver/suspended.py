@@ -85,7 +85,8 @@ def complete(inst: store.Instance, *, driver: str, argv: tuple[str, ...] = (), s
 
 
 def present(inst: store.Instance) -> bool:
-    """A finished suspend left a record (the instance lists as Suspended)."""
+    """A finished suspend left a record (the instance lists as Suspended; driver.status checks the same file
+    itself, to stay light)."""
     return inst.suspend_record.is_file()
 
 
