@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -58,8 +57,8 @@ def bench_cli(bench: Bench) -> None:
         (bench.home / n / "limapy-summary.json").unlink(missing_ok=True)
     small_home = bench.home.parent / (bench.home.name + "-small")
     small_home.mkdir(exist_ok=True)
-    for n in names[:SMALL]:
-        os.symlink(bench.home / n, small_home / n)
+    for n in names[:SMALL]:  # copies, not links: a summary is keyed by its lima.yaml's path
+        shutil.copytree(bench.home / n, small_home / n, symlinks=True)
     env_small = {**bench.env, "LIMAPY_HOME": str(small_home)}
     bindir = bench.work / "bin"
     bindir.mkdir(exist_ok=True)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from limapy.config.model import Spec
     from limapy.store import Instance
 
-VERSION = 3
+VERSION = 4
 
 
 class _Obj:
@@ -100,9 +100,9 @@ def _layers() -> list[Path]:
 class Summary:
     """A filled configuration, as a full read would give it (`cfg`), with its `Spec` built on demand."""
 
-    def __init__(self, cfg: dict[str, Any], view: dict[str, Any] | None = None, warnings: list[str] | None = None,
+    def __init__(self, cfg: dict[str, Any] | str, view: dict[str, Any] | None = None, warnings: list[str] | None = None,
                  listed: dict[str, Any] | None = None) -> None:  # fmt: skip
-        self.cfg = cfg
+        self._cfg = cfg  # from a summary: its JSON text, parsed only when asked for (`list` tables never do)
         self._view = view
         self._listed = listed
         self.warnings = warnings or []
@@ -110,6 +110,16 @@ class Summary:
     @functools.cached_property
     def view(self) -> View:
         return View(self._view if self._view is not None else view_fields(self.spec))
+
+    @functools.cached_property
+    def cfg(self) -> dict[str, Any]:
+        if isinstance(self._cfg, str):
+            try:
+                value = json.loads(self._cfg)
+            except ValueError:  # only a hand-edited summary: `list --json` shows no config then
+                return {}
+            return value if isinstance(value, dict) else {}
+        return self._cfg
 
     @functools.cached_property
     def spec(self) -> Spec:
@@ -146,7 +156,7 @@ def write(inst: Instance, loaded: Loaded) -> None:
         "warnings": list(loaded.warnings),
         "view": view_fields(loaded.spec),
         "listed": _plain(loaded.listed()),
-        "cfg": _plain(loaded.cfg),
+        "cfg": json.dumps(loaded.cfg, separators=(",", ":"), default=str),  # a string: see Summary.cfg
     }
     try:
         store.atomic_write(inst.summary_file, json.dumps(record, separators=(",", ":")).encode(), 0o600)
@@ -175,7 +185,7 @@ def _fresh(record: Mapping[str, Any], inst: Instance) -> bool:
     if record.get("v") != VERSION or record.get("host") != stamps.host():
         return False
     files = record.get("files")
-    if not (isinstance(files, list) and isinstance(record.get("cfg"), dict) and _view_ok(record.get("view"))):
+    if not (isinstance(files, list) and isinstance(record.get("cfg"), str) and _view_ok(record.get("view"))):
         return False
     listed = record.get("listed")
     if not (isinstance(listed, dict) and {"additionalDisks", "network", "param"} <= listed.keys()):

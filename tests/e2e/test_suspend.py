@@ -68,7 +68,7 @@ def test_suspend_then_resume_keeps_memory(
     assert "suspended" in cp.stderr
     assert not alive(qemu) and qemu_pids(inst) == []
     rec = list_json(module_run)[NAME]
-    assert rec["status"] == "Suspended" and rec["hostAgentPID"] == 0 and rec["driverPID"] == 0
+    assert rec["status"] == "Suspended" and "hostAgentPID" not in rec and "driverPID" not in rec  # omitempty
     for f in ("suspend.state", "suspend.json"):
         assert stat.S_IMODE((inst / f).stat().st_mode) == 0o600, f
     assert "suspended already" in module_run("suspend", NAME).stderr
