@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from limapy.cli import main
+from tests.procs import sleeper
 
 pytestmark = pytest.mark.timeout(300)
 REPO = Path(__file__).resolve().parents[2]
@@ -459,8 +460,10 @@ def test_disk_commands(env: Env, tmp_path: Path) -> None:
 
 
 def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
-    """A process whose command line carries `hostagent NAME`: limapy believes the instance runs."""
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "hostagent", inst.name])
+    """A process whose command line carries `hostagent NAME`: limapy believes the instance runs. Returned
+    once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI met
+    that race)."""
+    p = sleeper("hostagent", inst.name)
     (inst / "ha.pid").write_text(f"{p.pid}\n")
     return p
 
