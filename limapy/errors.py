@@ -47,6 +47,9 @@ class ConfigError(LimapyError):
     exit_code = EXIT_INVALID
 
     def __init__(self, problems: list[str], hint: str | None = None) -> None:
+        # one line per problem: a value quoted in a problem cannot break it (\x1e, \u2028 and the other
+        # characters str.splitlines() breaks at, control characters)
+        problems = [shown(p) for p in problems]
         super().__init__("\n".join(problems), hint)
         self.problems = problems
 
