@@ -134,6 +134,7 @@ class HostAgent:
         self.events.emit("preparing", "reading the configuration")
         spec = summary.refresh(inst).spec
         drv = driver.for_instance(inst)
+        spec = drv.adapt(spec)
         plan = drv.plan(inst, spec)
         drv.materialize(inst, spec, plan)
         self.events.port = plan.ssh_port
@@ -192,7 +193,7 @@ class HostAgent:
         from limapy.bootprompt import POLL, BootPrompt
 
         inst = self.inst
-        prompt = BootPrompt(time.monotonic(), disk_base=_allocated(inst.disk))
+        prompt = BootPrompt(time.monotonic(), disk_base=machine.disk_allocated())
         serial = _Tail(inst.serial_log)
         self.events.emit("firmware", "waiting for the install media's boot prompt")
         while True:
@@ -201,7 +202,7 @@ class HostAgent:
             if not machine.alive():
                 return  # the readiness loop reports why
             machine.check()
-            action = prompt.feed(serial.read(), _allocated(inst.disk), time.monotonic())
+            action = prompt.feed(serial.read(), machine.disk_allocated(), time.monotonic())
             if action.press:
                 machine.send_key("ret")
             if action.reset:
@@ -234,12 +235,16 @@ class HostAgent:
         # A resumed guest's sshd is up but slow for a while (TCG translates its code anew): a short timeout
         # would only cut its first answer off and retry later.
         wait = 30.0 if plan.resume else 5.0
-        self.guest = guest = remote.Guest(plan.ssh_port, plan.user, key, connect_timeout=wait)
+        from limapy.ssh import proxy_command
+
+        self.guest = guest = remote.Guest(
+            plan.ssh_port, plan.user, key, connect_timeout=wait, gateway=proxy_command(inst)
+        )
         # the connection stays open for the guest services (mounts, forwards); closed in _shutdown
         while True:
             self._check_machine(machine)
             if plan.answer_boot_prompt and not ssh_up:
-                size = _allocated(inst.disk)
+                size = machine.disk_allocated()
                 if size > last_disk + (256 << 20):
                     phase = "Windows Setup" if size < (8 << 30) else "first logon"
                     self.events.emit(phase, f"disk {size >> 20} MiB written")
@@ -359,13 +364,6 @@ class _Tail:
             self.offset = os.stat(self.path).st_size
         except OSError:
             pass
-
-
-def _allocated(path: Any) -> int:
-    try:
-        return int(os.stat(path).st_blocks) * 512
-    except OSError:
-        return 0
 
 
 def _windows_warnings(guest: Any) -> list[str]:

@@ -48,6 +48,9 @@ class ToyMachine:
     def failure(self) -> str:
         return ""
 
+    def disk_allocated(self) -> int:
+        return 0
+
     def send_key(self, key: str) -> None:
         record(self.inst.dir, f"send_key {key}")
 
@@ -63,8 +66,14 @@ class ToyMachine:
 class ToyDriver:
     name = "toy"
 
-    def check(self, spec: Spec) -> None:
+    def check(self, spec: Spec, connect: str | None = None) -> None:
         pass
+
+    def adapt(self, spec: Spec) -> Spec:
+        return spec
+
+    def remove(self, inst: store.Instance) -> None:
+        record(inst.dir, "remove")
 
     def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
         record(tmp, "create")

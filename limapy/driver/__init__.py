@@ -30,11 +30,13 @@ else:
 
 ENV_MODULES = "LIMAPY_DRIVER_MODULES"
 ENV_DRIVER = "LIMAPY_DRIVER"
-BUILTIN = {"qemu": "limapy.driver.qemu"}
+BUILTIN = {"qemu": "limapy.driver.qemu", "libvirt": "limapy.driver.libvirt"}
 #: Engines whose machine process is found without importing the engine (pid file + command-line marks), so
 #: `list`, `shell` and completion tell Running from Stopped cheaply; the engine's own `pid` must agree.
 LIGHT_PIDS: dict[str, Callable[[store.Instance], int | None]] = {
     "qemu": lambda inst: pids.live(inst.qemu_pid, pids.qemu_marks(inst.name)),
+    # the domain runs on the libvirt host; the host agent that runs it names itself in `libvirt.active`
+    "libvirt": lambda inst: pids.live(inst.dir / "libvirt.active", pids.hostagent_marks(inst.name)),
 }
 #: The driver a `vmType` means when no other is chosen; Lima's other types have none in limapy.
 VM_TYPES = {"qemu": "qemu"}
@@ -87,6 +89,9 @@ class Machine(Protocol):
     def failure(self) -> str:
         """The engine's last words (QEMU's stderr tail), for an error message."""
 
+    def disk_allocated(self) -> int:
+        """Bytes the guest has written to its disk so far (the Windows boot-prompt logic watches it)."""
+
     def send_key(self, key: str) -> None: ...
 
     def reset(self) -> None: ...
@@ -98,8 +103,12 @@ class Machine(Protocol):
 class Driver(Protocol):
     name: str
 
-    def check(self, spec: Spec) -> None:
-        """Refuse, at create and before any download, what this engine cannot boot on this host."""
+    def check(self, spec: Spec, connect: str | None = None) -> None:
+        """Refuse, at create and before any download, what this engine cannot boot on this host (`connect`:
+        the engine's host as `create --connect` names it; only engines with remote hosts take one)."""
+
+    def adapt(self, spec: Spec) -> Spec:
+        """The configuration as this engine runs it (libvirt: host folders over reverse-sshfs)."""
 
     def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
         """Lay the disk and media out in the instance's directory being created (`tmp`)."""
@@ -128,6 +137,9 @@ class Driver(Protocol):
     def suspend(self, inst: store.Instance) -> None:
         """Save the running machine's whole state in the instance dir and stop it (limapy.driver.suspended);
         the next `plan` resumes from it. An engine that cannot raises LimapyError and the machine runs on."""
+
+    def remove(self, inst: store.Instance) -> None:
+        """`delete`: remove what the engine keeps outside the instance dir (a libvirt domain and volumes)."""
 
     def screenshot(self, inst: store.Instance, out: Path) -> None: ...
 
@@ -200,9 +212,10 @@ def load(name: str) -> Driver:
     return drv
 
 
-def chosen_for(spec: Spec) -> str:
-    """The driver a new instance of `spec` gets: $LIMAPY_DRIVER, else its vmType's."""
-    env = (os.environ.get(ENV_DRIVER) or "").strip()
+def chosen_for(spec: Spec, requested: str | None = None) -> str:
+    """The driver a new instance of `spec` gets: `requested` (`--driver`), else $LIMAPY_DRIVER, else its
+    vmType's."""
+    env = (requested or os.environ.get(ENV_DRIVER) or "").strip()
     if env:
         load(env)  # an unknown name fails here, before anything is created
         return env
@@ -230,10 +243,13 @@ def for_instance(inst: store.Instance) -> Driver:
     return load(name_of(inst))
 
 
-def record(tmp: Path, name: str) -> None:
-    """Keep a driver choice in a new instance's directory (nothing to keep for the default)."""
+def record(tmp: Path, name: str, connect: str | None = None) -> None:
+    """Keep a driver choice in a new instance's directory (nothing to keep for the default), and the engine's
+    host as asked for (`driver.uri`; the engine completes it at create)."""
     if name != "qemu":
         store.atomic_write(store.Instance(tmp.name, tmp).driver_file, f"{name}\n".encode(), 0o644)
+    if connect:
+        store.atomic_write(tmp / "driver.uri", f"{connect}\n".encode(), 0o600)
 
 
 def driver_pid(inst: store.Instance) -> int | None:

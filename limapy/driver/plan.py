@@ -83,6 +83,7 @@ class BootPlan:
     rdp_port: int | None = None
     resume: bool = False  # the machine starts from the instance's saved (suspended) state
     discard_state: bool = False  # a saved state that cannot be resumed from: removed, the guest boots cold
+    document: str = ""  # what the engine is given when it is not a command line (libvirt: the domain XML)
 
     @property
     def windows(self) -> bool:

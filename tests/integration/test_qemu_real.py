@@ -19,6 +19,7 @@ import pytest
 
 from limapy import pids, store
 from limapy.config.model import Spec
+from limapy.driver import layout
 from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, BootPlan, WindowsImage
 from limapy.driver.qemu import facts, machine, planner
 from limapy.qemu import firmware
@@ -67,9 +68,9 @@ def prepare(inst: store.Instance, cfg: dict[str, Any], install: bool) -> BootPla
     assert host.accel == "tcg", "auto-detection must pick tcg on these machines"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(inst.disk), "1G"], check=True)
     tiny_iso(inst.cidata_iso, "cidata", {"meta-data": b"instance-id: x\n", "user-data": b"#cloud-config\n"})
-    files = facts.Files()
+    files = layout.Files()
     if spec.is_windows:
-        files = facts.Files(
+        files = layout.Files(
             iso=tiny_iso(inst.iso, "CCCOMA_TEST", {"setup.txt": b"not windows"}),
             virtio_win=tiny_iso(inst.virtio_win, "virtio-win", {"readme.txt": b"drivers"}),
             windows_boot=WIN_INSTALL if install else WIN_INSTALLED,

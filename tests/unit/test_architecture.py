@@ -32,11 +32,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
     ("limapy.driver",),  # the seam: plan, sidecars, media, the registry
-    ("limapy.driver.qemu",),  # engines
+    ("limapy.driver.qemu", "limapy.driver.libvirt"),  # engines
     ("limapy.preflight", "limapy.hostagent", "limapy.ops"),
     ("limapy.cli", "limapy.__main__"),
 ]
-ENGINE_INTERNALS = ("limapy.qemu", "limapy.driver.qemu")
+ENGINE_INTERNALS = ("limapy.qemu", "limapy.driver.qemu", "limapy.driver.libvirt")
 ABOVE_THE_SEAM = ("limapy.preflight", "limapy.hostagent", "limapy.ops", "limapy.cli")
 
 

@@ -9,14 +9,13 @@ composes it into the limapy.driver seam.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from limapy import disk, pids, store
+from limapy import pids, store
 from limapy.config.model import Spec
 from limapy.driver import Fetched, Say, Snapshot
+from limapy.driver.layout import lay_out
 from limapy.driver.plan import BootPlan, Sidecar
 from limapy.driver.qemu import facts, machine, planner
 from limapy.driver.qemu.materialize import materialize as _materialize
@@ -24,13 +23,6 @@ from limapy.driver.sidecars import stop_leftovers
 from limapy.errors import LimapyError
 
 log = logging.getLogger("limapy.driver.qemu")
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 #: More virtiofs mounts than any instance has: leftovers are looked for at each index up to this.
@@ -49,7 +41,7 @@ def leftover_sidecars(inst: store.Instance) -> tuple[Sidecar, ...]:
 class QemuDriver:
     name = "qemu"
 
-    def check(self, spec: Spec) -> None:
+    def check(self, spec: Spec, connect: str | None = None) -> None:
         """swtpm for `tpm: true`; a display and static forwards QEMU can serve on 127.0.0.1 only."""
         from limapy.qemu import cmdline
 
@@ -60,25 +52,14 @@ class QemuDriver:
         cmdline.display_arg(spec)
         cmdline.static_forwards(spec)
 
+    def adapt(self, spec: Spec) -> Spec:
+        return spec
+
+    def remove(self, inst: store.Instance) -> None:
+        pass  # everything is in the instance dir
+
     def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
-        layout = store.Instance(tmp.name, tmp)
-        if fetched.iso is not None:
-            layout.iso.symlink_to(fetched.iso)
-            disk.create_empty(layout.disk, fetched.disk_size)
-        elif fetched.base is not None:
-            say("creating the disk (qcow2 overlay on the image)")
-            disk.create_overlay(fetched.base, layout.disk, fetched.disk_size)
-            disk.record_base(layout.base_record, fetched.base)
-        if fetched.virtio_win is not None:
-            layout.virtio_win.symlink_to(fetched.virtio_win)
-        if fetched.openssh_msi is not None:
-            layout.openssh_msi.symlink_to(fetched.openssh_msi)
-        if fetched.kernel is not None:
-            _link_or_copy(fetched.kernel, layout.kernel)
-            if fetched.kernel_cmdline:
-                store.atomic_write(layout.kernel_cmdline, fetched.kernel_cmdline.encode(), 0o644)
-        if fetched.initrd is not None:
-            _link_or_copy(fetched.initrd, layout.initrd)
+        lay_out(tmp, fetched, say)
 
     def plan(self, inst: store.Instance, spec: Spec) -> BootPlan:
         return planner.plan(inst, spec, facts.gather(inst, spec))

@@ -11,25 +11,9 @@ from pathlib import Path
 from limapy import disk, netutil, store
 from limapy.config.model import BootKind, Spec
 from limapy.driver import check_ssh_port, suspended
-from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, WindowsImage
+from limapy.driver.layout import Files, present, windows_files
 from limapy.errors import LimapyError
 from limapy.qemu import firmware, host, virtiofsd
-
-
-@dataclass(frozen=True)
-class Files:
-    """What the instance directory says about this boot: its media, and how far a Windows install got."""
-
-    iso: Path | None = None
-    virtio_win: Path | None = None
-    openssh_msi: Path | None = None
-    kernel: Path | None = None
-    initrd: Path | None = None
-    kernel_cmdline: str | None = None
-    windows_boot: str | None = None
-    windows_image: WindowsImage | None = None
-    image_warnings: tuple[str, ...] = ()
-    rdp_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,51 +33,8 @@ class Facts:
     discard_state: str = ""  # why a saved state cannot be resumed from
 
 
-def rdp_port(inst: store.Instance) -> int:
-    """The RDP port of the last boot when it is still free (clients remember it), else a new one."""
-    last = netutil.read_port(inst.rdp_port_file)
-    return last if last and netutil.port_is_free(last) else netutil.free_port()
-
-
-def windows_boot(inst: store.Instance) -> str:
-    """Installed; Setup under way (it has partitioned the disk); or the first boot of an install."""
-    if inst.win_done_installation.exists():
-        return WIN_INSTALLED
-    if inst.disk.exists() and disk.partition_table(inst.disk) is not None:
-        return WIN_SETUP
-    return WIN_INSTALL
-
-
-def _present(path: Path) -> Path | None:
-    return path if path.exists() else None
-
-
-def _windows(inst: store.Instance, spec: Spec) -> Files:
-    from limapy import winedition
-
-    boot = windows_boot(inst)
-    rdp = rdp_port(inst) if spec.rdp else None
-    if boot == WIN_INSTALLED:
-        return Files(windows_boot=boot, rdp_port=rdp)
-    if not inst.iso.exists():
-        raise LimapyError(
-            f"the install ISO of `{inst.name}` is missing ({inst.iso} -> {inst.iso.resolve()})",
-            hint="restore the ISO at that path, or delete and re-create the instance",
-        )
-    sel = winedition.select(inst.iso.resolve(), spec)
-    return Files(
-        iso=inst.iso,
-        virtio_win=_present(inst.virtio_win),
-        openssh_msi=_present(inst.openssh_msi),
-        windows_boot=boot,
-        windows_image=WindowsImage(sel.index, sel.name, sel.is_server),
-        image_warnings=sel.warnings,
-        rdp_port=rdp,
-    )
-
-
 def _linux(inst: store.Instance, spec: Spec) -> Files:
-    iso = _present(inst.iso)
+    iso = present(inst.iso)
     if spec.boot_kind is not BootKind.KERNEL and not inst.kernel.exists():
         return Files(iso=iso)
     if not inst.kernel.exists():
@@ -101,7 +42,7 @@ def _linux(inst: store.Instance, spec: Spec) -> Files:
             f"the kernel of `{inst.name}` is missing ({inst.kernel})", hint="delete and re-create the instance"
         )
     cmdline = inst.kernel_cmdline.read_text().strip() if inst.kernel_cmdline.exists() else None
-    return Files(iso=iso, kernel=inst.kernel, initrd=_present(inst.initrd), kernel_cmdline=cmdline)
+    return Files(iso=iso, kernel=inst.kernel, initrd=present(inst.initrd), kernel_cmdline=cmdline)
 
 
 def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts:
@@ -114,7 +55,7 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
             f"the disk of `{inst.name}` is missing ({inst.disk})", hint="delete and re-create the instance"
         )
     record = disk.verify_base(inst.base_record, inst.disk, inst.name)
-    files = _windows(inst, spec) if spec.is_windows else _linux(inst, spec)
+    files = windows_files(inst, spec) if spec.is_windows else _linux(inst, spec)
     swtpm = None
     if spec.tpm:
         from limapy.qemu.tpm import find_swtpm

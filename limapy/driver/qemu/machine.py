@@ -99,6 +99,12 @@ class QemuMachine:
     def failure(self) -> str:
         return stderr_tail(self.inst.qemu_stderr_log)
 
+    def disk_allocated(self) -> int:
+        try:
+            return int(os.stat(self.inst.disk).st_blocks) * 512
+        except OSError:
+            return 0
+
     def events(self) -> list[str]:
         """The names of the QMP events that arrived since the last look."""
         if self.qmp is None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from limapy import pids, store
 from limapy.config.model import Spec
 from limapy.driver import suspended
+from limapy.driver.layout import SETUP_NOTICE
 from limapy.driver.plan import (
     MEDIA_AUTOUNATTEND,
     MEDIA_NOCLOUD,
@@ -23,11 +24,6 @@ from limapy.driver.plan import (
 )
 from limapy.driver.qemu.facts import Facts
 from limapy.qemu import cmdline, tpm, virtiofsd
-
-SETUP_NOTICE = (
-    "Windows Setup has already written the disk: booting from it to continue the install (no boot keys); "
-    "to install again from scratch, delete and re-create the instance"
-)
 
 
 def swtpm_sidecar(inst: store.Instance, binary: str) -> Sidecar:
