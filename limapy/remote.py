@@ -5,7 +5,8 @@ checks use this: one connection instead of an ssh process per probe, so a probe 
 the guest's boot-done marker is seen as soon as it appears.
 
 Guest host keys are not checked, as with Lima's `StrictHostKeyChecking=no` on 127.0.0.1: the guest is
-reached only through a port that QEMU forwards on the loopback interface.
+reached only through a port that QEMU forwards on the loopback interface (of this host, or of the remote
+libvirt host the `gateway` command reaches, whose own host key policy is the libvirt URI's).
 """
 
 from __future__ import annotations
@@ -36,8 +37,11 @@ class Result:
 class Guest:
     """A lazily (re)connecting SSH session to a guest."""
 
-    def __init__(self, port: int, user: str, key: Path, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, port: int, user: str, key: Path, *, connect_timeout: float = 5.0, gateway: str | None = None
+    ) -> None:
         self.port = port
+        self.gateway = gateway  # a ProxyCommand to the host the port is on (a remote libvirt host)
         self.user = user
         self.key = key
         self.connect_timeout = connect_timeout
@@ -59,6 +63,7 @@ class Guest:
                 "allow_agent": False,
                 "banner_timeout": self.connect_timeout,
                 "auth_timeout": self.connect_timeout,
+                **({"sock": self._proxy()} if self.gateway else {}),
             },
         )
         import paramiko
@@ -67,6 +72,14 @@ class Guest:
         logging.getLogger("paramiko").setLevel(logging.CRITICAL)  # banner timeouts are expected early on
         conn.open()
         return conn
+
+    def _proxy(self) -> Any:
+        """The gateway command as paramiko runs it, with OpenSSH's %h and %p filled in here (fabric's own
+        gateway string would take the port from an ssh_config that has none: 22)."""
+        import paramiko
+
+        assert self.gateway is not None
+        return paramiko.ProxyCommand(self.gateway.replace("%h", HOST).replace("%p", str(int(self.port))))
 
     def run(self, command: str, timeout: float = 30.0) -> Result:
         """Run `command`; RemoteError when the guest cannot be reached, else its exit code and output."""

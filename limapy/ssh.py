@@ -212,8 +212,21 @@ def ssh_options(
         opts.append(("ForwardX11", "yes"))
     if spec.ssh.forward_x11_trusted:
         opts.append(("ForwardX11Trusted", "yes"))
+    proxy = proxy_command(inst)
+    if proxy is not None:
+        opts.append(("ProxyCommand", proxy))
     opts.append(("LogLevel", "ERROR" if version >= (8, 9) else "QUIET"))
     return opts
+
+
+def proxy_command(inst: store.Instance) -> str | None:
+    """The hop to the host the guest's port is on, when that is not this one (a remote libvirt host): the
+    `ProxyCommand` (`ssh -W`, what ProxyJump runs) the instance's `ssh.proxy` holds."""
+    try:
+        key, _, value = (inst.dir / "ssh.proxy").read_text().strip().partition(" ")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return value.strip() if key == "ProxyCommand" and value.strip() else None
 
 
 def host_alias(inst: store.Instance) -> str:

@@ -21,6 +21,10 @@ def register(app: typer.Typer) -> None:
             False, "--allow-local-files", help="Let a template from the network read files on this host."
         ),
         list_templates: bool = typer.Option(False, "--list-templates", help="List the template:NAMEs and exit."),
+        driver: str | None = typer.Option(
+            None, "--driver", help="Engine: qemu (default) or libvirt (default from $LIMAPY_DRIVER)."),
+        connect: str | None = typer.Option(
+            None, "--connect", help="libvirt URI (default $LIBVIRT_DEFAULT_URI), e.g. qemu+ssh://root@host/system."),
         *,
         flags: EditFlags,
     ) -> None:
@@ -38,6 +42,7 @@ def register(app: typer.Typer) -> None:
         from limapy.editflags import to_edits
         from limapy.ops.create import create as do_create
 
-        inst = do_create(template, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files)
+        inst = do_create(template, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
+                         driver_name=driver, connect=connect)  # fmt: skip
         say(f"created `{inst.name}` in {inst.dir}")
         say(f"Run `limapy start {inst.name}` to start the instance.")

@@ -57,6 +57,10 @@ def register(app: typer.Typer) -> None:
         allow_local_files: bool = typer.Option(
             False, "--allow-local-files", help="Let a template from the network read files on this host."
         ),
+        driver: str | None = typer.Option(
+            None, "--driver", help="Engine for a new instance: qemu (default) or libvirt ($LIMAPY_DRIVER)."),
+        connect: str | None = typer.Option(
+            None, "--connect", help="libvirt URI for a new instance (default $LIBVIRT_DEFAULT_URI)."),
         *,
         flags: EditFlags,
     ) -> None:
@@ -70,6 +74,7 @@ def register(app: typer.Typer) -> None:
         inst = ops.resolve_target(
             target, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
             existing_sets=() if dry_run else edits, create_only=flags.given_create_only(),
+            driver_name=driver, connect=connect,
         )  # fmt: skip
         if dry_run:  # the flags shape the plan; lima.yaml is not written
             print(ops.dry_run(inst, edits if ops.existed(inst, target) else ()))

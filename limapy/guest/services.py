@@ -54,7 +54,9 @@ class Services:
         from limapy import remote
 
         # SSH is known up: a slow answer (a guest just resumed, a loaded host) is worth waiting for
-        self.watcher = remote.Guest(self.guest.port, self.guest.user, self.guest.key, connect_timeout=30.0)
+        self.watcher = remote.Guest(
+            self.guest.port, self.guest.user, self.guest.key, connect_timeout=30.0, gateway=self.guest.gateway
+        )
         self.thread = threading.Thread(target=self._watch, name="port watcher", daemon=True)
         self.thread.start()
 

@@ -123,6 +123,8 @@ def create(
     say: Say = _quiet,
     for_start: bool = False,
     allow_local: bool = False,
+    driver_name: str | None = None,
+    connect: str | None = None,
 ) -> store.Instance:
     """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
     ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
@@ -143,9 +145,12 @@ def create(
         say(w)
     spec = loaded.spec
     preflight.check(spec, instance_dir=layout.dir, host=hostinfo.detect(), say=say)
-    drv_name = driver.chosen_for(spec)
+    drv_name = driver.chosen_for(spec, driver_name)
+    if connect and drv_name != "libvirt":
+        raise UsageError(f"--connect names a libvirt host; this instance's driver is {drv_name}",
+                         hint="add `--driver libvirt`")  # fmt: skip
     drv = driver.load(drv_name)
-    drv.check(spec)  # before any download: no progress lines ahead of a refusal
+    drv.check(spec, connect)  # before any download: no progress lines ahead of a refusal
     if for_start:
         driver.check_ssh_port(spec)
     fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
@@ -157,6 +162,6 @@ def create(
         store.atomic_write(new.lima_version, (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
         if product_key is not None:
             store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
-        driver.record(tmp, drv_name)
+        driver.record(tmp, drv_name, connect)
         drv.create(tmp, spec, fetched, say)
     return layout

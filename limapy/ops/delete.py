@@ -36,6 +36,7 @@ def delete(name: str, *, force: bool = False) -> bool:
     with store.lock(inst, what="delete"):
         from limapy import disk, summary
 
+        driver.for_instance(inst).remove(inst)  # first: a refusal there leaves the instance as it was
         try:
             for ad in summary.spec(inst).additional_disks:
                 disk.release_additional_disk(ad.name, d)

@@ -140,6 +140,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
         "status": st,
         "dir": str(inst.dir),
         "vmType": spec.vm_type,
+        "driver": driver.name_of(inst),  # limapy extension: the engine that runs it (qemu, libvirt)
         "arch": spec.arch,
         "cpus": spec.cpus,
         "memory": spec.memory,

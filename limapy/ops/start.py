@@ -43,6 +43,8 @@ def resolve_target(
     allow_local: bool = False,
     existing_sets: Sequence[str | Edit] = (),
     create_only: Sequence[str] = (),
+    driver_name: str | None = None,
+    connect: str | None = None,
 ) -> store.Instance:
     """The instance `start TARGET` boots: an existing one (name or unique prefix), its lima.yaml edited first
     by `existing_sets` (Lima applies the flags to it; the create-only ones are named and ignored), or one
@@ -51,7 +53,7 @@ def resolve_target(
         target, name = "template:default", "default"
     if not looks_like_template(target):
         inst = store.resolve(target)
-        for flag in create_only:
+        for flag in [*create_only, *(["--driver"] if driver_name else []), *(["--connect"] if connect else [])]:
             say(f"warning: {flag} applies only when an instance is created; ignored for `{inst.name}`")
         if existing_sets:
             from limapy.ops.edit import apply_edits
@@ -60,7 +62,8 @@ def resolve_target(
         return inst
     from limapy.ops.create import create
 
-    inst = create(target, name=name, sets=sets, say=say, for_start=True, allow_local=allow_local)
+    inst = create(target, name=name, sets=sets, say=say, for_start=True, allow_local=allow_local,
+                  driver_name=driver_name, connect=connect)  # fmt: skip
     say(f"created `{inst.name}`")
     return inst
 
@@ -99,7 +102,7 @@ def dry_run(inst: store.Instance, sets: Sequence[str | Edit] = ()) -> str:
     else:
         spec = config.instance_spec(inst)
     plan = driver.for_instance(inst).plan(inst, spec)
-    return shlex.join(plan.argv)
+    return plan.document.rstrip("\n") if plan.document else shlex.join(plan.argv)
 
 
 def spawn_hostagent(inst: store.Instance) -> proc.Process[bytes]:

@@ -1,0 +1,396 @@
+"""The libvirt driver: the same instance run by libvirtd, on this machine or on a remote KVM host.
+
+    plan (reads: instance, libvirt host)  ->  materialize (volumes, seed, domain defined)  ->  launch
+
+The instance directory keeps what it keeps for QEMU (lima.yaml, the disk as created, ssh.config, logs);
+the libvirt host keeps the running copy: domain `limapy-NAME` (with limapy's metadata) and its volumes in
+the pool `limapy` (limapy.driver.libvirt.conn). The disk is imported on the first start; from then on the
+volume is the instance's disk. The host agent (readiness, mounts, forwards) is the QEMU driver's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from limapy import dirs, netutil, pids, ssh, store, summary
+from limapy.config.model import BootKind, Spec
+from limapy.driver import Fetched, Say, Snapshot, check_ssh_port, layout
+from limapy.driver.libvirt import conn as lvconn
+from limapy.driver.libvirt import domain, target
+from limapy.driver.libvirt.machine import ACTIVE, LibvirtMachine
+from limapy.driver.plan import (
+    MEDIA_AUTOUNATTEND,
+    MEDIA_NOCLOUD,
+    READY_LINUX,
+    READY_WINDOWS,
+    WIN_INSTALL,
+    WIN_INSTALLED,
+    WIN_SETUP,
+    BootPlan,
+    Media,
+)
+from limapy.errors import LimapyError
+
+log = logging.getLogger("limapy.driver.libvirt")
+
+#: A Windows disk volume with this much written has been partitioned by Setup: it boots first.
+SETUP_WRITTEN = 64 << 20
+SUSPEND_FORMAT = 1
+
+
+def light_pid(inst: store.Instance) -> int | None:
+    """The host agent that runs this instance's domain (`libvirt.active`), found without libvirtd."""
+    return pids.live(inst.dir / ACTIVE, pids.hostagent_marks(inst.name))
+
+
+def _virt_type(conn: Any, spec: Spec, local: bool) -> str:
+    from limapy.qemu import host
+
+    forced = (os.environ.get(dirs.ENV_ACCEL) or "").strip().lower()
+    if forced:
+        return "kvm" if forced == "kvm" else "qemu"
+    if local:
+        probe = host.HostProbe()
+        accel, _ = host.choose_accel(spec.arch, host.normalize_arch(probe.machine), probe)
+        return "kvm" if accel == "kvm" else "qemu"
+    try:
+        conn.getDomainCapabilities(None, spec.arch, None, "kvm", 0)
+        return "kvm"
+    except Exception:
+        return "qemu"
+
+
+def _firmware(spec: Spec, local: bool) -> domain.Firmware | None:
+    """UEFI firmware for a boot that needs it: this host's pair (size-checked as for QEMU) when the guest runs
+    here, else libvirt's own choice on its host."""
+    if spec.boot_kind is not BootKind.UEFI:
+        return None
+    if not local:
+        return domain.Firmware()
+    from limapy.qemu import firmware
+
+    pair = firmware.find_firmware(spec.arch, spec.firmware_images)
+    firmware.check_pair(pair, spec.arch)
+    if spec.arch == "aarch64" and pair.code.stat().st_size != firmware.AARCH64_FLASH:
+        return domain.Firmware()  # libvirt's descriptors name a 64 MiB pair; ours would need padding
+    template = pair.vars_template
+    return domain.Firmware(loader=str(pair.code), nvram_template=str(template) if template else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Where:
+    uri: str
+    jump: target.Jump | None
+    pool_path: str
+
+
+class LibvirtDriver:
+    name = "libvirt"
+
+    # -- create --------------------------------------------------------------------------------------------
+    def check(self, spec: Spec, connect: str | None = None) -> None:
+        uri = connect or os.environ.get("LIBVIRT_DEFAULT_URI") or None
+        if uri is not None:
+            target.parse(uri)
+        lvconn.connect(uri).close()
+        from limapy.qemu import cmdline
+
+        cmdline.display_arg(spec)
+        cmdline.static_forwards(spec)
+        if spec.additional_disks:
+            raise LimapyError("the libvirt driver does not attach additionalDisks yet", hint="use the qemu driver")
+
+    def create(self, tmp: Path, spec: Spec, fetched: Fetched, say: Say) -> None:
+        layout.lay_out(tmp, fetched, say)  # the same local layout as QEMU's; uploaded on the first start
+        requested = target.read_requested(tmp) or (os.environ.get("LIBVIRT_DEFAULT_URI") or "").strip() or None
+        c = lvconn.connect(requested)
+        try:  # the URI as asked for (a remote one keeps its keyfile= and no_verify=), else libvirt's default
+            target.record_uri(tmp, requested or c.getURI())
+        finally:
+            c.close()
+
+    def adapt(self, spec: Spec) -> Spec:
+        """Host folders are mounted over the guest's SSH connection (reverse-sshfs): the libvirt host may not
+        have them, and this works the same locally and remotely."""
+        if spec.shared_mounts and spec.mount_type != "reverse-sshfs":
+            return dataclasses.replace(spec, mount_type="reverse-sshfs")
+        return spec
+
+    # -- plan ----------------------------------------------------------------------------------------------
+    def _where(self, inst: store.Instance, conn: Any) -> Where:
+        uri = target.uri_of(inst)
+        lv = lvconn.binding()
+        try:
+            pool = conn.storagePoolLookupByName(lvconn.pool_name())
+            path = domain.parse(pool.XMLDesc(0)).findtext("target/path") or ""
+        except lv.libvirtError:
+            path = lvconn._pool_target(conn)
+        return Where(uri, target.parse(uri), path)
+
+    def plan(self, inst: store.Instance, spec: Spec) -> BootPlan:
+        spec = self.adapt(spec)
+        store.check_links(inst)
+        conn = lvconn.connect(target.uri_of(inst))
+        try:
+            return self._plan(inst, spec, conn)
+        finally:
+            conn.close()
+
+    def _plan(self, inst: store.Instance, spec: Spec, conn: Any) -> BootPlan:
+        from limapy.driver import suspended
+
+        where = self._where(inst, conn)
+        local = where.jump is None
+
+        def vol_path(name: str) -> str:  # where a directory pool keeps volume `name`
+            return str(Path(where.pool_path) / name)
+
+        dom = lvconn.lookup_domain(conn, domain.domain_name(inst.name))
+        if dom is not None and dom.isActive():
+            raise LimapyError(
+                f"libvirt domain {domain.domain_name(inst.name)} is already running",
+                hint=f"`limapy stop {inst.name}` (or `virsh -c {where.uri} destroy {domain.domain_name(inst.name)}`)",
+            )
+        disk_name = lvconn.vol_name(inst.name, ".qcow2")
+        try:
+            pool = conn.storagePoolLookupByName(lvconn.pool_name())
+        except lvconn.binding().libvirtError:
+            pool = None  # made at the first start
+        disk_vol = lvconn.volume(pool, disk_name) if pool is not None else None
+        if disk_vol is None and not inst.disk.exists():
+            raise LimapyError(
+                f"the disk of `{inst.name}` is missing ({inst.disk}, and no volume {disk_name} on {where.uri})",
+                hint="delete and re-create the instance",
+            )
+        notices: list[str] = []
+        if spec.shared_mounts and summary.spec(inst).mount_type != "reverse-sshfs":
+            notices.append("the libvirt driver mounts host folders with reverse-sshfs (mountType is ignored)")
+        resume, discard = self._resume_state(inst, dom)
+        if discard:
+            notices.append(suspended.warning(discard))
+        iid = f"iid-{int(time.time())}"
+        mac = netutil.mac_address(inst.dir)
+        if resume is not None:
+            port = int(resume.get("ssh_port") or 0)
+        elif local:
+            port = check_ssh_port(spec) or netutil.free_port()
+        else:
+            port = spec.ssh.local_port or 20000 + secrets.randbelow(30000)
+        rdp = None
+        media: Media | None
+        windows_boot: str | None = None
+        if spec.is_windows:
+            files = layout.windows_files(inst, spec) if not inst.win_done_installation.exists() else layout.Files(
+                windows_boot=WIN_INSTALLED)  # fmt: skip
+            windows_boot = files.windows_boot
+            if windows_boot == WIN_INSTALL:
+                if disk_vol is not None:
+                    windows_boot = WIN_SETUP if lvconn.allocation(disk_vol) >= SETUP_WRITTEN else WIN_INSTALL
+                elif inst.disk.exists():
+                    windows_boot = layout.windows_boot(inst)
+            if spec.rdp:
+                rdp = netutil.free_port() if local else 20000 + secrets.randbelow(30000)
+            media = None if files.windows_image is None else Media(
+                MEDIA_AUTOUNATTEND, inst.cidata_iso, windows=files.windows_image,
+                openssh_msi=files.openssh_msi, virtio_win=files.virtio_win is not None)  # fmt: skip
+            notices += files.image_warnings
+            if windows_boot == WIN_SETUP:
+                notices.append(layout.SETUP_NOTICE)
+        else:
+            media = Media(MEDIA_NOCLOUD, inst.cidata_iso, iid=iid, mac=mac)
+        kernel = initrd = None
+        cmdline_text = None
+        if not spec.is_windows and spec.boot_kind is BootKind.KERNEL:
+            kernel = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-kernel")))
+            if inst.initrd.exists():
+                initrd = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-initrd")))
+            if inst.kernel_cmdline.exists():
+                cmdline_text = inst.kernel_cmdline.read_text().strip()
+        installing = windows_boot in (WIN_INSTALL, WIN_SETUP)
+        iso = None
+        if installing or (not spec.is_windows and inst.iso.exists()):
+            iso = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-install.iso")))
+        virtio = None
+        if installing and spec.windows_virtio and inst.virtio_win.exists():
+            virtio = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-virtio-win.iso")))
+        inputs = domain.Inputs(
+            instance=inst.name,
+            instance_dir=str(inst.dir),
+            virt_type=_virt_type(conn, spec, local),
+            ssh_port=port,
+            mac=mac,
+            disk=domain.Volume(vol_path(disk_name), "qcow2"),
+            cidata=domain.Volume(vol_path(lvconn.vol_name(inst.name, "-cidata.iso"))) if media is not None else None,
+            iso=iso,
+            virtio_win=virtio,
+            kernel=kernel,
+            initrd=initrd,
+            kernel_cmdline=cmdline_text,
+            firmware=_firmware(spec, local),
+            windows_boot=windows_boot or WIN_INSTALLED,
+            rdp_port=rdp,
+            host_label=os.uname().nodename,
+        )
+        xml = domain.build(spec, inputs)
+        return BootPlan(
+            driver=self.name,
+            argv=(),
+            document=xml,
+            ssh_port=port,
+            user=spec.user.name or "lima",
+            readiness=READY_WINDOWS if spec.is_windows else READY_LINUX,
+            iid=iid,
+            accel="kvm" if inputs.virt_type == "kvm" else "tcg",
+            notices=tuple(notices),
+            media=None if resume is not None else media,
+            disk_size=spec.disk,
+            windows_boot=None if resume is not None else windows_boot,
+            rdp_port=rdp,
+            resume=resume is not None,
+            discard_state=bool(discard),
+        )
+
+    def _resume_state(self, inst: store.Instance, dom: Any) -> tuple[dict[str, Any] | None, str]:
+        """The suspend record to resume from, or why a saved state must go."""
+        from limapy.driver import suspended
+
+        has_image = bool(dom is not None and dom.hasManagedSaveImage(0))
+        if not inst.suspend_record.exists():
+            return None, "no record of the saved state" if has_image else ""
+        try:
+            rec = json.loads(inst.suspend_record.read_text())
+        except (OSError, ValueError) as e:
+            return None, f"the record of the saved state is unreadable ({e})"
+        if rec.get("driver") != self.name:
+            return None, f"the saved state is from the {rec.get('driver')} driver"
+        if not has_image:
+            return None, "libvirt has no saved state of the domain"
+        if rec.get("config_sha256") != suspended.config_digest(inst):
+            return None, "lima.yaml changed after the suspend"
+        return rec, ""
+
+    # -- materialize, launch -------------------------------------------------------------------------------
+    def materialize(self, inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
+        from limapy.driver.libvirt import volumes
+
+        volumes.materialize(inst, self.adapt(spec), plan)
+
+    def launch(self, inst: store.Instance, plan: BootPlan) -> LibvirtMachine:
+        uri = target.uri_of(inst)
+        conn = lvconn.connect(uri)
+        dom = lvconn.lookup_domain(conn, domain.domain_name(inst.name))
+        if dom is None:
+            raise LimapyError(f"libvirt domain {domain.domain_name(inst.name)} is not defined")
+        pool = lvconn.ensure_pool(conn)
+        m = LibvirtMachine(inst, conn, dom, lvconn.volume(pool, lvconn.vol_name(inst.name, ".qcow2")), uri)
+        spec = self.adapt(summary.spec(inst))
+        m.start(resume=plan.resume, forwards=domain.hostfwd_rules(spec, plan.ssh_port, plan.rdp_port))
+        if plan.resume:
+            inst.suspend_record.unlink(missing_ok=True)
+        return m
+
+    def emulated(self, spec: Spec) -> bool:
+        """Unknown before the domain runs on its host: assume emulation (the longer timeouts) unless told."""
+        forced = (os.environ.get(dirs.ENV_ACCEL) or "").strip().lower()
+        return forced == "tcg" if forced else True
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def pid(self, inst: store.Instance) -> int | None:
+        return light_pid(inst)
+
+    def _domain(self, inst: store.Instance) -> tuple[Any, Any]:
+        conn = lvconn.connect(target.uri_of(inst))
+        return conn, lvconn.lookup_domain(conn, domain.domain_name(inst.name))
+
+    def stop(self, inst: store.Instance, timeout: float) -> bool:
+        conn, dom = self._domain(inst)
+        clean = True
+        try:
+            if dom is not None and dom.isActive():
+                m = LibvirtMachine(inst, conn, dom, None)
+                clean = m.shutdown(timeout)
+        finally:
+            conn.close()
+        (inst.dir / ACTIVE).unlink(missing_ok=True)
+        return clean
+
+    def force_stop(self, inst: store.Instance) -> None:
+        conn, dom = self._domain(inst)
+        lv = lvconn.binding()
+        try:
+            if dom is not None and dom.isActive():
+                dom.destroy()
+        except lv.libvirtError as e:
+            name = domain.domain_name(inst.name)
+            raise LimapyError(f"libvirt could not stop {name}: {lvconn.error_text(e)}") from None
+        finally:
+            conn.close()
+        (inst.dir / ACTIVE).unlink(missing_ok=True)
+
+    def suspend(self, inst: store.Instance) -> None:
+        from limapy.driver import suspended
+
+        conn, dom = self._domain(inst)
+        lv = lvconn.binding()
+        try:
+            if dom is None or not dom.isActive():
+                raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
+            port = ssh.config_port(inst)
+            try:
+                dom.managedSave(0)
+            except lv.libvirtError as e:
+                raise LimapyError(f"libvirt could not save {inst.name}: {lvconn.error_text(e)}") from None
+        finally:
+            conn.close()
+        rec = {
+            "format": SUSPEND_FORMAT, "driver": self.name, "ssh_port": port,
+            "config_sha256": suspended.config_digest(inst), "suspended_at": time.time(),
+        }  # fmt: skip
+        store.atomic_write(inst.suspend_record, (json.dumps(rec) + "\n").encode(), 0o600)
+
+    def remove(self, inst: store.Instance) -> None:
+        from limapy.driver.libvirt import volumes
+
+        volumes.remove(inst)
+
+    def screenshot(self, inst: store.Instance, out: Path) -> None:
+        conn, dom = self._domain(inst)
+        lv = lvconn.binding()
+        try:
+            if dom is None or not dom.isActive():
+                raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
+            stream = conn.newStream(0)
+            mime = dom.screenshot(stream, 0, 0)
+            chunks = []
+            while data := stream.recv(1 << 18):
+                if not isinstance(data, bytes):
+                    break
+                chunks.append(data)
+            stream.finish()
+        except lv.libvirtError as e:
+            raise LimapyError(f"libvirt screenshot failed: {lvconn.error_text(e)}") from None
+        finally:
+            conn.close()
+        from limapy.driver.libvirt.volumes import to_png
+
+        store.atomic_write(out, to_png(b"".join(chunks), str(mime)), 0o644)
+
+    def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
+        return {"serial": inst.serial_log, "hostagent": inst.ha_stderr_log}
+
+    def snapshot(self, inst: store.Instance, action: str, tag: str) -> None:
+        raise LimapyError("the libvirt driver does not take snapshots yet", hint="`virsh snapshot-create-as` works")
+
+    def snapshots(self, inst: store.Instance) -> list[Snapshot]:
+        return []
+
+
+DRIVER = LibvirtDriver()
