@@ -20,6 +20,9 @@ PKGS=(
   msitools                                     # tests: real MSIs (OpenSSH MSI platform checks)
   freerdp2-x11 xvfb                            # tests: `limapy rdp` with the real FreeRDP client
   zstd xz-utils iproute2 ca-certificates python3-venv
+  libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver's daemon, virsh
+  libvirt-dev pkg-config gcc python3-dev      # to build the libvirt Python binding (pip's libvirt-python)
+  openssh-server                               # tests: a "remote" libvirt host reached over qemu+ssh://
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -40,3 +43,5 @@ fi
 # compiled on every run (~30 ms of CLI start-up). Compile them once here.
 .venv/bin/python -m compileall -q limapy >/dev/null
 .venv/bin/python -c 'import limapy, sys; print(f"setup: limapy {limapy.__version__} in .venv", file=sys.stderr)'
+# libvirtd for the libvirt driver and its tests (started when it does not answer yet)
+hack/libvirtd.sh
