@@ -292,7 +292,21 @@ class LibvirtDriver:
         pool = lvconn.ensure_pool(conn)
         m = LibvirtMachine(inst, conn, dom, lvconn.volume(pool, lvconn.vol_name(inst.name, ".qcow2")), uri)
         spec = self.adapt(summary.spec(inst))
-        m.start(resume=plan.resume, forwards=domain.hostfwd_rules(spec, plan.ssh_port, plan.rdp_port))
+        forwards = domain.hostfwd_rules(spec, plan.ssh_port, plan.rdp_port)
+        try:
+            m.start(resume=plan.resume, forwards=forwards)
+        except LimapyError as e:
+            forced = (os.environ.get(dirs.ENV_ACCEL) or "").strip()
+            if plan.resume or plan.accel != "kvm" or forced or "kvm" not in e.message.lower():
+                raise
+            # The host's libvirt offers KVM, but its QEMU cannot use it (a nested or half-working KVM):
+            # once, run the same domain under TCG instead, and say so.
+            log.warning("KVM failed on the libvirt host (%s); running %s under TCG", e.message, dom.name())
+            tcg = domain.as_tcg(dom.XMLDesc(0))
+            conn.defineXML(tcg)
+            dom = lvconn.lookup_domain(conn, dom.name())
+            m = LibvirtMachine(inst, conn, dom, m.disk_vol, uri)
+            m.start(resume=False, forwards=forwards)
         if plan.resume:
             inst.suspend_record.unlink(missing_ok=True)
         return m

@@ -318,6 +318,25 @@ def parse(xml: str) -> ET.Element:
     return ET.fromstring(xml)  # noqa: S314 - see above
 
 
+def as_tcg(xml: str) -> str:
+    """The same domain under TCG (domain type `qemu`): the host CPU model becomes QEMU's `max`, and the
+    Hyper-V enlightenments and clock (KVM-only) go."""
+    root = parse(xml)
+    root.set("type", "qemu")
+    cpu = root.find("cpu")
+    if cpu is not None and cpu.get("mode") == "host-passthrough":
+        cpu.set("mode", "maximum")
+    feats = root.find("features")
+    hv = feats.find("hyperv") if feats is not None else None
+    if feats is not None and hv is not None:
+        feats.remove(hv)
+    clock = root.find("clock")
+    for timer in list(clock) if clock is not None else []:
+        if timer.get("name") == "hypervclock":
+            clock.remove(timer)  # type: ignore[union-attr]
+    return ET.tostring(root, encoding="unicode")
+
+
 def metadata_of(xml: str) -> dict[str, str] | None:
     """limapy's metadata in a domain's XML (None: not a domain limapy made)."""
     try:
