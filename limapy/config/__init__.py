@@ -85,6 +85,7 @@ def check(
         d = _read_layer(dirs.config_dir() / "default.yaml")
         o = _read_layer(dirs.config_dir() / "override.yaml")
         layered = defaults.layer(d, doc.data, o)
+        warnings += _containerd_warnings(doc, layered)
         cfg = defaults.fill(
             layered,
             host=host or hostinfo.detect(),
@@ -100,6 +101,17 @@ def check(
         err.warnings = warnings  # type: ignore[attr-defined]
         raise err
     return Loaded(doc, cfg, warnings)
+
+
+def _containerd_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
+    """A configuration that asks for containerd (not Lima's default `user: true`, which is filled for every
+    Linux guest, but a `true` set in a template, `_config/*.yaml` or `--containerd`) learns it gets none."""
+    cont = layered.get("containerd")
+    if not isinstance(cont, dict) or layered.get("plain") is True:
+        return []
+    return [f"{doc.where(('containerd', key))}: warning: field `containerd.{key}` is true, but limapy does not "
+            "install containerd (the field is filled as Lima fills it, and ignored)"
+            for key in ("system", "user") if cont.get(key) is True]  # fmt: skip
 
 
 #: Fields naming host files that limapy reads or writes later (not at load time, unlike provision `file:`).
