@@ -70,7 +70,7 @@ def check(
     """Validate an embedded Document; raise ConfigError with every problem as `FILE:LINE:COL: ...`."""
     from limapy import dirs
     from limapy.config import defaults, hostinfo
-    from limapy.config.schema import schema_problems, unknown_keys
+    from limapy.config.schema import binary_problems, schema_problems, unknown_keys
     from limapy.config.validate import unused_params, validate
     from limapy.config.yamlread import format_path
 
@@ -79,7 +79,7 @@ def check(
     for path in unknown_keys(doc.data):
         warnings.append(f"{doc.where(path)}: warning: field `{format_path(path)}` is unknown to Lima 2.2 (typo?)")
     problems = unused_params(doc.data)
-    problems += schema_problems(doc.data)
+    problems += binary_problems(doc.data) + schema_problems(doc.data)
     cfg: dict[str, Any] = {}
     if not problems:
         d = _read_layer(dirs.config_dir() / "default.yaml")
