@@ -5,6 +5,8 @@
   help text and the schema digest, as on a user's second call).
 - cli.list20 / cli.list200: `limapy list` with 20 and 200 stopped instances (fresh summaries);
   cli.list20cold: the same after every summary was removed (each instance read in full; informational).
+- cli.complete: the completion request bash's Tab after `limapy stop list0` makes (typer's script sets
+  `_LIMAPY_COMPLETE` and `COMP_WORDS`), answered with the 20 instance names starting so.
 - cli.shell: `limapy shell NAME true` on an instance that looks running (its host agent and QEMU pid
   files name live processes carrying their marks), until limapy execs `ssh`: the `ssh` on PATH is a
   stand-in that exits at once, so the row is limapy's own time plus one exec.
@@ -87,6 +89,10 @@ def _measure(bench: Bench, names: list[str], env_small: dict[str, str], env_shel
         "cli.list20": (f"limapy list ({SMALL} stopped instances)", ["list"], env_small),
         "cli.list200": (f"limapy list ({LARGE} stopped instances)", ["list"], bench.env),
         "cli.shell": ("limapy shell NAME true (until ssh runs)", ["shell", names[0], "true"], env_shell),
+        # what bash's Tab after `limapy stop list0` runs (typer's completion script), 20 instances
+        "cli.complete": (f"Tab: limapy stop list0<TAB> ({SMALL} instances)", [],
+                         {**env_small, "_LIMAPY_COMPLETE": "complete_bash", "COMP_WORDS": "limapy\nstop\nlist0",
+                          "COMP_CWORD": "2"}),
     }
     floor_argv = [sys.executable, "-c", "pass"]
     timed(floor_argv, bench.env)
@@ -96,6 +102,9 @@ def _measure(bench: Bench, names: list[str], env_small: dict[str, str], env_shel
     n = len([ln for ln in cp.stdout.splitlines() if ln.strip()])
     if n != len(names):
         raise RuntimeError(f"limapy list --json shows {n} instances, expected {len(names)}")
+    _, cp = timed([*lp, *cmds["cli.complete"][1]], cmds["cli.complete"][2])
+    if cp.stdout.decode().split() != names[:SMALL]:
+        raise RuntimeError(f"the completion request answered {cp.stdout[:200]!r}, not the {SMALL} instance names")
     samples: dict[str, list[float]] = {k: [] for k in (*cmds, "cli.list20cold")}
     floor: list[float] = []
     for _ in range(bench.repeat):
@@ -110,7 +119,8 @@ def _measure(bench: Bench, names: list[str], env_small: dict[str, str], env_shel
         check(cp, "limapy list (cold)")
         samples["cli.list20cold"].append(dt * 1000)
     targets = {"cli.help": "ratio<=4", "cli.validate": "ratio<=4", "cli.list20": "ratio<=6",
-               "cli.list200": "ratio<=10", "cli.shell": "ratio<=4,value<=40", "cli.list20cold": ""}
+               "cli.list200": "ratio<=10", "cli.shell": "ratio<=4,value<=40", "cli.complete": "ratio<=4",
+               "cli.list20cold": ""}
     labels = {k: v[0] for k, v in cmds.items()} | {"cli.list20cold": f"limapy list ({SMALL}, no summaries yet)"}
     for key in targets:
         bench.rows.append(Row(

@@ -122,6 +122,15 @@ class Summary:
         return self._cfg
 
     @functools.cached_property
+    def json_cfg(self) -> dict[str, Any]:
+        """`cfg` as `list --json` shows it: plain JSON (a summary's own `cfg` is lossy there: see `json_default`;
+        only a full read's, which `start` uses, carries binary content as bytes)."""
+        if isinstance(self._cfg, str):
+            return self.cfg
+        plain: dict[str, Any] = _plain(self._cfg)
+        return plain
+
+    @functools.cached_property
     def spec(self) -> Spec:
         from limapy.config.model import Spec
 
@@ -136,9 +145,17 @@ class Summary:
         return listed(self.cfg)
 
 
+def json_default(value: object) -> str:
+    """How JSON shows what it has no type for: binary content (a data provision's file) as Go's encoding/json
+    shows Lima's string holding it (UTF-8, invalid bytes as U+FFFD); anything else as its text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
 def _plain(value: Any) -> Any:
     """The filled configuration as JSON sees it (ruamel's scalars are subclasses of str/int/float/bool)."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=json_default))
 
 
 def write(inst: Instance, loaded: Loaded) -> None:
@@ -156,7 +173,7 @@ def write(inst: Instance, loaded: Loaded) -> None:
         "warnings": list(loaded.warnings),
         "view": view_fields(loaded.spec),
         "listed": _plain(loaded.listed()),
-        "cfg": json.dumps(loaded.cfg, separators=(",", ":"), default=str),  # a string: see Summary.cfg
+        "cfg": json.dumps(loaded.cfg, separators=(",", ":"), default=json_default),  # a string: see Summary.cfg
     }
     try:
         store.atomic_write(inst.summary_file, json.dumps(record, separators=(",", ":")).encode(), 0o600)

@@ -18,7 +18,7 @@ class Step:
     """A provision entry ready for the media: its text and path fields with template variables expanded."""
 
     entry: Provision
-    text: str
+    text: str | bytes  # bytes: a binary data file, put on the media as it is
     path: str | None
     owner: str | None
     permissions: str | None
@@ -30,6 +30,11 @@ class Step:
     @property
     def mode(self) -> str:
         return self.entry.mode
+
+    @property
+    def data(self) -> bytes:
+        """The file's bytes on the media."""
+        return self.text.encode() if isinstance(self.text, str) else self.text
 
 
 def template_fields(spec: Spec, name: str, *, home: str | None = None) -> dict[str, str]:
@@ -59,7 +64,9 @@ def provisions(spec: Spec, name: str, *, allowed: tuple[str, ...], home: str | N
         if p.text is None:
             raise LimapyError(f"{where}: no `{key}` to put on the first-boot media",
                               hint="the configuration loader should have resolved `file:` into `script:`")
-        text = expand_vars(p.text, fields, params, where=f"{where}.{key}")
+        # binary content is not templated (Lima runs it through its Go template too, where a binary file rarely
+        # holds a `{{` action and one that does not parse leaves it as it is)
+        text = p.text if isinstance(p.text, bytes) else expand_vars(p.text, fields, params, where=f"{where}.{key}")
         path, owner, permissions = (
             None if value is None else expand_vars(value, fields, params, where=f"{where}.{label}")
             for value, label in ((p.path, "path"), (p.owner, "owner"), (p.permissions, "permissions"))

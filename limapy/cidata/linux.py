@@ -163,9 +163,9 @@ def build_seed(
             boot_scripts.append((fname, _b64(step.text)))
         elif step.mode == "data":
             _data_env(env, fname, step)
-            files[f"provision.data/{fname}"] = step.text.encode()
+            files[f"provision.data/{fname}"] = step.data
         else:
-            files[f"provision.{step.mode}/{fname}"] = step.text.encode()
+            files[f"provision.{step.mode}/{fname}"] = step.data
             if step.mode == "dependency" and step.entry.skip_default_dependency_resolution:
                 env["LIMA_CIDATA_SKIP_DEFAULT_DEPENDENCY_RESOLUTION"] = "1"
 

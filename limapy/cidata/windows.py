@@ -203,8 +203,8 @@ def _provision_context(steps: list[Step], files: dict[str, bytes]) -> list[dict[
     out = []
     for p in sorted(steps, key=lambda p: (_ORDER[p.mode], p.index)):
         fname = f"{p.index:08d}"
-        data = p.text.encode("utf-8")
-        if p.mode != "data" and not p.text.isascii():
+        data = p.data
+        if p.mode != "data" and not data.isascii():
             data = b"\xef\xbb\xbf" + data  # Windows PowerShell 5.1 needs the BOM to read UTF-8 scripts
         files[f"provision/{p.mode}/{fname}"] = data
         item: dict[str, Any] = {"mode": p.mode, "file": f"provision\\{p.mode}\\{fname}"}

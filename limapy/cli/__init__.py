@@ -131,7 +131,7 @@ def _dispatch(args: list[str]) -> int:
     """The fast path (limapy.cli.fast) for what people run all day, else the typer app."""
     from limapy.cli import fast
 
-    answer = fast.dispatch(args, COMMANDS, _typer)
+    answer = fast.dispatch(args, COMMANDS, _typer, build_app)
     return answer if answer is not None else _typer(args)
 
 

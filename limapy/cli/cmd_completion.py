@@ -1,7 +1,8 @@
 """`limapy completion bash|zsh|fish|powershell`: a completion script for the shell (Lima's spelling).
 
-The script calls `limapy` back with `_LIMAPY_COMPLETE` set; typer answers with the commands, options and,
-for instance arguments, `ops.completion.instance_names()`.
+The script calls `limapy` back with `_LIMAPY_COMPLETE` set. Command names and instance arguments are answered
+by limapy.cli.complete without building this app; typer answers the rest (options, subcommands), with
+`ops.completion.instance_names()` for instance arguments too.
 """
 
 from __future__ import annotations

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import say
+from limapy.cli._util import complete_instances, say
 
 
 def register(app: typer.Typer) -> None:
     def list_(
-        names: list[str] = typer.Argument(None, help="Only these instances, in this order"),
+        names: list[str] = typer.Argument(
+            None, help="Only these instances, in this order", autocompletion=complete_instances
+        ),
         fmt: str | None = typer.Option(
             None, "--format", "-f", help="table (default), json, yaml, or a Go template ('{{.Name}} {{.Status}}')."
         ),

@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from limapy.cli._util import say
+from limapy.cli._util import complete_instances, say
 
 
 def register(app: typer.Typer) -> None:
     @app.command("rdp")
     def rdp(
-        name: str = typer.Argument(..., help="Instance name or unique prefix (a Windows guest)"),
+        name: str = typer.Argument(
+            ..., help="Instance name or unique prefix (a Windows guest)", autocompletion=complete_instances
+        ),
         print_only: bool = typer.Option(False, "--print", help="Print the address (127.0.0.1:PORT) and exit."),
         file: Path | None = typer.Option(
             None, "--file", help="Write a .rdp file (0600) here instead of starting a client."

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import typer
 
-from limapy.cli._util import say
+from limapy.cli._util import complete_instances, say
 
 
 def register(app: typer.Typer) -> None:
     @app.command("screenshot")
     def screenshot(
-        name: str = typer.Argument(..., help="Instance name or unique prefix"),
+        name: str = typer.Argument(..., help="Instance name or unique prefix", autocompletion=complete_instances),
         output: Path = typer.Option(Path("screenshot.png"), "-o", "--output", help="PNG file to write."),
     ) -> None:
         """Save a PNG of the guest's screen (works during a Windows install)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import typer
 
+from limapy.cli._util import complete_instances
+
 
 def register(app: typer.Typer) -> None:
     @app.command(
@@ -17,7 +19,8 @@ def register(app: typer.Typer) -> None:
     )
     def shell(
         name: str | None = typer.Argument(
-            None, help="Instance name or unique prefix (default: $LIMAPY_INSTANCE, else `default`)"
+            None, help="Instance name or unique prefix (default: $LIMAPY_INSTANCE, else `default`)",
+            autocompletion=complete_instances,
         ),
         command: list[str] = typer.Argument(None, help="Command to run (default: a login shell)"),
         workdir: str | None = typer.Option(None, "--workdir", help="Working directory in the guest."),

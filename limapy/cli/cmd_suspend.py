@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import say
+from limapy.cli._util import complete_instances, say
 
 
 def register(app: typer.Typer) -> None:
     @app.command("suspend")
-    def suspend(names: list[str] = typer.Argument(..., help="Instances (names or unique prefixes)")) -> None:
+    def suspend(
+        names: list[str] = typer.Argument(
+            ..., help="Instances (names or unique prefixes)", autocompletion=complete_instances
+        ),
+    ) -> None:
         """Save running instances' memory and devices to their directory and stop them; `start` resumes."""
         from limapy import store
         from limapy.ops.suspend import suspend as do_suspend

@@ -4,6 +4,7 @@
   same implementation the typer commands call. Anything these parsers do not know (another flag, `--`
   where it is unusual) is left to typer, which defines the interface; tests/unit/test_cli_fastpath.py holds
   both paths to the same result over a corpus of command lines.
+- Shell completion requests (`_LIMAPY_COMPLETE`): command and instance names (limapy.cli.complete).
 - Help (`limapy`, `--help`, `-h`, `CMD --help`) is rendered by typer once and kept in the cache dir, keyed by
   limapy's version, typer's, the terminal width click wraps to, and the size and mtime of every module
   under limapy/cli/ (where every help text lives): a changed help string is a new key, so the text shown is
@@ -15,50 +16,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 HELP_FLAGS = ("-h", "--help")
 COMPLETE_VAR = "_LIMAPY_COMPLETE"  # click's shell-completion request
 HELP_CACHE = "help"
-
-
-def _width() -> int:
-    """The width click's HelpFormatter wraps to: the terminal's (shutil's rules), at most 80, minus 2."""
-    try:
-        columns = int(os.environ.get("COLUMNS", "0"))
-    except ValueError:
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-        columns = columns or 80
-    return max(min(columns, 80) - 2, 50)
-
-
-def _typer_file() -> str | None:
-    for p in sys.path:
-        candidate = os.path.join(p or ".", "typer", "__init__.py")
-        if os.path.isfile(candidate):
-            return candidate
-    return None
-
-
-def _help_key(args: list[str], commands: tuple[str, ...]) -> str | None:
-    from limapy import __version__
-
-    typer_file = _typer_file()
-    if typer_file is None:
-        return None
-    parts = [__version__, "\0".join(args), str(_width()), typer_file, str(os.stat(typer_file).st_mtime_ns)]
-    cli_dir = Path(__file__).parent
-    for entry in sorted(os.scandir(cli_dir), key=lambda e: e.name):
-        if entry.name.endswith(".py"):
-            st = entry.stat()
-            parts.append(f"{entry.name}:{st.st_size}:{st.st_mtime_ns}")
-    parts.append(",".join(commands))
-    return "\n".join(parts)
 
 
 def is_help(args: list[str], commands: tuple[str, ...]) -> bool:
@@ -75,8 +36,9 @@ def cached_help(args: list[str], commands: tuple[str, ...], render: Callable[[li
     import zlib
 
     from limapy import dirs
+    from limapy.cli.sourcekey import source_key
 
-    key = _help_key(args, commands)
+    key = source_key(args, commands)
     path = dirs.cache_dir() / HELP_CACHE / f"{zlib.crc32(key.encode()):08x}.json" if key else None
     if path is not None:
         try:
@@ -150,10 +112,16 @@ FAST: dict[str, Callable[[list[str]], int | None]] = {
 }
 
 
-def dispatch(args: list[str], commands: tuple[str, ...], render: Callable[[list[str]], int]) -> int | None:
-    """The fast answer to `args`, or None for typer to give."""
-    if COMPLETE_VAR in os.environ:  # a shell asks for completions (no arguments: they are in COMP_WORDS)
-        return None
+def dispatch(
+    args: list[str], commands: tuple[str, ...], render: Callable[[list[str]], int],
+    build: Callable[[], object] | None = None,
+) -> int | None:
+    """The fast answer to `args`, or None for typer to give (`build` makes the typer app, for what the fast
+    answers keep from it)."""
+    if COMPLETE_VAR in os.environ:  # a shell asks for completions (the words are in COMP_WORDS, not `args`)
+        from limapy.cli import complete
+
+        return complete.answer(commands, build)
     if args == ["--version"]:
         from limapy import __version__
 

@@ -70,7 +70,7 @@ def check(
     """Validate an embedded Document; raise ConfigError with every problem as `FILE:LINE:COL: ...`."""
     from limapy import dirs
     from limapy.config import defaults, hostinfo
-    from limapy.config.schema import schema_problems, unknown_keys
+    from limapy.config.schema import binary_problems, schema_problems, unknown_keys
     from limapy.config.validate import unused_params, validate
     from limapy.config.yamlread import format_path
 
@@ -79,12 +79,13 @@ def check(
     for path in unknown_keys(doc.data):
         warnings.append(f"{doc.where(path)}: warning: field `{format_path(path)}` is unknown to Lima 2.2 (typo?)")
     problems = unused_params(doc.data)
-    problems += schema_problems(doc.data)
+    problems += binary_problems(doc.data) + schema_problems(doc.data)
     cfg: dict[str, Any] = {}
     if not problems:
         d = _read_layer(dirs.config_dir() / "default.yaml")
         o = _read_layer(dirs.config_dir() / "override.yaml")
         layered = defaults.layer(d, doc.data, o)
+        warnings += _containerd_warnings(doc, layered)
         cfg = defaults.fill(
             layered,
             host=host or hostinfo.detect(),
@@ -100,6 +101,17 @@ def check(
         err.warnings = warnings  # type: ignore[attr-defined]
         raise err
     return Loaded(doc, cfg, warnings)
+
+
+def _containerd_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
+    """A configuration that asks for containerd (not Lima's default `user: true`, which is filled for every
+    Linux guest, but a `true` set in a template, `_config/*.yaml` or `--containerd`) learns it gets none."""
+    cont = layered.get("containerd")
+    if not isinstance(cont, dict) or layered.get("plain") is True:
+        return []
+    return [f"{doc.where(('containerd', key))}: warning: field `containerd.{key}` is true, but limapy does not "
+            "install containerd (the field is filled as Lima fills it, and ignored)"
+            for key in ("system", "user") if cont.get(key) is True]  # fmt: skip
 
 
 #: Fields naming host files that limapy reads or writes later (not at load time, unlike provision `file:`).

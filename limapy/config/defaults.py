@@ -30,6 +30,17 @@ LIST_CONCAT = {
     ("mountTypesUnsupported",),
 }
 
+#: Lima's builtin `containerd.archives` (its embedded pkg/limayaml/containerd.yaml, v2.2.0-153, commit
+#: 183a60d): filled when the layered list is empty, as Lima does. limapy never downloads or installs them;
+#: they are filled so `validate --fill`, `list --json` and `info` show what Lima would.
+_NERDCTL = "https://github.com/containerd/nerdctl/releases/download/v2.3.5/nerdctl-full-2.3.5-linux-{}.tar.gz"
+CONTAINERD_ARCHIVES: tuple[dict[str, str], ...] = (
+    {"location": _NERDCTL.format("amd64"), "arch": "x86_64",
+     "digest": "sha256:b697295c623639734aaab737523c808fd3cc8d3046039fd94fff1744e4c317aa"},
+    {"location": _NERDCTL.format("arm64"), "arch": "aarch64",
+     "digest": "sha256:6e4b687f1d138e750a3c8372abc0f81d3d7490b6359c48c0562fc7dfe98859b2"},
+)  # fmt: skip
+
 
 def _first(*values: Any) -> Any:
     for v in values:
@@ -269,7 +280,11 @@ def fill(
     cont = _d(cfg, "containerd")
     _set(cont, "system", False)
     _set(cont, "user", cfg["os"] == "Linux" and arch in ("x86_64", "aarch64"))
-    cont["archives"] = cont.get("archives") or []
+    archives = cont.get("archives") or [dict(a) for a in CONTAINERD_ARCHIVES]  # every arch, as Lima's list
+    for a in archives:
+        if isinstance(a, dict) and not a.get("arch"):
+            a["arch"] = arch
+    cont["archives"] = archives
     _set(cfg, "guestInstallPrefix", "/usr/local")
 
     probes = cfg.get("probes") or []

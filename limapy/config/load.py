@@ -17,7 +17,7 @@ from typing import Any
 
 from limapy.config.listmerge import entry_key, merge_entry
 from limapy.config.locate import Fetcher, Located, PluginMissing, RemoteReadsLocal, locate, remote_url
-from limapy.config.yamlread import Mark, NodePath, Parsed, format_path, parse
+from limapy.config.yamlread import MAX_BYTES, Mark, NodePath, Parsed, format_path, parse
 from limapy.errors import ConfigError
 
 MAX_INLINE_BYTES = 4 << 20
@@ -121,12 +121,21 @@ def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> N
             if len(inner.raw) > MAX_INLINE_BYTES:
                 raise ConfigError([f"{where}: `{ref}` is larger than 4 MiB"])
             target = {"data": "content", "yq": "expression"}.get(str(item.get("mode")), "script")
+            text: str | bytes
             try:
-                item[target] = inner.raw.decode("utf-8")
+                text = inner.raw.decode("utf-8")
             except UnicodeDecodeError:
-                raise ConfigError([f"{where}: `{ref}` is not UTF-8 text"],
-                                  hint="limapy embeds text files only (a binary data file is not supported)") from None
-            del item["file"]
+                if target != "content":
+                    raise ConfigError([f"{where}: `{ref}` is not UTF-8 text"],
+                                      hint="a script or expression must be text; only a `mode: data` file may be "
+                                           "binary") from None  # fmt: skip
+                # a binary data file stays bytes: lima.yaml holds it as `!!binary` (base64), as Lima embeds it,
+                # and the guest gets the very bytes
+                text = bytes(inner.raw)
+            # the text takes the place of `file:` (Lima renames the key, so it keeps its position)
+            fields = {target if k == "file" else k: text if k == "file" else v for k, v in item.items() if k != target}
+            item.clear()
+            item.update(fields)
 
 
 def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
@@ -332,9 +341,22 @@ def stored_yaml(data: dict[str, Any]) -> tuple[str, str | None]:
     """lima.yaml as the instance keeps it, and the Windows product key taken out of it (kept 0600 apart)."""
     win = (data.get("osOpts") or {}).get("Windows") if isinstance(data.get("osOpts"), dict) else None
     if not isinstance(win, dict) or win.get("productKey") in (None, ""):
-        return dump_yaml(data), None
+        return _readable(dump_yaml(data)), None
     import copy
 
     clean = copy.deepcopy(data)
     key = str(clean["osOpts"]["Windows"].pop("productKey")).strip()
-    return dump_yaml(clean), key
+    return _readable(dump_yaml(clean)), key
+
+
+def _readable(text: str) -> str:
+    """Refuse a lima.yaml limapy could not read back: embedded files (base64 makes a binary one a third
+    larger) can take it past the reader's 4 MiB."""
+    from limapy.units import format_size
+
+    size = len(text.encode())
+    if size > MAX_BYTES:
+        raise ConfigError([f"lima.yaml with its provision files embedded would be {format_size(size)}; "
+                           f"limapy reads at most {format_size(MAX_BYTES)}"],
+                          hint="embed smaller `file:` data, or copy big files into the guest after boot")  # fmt: skip
+    return text

@@ -151,7 +151,7 @@ class Provision:
     index: int  # position in `provision`; names its file (%08d) as Lima does
     mode: str
     script: str | None = None
-    content: str | None = None
+    content: str | bytes | None = None  # bytes: a binary data file (`!!binary` in lima.yaml)
     path: str | None = None
     owner: str | None = None
     permissions: str | None = None
@@ -159,8 +159,8 @@ class Provision:
     skip_default_dependency_resolution: bool = False
 
     @property
-    def text(self) -> str | None:
-        """The script, or for `mode: data` the content."""
+    def text(self) -> str | bytes | None:
+        """The script, or for `mode: data` the content (bytes when it is a binary file)."""
         return self.content if self.mode == "data" else self.script
 
 
@@ -473,7 +473,7 @@ def _provision(i: int, p: Mapping[str, Any]) -> Provision:
         index=i,
         mode=str(p.get("mode") or "system"),
         script=s("script"),
-        content=s("content"),
+        content=p["content"] if isinstance(p.get("content"), bytes) else s("content"),
         path=s("path"),
         owner=s("owner"),
         permissions=s("permissions"),

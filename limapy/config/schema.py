@@ -40,7 +40,38 @@ def _ok_marker(doc: dict[str, Any]) -> Path | None:
     return dirs.cache_dir() / "schema-ok" / hashlib.sha256(blob).hexdigest()
 
 
+def _binary_paths(node: Any, path: NodePath = ()) -> list[NodePath]:
+    if isinstance(node, bytes):
+        return [path]
+    if isinstance(node, dict):
+        return [p for k, v in node.items() for p in _binary_paths(v, (*path, k))]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _binary_paths(v, (*path, i))]
+    return []
+
+
+def binary_problems(doc: dict[str, Any]) -> list[Problem]:
+    """Binary data (a `!!binary` that is not UTF-8, or an embedded binary file) anywhere but in a provision
+    entry's `content`, where Lima keeps a binary data file; every other field is text."""
+    return [Problem(p, f"field `{format_path(p)}` holds binary data; it must be UTF-8 text "
+                       "(only a provision's `content` may be binary)")
+            for p in _binary_paths(doc) if not (len(p) == 3 and p[0] == "provision" and p[2] == "content")]  # fmt: skip
+
+
+def _textual(node: Any) -> Any:
+    """`node` with bytes as text for the schema, which knows strings only (Lima's content is a string)."""
+    if isinstance(node, bytes):
+        return node.decode("latin-1")
+    if isinstance(node, dict):
+        return {k: _textual(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_textual(v) for v in node]
+    return node
+
+
 def schema_problems(doc: dict[str, Any]) -> list[Problem]:
+    if _binary_paths(doc):
+        doc = _textual(doc)
     marker = _ok_marker(doc)
     if marker is not None and marker.exists():
         return []

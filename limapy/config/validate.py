@@ -330,8 +330,14 @@ class _V:
         return True
 
     def containerd(self) -> None:
-        # limapy installs no containerd, so an empty archive list is not an error here (Lima ships one).
-        for i, a in enumerate((self.cfg.get("containerd") or {}).get("archives") or []):
+        # as Lima: the archives are checked when containerd is wanted (the fill gives Lima's list when none
+        # is set, so "must be provided" cannot happen); limapy installs none of them (DESIGN.md)
+        c = self.cfg.get("containerd") or {}
+        if not (c.get("user") or c.get("system")):
+            return
+        if not c.get("archives"):
+            self.add(("containerd", "archives"), "field `containerd.archives` must be provided")
+        for i, a in enumerate(c.get("archives") or []):
             self.file(a, ("containerd", "archives", i), f"containerd.archives[{i}]")
 
     def probes(self) -> None:

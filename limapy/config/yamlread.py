@@ -263,6 +263,11 @@ def _scalar(v: Any) -> Any:
         return float(v)
     if isinstance(v, str):
         return str(v)
+    if isinstance(v, bytes):  # `!!binary` (how Lima embeds a binary file): text when it is UTF-8 text
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(v)  # only a data provision's content may be binary (config.schema.binary_problems)
     isoformat = getattr(v, "isoformat", None)  # timestamps (datetime/date) read back as text
     if callable(isoformat):
         return str(isoformat())

@@ -152,7 +152,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
         "sshConfigFile": str(inst.ssh_config),
         "hostAgentPID": (store.ha_pid(inst) or 0) if st != store.STOPPED else 0,
         "driverPID": (driver.driver_pid(inst) or 0) if st != store.STOPPED else 0,
-        "config": found.cfg,
+        "config": found.json_cfg,
         "sshAddress": "127.0.0.1",
         "protected": inst.protected.exists(),
         "limaVersion": version or LIMA_COMPAT_VERSION,

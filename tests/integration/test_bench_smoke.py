@@ -41,7 +41,7 @@ def test_cli_and_iso_rows_as_json() -> None:
         assert machine.get(key) not in (None, ""), key
     rows = {r["id"]: r for r in doc["rows"]}
     assert set(rows) == {"cli.help", "cli.validate", "cli.list20", "cli.list200", "cli.list20cold", "cli.shell",
-                         "iso.seed", "iso.answer"}
+                         "cli.complete", "iso.seed", "iso.answer"}
     for r in rows.values():
         assert r["error"] == "", r
         assert r["value"] > 0 and r["floor"] > 0, r
