@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, netutil, pids, ssh, store, summary
+from limapy import dirs, netutil, ssh, store, summary
 from limapy.config.model import BootKind, Spec
 from limapy.driver import Fetched, Say, Snapshot, check_ssh_port, layout
 from limapy.driver.libvirt import conn as lvconn
@@ -44,11 +44,6 @@ log = logging.getLogger("limapy.driver.libvirt")
 #: A Windows disk volume with this much written has been partitioned by Setup: it boots first.
 SETUP_WRITTEN = 64 << 20
 SUSPEND_FORMAT = 1
-
-
-def light_pid(inst: store.Instance) -> int | None:
-    """The host agent that runs this instance's domain (`libvirt.active`), found without libvirtd."""
-    return pids.live(inst.dir / ACTIVE, pids.hostagent_marks(inst.name))
 
 
 def _virt_type(conn: Any, spec: Spec, local: bool) -> str:
@@ -90,6 +85,7 @@ class Where:
     uri: str
     jump: target.Jump | None
     pool_path: str
+    pool: Any = None  # limapy's pool there, when it exists yet
 
 
 class LibvirtDriver:
@@ -127,13 +123,12 @@ class LibvirtDriver:
     # -- plan ----------------------------------------------------------------------------------------------
     def _where(self, inst: store.Instance, conn: Any) -> Where:
         uri = target.uri_of(inst)
-        lv = lvconn.binding()
         try:
             pool = conn.storagePoolLookupByName(lvconn.pool_name())
             path = domain.parse(pool.XMLDesc(0)).findtext("target/path") or ""
-        except lv.libvirtError:
-            path = lvconn._pool_target(conn)
-        return Where(uri, target.parse(uri), path)
+        except lvconn.binding().libvirtError:
+            pool, path = None, lvconn.pool_target(conn)  # the pool is made at the first start
+        return Where(uri, target.parse(uri), path, pool)
 
     def plan(self, inst: store.Instance, spec: Spec) -> BootPlan:
         spec = self.adapt(spec)
@@ -160,11 +155,7 @@ class LibvirtDriver:
                 hint=f"`limapy stop {inst.name}` (or `virsh -c {where.uri} destroy {domain.domain_name(inst.name)}`)",
             )
         disk_name = lvconn.vol_name(inst.name, ".qcow2")
-        try:
-            pool = conn.storagePoolLookupByName(lvconn.pool_name())
-        except lvconn.binding().libvirtError:
-            pool = None  # made at the first start
-        disk_vol = lvconn.volume(pool, disk_name) if pool is not None else None
+        disk_vol = lvconn.volume(where.pool, disk_name) if where.pool is not None else None
         if disk_vol is None and not inst.disk.exists():
             raise LimapyError(
                 f"the disk of `{inst.name}` is missing ({inst.disk}, and no volume {disk_name} on {where.uri})",
@@ -318,7 +309,9 @@ class LibvirtDriver:
 
     # -- state ---------------------------------------------------------------------------------------------
     def pid(self, inst: store.Instance) -> int | None:
-        return light_pid(inst)
+        from limapy import driver
+
+        return driver.LIGHT_PIDS[self.name](inst)  # the host agent named in `libvirt.active`
 
     def _domain(self, inst: store.Instance) -> tuple[Any, Any]:
         conn = lvconn.connect(target.uri_of(inst))

@@ -86,7 +86,7 @@ def pool_name() -> str:
     return (os.environ.get(ENV_POOL) or "").strip() or POOL
 
 
-def _pool_target(conn: Any) -> str:
+def pool_target(conn: Any) -> str:
     """Where a new limapy pool keeps its volumes: beside libvirt's `default` pool when there is one."""
     lv = binding()
     try:
@@ -113,7 +113,7 @@ def ensure_pool(conn: Any) -> Any:
     except lv.libvirtError:
         root = ET.Element("pool", {"type": "dir"})
         ET.SubElement(root, "name").text = name
-        ET.SubElement(ET.SubElement(root, "target"), "path").text = _pool_target(conn)
+        ET.SubElement(ET.SubElement(root, "target"), "path").text = pool_target(conn)
         try:
             pool = conn.storagePoolDefineXML(ET.tostring(root, encoding="unicode"), 0)
             pool.build(0)
