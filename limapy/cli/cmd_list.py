@@ -27,13 +27,19 @@ def register(app: typer.Typer) -> None:
         filters: list[str] = typer.Option(
             [], "--filter", "-l", help="Only instances for which this yq expression holds (as select(EXPR))."
         ),
+        connect: str | None = typer.Option(
+            None,
+            "--connect",
+            metavar="URI",
+            help="List the domains limapy made on this libvirt host (any machine's, orphans included).",
+        ),
     ) -> int:
         """List instances."""
         from limapy.ops import list as ops
 
         req = ops.Request(
             names=tuple(names or ()), format=fmt, json=as_json, quiet=quiet, list_fields=list_fields,
-            all_fields=all_fields, yq=tuple(yq), filters=tuple(filters),
+            all_fields=all_fields, yq=tuple(yq), filters=tuple(filters), connect=connect,
         )  # fmt: skip
         return ops.run(req, say=say)
 

@@ -21,7 +21,7 @@ from limapy.errors import LimapyError
 # dataclasses (~15 ms together) at run time. The protocols are plain classes then; mypy sees Protocols.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Protocol
 
     from limapy.config.model import Spec
     from limapy.driver.plan import BootPlan
@@ -241,6 +241,17 @@ def name_of(inst: store.Instance) -> str:
 
 def for_instance(inst: store.Instance) -> Driver:
     return load(name_of(inst))
+
+
+def inventory(connect: str | None, engine: str = "libvirt") -> list[dict[str, Any]]:
+    """The machines limapy made that an engine holds on a host (`list --connect`): rows with name, status,
+    domain, host (the machine whose limapy made it), here (this machine has the instance) and dir. An
+    optional capability: only engines that keep machines on a host of their own have it."""
+    listing = getattr(load(engine), "domains", None)
+    if listing is None:
+        raise LimapyError(f"the {engine} driver keeps no machines on a host to list")
+    rows: list[dict[str, Any]] = listing(connect)
+    return rows
 
 
 def record(tmp: Path, name: str, connect: str | None = None) -> None:

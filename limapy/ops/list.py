@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 class Request:
     """One `limapy list` invocation, parsed (a plain class: `dataclasses` costs ~10 ms to import)."""
 
-    __slots__ = ("all_fields", "filters", "format", "json", "list_fields", "names", "quiet", "yq")
+    __slots__ = ("all_fields", "connect", "filters", "format", "json", "list_fields", "names", "quiet", "yq")
 
     def __init__(
         self,
@@ -50,7 +50,9 @@ class Request:
         all_fields: bool = False,
         yq: tuple[str, ...] = (),
         filters: tuple[str, ...] = (),
+        connect: str | None = None,  # list limapy's domains on this libvirt host instead
     ) -> None:
+        self.connect = connect
         self.names, self.format, self.json, self.quiet = tuple(names), format, json, quiet
         self.list_fields, self.all_fields, self.yq, self.filters = list_fields, all_fields, tuple(yq), tuple(filters)
 
@@ -262,6 +264,8 @@ def run(req: Request, *, say: Say) -> int:
     if req.list_fields:
         print("\n".join(sorted(GO_FIELDS)))
         return 0
+    if req.connect is not None:
+        return _domains(req, fmt, say)
     template = fmt if fmt not in FORMATS else None
     if template is not None:
         _template_check(template)
@@ -279,6 +283,36 @@ def run(req: Request, *, say: Say) -> int:
     _emit(req, fmt, template, rows, exprs)
     if unmatched:
         raise LimapyError("unmatched instances")
+    return 0
+
+
+DOMAIN_COLUMNS = ("NAME", "STATUS", "DOMAIN", "HOST", "HERE", "DIR")
+
+
+def _domains(req: Request, fmt: str, say: Say) -> int:
+    """`list --connect URI`: the domains limapy made on that libvirt host, this machine's or not."""
+    if fmt not in ("table", "json") or req.yq or req.filters or req.names:
+        raise UsageError("with --connect, list takes only --json, --format table|json and --quiet")
+    from limapy import driver
+
+    rows = driver.inventory(req.connect or None)
+    if not rows and fmt == "table" and not req.quiet:
+        say(f"warning: no domain made by limapy on {req.connect or 'the default libvirt URI'}")
+        return 0
+    if req.quiet:
+        out = "\n".join(r["domain"] for r in rows)
+    elif fmt == "json":
+        import json
+
+        out = "\n".join(json.dumps(r) for r in rows)
+    else:
+        cells = [DOMAIN_COLUMNS] + [
+            (r["name"], r["status"], r["domain"], r["host"], "yes" if r["here"] else "no", r["dir"]) for r in rows
+        ]
+        widths = [max(len(str(c[i])) for c in cells) for i in range(len(DOMAIN_COLUMNS))]
+        out = "\n".join("    ".join(str(v).ljust(w) for v, w in zip(c, widths, strict=True)).rstrip() for c in cells)
+    if out:
+        print(out)
     return 0
 
 

@@ -98,6 +98,47 @@ def test_image_template() -> Path:
     return build_test_image()
 
 
+STANDIN_BUILDER = REPO_ROOT / "hack" / "build-windows-standin.sh"
+LIBVIRT_SYSTEM = "qemu:///system"
+
+
+@pytest.fixture(scope="session")
+def standin_disk() -> Path:
+    """The Windows stand-in guest's disk (hack/build-windows-standin.sh, cached), or
+    $LIMAPY_WINDOWS_STANDIN_DISK."""
+    for tool in ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed")
+    given = os.environ.get("LIMAPY_WINDOWS_STANDIN_DISK")
+    if given:
+        return Path(given)
+    cp = subprocess.run(["bash", str(STANDIN_BUILDER)], capture_output=True, text=True, timeout=1800, check=False)
+    if cp.returncode != 0:
+        if os.geteuid() != 0 or shutil.which("mmdebstrap") is None:
+            pytest.skip(
+                f"no cached stand-in disk and cannot build one (root + mmdebstrap): run `sudo {STANDIN_BUILDER}`"
+            )
+        pytest.fail(f"{STANDIN_BUILDER.name} failed:\n" + "\n".join(cp.stderr.splitlines()[-20:]))
+    return Path(cp.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def libvirtd() -> None:
+    """A libvirtd answering on qemu:///system and the binding, or a skip saying what is missing."""
+    try:
+        import libvirt  # type: ignore[import-untyped]  # noqa: F401
+    except ImportError:
+        pytest.skip("the libvirt Python binding is not installed (hack/setup.sh installs it)")
+    if shutil.which("virsh") is None:
+        pytest.skip("virsh is not installed (libvirt-clients)")
+    cp = subprocess.run(
+        ["virsh", "-c", LIBVIRT_SYSTEM, "version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    if cp.returncode != 0:
+        msg = cp.stderr.strip()
+        pytest.skip(f"libvirtd does not answer on {LIBVIRT_SYSTEM} (hack/libvirtd.sh starts it): {msg}")
+
+
 # --- per-test homes and cleanup --------------------------------------------------------------------------
 
 

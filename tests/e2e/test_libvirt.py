@@ -9,6 +9,7 @@ domain, volume or NVRAM. Remote: create -> start -> shell and copy through the h
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
@@ -19,40 +20,10 @@ from pathlib import Path
 import pytest
 
 from limapy.netutil import free_port
+from tests.e2e.conftest import LIBVIRT_SYSTEM as SYSTEM
 from tests.e2e.conftest import RunLimapy, make_runner
 from tests.e2e.guest import START_TIMEOUT, list_json, template_with
-
-SYSTEM = "qemu:///system"
-
-
-def _virsh(*args: str, uri: str = SYSTEM) -> str:
-    cp = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, timeout=60, check=False)
-    assert cp.returncode == 0, cp.stderr
-    return cp.stdout
-
-
-@pytest.fixture(scope="module")
-def libvirtd() -> None:
-    try:
-        import libvirt  # type: ignore[import-untyped]  # noqa: F401
-    except ImportError:
-        pytest.skip("the libvirt Python binding is not installed (hack/setup.sh installs it)")
-    if shutil.which("virsh") is None:
-        pytest.skip("virsh is not installed (libvirt-clients)")
-    cp = subprocess.run(["virsh", "-c", SYSTEM, "version"], capture_output=True, text=True, timeout=60, check=False)
-    if cp.returncode != 0:
-        pytest.skip(f"libvirtd does not answer on {SYSTEM} (hack/libvirtd.sh starts it): {cp.stderr.strip()}")
-
-
-def _nothing_left(name: str, uri: str = SYSTEM) -> None:
-    domain = f"limapy-{name}"
-    assert domain not in _virsh("list", "--all", "--name", uri=uri).split()
-    vols = _virsh("vol-list", "limapy", uri=uri) if "limapy" in _virsh("pool-list", "--all", "--name").split() else ""
-    assert f"limapy-{name}." not in vols and f"limapy-{name}-" not in vols, vols
-    assert "limapy-base-" not in vols, vols  # the last overlay on a base took the base with it
-    nvram = Path("/var/lib/libvirt/qemu/nvram")
-    assert not list(nvram.glob(f"{domain}_*")) if nvram.is_dir() else True
-
+from tests.e2e.lvrig import nothing_left, virsh
 
 PROVISION = """\
 provision:
@@ -89,11 +60,15 @@ def test_local_lifecycle(test_image_template: Path, limapy_home: Path, run_limap
         assert "reverse-sshfs" in cp.stderr, cp.stderr
         rec = list_json(run_limapy)[name]
         assert rec["status"] == "Running" and rec["driver"] == "libvirt" and rec["vmType"] == "qemu"
-        assert _virsh("domstate", f"limapy-{name}").strip() == "running"
+        assert virsh("domstate", f"limapy-{name}").strip() == "running"
         from limapy.driver.libvirt.domain import metadata_of
 
-        meta = metadata_of(_virsh("dumpxml", f"limapy-{name}"))
+        meta = metadata_of(virsh("dumpxml", f"limapy-{name}"))
         assert meta is not None and meta["name"] == name and meta["dir"] == str(limapy_home / name), meta
+        cp = run_limapy("list", "--connect", SYSTEM, "--json")  # the host's limapy domains, this one here
+        assert cp.returncode == 0, cp.stderr
+        rows = {r["domain"]: r for r in map(json.loads, cp.stdout.splitlines())}
+        assert rows[f"limapy-{name}"]["status"] == "Running" and rows[f"limapy-{name}"]["here"] is True, rows
 
         # shell: exit codes pass through; provisioning ran in order; the mount is the host folder
         assert run_limapy("shell", name, "--", "sh", "-c", "exit 7").returncode == 7
@@ -122,7 +97,7 @@ def test_local_lifecycle(test_image_template: Path, limapy_home: Path, run_limap
         cp = run_limapy("suspend", name, timeout=600)
         assert cp.returncode == 0, cp.stderr
         assert list_json(run_limapy)[name]["status"] == "Suspended"
-        assert _virsh("domstate", f"limapy-{name}").strip() == "shut off"
+        assert virsh("domstate", f"limapy-{name}").strip() == "shut off"
         cp = run_limapy("start", name, timeout=START_TIMEOUT)
         assert cp.returncode == 0 and "[resuming]" in cp.stderr, cp.stderr
         assert run_limapy("shell", name, "ls", "/dev/shm/mark").returncode == 0
@@ -132,7 +107,7 @@ def test_local_lifecycle(test_image_template: Path, limapy_home: Path, run_limap
         t0 = time.monotonic()
         cp = run_limapy("stop", name, timeout=300)
         assert cp.returncode == 0, cp.stderr
-        assert _virsh("domstate", f"limapy-{name}").strip() == "shut off"
+        assert virsh("domstate", f"limapy-{name}").strip() == "shut off"
         assert time.monotonic() - t0 < 180
         assert list_json(run_limapy)[name]["status"] == "Stopped"
         cp = run_limapy("start", name, timeout=START_TIMEOUT)
@@ -143,7 +118,7 @@ def test_local_lifecycle(test_image_template: Path, limapy_home: Path, run_limap
     finally:
         cp = run_limapy("delete", "-f", name, timeout=300)
     assert cp.returncode == 0, cp.stderr
-    _nothing_left(name)
+    nothing_left(name)
 
 
 # -- a "remote" libvirt host: this machine, reached over SSH -------------------------------------------------
@@ -212,4 +187,4 @@ def test_remote_host(test_image_template: Path, limapy_home: Path, sshd: str, tm
     finally:
         cp = run("delete", "-f", name, timeout=300)
     assert cp.returncode == 0, cp.stderr
-    _nothing_left(name, sshd)
+    nothing_left(name, sshd)

@@ -25,29 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import REPO_ROOT, RunLimapy
 from tests.winiso import build_standin_iso
 
-BUILDER = REPO_ROOT / "hack" / "build-windows-standin.sh"
 TEMPLATE = REPO_ROOT / "templates" / "experimental" / "windows.yaml"
-
-
-@pytest.fixture(scope="session")
-def standin_disk() -> Path:
-    for tool in ("qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} not installed")
-    given = os.environ.get("LIMAPY_WINDOWS_STANDIN_DISK")
-    if given:
-        return Path(given)
-    cp = subprocess.run(["bash", str(BUILDER)], capture_output=True, text=True, timeout=1800, check=False)
-    if cp.returncode != 0:
-        if os.geteuid() != 0 or shutil.which("mmdebstrap") is None:
-            pytest.skip(f"no cached stand-in disk and cannot build one (root + mmdebstrap): run `sudo {BUILDER}`")
-        pytest.fail(f"{BUILDER.name} failed:\n" + "\n".join(cp.stderr.splitlines()[-20:]))
-    return Path(cp.stdout.strip().splitlines()[-1])
 
 
 def qemu_cmdline(inst: Path) -> list[str]:

@@ -393,6 +393,11 @@ class LibvirtDriver:
     def console_paths(self, inst: store.Instance) -> Mapping[str, Path]:
         return {"serial": inst.serial_log, "hostagent": inst.ha_stderr_log}
 
+    def domains(self, connect: str | None) -> list[dict[str, Any]]:
+        from limapy.driver.libvirt import inventory
+
+        return inventory.domains(connect)
+
     def snapshot(self, inst: store.Instance, action: str, tag: str) -> None:
         raise LimapyError("the libvirt driver does not take snapshots yet", hint="`virsh snapshot-create-as` works")
 
