@@ -219,11 +219,6 @@ class Instance:
         return self._p("forwards.json")
 
     @property
-    def host_sockets_dir(self) -> Path:
-        """Where a relative portForwards[].hostSocket lives (Lima's `sock/`)."""
-        return self._p("sock")
-
-    @property
     def password_file(self) -> Path:
         """The Windows guest's initial password (limapy extension); always 0600."""
         return self._p("windows-password")
