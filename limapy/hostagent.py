@@ -147,6 +147,8 @@ class HostAgent:
             self.events.emit("firmware", f"starting {what}")
         plan = self._launch(drv, spec, plan)
         assert self.machine is not None
+        for note in getattr(self.machine, "notices", ()):  # what the engine learnt while launching
+            self.events.emit(message=f"warning: {note}")
         if plan.answer_boot_prompt:
             self._answer_boot_prompt(self.machine)
         self.events.emit("booting", "guest booting", running=False)

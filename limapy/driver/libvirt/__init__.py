@@ -298,6 +298,7 @@ class LibvirtDriver:
             dom = lvconn.lookup_domain(conn, dom.name())
             m = LibvirtMachine(inst, conn, dom, m.disk_vol, uri)
             m.start(resume=False, forwards=forwards)
+            m.notices.append(f"KVM failed on the libvirt host, so {m.dom.name()} runs emulated (TCG): much slower")
         if plan.resume:
             inst.suspend_record.unlink(missing_ok=True)
         return m

@@ -75,6 +75,8 @@ class LibvirtMachine:
         self.disk_vol = disk_vol
         self.pid = os.getpid()  # the engine's process is on the libvirt host: the host agent stands for it
         self.console: Console | None = None
+        #: What the user should hear about this launch (the host agent shows them as warnings).
+        self.notices: list[str] = []
 
     def start(self, *, resume: bool, forwards: list[str]) -> None:
         lv = lvconn.binding()
