@@ -93,10 +93,11 @@ def _command_text(line: str) -> str:
 
 
 def test_other_powershell_snippets_parse() -> None:
+    from limapy.guest import clock
     from limapy.hostagent import WINDOWS_PROBE, WINDOWS_WARNINGS
     from limapy.ssh import _windows_script
 
-    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS):
+    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock.windows(1_700_000_000.123)):
         assert psgrammar.errors(_command_text(snippet)) == [], snippet
     for command, workdir in ((["Get-ChildItem", "-Force"], "C:\\it's"), ([], "C:\\x"), (["exit", "3"], None)):
         encoded = _windows_script("powershell.exe", command, workdir, "cmd.exe").rsplit(" ", 1)[1]
