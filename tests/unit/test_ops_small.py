@@ -1,4 +1,5 @@
-"""Pure helpers of the lifecycle: target detection, durations, event following, list table, events."""
+"""Pure helpers of the lifecycle: target detection, durations, event following, list table, events, the
+ready wait's default."""
 
 from __future__ import annotations
 
@@ -66,3 +67,21 @@ def test_list_table_has_lima_columns(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     assert lines[0].split() == ["NAME", "STATUS", "SSH", "VMTYPE", "ARCH", "CPUS", "MEMORY", "DISK", "DIR"]
     assert lines[1].split() == ["t", "Running", "127.0.0.1:60022", "qemu", "x86_64", "2", "4GiB", "100GiB",
                                 "~/.limapy/t"]
+
+
+@pytest.mark.parametrize(("accel", "windows_first_boot"), [("kvm", 90 * 60), ("tcg", 6 * 3600)])
+def test_default_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accel: str,
+                         windows_first_boot: float) -> None:
+    """Windows Setup's first boot waits 90 min under KVM, 6 h under TCG; anything else, or once the install
+    is done, 10 min."""
+    from limapy import store
+    from limapy.ops.start import default_timeout
+
+    monkeypatch.setenv("LIMAPY_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LIMAPY_QEMU_ACCEL", accel)
+    win = store.create_instance_dir("win", {"lima.yaml": b"os: Windows\narch: x86_64\nimages: [{location: /x.iso}]\n"})
+    linux = store.create_instance_dir("lin", {"lima.yaml": b"arch: x86_64\nimages: [{location: /x.img}]\n"})
+    assert default_timeout(win) == windows_first_boot
+    assert default_timeout(linux) == 600
+    win.win_done_installation.touch()
+    assert default_timeout(win) == 600

@@ -1,4 +1,5 @@
-"""`limapy rdp`: which client, what it is given, and where the password goes (stdin only, never argv)."""
+"""`limapy rdp`: which client, what it is given, and where the password goes (stdin only, never argv); the RDP
+address `list` and `info` show."""
 
 from __future__ import annotations
 
@@ -105,3 +106,24 @@ def test_refusals(inst: store.Instance, monkeypatch: pytest.MonkeyPatch) -> None
     (inst.dir / "lima.yaml").write_text("images: [{location: /x.img}]\n")
     with pytest.raises(LimapyError, match="not a Windows guest"):
         rdp.target(inst)
+
+
+def test_list_and_info_show_the_rdp_address(inst: store.Instance, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from limapy.cli import main
+
+    assert main(["list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["rdpAddress"] == "127.0.0.1:63389"
+    assert main(["info", "win"]) == 0
+    assert json.loads(capsys.readouterr().out)["rdpAddress"] == "127.0.0.1:63389"
+    assert main(["list"]) == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split()[-1] == "RDP" and row.split()[-1] == "127.0.0.1:63389"
+    # Stopped: no address, and no RDP column.
+    monkeypatch.setattr(driver, "status", lambda _i: store.STOPPED)
+    assert main(["list", "--json"]) == 0
+    assert "rdpAddress" not in json.loads(capsys.readouterr().out)
+    assert main(["list"]) == 0
+    assert "RDP" not in capsys.readouterr().out

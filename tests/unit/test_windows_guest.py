@@ -31,6 +31,9 @@ from tests.unit.test_cidata_windows import NS, build, cfg
 
 WIN32_OPENSSH_SDDL = "O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;AU)"
 
+#: Quotes, `$(...)` and non-ASCII (a typographic apostrophe among them): ps_quote's Base64 form.
+ODD_VALUE = "café ’q"
+ODD_PATH = "C:\\dir\\it's $(x) café.txt"
 PROVISION_SETS: dict[str, list[dict[str, Any]]] = {
     "none": [],
     "all": [
@@ -39,6 +42,7 @@ PROVISION_SETS: dict[str, list[dict[str, Any]]] = {
         {"mode": "user", "script": "Write-Host user"},
         {"mode": "data", "path": "C:\\d\\x.txt", "content": "x"},
         {"mode": "data", "path": "/not/windows", "content": "y", "overwrite": False},
+        {"mode": "data", "path": ODD_PATH, "content": "z"},  # ps_quote's Base64 form, in a path
     ],
     "system-only": [{"mode": "system", "script": "Write-Host sys"}],
     "user-only": [{"mode": "user", "script": "Write-Host user"}],
@@ -48,7 +52,7 @@ VARIANTS = list(
         ["cmd.exe", "powershell.exe", "pwsh.exe"],
         [None, b"MSI"],
         sorted(PROVISION_SETS),
-        [{}, {"GREETING": "it's $(x)"}],
+        [{}, {"GREETING": "it's $(x)"}, {"GREETING": ODD_VALUE}],
     )
 )
 
@@ -62,11 +66,23 @@ def variant(shell: str, msi: bytes | None, provs: str, params: dict[str, str], *
 @pytest.mark.parametrize("shell,msi,provs,params", VARIANTS)
 def test_every_generated_script_parses(shell: str, msi: bytes | None, provs: str, params: dict[str, str]) -> None:
     files = variant(shell, msi, provs, params)
+    if ODD_VALUE in params.values():  # the grammar sees the Base64 form, not a plain quoted string
+        assert _base64_of(ODD_VALUE) in files[RUNNER].decode()
+    if provs == "all":
+        assert _base64_of(ODD_PATH) in files[FIRST_LOGON].decode()
     for name in (FIRST_LOGON, RUNNER):
         assert psgrammar.errors(files[name]) == [], name
     for name, data in files.items():
         if name.startswith("provision/") and not name.startswith("provision/data/") and name != RUNNER:
             assert psgrammar.errors(data.removeprefix(b"\xef\xbb\xbf")) == [], name
+
+
+def _base64_of(value: str) -> str:
+    from limapy.cidata.render import ps_quote
+
+    quoted = ps_quote(value)
+    assert "FromBase64String" in quoted, quoted
+    return quoted
 
 
 def _command_text(line: str) -> str:
@@ -77,10 +93,11 @@ def _command_text(line: str) -> str:
 
 
 def test_other_powershell_snippets_parse() -> None:
+    from limapy.guest import clock
     from limapy.hostagent import WINDOWS_PROBE, WINDOWS_WARNINGS
     from limapy.ssh import _windows_script
 
-    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS):
+    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock.windows(1_700_000_000.123)):
         assert psgrammar.errors(_command_text(snippet)) == [], snippet
     for command, workdir in ((["Get-ChildItem", "-Force"], "C:\\it's"), ([], "C:\\x"), (["exit", "3"], None)):
         encoded = _windows_script("powershell.exe", command, workdir, "cmd.exe").rsplit(" ", 1)[1]
