@@ -394,7 +394,7 @@ def shell_script(
 ) -> str:
     """The remote command `limapy shell` sends (Lima's semantics, lima-reference.md §1.3)."""
     if spec.is_windows:
-        default_shell = spec.user.shell or "cmd.exe"
+        default_shell = spec.user.shell
         return _windows_script(shell or default_shell, command, workdir, default_shell)
     cd = _linux_cd(spec, workdir, cwd or Path.cwd(), host_home or Path.home())
     sh = shell or spec.user.shell or "$SHELL"

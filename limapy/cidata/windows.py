@@ -265,7 +265,7 @@ def build_answer_files(
     script = render(
         "windows/first_logon.ps1",
         msi=msi,
-        shell=_shell_kind(user.shell or "cmd.exe"),
+        shell=_shell_kind(user.shell),
         provisions=context,
         modes={mode: any(p["mode"] == mode for p in context) for mode in ("dependency", "system", "user")},
     )

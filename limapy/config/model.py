@@ -327,7 +327,8 @@ class Spec:
                 comment=str(user.get("comment") or ""),
                 uid=int(user.get("uid") or 0),
                 home=str(user.get("home") or ""),
-                shell=str(user.get("shell") or ""),
+                # FillDefault's Windows shell (defaults.py), also for a spec of a partial config
+                shell=str(user.get("shell") or ("cmd.exe" if str(cfg.get("os")) == OS.WINDOWS.value else "")),
                 passwordless_sudo=user.get("passwordlessSudo") is not False,
             ),
             ssh=SSH(
