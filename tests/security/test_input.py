@@ -242,7 +242,7 @@ def test_multi_line_errors_are_one_line_plus_a_hint(capsys: pytest.CaptureFixtur
     report(LimapyError("QEMU exited during start-up:\nqemu: -device foo: not found\nqemu: bye", hint="see\nthe log"))
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["limapy: QEMU exited during start-up: qemu: -device foo: not found | qemu: bye",
-                     "hint: see the log"]
+                     "limapy: hint: see the log"]
 
 
 @pytest.mark.timeout(60)
