@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.conftest import limapy, one_error
+from tests.security.conftest import instances, limapy, one_error, qcow2, template
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,27 @@ def test_usage_errors_are_one_line_and_a_hint(home: Path, argv: list[str], needl
     assert one_error(cp).startswith(needle), cp.stderr
     assert cp.stderr.splitlines()[-1] == f"limapy: hint: see `{' '.join(['limapy', command]).strip()} --help`"
     assert "Usage:" not in cp.stderr and "Error:" not in cp.stderr and cp.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "prefix"),
+    [
+        (["--cpus", "10000"], "limapy: --cpus 10000: field `cpus` is 10000: QEMU's x86_64 machine takes at most 288"),
+        (["--memory", "0"], "limapy: --memory 0: field `memory` is 0B"),
+        (["--memory", "1e30"], "limapy: --memory 1e+30: field `memory` is "),  # host-dependent: at create
+        (["--disk", "0"], "limapy: --disk 0: field `disk` is 0B"),
+        (["--memory", "inf"], "limapy: --memory inf: not a size in GiB"),
+        (["--set", ".additionalDisks = [nosuch]"], "limapy: --set '.additionalDisks = [nosuch]': additional disk"),
+        (["--set", '.user.name = "root"'], "limapy: --set '.user.name = \"root\"': field `user.name` must not be"),
+    ],
+    ids=["cpus", "mem0", "mem1e30", "disk0", "mem-inf", "nosuch-disk", "root"],
+)
+def test_flag_errors_are_blamed_on_the_flag(home: Path, tmp_path: Path, args: list[str], prefix: str) -> None:
+    t = template(tmp_path, str(qcow2(tmp_path / "img.qcow2")))
+    err = one_error(limapy("create", "--name", "a", *args, str(t)))
+    assert err.startswith(prefix), err
+    assert str(t) not in err
+    assert instances(home) == []
 
 
 def _cp(stderr: str, rc: int = 2) -> subprocess.CompletedProcess[str]:
