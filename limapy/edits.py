@@ -196,15 +196,20 @@ def shortcut_sets(cpus: int | None, memory: float | None, disk: float | None) ->
     if cpus is not None:
         out.append(Edit(f".cpus = {int(cpus)}", f"--cpus {cpus}"))
     if memory is not None:
-        out.append(Edit(f'.memory = "{_num(memory)}GiB"', f"--memory {_num(memory)}"))
+        out.append(Edit(f'.memory = "{_num(memory, "--memory")}GiB"', f"--memory {_typed(memory)}"))
     if disk is not None:
-        out.append(Edit(f'.disk = "{_num(disk)}GiB"', f"--disk {_num(disk)}"))
+        out.append(Edit(f'.disk = "{_num(disk, "--disk")}GiB"', f"--disk {_typed(disk)}"))
     return out
 
 
-def _num(v: float) -> str:
+def _typed(v: float) -> str:
+    """A flag's number as the user would have typed it, for messages (`1e+30`, not 31 digits)."""
+    return str(int(v)) if math.isfinite(v) and float(v).is_integer() and abs(v) < 1e16 else repr(float(v))
+
+
+def _num(v: float, flag: str) -> str:
     if not math.isfinite(v):
-        raise UsageError(f"{v} is not a size in GiB")
+        raise UsageError(f"{flag} {v}: not a size in GiB")
     if float(v).is_integer():
         return str(int(v))
     return repr(float(v))

@@ -31,9 +31,9 @@ class LimapyError(Exception):
             self.exit_code = exit_code
 
     def lines(self) -> list[str]:
-        out = [self.message]
+        out = [f"limapy: {self.message}"]
         if self.hint:
-            out.append(f"hint: {self.hint}")
+            out.append(f"limapy: hint: {self.hint}")
         return out
 
 

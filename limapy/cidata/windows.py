@@ -37,8 +37,6 @@ VIRTIO_WIN_DRIVERS = ("viostor", "NetKVM")
 DEFAULT_INDEX = {("x86_64", False): 6, ("aarch64", False): 3, ("x86_64", True): 1, ("aarch64", True): 1}
 _WIN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 _VIRTIO_ARCH = {"x86_64": "amd64", "aarch64": "ARM64"}
-_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
-_RESERVED_USERS = {"administrator", "guest", "defaultaccount", "wdagutilityaccount", "wsiaccount", "none"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ORDER = {"dependency": 0, "data": 1, "system": 2, "user": 3}
 
@@ -74,15 +72,9 @@ def write_password_file(path: str | os.PathLike[str], password: str) -> None:
 
 
 def check_user_name(name: str) -> None:
-    problems = []
-    if not name or len(name) > 20:
-        problems.append("must be 1 to 20 characters")
-    if set(name) & _BAD_USER_CHARS or _CONTROL.search(name):
-        problems.append('must not contain any of " / \\ [ ] : ; | = , + * ? < > % @ or control characters')
-    if name.endswith(".") or not name.strip(". "):
-        problems.append("must not end with a dot or be only dots and spaces")
-    if name.lower() in _RESERVED_USERS:
-        problems.append("must not be a built-in account name")
+    from limapy.config.validate_instance import windows_user_problems
+
+    problems = windows_user_problems(name)
     if problems:
         raise LimapyError(
             f"user.name {name!r} cannot be a Windows account name: " + "; ".join(problems),

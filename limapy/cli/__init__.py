@@ -76,7 +76,8 @@ def build_app() -> object:
 
 
 def report(err: LimapyError) -> None:
-    """Every error as `limapy: ...` lines, one per problem (a ConfigError lists several), and one `hint:`.
+    """Every error as `limapy: ...` lines, one per problem (a ConfigError lists several), and one
+    `limapy: hint: ...`.
 
     A message that spans lines (a tool's output appended to it) is folded into one line: the first line
     says what failed, the rest follows after a `: ` separator."""
@@ -89,7 +90,7 @@ def report(err: LimapyError) -> None:
         print(f"limapy: {text}", file=sys.stderr)
     if err.hint:
         hint = " ".join(ln.strip() for ln in err.hint.splitlines() if ln.strip())
-        print(f"hint: {hint}", file=sys.stderr)
+        print(f"limapy: hint: {hint}", file=sys.stderr)
 
 
 class Terminated(BaseException):
@@ -108,8 +109,23 @@ def _on_sigint(_signum: int, _frame: object) -> None:
     raise Interrupted()
 
 
+def _click_message(e: object) -> str:
+    """click's message in limapy's voice: `no such option: --bogus`, not `Error: No such option: --bogus.`"""
+    text = str(getattr(e, "format_message", lambda: str(e))()).strip().rstrip(".")
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        text = text[0].lower() + text[1:]
+    return text
+
+
+def _command_path(args: list[str]) -> str:
+    """`limapy CMD` for an error click raised without a context (an option missing its value)."""
+    first = next((a for a in args if not a.startswith("-")), "")
+    return f"limapy {first}" if first.replace("-", "_") in COMMANDS else "limapy"
+
+
 def _typer(args: list[str]) -> int:
-    """The typer app; click's own errors are shown the way click shows them."""
+    """The typer app; click's own errors (a bad value, an unknown option, a missing argument) are one
+    `limapy:` line and a hint naming the command's help, as every other error."""
     from typer._click import exceptions as click_exc
 
     try:
@@ -119,10 +135,11 @@ def _typer(args: list[str]) -> int:
         e.show()
         return 0
     except click_exc.UsageError as e:
-        e.show()
+        command = e.ctx.command_path if e.ctx is not None else _command_path(args)
+        report(LimapyError(_click_message(e), hint=f"see `{command} --help`"))
         return EXIT_USAGE
     except click_exc.ClickException as e:
-        e.show()
+        report(LimapyError(_click_message(e)))
         return e.exit_code or EXIT_FAILED
     return int(rv) if isinstance(rv, int) else 0
 

@@ -66,12 +66,17 @@ def check(
     name: str | None = None,
     instance_dir: Path | None = None,
     host: Any = None,
+    bootable: bool = True,
 ) -> Loaded:
-    """Validate an embedded Document; raise ConfigError with every problem as `FILE:LINE:COL: ...`."""
+    """Validate an embedded Document; raise ConfigError with every problem as `FILE:LINE:COL: ...`.
+
+    `bootable`: also limapy's rules for what its `start` can boot (validate_instance); False checks Lima's
+    validation alone (Lima's golden cases)."""
     from limapy import dirs
     from limapy.config import defaults, hostinfo
     from limapy.config.schema import binary_problems, schema_problems, unknown_keys
     from limapy.config.validate import unused_params, validate
+    from limapy.config.validate_instance import instance_problems
     from limapy.config.yamlread import format_path
 
     _remote_policy(doc)
@@ -92,7 +97,7 @@ def check(
             name=name or doc.name_hint or "default",
             instance_dir=str(instance_dir) if instance_dir else None,
         )
-        problems = validate(cfg)
+        problems = validate(cfg) + (instance_problems(cfg) if bootable else [])
         if doc.incomplete:  # what the missing base would have provided cannot be required
             problems = [p for p in problems if p.path != ("images",)]
     if problems:

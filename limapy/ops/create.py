@@ -144,7 +144,7 @@ def create(
     for w in loaded.warnings:
         say(w)
     spec = loaded.spec
-    preflight.check(spec, instance_dir=layout.dir, host=hostinfo.detect(), say=say)
+    preflight.check(spec, instance_dir=layout.dir, host=hostinfo.detect(), say=say, where=doc.where)
     drv_name = driver.chosen_for(spec, driver_name)
     if connect and drv_name != "libvirt":
         raise UsageError(f"--connect names a libvirt host; this instance's driver is {drv_name}",

@@ -106,12 +106,12 @@ def _validate(f: str, *, fill: bool, allow_local: bool, memo: Memo | None, strea
             positioned = line.startswith(f) or ":" in line.split(" ", 1)[0]
             print(f"limapy: {line if positioned else f'{f}: {line}'}", file=sys.stderr)
         if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
+            print(f"limapy: hint: {e.hint}", file=sys.stderr)
         return 1
     except LimapyError as e:
         print(f"limapy: {f}: {e.message}", file=sys.stderr)
         if e.hint:
-            print(f"hint: {e.hint}", file=sys.stderr)
+            print(f"limapy: hint: {e.hint}", file=sys.stderr)
         return 1
     err = "".join(f"{w}\n" for w in loaded.warnings)
     # several documents with --fill: a YAML stream, each one after `---` (Lima)

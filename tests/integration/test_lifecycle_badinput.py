@@ -49,11 +49,11 @@ def leftovers(home: Path) -> list[str]:
 
 
 def assert_one_clear_error(cp: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Non-zero exit, no traceback, one error line (a `hint:` line may follow); returns that line."""
+    """Non-zero exit, no traceback, one error line (a `limapy: hint:` line may follow); returns that line."""
     out = cp.stdout + cp.stderr
     assert cp.returncode != 0, out
     assert "Traceback" not in out and "internal error" not in out, out
-    errors = [ln for ln in cp.stderr.splitlines() if ln.strip() and not ln.startswith(("hint: ", "warning: "))]
+    errors = [ln for ln in cp.stderr.splitlines() if ln.strip() and not ln.startswith(("limapy: hint: ", "warning: "))]
     # Progress lines ("downloading ...", "[phase] ...") may precede the error; the error is the last line.
     err = errors[-1] if errors else ""
     assert err, out

@@ -146,9 +146,9 @@ def test_directory_fifo_and_big_files_get_their_own_message(home: Path, tmp_path
         (["--set", '.user.name = "bob\\nroot"'], "control character"),
         (["--set", '.user.home = "/home/x\\ny"'], "control character"),
         (["--set", '.user.shell = "/bin/sh\\n"'], "control character"),
-        (["--set", '.user.name = "root"'], "must not be root"),
+        (["--set", '.user.name = "root"'], 'field `user.name` must not be "root"'),
         (["--disk", "0"], "field `disk` is 0B"),
-        (["--set", ".provision = [{mode: yq, path: /etc/x, expression: .a = 1}]"], "mode `yq` is not supported"),
+        (["--set", ".provision = [{mode: yq, path: /etc/x, expression: .a = 1}]"], "`yq` is not supported by limapy"),
         (["--cpus", "10000"], "at most 288"),
         (["--memory", "0"], "at least 64MiB"),
         (["--memory", "1e30"], "more than this host's"),
@@ -164,6 +164,34 @@ def test_create_refuses_what_start_would(home: Path, tmp_path: Path, args: list[
     assert needle in err, cp.stderr
     assert "internal error" not in err
     assert instances(home) == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        ("", None),
+        ("user: {name: root}\n", 'field `user.name` must not be "root"'),
+        ('user: {name: "bob\\nx"}\n', "field `user.name` 'bob\\nx' holds a control character"),
+        ('user: {home: "/home/x\\ny"}\n', "field `user.home` '/home/x\\ny' holds a control character"),
+        ('user: {shell: "/bin/sh\\n"}\n', "field `user.shell` '/bin/sh\\n' holds a control character"),
+        ("disk: 0\n", "field `disk` is 0B: a guest disk needs at least 1MiB"),
+        ("disk: 1KiB\n", "field `disk` is 1KiB"),
+        ("memory: 0\n", "field `memory` is 0B: a guest needs at least 64MiB"),
+        ("provision: [{mode: yq, path: /etc/x, expression: .a = 1}]\n", "`provision[0].mode` `yq` is not supported"),
+        ("cpus: 10000\n", "field `cpus` is 10000: QEMU's x86_64 machine takes at most 288"),
+    ],
+    ids=["ok", "root", "name-nl", "home-nl", "shell-nl", "disk0", "disk1k", "mem0", "yq", "cpus"],
+)
+def test_validate_refuses_what_start_would(home: Path, tmp_path: Path, extra: str, needle: str | None) -> None:
+    """What no host could boot is refused by `validate` (exit 3), at the field's line, as `create` refuses it."""
+    t = template(tmp_path, "/x.img", extra)
+    cp = limapy("validate", str(t))
+    if needle is None:
+        assert cp.returncode == 0 and cp.stdout == f"{t}: OK\n", cp.stderr
+        return
+    err = one_error(cp)
+    assert cp.returncode == 3
+    assert err.startswith(f"limapy: {t}:5:") and needle in err, err  # line 5 sets it
 
 
 def test_limapy_home_with_a_quote(tmp_path: Path) -> None:
@@ -242,7 +270,7 @@ def test_multi_line_errors_are_one_line_plus_a_hint(capsys: pytest.CaptureFixtur
     report(LimapyError("QEMU exited during start-up:\nqemu: -device foo: not found\nqemu: bye", hint="see\nthe log"))
     lines = capsys.readouterr().err.splitlines()
     assert lines == ["limapy: QEMU exited during start-up: qemu: -device foo: not found | qemu: bye",
-                     "hint: see the log"]
+                     "limapy: hint: see the log"]
 
 
 @pytest.mark.timeout(60)

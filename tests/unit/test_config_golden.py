@@ -43,7 +43,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run(yaml: str) -> Loaded:
-    return check(load_bytes(yaml.encode(), "test.yaml"), host=HOST)
+    return check(load_bytes(yaml.encode(), "test.yaml"), host=HOST, bootable=False)  # Lima's rules alone
 
 
 def messages(yaml: str) -> list[str]:

@@ -1,0 +1,114 @@
+"""limapy's rules for what `start` must be able to boot, on a filled config, beside Lima's (validate.py).
+
+Lima refuses some of these only when it renders the seed (cidata's ValidateTemplateArgs: `user.name` root,
+`user.uid` 0) or when QEMU fails; limapy refuses them with every other problem, so `validate` says what
+`create` would refuse. Nothing here reads the host: what depends on it (memory vs the host's RAM, the disks
+in the store, the instance directory's path) is limapy.preflight's, at create.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from limapy.config.validate import Problem
+from limapy.units import format_size, parse_size
+
+#: Guest user names a Linux guest's tools accept (useradd's default rule, as cloud-init passes it on).
+LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+#: QEMU's limits for the machine types limapy uses (q35: max_cpus 288; virt with GICv3: 512).
+MAX_CPUS = {"x86_64": 288, "aarch64": 512}
+MIN_MEMORY = 64 << 20
+MIN_DISK = 1 << 20
+#: Provision modes the first-boot media carry; Lima's `yq` and `ansible` are not implemented by limapy.
+LINUX_MODES = ("system", "user", "boot", "data", "dependency")
+#: Windows account names: what `net user` and the unattend file refuse.
+WINDOWS_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
+WINDOWS_RESERVED_USERS = {"administrator", "guest", "defaultaccount", "wdagutilityaccount", "wsiaccount", "none"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def windows_user_problems(name: str) -> list[str]:
+    """Why `name` cannot be a Windows account name (empty: it can)."""
+    problems = []
+    if not name or len(name) > 20:
+        problems.append("must be 1 to 20 characters")
+    if set(name) & WINDOWS_BAD_USER_CHARS or _CONTROL.search(name):
+        problems.append('must not contain any of " / \\ [ ] : ; | = , + * ? < > % @ or control characters')
+    if name.endswith(".") or not name.strip(". "):
+        problems.append("must not end with a dot or be only dots and spaces")
+    if name.lower() in WINDOWS_RESERVED_USERS:
+        problems.append("must not be a built-in account name")
+    return problems
+
+
+def instance_problems(cfg: dict[str, Any]) -> list[Problem]:
+    return [*_user(cfg), *_sizes(cfg), *_provision(cfg)]
+
+
+def _user(cfg: dict[str, Any]) -> list[Problem]:
+    found = cfg.get("user")
+    user: dict[str, Any] = found if isinstance(found, dict) else {}
+    out = []
+    for key in ("name", "home", "shell"):  # the first only: a name's newline is in the home made from it
+        value = user.get(key)
+        if isinstance(value, str) and not value.isprintable():
+            return [Problem(("user", key), f"field `user.{key}` {value!r} holds a control character (a newline?)")]
+    name, home, shell = (str(user.get(k) or "") for k in ("name", "home", "shell"))
+    if cfg.get("os") == "Windows":
+        problems = windows_user_problems(name)
+        if problems:
+            out.append(Problem(("user", "name"), f"field `user.name` {name!r} cannot be a Windows account name: "
+                               + "; ".join(problems)))  # fmt: skip
+        return out
+    # Lima's ValidateTemplateArgs (at start): `field User must not be "root"`, `field UID must not be 0`
+    if name == "root":
+        out.append(Problem(("user", "name"), 'field `user.name` must not be "root" (root logs in through sudo)'))
+    elif not LINUX_USER.fullmatch(name):
+        out.append(Problem(("user", "name"), f"field `user.name` {name!r} is not a Linux user name: lowercase "
+                           "letters, digits, `_` and `-`, starting with a letter or `_`, at most 32"))  # fmt: skip
+    if user.get("uid") == 0:
+        out.append(Problem(("user", "uid"), "field `user.uid` must not be 0"))
+    if not home.startswith("/"):
+        out.append(Problem(("user", "home"), f"field `user.home` must be an absolute path in the guest, got `{home}`"))
+    if not shell:
+        out.append(Problem(("user", "shell"), "field `user.shell` must be set"))
+    return out
+
+
+def _size(cfg: dict[str, Any], key: str) -> int | None:
+    value = cfg.get(key)
+    try:
+        return parse_size(value if isinstance(value, (str, int)) else str(value))
+    except (ValueError, OverflowError):
+        return None  # Lima's validation says why
+
+
+def _sizes(cfg: dict[str, Any]) -> list[Problem]:
+    out = []
+    cpus, arch = cfg.get("cpus"), str(cfg.get("arch"))
+    limit = MAX_CPUS.get(arch, 255)
+    if isinstance(cpus, int) and cpus > limit:
+        out.append(Problem(("cpus",), f"field `cpus` is {cpus}: QEMU's {arch} machine takes at most {limit}"))
+    memory = _size(cfg, "memory")
+    if memory is not None and memory < MIN_MEMORY:
+        out.append(Problem(("memory",), f"field `memory` is {format_size(memory)}: a guest needs at least "
+                           f"{format_size(MIN_MEMORY)}"))  # fmt: skip
+    disk = _size(cfg, "disk")
+    if disk is not None and disk < MIN_DISK:
+        out.append(Problem(("disk",), f"field `disk` is {format_size(disk)}: a guest disk needs at least "
+                           f"{format_size(MIN_DISK)} (e.g. 100GiB)"))  # fmt: skip
+    return out
+
+
+def _provision(cfg: dict[str, Any]) -> list[Problem]:
+    if cfg.get("os") == "Windows":
+        return []  # Lima's validation limits Windows to system, user, dependency, data
+    out = []
+    for i, p in enumerate(cfg.get("provision") or []):
+        mode = p.get("mode") if isinstance(p, dict) else None
+        if mode in ("yq", "ansible"):
+            out.append(Problem(("provision", i, "mode"), f"field `provision[{i}].mode` `{mode}` is not supported by "
+                               f"limapy yet: use one of {', '.join(LINUX_MODES)} (a `yq` edit can be a `system` "
+                               "script)"))  # fmt: skip
+    return out
