@@ -147,8 +147,7 @@ class HostAgent:
             self.events.emit("firmware", f"starting {what}")
         plan = self._launch(drv, spec, plan)
         assert self.machine is not None
-        for note in getattr(self.machine, "notices", ()):  # what the engine learnt while launching
-            self.events.emit(message=f"warning: {note}")
+        self._engine_notices(self.machine)
         if plan.answer_boot_prompt:
             self._answer_boot_prompt(self.machine)
         self.events.emit("booting", "guest booting", running=False)
@@ -224,6 +223,13 @@ class HostAgent:
             tail = machine.failure()
             raise LimapyError("QEMU exited before the guest was ready" + (f": {tail}" if tail else ""))
         machine.check()
+        self._engine_notices(machine)
+
+    def _engine_notices(self, machine: Machine) -> None:
+        """What the engine learnt while launching or running the machine (e.g. a fallback), as warnings."""
+        notices: list[str] = getattr(machine, "notices", [])
+        while notices:
+            self.events.emit(message=f"warning: {notices.pop(0)}")
 
     def _wait_ready(self, spec: Spec, plan: BootPlan, machine: Machine) -> bool:
         """Probe over one kept-open SSH connection (limapy.remote, fabric) until the guest says it is done."""

@@ -284,21 +284,31 @@ class LibvirtDriver:
         m = LibvirtMachine(inst, conn, dom, lvconn.volume(pool, lvconn.vol_name(inst.name, ".qcow2")), uri)
         spec = self.adapt(summary.spec(inst))
         forwards = domain.hostfwd_rules(spec, plan.ssh_port, plan.rdp_port)
+        forced = (os.environ.get(dirs.ENV_ACCEL) or "").strip()
+        may_fall_back = not plan.resume and plan.accel == "kvm" and not forced
+
+        def as_tcg(machine: LibvirtMachine, why: str) -> None:
+            """The host's libvirt offers KVM but its QEMU cannot use it (a nested or half-working KVM): the
+            same domain, redefined under TCG, started again, and the user told."""
+            name = machine.dom.name()
+            log.warning("KVM failed on the libvirt host (%s); running %s under TCG", why, name)
+            if machine.alive():
+                machine.dom.destroy()
+            machine._ended()
+            conn.defineXML(domain.as_tcg(machine.dom.XMLDesc(0)))
+            machine.dom = lvconn.lookup_domain(conn, name)
+            machine.start(resume=False, forwards=forwards)
+            machine.notices.append(f"KVM failed on the libvirt host ({why}), so {name} runs emulated (TCG)")
+
         try:
             m.start(resume=plan.resume, forwards=forwards)
         except LimapyError as e:
-            forced = (os.environ.get(dirs.ENV_ACCEL) or "").strip()
-            if plan.resume or plan.accel != "kvm" or forced or "kvm" not in e.message.lower():
+            if not may_fall_back or "kvm" not in e.message.lower():
                 raise
-            # The host's libvirt offers KVM, but its QEMU cannot use it (a nested or half-working KVM):
-            # once, run the same domain under TCG instead, and say so.
-            log.warning("KVM failed on the libvirt host (%s); running %s under TCG", e.message, dom.name())
-            tcg = domain.as_tcg(dom.XMLDesc(0))
-            conn.defineXML(tcg)
-            dom = lvconn.lookup_domain(conn, dom.name())
-            m = LibvirtMachine(inst, conn, dom, m.disk_vol, uri)
-            m.start(resume=False, forwards=forwards)
-            m.notices.append(f"KVM failed on the libvirt host, so {m.dom.name()} runs emulated (TCG): much slower")
+            as_tcg(m, e.message)
+        else:
+            if may_fall_back:  # KVM may also fail once the guest runs: check() finds it, then this
+                m.on_kvm_failure = lambda machine: as_tcg(machine, "a KVM internal error")
         if plan.resume:
             inst.suspend_record.unlink(missing_ok=True)
         return m

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from limapy import store
@@ -22,6 +23,8 @@ from limapy.errors import LimapyError
 log = logging.getLogger("limapy.driver.libvirt")
 
 ACTIVE = "libvirt.active"
+#: A KVM failure this soon after the start (a boot) is retried under TCG; later, the running guest is lost.
+KVM_FALLBACK_WINDOW = 600.0
 
 
 def active_file(inst: store.Instance) -> Any:
@@ -77,6 +80,9 @@ class LibvirtMachine:
         self.console: Console | None = None
         #: What the user should hear about this launch (the host agent shows them as warnings).
         self.notices: list[str] = []
+        self.started = time.monotonic()
+        #: Called (once) when the guest stops on a KVM internal error after it started; None: an error.
+        self.on_kvm_failure: Callable[[LibvirtMachine], None] | None = None
 
     def start(self, *, resume: bool, forwards: list[str]) -> None:
         lv = lvconn.binding()
@@ -88,6 +94,7 @@ class LibvirtMachine:
 
                 raise ResumeFailed(lvconn.error_text(e)) from None
             raise LimapyError(f"libvirt could not start {self.dom.name()}: {lvconn.error_text(e)}") from None
+        self.started = time.monotonic()
         store.atomic_write(self.inst.dir / ACTIVE, f"{os.getpid()}\n".encode(), 0o600)
         try:
             self._add_forwards(forwards)
@@ -134,6 +141,13 @@ class LibvirtMachine:
             return
         if state == lv.VIR_DOMAIN_PAUSED and reason in (lv.VIR_DOMAIN_PAUSED_IOERROR, lv.VIR_DOMAIN_PAUSED_CRASHED):
             raise LimapyError(f"libvirt paused {self.dom.name()} after an error (state reason {reason})")
+        if state == lv.VIR_DOMAIN_PAUSED and self._internal_error():
+            # QEMU stopped the guest on a KVM internal error (libvirt says "paused (unknown)"): a host whose
+            # KVM is offered but does not work (nested virtualisation). Once, the same domain under TCG.
+            if self.on_kvm_failure is None or time.monotonic() - self.started > KVM_FALLBACK_WINDOW:
+                raise LimapyError(f"{self.dom.name()} stopped on a KVM internal error (see {self.failure_path()})")
+            again, self.on_kvm_failure = self.on_kvm_failure, None
+            again(self)
         if state == lv.VIR_DOMAIN_CRASHED:
             raise LimapyError(f"{self.dom.name()} crashed")
 
@@ -146,8 +160,20 @@ class LibvirtMachine:
         self._ended()
         return True
 
+    def _internal_error(self) -> bool:
+        import libvirt_qemu  # part of the binding (typed as the first import)
+
+        try:
+            out = libvirt_qemu.qemuMonitorCommand(self.dom, '{"execute": "query-status"}', 0)
+        except lvconn.binding().libvirtError:
+            return False
+        return '"internal-error"' in str(out)
+
+    def failure_path(self) -> str:
+        return f"/var/log/libvirt/qemu/{self.dom.name()}.log"
+
     def failure(self) -> str:
-        path = f"/var/log/libvirt/qemu/{self.dom.name()}.log"
+        path = self.failure_path()
         try:
             with open(path, "rb") as f:
                 lines = f.read().decode(errors="replace").strip().splitlines()
