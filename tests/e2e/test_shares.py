@@ -208,6 +208,7 @@ class GuestListener:
 def answers_within(seconds: float, lst: GuestListener) -> None:
     wait_until(lambda: answers(lst.port), 10, f"guest port {lst.port} to answer on the host")
     took = time.monotonic() - lst.opened
+    print(f"guest port {lst.port} answered on the host {took:.2f} s after it opened")  # shown by -rP
     assert took <= seconds, f"guest port {lst.port} answered on the host {took:.2f} s after it opened"
 
 
@@ -218,6 +219,7 @@ def released_within(seconds: float, lst: GuestListener, inst: Path) -> None:
     wait_until(lambda: refused(lst.port), 10, f"host port {lst.port} to be released", interval=0.05)
     took = time.monotonic() - asked
     lst.proc.communicate(timeout=60)  # the shell that ran it ends too
+    print(f"host port {lst.port} released {took:.2f} s after the guest listener was closed")  # shown by -rP
     assert took <= seconds, f"host port {lst.port} was released {took:.2f} s after the guest listener closed"
     host = f"127.0.0.1:{lst.port}"
     forwards = json.loads((inst / "forwards.json").read_text())
