@@ -2,14 +2,17 @@
 
 - virtiofs (QEMU's virtiofsd sidecars) and reverse-sshfs (sshfs -o slave in the guest, limapy's confined
   SFTP server on the host): a host file is read in the guest; a guest write in a writable mount lands on
-  the host; a write in a read-only mount fails and the host file is unchanged; nothing of the instance runs
-  after `stop`, nor after QEMU is killed with -9.
+  the host; a write in a read-only mount fails and the host file is unchanged (virtiofs: even after root in
+  the guest remounts it rw, the host side enforces it); no process of the instance (host agent, ssh masters,
+  virtiofsd) runs after `stop`, nor after QEMU is killed with -9.
 - 9p: the test image's Debian cloud kernel has no 9p, so the mount falls back to reverse-sshfs with one
-  warning (and native 9p is skipped, saying why).
+  warning, with the same checks, `stop` and kill -9 included (native 9p is skipped, saying why).
 - Automatic port forwards on the reverse-sshfs guest: 0.0.0.0 and 127.0.0.1 listeners answer on the host's
-  127.0.0.1 within 3 s and stop within 3 s of closing; `ignore: true` keeps a port closed; a port already
-  taken on the host is reported once and other forwards go on; a guestSocket reaches its hostSocket;
-  nothing of the instance listens beyond 127.0.0.1.
+  127.0.0.1 within 3 s of opening, and the host port is released (connection refused, gone from
+  forwards.json, a `stopping` event) within 3 s of the listener's end; `ignore: true` keeps a port closed; a
+  port already taken on the host is reported once and other forwards go on; a guestSocket reaches its
+  hostSocket, and a `reverse: true` guestSocket reaches a server on its hostSocket; nothing of the instance
+  listens beyond 127.0.0.1.
 """
 
 from __future__ import annotations
