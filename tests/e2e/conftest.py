@@ -146,7 +146,7 @@ def _register_log_dir(request: pytest.FixtureRequest, path: Path) -> None:
     request.node.stash.setdefault(LOG_DIRS, []).append(path)
 
 
-def _pids_belonging_to(home: Path) -> list[int]:
+def pids_belonging_to(home: Path) -> list[int]:
     """Processes whose command line names `home` or whose environment has LIMAPY_HOME=home."""
     named = re.compile(re.escape(str(home).encode()) + rb"(?![\w.-])")
     env_needle = b"LIMAPY_HOME=" + str(home).encode()
@@ -166,7 +166,7 @@ def _pids_belonging_to(home: Path) -> list[int]:
 
 def kill_leftovers(home: Path) -> list[int]:
     """SIGKILL every process tied to `home` (QEMU, host agents); returns their pids."""
-    pids = _pids_belonging_to(home)
+    pids = pids_belonging_to(home)
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
