@@ -100,7 +100,7 @@ def test_bios_x86_64(limapy_home: Path, run_limapy: RunLimapy) -> None:
 def test_aarch64(limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path) -> None:
     if os.environ.get("LIMAPY_TEST_AARCH64") != "1":
         pytest.skip("opt-in (LIMAPY_TEST_AARCH64=1): the arm64 image's build (package scripts under qemu-user) "
-                    "takes about 12 minutes here and the test 5 more, which the test command's budget lacks")
+                    "takes about 5 minutes here and the test 5 more")
     if shutil.which("qemu-system-aarch64") is None:
         pytest.skip("qemu-system-aarch64 missing (apt-get install qemu-system-arm)")
     tmpl = template_with(
