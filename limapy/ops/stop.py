@@ -73,6 +73,8 @@ def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None
         deadline = time.monotonic() + GRACE
         while time.monotonic() < deadline:
             if store.ha_pid(inst) is None and driver.driver_pid(inst) is None:
+                # the agent removes its pid file while it finishes: stopped means its process is gone too
+                pids.wait_gone(ha, max(5.0, deadline - time.monotonic()))
                 return True
             time.sleep(0.2)
         raise LimapyError(
