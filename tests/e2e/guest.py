@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.winiso import build_standin_iso
+
 # Lima's `limactl list --json` keys (lima-reference.md §1); those outside LIMA_ALWAYS are `omitempty` in Lima's
 # Instance struct, so they are left out when empty.
 LIMA_ALWAYS = frozenset({"name", "hostname", "status", "dir", "vmType", "arch", "protected", "limaVersion"})
@@ -122,3 +124,24 @@ def leftovers(home: Path) -> list[str]:
     if not home.exists():
         return []
     return sorted(p.name for p in home.iterdir() if p.name not in ("_config", "_disks"))
+
+
+def standin_instance_args(tmp_path: Path, tpm: bool) -> list[str]:
+    """`limapy create` arguments for templates/experimental/windows.yaml on a stand-in install ISO: small,
+    headless, the TPM when swtpm is there."""
+    iso = build_standin_iso(tmp_path / "Win11_x64.iso", arch="x86_64")
+    sets = [
+        f'.images[0].location = "{iso}"', f".tpm = {str(tpm).lower()}", '.video.display = "none"',
+        ".cpus = 2", '.memory = "2GiB"', '.disk = "4GiB"',
+    ]  # fmt: skip
+    return [a for s in sets for a in ("--set", s)]
+
+
+def put_on_standin_disk(inst: Path, standin_disk: Path) -> None:
+    """Replace the instance's empty disk by an overlay on the stand-in's, partitioned as Setup's first phase
+    leaves a disk."""
+    (inst / "disk").unlink()
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(standin_disk), "-F", "qcow2", str(inst / "disk"), "4G"],
+        check=True,
+    )

@@ -23,8 +23,8 @@ import pytest
 
 from limapy.qemu import firmware
 from tests.e2e.conftest import LIBVIRT_SYSTEM, REPO_ROOT, RunLimapy
+from tests.e2e.guest import put_on_standin_disk, standin_instance_args
 from tests.e2e.lvrig import nothing_left, virsh
-from tests.winiso import build_standin_iso
 
 TEMPLATE = REPO_ROOT / "templates" / "experimental" / "windows.yaml"
 DOMAIN = "limapy-windows"
@@ -44,11 +44,6 @@ def test_windows_standin_through_libvirt(
     standin_disk: Path, limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path
 ) -> None:
     tpm = shutil.which("swtpm") is not None
-    iso = build_standin_iso(tmp_path / "Win11_x64.iso", arch="x86_64")
-    sets = [
-        f'.images[0].location = "{iso}"', f".tpm = {str(tpm).lower()}", '.video.display = "none"',
-        ".cpus = 2", '.memory = "2GiB"', '.disk = "4GiB"',
-    ]  # fmt: skip
     outputs: list[str] = []
 
     def limapy(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -58,15 +53,11 @@ def test_windows_standin_through_libvirt(
 
     cp = limapy(
         "create", "--driver", "libvirt", "--connect", LIBVIRT_SYSTEM, "--name", "windows",
-        *[a for s in sets for a in ("--set", s)], str(TEMPLATE),
+        *standin_instance_args(tmp_path, tpm), str(TEMPLATE),
     )  # fmt: skip
     assert cp.returncode == 0, cp.stderr
     inst = limapy_home / "windows"
-    (inst / "disk").unlink()  # as Setup's first phase leaves it: partitioned
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(standin_disk), "-F", "qcow2", str(inst / "disk"), "4G"],
-        check=True,
-    )
+    put_on_standin_disk(inst, standin_disk)
     try:
         cp = limapy("start", "windows", "--timeout", "15m", timeout=1200)
         assert cp.returncode == 0, cp.stderr

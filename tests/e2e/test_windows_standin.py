@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from tests.e2e.conftest import REPO_ROOT, RunLimapy
-from tests.winiso import build_standin_iso
+from tests.e2e.guest import put_on_standin_disk, standin_instance_args
 
 TEMPLATE = REPO_ROOT / "templates" / "experimental" / "windows.yaml"
 
@@ -47,11 +47,6 @@ def test_windows_first_boot_with_standin_guest(
     standin_disk: Path, limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path
 ) -> None:
     tpm = shutil.which("swtpm") is not None
-    iso = build_standin_iso(tmp_path / "Win11_x64.iso", arch="x86_64")
-    sets = [
-        f'.images[0].location = "{iso}"', f".tpm = {str(tpm).lower()}", '.video.display = "none"',
-        ".cpus = 2", '.memory = "2GiB"', '.disk = "4GiB"',
-    ]  # fmt: skip
     outputs: list[str] = []
 
     def limapy(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -59,14 +54,10 @@ def test_windows_first_boot_with_standin_guest(
         outputs.extend([cp.stdout, cp.stderr])
         return cp
 
-    cp = limapy("create", "--name", "windows", *[a for s in sets for a in ("--set", s)], str(TEMPLATE))
+    cp = limapy("create", "--name", "windows", *standin_instance_args(tmp_path, tpm), str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
     inst = limapy_home / "windows"
-    (inst / "disk").unlink()
-    subprocess.run(
-        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(standin_disk), "-F", "qcow2", str(inst / "disk"), "4G"],
-        check=True,
-    )
+    put_on_standin_disk(inst, standin_disk)
 
     # First start: install media attached; a screenshot while it boots.
     env = dict(os.environ, LIMAPY_HOME=str(limapy_home), PYTHONPATH=str(REPO_ROOT))
