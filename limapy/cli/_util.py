@@ -6,11 +6,27 @@ import sys
 
 TYPE_CHECKING = False  # `say` is on the fast path of `list`; typing costs ~4 ms there
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from typing import Any
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def doc(summary: str, *details: str, examples: Sequence[str] = (), aliases: Sequence[str] = ()) -> dict[str, Any]:
+    """A command's help (`summary`, then `details` as paragraphs) and its epilog (its other names and
+    examples, as limactl's help shows them), for `app.command(NAME, **doc(...))`. click rewraps paragraphs; the
+    `\b` line keeps the examples' lines as written."""
+    epilog = []
+    if aliases:
+        epilog.append("Aliases: " + ", ".join(aliases))
+    if examples:
+        epilog.append("\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples))
+    out: dict[str, Any] = {"help": "\n\n".join([summary, *details])}
+    if epilog:
+        out["epilog"] = "\n\n".join(epilog)
+    return out
 
 
 def complete_instances(incomplete: str) -> list[str]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from limapy.cli._editflags import with_edit_flags
@@ -12,29 +10,22 @@ from limapy.editflags import EditFlags
 
 
 class Display:
-    """Phases on one live line on a TTY (rich), plain lines otherwise."""
+    """The host agent's phase lines, the same on a terminal and a pipe (limapy.term.Live: no markup, no
+    timestamps); on a terminal one live line below them names the current phase and how long it has taken."""
 
     def __init__(self) -> None:
-        self.status = None
-        from limapy.term import interactive
+        from limapy.term import Live
 
-        if interactive(sys.stderr):
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-            self.status = self.console.status("starting")
-            self.status.start()
+        self.live = Live()
 
     def show(self, msg: str) -> None:
-        if self.status is not None:
-            self.status.update(msg)
-            self.console.log(msg)
-        else:
-            say(msg)
+        self.live.line(msg)
+        phase, bracket, _ = msg[1:].partition("]")
+        if msg.startswith("[") and bracket and phase != "console":
+            self.live.status(phase)
 
     def close(self) -> None:
-        if self.status is not None:
-            self.status.stop()
+        self.live.close()
 
 
 def register(app: typer.Typer) -> None:

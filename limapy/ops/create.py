@@ -47,8 +47,8 @@ def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: b
     from limapy import download
 
     if location.startswith(("http://", "https://")):
-        say(f"downloading {what}: {location}")
-        with download.ProgressReporter(what) as progress:
+        # the reporter prints `downloading WHAT: URL` once bytes move: a cache hit prints nothing
+        with download.ProgressReporter(what, location) as progress:
             return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say)
     return download.fetch(location, digest=digest, decompress=decompress)
 
