@@ -14,7 +14,7 @@ def register(app: typer.Typer) -> None:
     @with_edit_flags
     def create(
         template: str | None = typer.Argument(
-            None, help="FILE.yaml, template:NAME, https://URL, or - (stdin, needs --name)"
+            None, help="FILE.yaml, template:NAME, https://URL, or - (stdin, needs --name); default: template:default"
         ),
         name: str | None = typer.Option(None, "--name", help="Instance name (default: from the template)."),
         allow_local_files: bool = typer.Option(
@@ -34,15 +34,10 @@ def register(app: typer.Typer) -> None:
 
             print("\n".join(t.name for t in names()))
             return
-        if template is None:
-            from limapy.errors import UsageError
-
-            raise UsageError("create needs a template (FILE.yaml, template:NAME, URL or -)",
-                             hint="`limapy create --list-templates` lists the template:NAMEs")  # fmt: skip
         from limapy.editflags import to_edits
         from limapy.ops.create import create as do_create
 
-        inst = do_create(template, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
-                         driver_name=driver, connect=connect)  # fmt: skip
+        inst = do_create(template or "template:default", name=name, sets=to_edits(flags), say=say,
+                         allow_local=allow_local_files, driver_name=driver, connect=connect)  # fmt: skip
         say(f"created `{inst.name}` in {inst.dir}")
         say(f"Run `limapy start {inst.name}` to start the instance.")

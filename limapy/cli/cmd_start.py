@@ -62,14 +62,15 @@ def register(app: typer.Typer) -> None:
 
         wait = parse_duration(timeout) if timeout else None
         edits = to_edits(flags, existing=True)
+        if dry_run:  # the flags shape the plan; nothing is written, a template creates no instance
+            print(ops.dry_run_target(target, name=name, sets=to_edits(flags), existing_sets=edits, say=say,
+                                     allow_local=allow_local_files, driver_name=driver, connect=connect,
+                                     create_only=flags.given_create_only()))  # fmt: skip
+            return
         inst = ops.resolve_target(
             target, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
-            existing_sets=() if dry_run else edits, create_only=flags.given_create_only(),
-            driver_name=driver, connect=connect,
+            existing_sets=edits, create_only=flags.given_create_only(), driver_name=driver, connect=connect,
         )  # fmt: skip
-        if dry_run:  # the flags shape the plan; lima.yaml is not written
-            print(ops.dry_run(inst, edits if ops.existed(inst, target) else ()))
-            return
         if foreground:
             ops.run_foreground(inst)
             return
