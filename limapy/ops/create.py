@@ -162,6 +162,9 @@ def create(
     if connect and drv_name != "libvirt":
         raise UsageError(f"--connect names a libvirt host; this instance's driver is {drv_name}",
                          hint="add `--driver libvirt`")  # fmt: skip
+    from limapy.driver import hosttools
+
+    hosttools.require(hosttools.Request.of(spec, drv_name, connect))  # QEMU, qemu-img, ...: before any download
     drv = driver.load(drv_name)
     drv.check(spec, connect)  # before any download: no progress lines ahead of a refusal
     if for_start:

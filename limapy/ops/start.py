@@ -274,6 +274,18 @@ def _startable(inst: store.Instance) -> bool:
     return True
 
 
+def _require_tools(inst: store.Instance) -> None:
+    """The host tools this boot needs (limapy.driver.hosttools), before the host agent is spawned."""
+    from limapy import summary
+    from limapy.driver import hosttools
+
+    try:
+        spec = summary.refresh(inst).spec
+    except LimapyError:
+        return  # the host agent reports what is wrong with the configuration
+    hosttools.require(hosttools.for_instance(inst, spec))
+
+
 def run_foreground(inst: store.Instance) -> None:
     """`start --foreground`: become the host agent (its log lines on this terminal, events in ha.stdout.log);
     Ctrl-C stops the guest as `limapy stop` does."""
@@ -291,6 +303,7 @@ def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, p
     with store.lock(inst, what="start"):
         if not _startable(inst):
             return False
+        _require_tools(inst)
         agent = spawn_hostagent(inst)
     wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show, progress=progress)
     show_message(inst, show)
