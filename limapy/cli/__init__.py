@@ -18,7 +18,7 @@ COMMANDS = (
     # issue 13 (module cmd_<name>; the command itself may be spelled with a dash)
     "restart", "edit", "clone", "factory_reset", "protect", "show_ssh", "tunnel", "snapshot", "disk", "prune",
     "template", "completion",
-    "doctor",  # issue 28
+    "doctor", "windows",  # issue 28
 )
 
 
