@@ -40,6 +40,7 @@ def build_app() -> object:
     import typer
 
     from limapy import __version__
+    from limapy.cli._util import values_of as _values
 
     app = typer.Typer(
         name="limapy",
@@ -62,8 +63,12 @@ def build_app() -> object:
             False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
         debug: bool = typer.Option(False, "--debug", help="Debug logging and tracebacks."),
-        log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warn or error."),
-        log_format: str = typer.Option("text", "--log-format", help="text or json (one object per line)."),
+        log_level: str | None = typer.Option(
+            None, "--log-level", help="debug, info, warn or error.", autocompletion=_values("--log-level")
+        ),
+        log_format: str = typer.Option(
+            "text", "--log-format", help="text or json (one object per line).", autocompletion=_values("--log-format")
+        ),
         tty: str | None = typer.Option(
             None, "--tty", help="true/false: live progress and prompts (default: when stderr is a terminal)."
         ),

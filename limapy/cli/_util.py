@@ -6,7 +6,7 @@ import sys
 
 TYPE_CHECKING = False  # `say` is on the fast path of `list`; typing costs ~4 ms there
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any
 
 
@@ -34,6 +34,29 @@ def complete_instances(incomplete: str) -> list[str]:
     from limapy.ops.completion import instance_names
 
     return [n for n in instance_names() if n.startswith(incomplete)]
+
+
+def instances_for(command: str) -> Callable[[str], list[str]]:
+    """Completion of `command`'s instance argument: only the instances it can act on (`start` also offers
+    `template:NAME`s); limapy.ops.completion decides, for typer and the fast completer alike."""
+
+    def complete(incomplete: str) -> list[str]:
+        from limapy.ops.completion import candidates
+
+        return candidates(command, incomplete)
+
+    return complete
+
+
+def values_of(flag: str) -> Callable[[str], list[str]]:
+    """Completion of a fixed-value flag (`--driver`, `--mount-type`, `list --format`, ...)."""
+
+    def complete(incomplete: str) -> list[str]:
+        from limapy.ops.completion import values
+
+        return values(flag, incomplete)
+
+    return complete
 
 
 def instance_arg(help_: str = "An instance (name or unique prefix)", default: Any = ...) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import complete_instances, doc
+from limapy.cli._util import doc, instances_for, values_of
 
 
 def _arches(incomplete: str) -> list[str]:
@@ -22,15 +22,20 @@ def register(app: typer.Typer) -> None:
     ))  # fmt: skip
     def doctor(
         target: str | None = typer.Argument(
-            None, help="A template (template:NAME, FILE.yaml, URL) or an instance", autocompletion=complete_instances
+            None, help="A template (template:NAME, FILE.yaml, URL) or an instance",
+            autocompletion=instances_for("doctor"),
         ),
         arch: list[str] = typer.Option(
             [], "--arch", help="Guest arch to check for: x86_64, aarch64 or all (repeatable).", autocompletion=_arches
         ),
         windows: bool = typer.Option(False, "--windows", help="Windows guests too (swtpm, FreeRDP)."),
-        driver: str | None = typer.Option(None, "--driver", help="qemu (default) or libvirt ($LIMAPY_DRIVER)."),
+        driver: str | None = typer.Option(
+            None, "--driver", help="qemu (default) or libvirt ($LIMAPY_DRIVER).", autocompletion=values_of("--driver")
+        ),
         connect: str | None = typer.Option(None, "--connect", help="libvirt URI (a remote host needs no QEMU here)."),
-        mount_type: str | None = typer.Option(None, "--mount-type", help="reverse-sshfs, 9p or virtiofs."),
+        mount_type: str | None = typer.Option(
+            None, "--mount-type", help="reverse-sshfs, 9p or virtiofs.", autocompletion=values_of("--mount-type")
+        ),
     ) -> int:
         from limapy.ops import doctor as ops
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from limapy.cli._editflags import with_edit_flags
-from limapy.cli._util import complete_instances, say
+from limapy.cli._util import instances_for, say, values_of
 from limapy.editflags import EditFlags
 
 
@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     def start(
         target: str = typer.Argument(
             "default", help="An instance name (or unique prefix), or a template to create from",
-            autocompletion=complete_instances,
+            autocompletion=instances_for("start"),
         ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
@@ -49,7 +49,8 @@ def register(app: typer.Typer) -> None:
             False, "--allow-local-files", help="Let a template from the network read files on this host."
         ),
         driver: str | None = typer.Option(
-            None, "--driver", help="Engine for a new instance: qemu (default) or libvirt ($LIMAPY_DRIVER)."),
+            None, "--driver", help="Engine for a new instance: qemu (default) or libvirt ($LIMAPY_DRIVER).",
+            autocompletion=values_of("--driver")),
         connect: str | None = typer.Option(
             None, "--connect", help="libvirt URI for a new instance (default $LIBVIRT_DEFAULT_URI)."),
         *,

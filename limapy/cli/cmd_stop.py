@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import complete_instances, doc
+from limapy.cli._util import doc, instances_for
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
     ))  # fmt: skip
     def stop(
         names: list[str] = typer.Argument(
-            None, help="Instances (names or unique prefixes; default: `default`)", autocompletion=complete_instances
+            None, help="Instances (names or unique prefixes; default: `default`)", autocompletion=instances_for("stop")
         ),
         force: bool = typer.Option(
             False, "-f", "--force", help="Stop QEMU and the host agent at once (no guest shutdown)."

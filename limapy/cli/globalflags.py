@@ -212,7 +212,7 @@ def attach(group: Any) -> None:
 
 
 def _values(choices: Sequence[str]) -> Any:
-    def complete(incomplete: str) -> list[str]:
+    def complete(_ctx: Any, _args: Any, incomplete: str) -> list[str]:  # typer's signature for its own options
         return [c for c in choices if c.startswith(incomplete)]
 
     return complete
