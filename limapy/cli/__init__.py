@@ -18,7 +18,7 @@ COMMANDS = (
     # issue 13 (module cmd_<name>; the command itself may be spelled with a dash)
     "restart", "edit", "clone", "factory_reset", "protect", "show_ssh", "tunnel", "snapshot", "disk", "prune",
     "template", "completion",
-    "doctor", "windows",  # issue 28
+    "doctor", "windows", "help",  # issue 28
 )
 
 
@@ -88,13 +88,15 @@ def build_app() -> object:
 
 
 def build_group() -> object:
-    """The typer app as the click group that runs it, every command given the global flags (globalflags)."""
+    """The typer app as the click group that runs it: every command given the global flags (globalflags), its
+    aliases and its examples (examples)."""
     import typer.main
 
-    from limapy.cli import globalflags
+    from limapy.cli import examples, globalflags
 
     group = typer.main.get_command(build_app())  # type: ignore[arg-type]
     globalflags.attach(group)
+    examples.apply(group)
     return group
 
 

@@ -14,18 +14,13 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def doc(summary: str, *details: str, examples: Sequence[str] = (), aliases: Sequence[str] = ()) -> dict[str, Any]:
-    """A command's help (`summary`, then `details` as paragraphs) and its epilog (its other names and
-    examples, as limactl's help shows them), for `app.command(NAME, **doc(...))`. click rewraps paragraphs; the
-    `\b` line keeps the examples' lines as written."""
-    epilog = []
-    if aliases:
-        epilog.append("Aliases: " + ", ".join(aliases))
-    if examples:
-        epilog.append("\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples))
+def doc(summary: str, *details: str, examples: Sequence[str] = ()) -> dict[str, Any]:
+    """A command's help (`summary`, then `details` as paragraphs) and its examples (its epilog, as limactl's
+    help shows them; cli/examples.py adds its aliases), for `app.command(NAME, **doc(...))`. click rewraps
+    paragraphs; the `\b` line keeps the examples' lines as written."""
     out: dict[str, Any] = {"help": "\n\n".join([summary, *details])}
-    if epilog:
-        out["epilog"] = "\n\n".join(epilog)
+    if examples:
+        out["epilog"] = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples)
     return out
 
 

@@ -131,6 +131,8 @@ def dispatch(
         from limapy.cli import complete
 
         return complete.answer(commands, build)
+    if args[:1] == ["help"]:  # cobra's `help CMD`: `CMD --help`, from the help cache
+        args = [*args[1:], "--help"]
     if args == ["--version"]:
         from limapy import __version__
 
