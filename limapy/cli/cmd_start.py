@@ -41,7 +41,9 @@ def register(app: typer.Typer) -> None:
             None, "--timeout", help="Wait at most this long (default 10m; a Windows install 90m, or 6h under TCG)."
         ),
         dry_run: bool = typer.Option(
-            False, "--dry-run", help="Print the command the boot would run; change nothing, boot nothing."
+            False, "--dry-run",
+            help="Print the command the boot would run; change nothing, boot nothing (a template creates no "
+            "instance; its images are still fetched into the download cache: the plan reads them).",
         ),
         foreground: bool = typer.Option(False, "--foreground", help="Run the host agent in this terminal."),
         progress: bool = typer.Option(False, "--progress", help="Show the guest's console output while booting."),

@@ -13,7 +13,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "create": ("limapy create", "limapy create --name dev --cpus 4 --memory 8 template:debian",
                "limapy create --mount ~/src:w --port-forward 8080:80 ./lima.yaml", "limapy create --list-templates"),
     "start": ("limapy start", "limapy start template:debian",
-              "limapy start --name win templates/experimental/windows.yaml", "limapy start --dry-run template:ubuntu",
+              "limapy start --name win templates/experimental/windows.yaml", "limapy start --dry-run web",
               "limapy start web --cpus 4"),
     "suspend": ("limapy suspend web", "limapy start web   # resumes it"),
     "delete": ("limapy delete web", "limapy delete -f web db"),

@@ -155,7 +155,8 @@ def firmware_tool(arch: str) -> Tool:
 QEMU_IMG = Tool("qemu-img", _pkgs("qemu-utils", "qemu-img", "qemu-img", "qemu"), _which("qemu-img"))
 SSH = Tool("ssh (OpenSSH client)", _pkgs("openssh-client", "openssh-clients", "openssh", "openssh"), _ssh,
            note="macOS has it built in; or set $SSH")  # fmt: skip
-SWTPM = Tool("swtpm", _pkgs("swtpm swtpm-tools", "swtpm swtpm-tools", "swtpm", "swtpm"), _which("swtpm"))
+SWTPM = Tool("swtpm", _pkgs("swtpm swtpm-tools", "swtpm swtpm-tools", "swtpm", "swtpm"), _which("swtpm"),
+             note="or set `tpm: false` (Windows 11 then skips its TPM check)")  # fmt: skip
 VIRTIOFSD = Tool("virtiofsd", _pkgs("virtiofsd", "virtiofsd", "virtiofsd", ""), _virtiofsd,
                  note="Linux hosts only")  # fmt: skip
 ZSTD = Tool("zstd", _pkgs("zstd", "zstd", "zstd", "zstd"), _which("zstd"))
@@ -305,7 +306,8 @@ def require(req: Request) -> None:
     lines = install_lines([n.tool for n in missing], [here] if here else None)
     what = ", ".join(f"{n.tool.name} ({n.why})" for n in missing)
     install = "; ".join(f"{name}: {cmd}" for name, cmd in lines)
+    notes = "".join(f"{n.tool.name}: {n.tool.note}; " for n in missing if n.tool.note)
     raise ExternalToolError(
         f"missing on this host: {what}",
-        hint=(f"install: {install}; " if install else "") + "`limapy doctor` lists what limapy needs",
+        hint=(f"install: {install}; " if install else "") + notes + "`limapy doctor` lists what limapy needs",
     )
