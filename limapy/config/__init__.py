@@ -90,7 +90,7 @@ def check(
         d = _read_layer(dirs.config_dir() / "default.yaml")
         o = _read_layer(dirs.config_dir() / "override.yaml")
         layered = defaults.layer(d, doc.data, o)
-        warnings += _containerd_warnings(doc, layered)
+        warnings += _containerd_warnings(doc, layered) + _network_warnings(doc, layered)
         cfg = defaults.fill(
             layered,
             host=host or hostinfo.detect(),
@@ -117,6 +117,19 @@ def _containerd_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
     return [f"{doc.where(('containerd', key))}: warning: field `containerd.{key}` is true, but limapy does not "
             "install containerd (the field is filled as Lima fills it, and ignored)"
             for key in ("system", "user") if cont.get(key) is True]  # fmt: skip
+
+
+def _network_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
+    """`networks` (socket_vmnet, `lima:user-v2`, vzNAT; `--network`) is valid Lima, and limapy attaches none of
+    them: each entry is a warning, so a guest that misses its second NIC is no surprise."""
+    out = []
+    for i, net in enumerate(layered.get("networks") or []):
+        if not isinstance(net, dict):
+            continue
+        what = next((f"{k}: {net[k]}" for k in ("lima", "socket", "vzNAT") if net.get(k) not in (None, "")), "")
+        out.append(f"{doc.where(('networks', i))}: warning: networks[{i}] ({what}) is not attached: limapy gives "
+                   "the guest its user-mode network only (127.0.0.1 forwards)")  # fmt: skip
+    return out
 
 
 #: Fields naming host files that limapy reads or writes later (not at load time, unlike provision `file:`).

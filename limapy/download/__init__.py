@@ -265,6 +265,8 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
         if recorded and cache.remembered_digest(out, where / ".decompressed.check", stat_file) == recorded:
             return out
         cache.quarantine(out)
+    if isinstance(progress, ProgressReporter):
+        progress.stage = "decompressing"  # what its header line names
     digest = _decompress(src, out, progress, name=name)
     cache.write(digest_file, digest)
     cache.write(stat_file, cache.stat_key(out))

@@ -382,7 +382,8 @@ def test_completion_bash_completes_commands_and_instance_names(env: Env) -> None
     env.create("beta")
     assert {"start", "stop", "show-ssh"} <= set(_complete(env, "limapy s", 1))
     assert "rm" not in _complete(env, "limapy r", 1)  # aliases stay hidden
-    assert _complete(env, "limapy stop al", 2) == ["alpha", "alps"]
+    assert _complete(env, "limapy start al", 2) == ["alpha", "alps"]
+    assert _complete(env, "limapy stop al", 2) == []  # all stopped: nothing for stop to stop
     assert _complete(env, "limapy protect ''", 2) == ["alpha", "alps", "beta"]
     assert _complete(env, "limapy clone b", 2) == ["beta"]
 
