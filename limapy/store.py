@@ -320,10 +320,10 @@ def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
 
 
 def ha_pid(inst: Instance) -> int | None:
-    """The host agent of `inst`, when `ha.pid` names it (its command line says `hostagent NAME`)."""
+    """The host agent of `inst`, when `ha.pid` names it (its command line says `hostagent NAME --dir DIR`)."""
     from limapy import pids
 
-    return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name))
+    return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name, inst.dir))
 
 
 def _mkdir_private(path: Path) -> None:

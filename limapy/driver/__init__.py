@@ -34,9 +34,9 @@ BUILTIN = {"qemu": "limapy.driver.qemu", "libvirt": "limapy.driver.libvirt"}
 #: Engines whose machine process is found without importing the engine (pid file + command-line marks), so
 #: `list`, `shell` and completion tell Running from Stopped cheaply; the engine's own `pid` must agree.
 LIGHT_PIDS: dict[str, Callable[[store.Instance], int | None]] = {
-    "qemu": lambda inst: pids.live(inst.qemu_pid, pids.qemu_marks(inst.name)),
+    "qemu": lambda inst: pids.live(inst.qemu_pid, pids.qemu_marks(inst.name, inst.qemu_pid)),
     # the domain runs on the libvirt host; the host agent that runs it names itself in `libvirt.active`
-    "libvirt": lambda inst: pids.live(inst.dir / "libvirt.active", pids.hostagent_marks(inst.name)),
+    "libvirt": lambda inst: pids.live(inst.dir / "libvirt.active", pids.hostagent_marks(inst.name, inst.dir)),
 }
 #: The driver a `vmType` means when no other is chosen; Lima's other types have none in limapy.
 VM_TYPES = {"qemu": "qemu"}

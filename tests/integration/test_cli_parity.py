@@ -460,10 +460,12 @@ def test_disk_commands(env: Env, tmp_path: Path) -> None:
 
 
 def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
-    """A process whose command line carries `hostagent NAME`: limapy believes the instance runs. Returned
-    once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI met
-    that race)."""
-    p = sleeper("hostagent", inst.name)
+    """A process whose command line carries `hostagent NAME --dir DIR`: limapy believes the instance runs.
+    Returned once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI
+    met that race)."""
+    from limapy import pids
+
+    p = sleeper(*pids.hostagent_args(inst.name, inst))
     (inst / "ha.pid").write_text(f"{p.pid}\n")
     return p
 
