@@ -157,10 +157,11 @@ class Driver(Protocol):
 class Snapshot:
     """One snapshot of an instance (a plain class: this module stays free of `dataclasses`, see above)."""
 
-    __slots__ = ("date", "tag", "vm_clock", "vm_state_size")
+    __slots__ = ("date", "id", "tag", "vm_clock", "vm_state_size")
 
-    def __init__(self, tag: str, vm_state_size: int, date: int, vm_clock: float) -> None:
+    def __init__(self, tag: str, vm_state_size: int, date: int, vm_clock: float, id: str = "") -> None:
         self.tag = tag
+        self.id = id  # the engine's own ID (QEMU numbers its snapshots), "" when it has none
         self.vm_state_size = vm_state_size  # bytes of machine state (0: a disk-only snapshot, taken while stopped)
         self.date = date  # seconds since the epoch
         self.vm_clock = vm_clock  # the guest's running time when taken, seconds
