@@ -69,7 +69,7 @@ def _disks(spec: Spec, at: Callable[..., str]) -> None:
     from limapy import disk
 
     for i, d in enumerate(spec.additional_disks):
-        if not disk.additional_disk_path(d.name).is_file():
+        if not disk.checked_disk_path(d.name).is_file():
             err = disk.missing_additional_disk(d.name)
             raise type(err)(at("additionalDisks", i) + err.message, hint=err.hint)
 

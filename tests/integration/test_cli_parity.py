@@ -481,7 +481,7 @@ def test_disk_lock_follows_the_running_instance(env: Env) -> None:
     agent = _fake_hostagent(a)
     try:
         disk.claim_additional_disk("shared", a)
-        with pytest.raises(InstanceError, match="in use by instance `a`"):
+        with pytest.raises(InstanceError, match="in use by the running instance `a`"):
             disk.claim_additional_disk("shared", b)
         assert json.loads(env.run("disk", "list", "--json").out)["instance"] == "a"
         for args in (("delete", "-f", "shared"), ("resize", "shared", "--size", "1GiB"), ("unlock", "shared")):
