@@ -267,6 +267,16 @@ class Instance:
         return self._p(LOCK_FILE)
 
 
+def own_names(directory: Path) -> set[str]:
+    """The names of the files and dirs limapy keeps in an instance dir (what a host socket may not replace)."""
+    inst = Instance(directory.name, directory)
+    names = {p.name for attr, v in vars(Instance).items() if isinstance(v, property)
+             for p in [getattr(inst, attr)] if isinstance(p, Path) and p.parent == directory}  # fmt: skip
+    names |= {inst.snapshot_files("x").parent.name, LOCK_FILE}
+    names |= {f(i).name for i in range(64) for f in (inst.virtiofsd_sock, inst.virtiofsd_pid, inst.virtiofsd_log)}
+    return names
+
+
 def instance_dir(name: str) -> Path:
     return dirs.limapy_home() / name
 

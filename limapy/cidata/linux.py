@@ -16,12 +16,13 @@ from typing import Any
 
 from limapy.cidata import Step, provisions
 from limapy.config.model import Mount, Spec
+from limapy.config.validate_fields import ENV_KEY, HOSTNAME
 from limapy.errors import LimapyError
 from limapy.names import hostname_for, mount_tag
 
 LABEL = "cidata"
 SEED_MOUNT = "/mnt/lima-cidata"
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ENV_KEY = ENV_KEY
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -50,7 +51,7 @@ def _mounts(spec: Spec) -> list[dict[str, str]]:
 
 
 MAX_CERT_BYTES = 1 << 20
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_HOSTNAME = HOSTNAME
 
 
 def ca_certs(spec: Spec) -> dict[str, Any] | None:
