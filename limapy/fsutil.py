@@ -103,3 +103,34 @@ def open_private(path: Path, flags: int, mode: int = 0o600) -> int:
             raise
     return fd
 
+
+def _mount_point(path: Path) -> Path:
+    p = path.absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def _free(path: Path) -> int:
+    try:
+        st = os.statvfs(_mount_point(path))
+    except OSError:
+        return 1 << 62
+    return st.f_bavail * st.f_frsize
+
+
+def no_space(e: OSError, candidates: Collection[Path] = ()) -> InstanceError:
+    """ENOSPC or EDQUOT as one line naming the file system: the one of the file named, else the fullest of
+    `candidates` (where limapy writes: its home, the cache, the temp dir)."""
+    named = [Path(str(f)) for f in (e.filename, e.filename2) if f]
+    where = named[0] if named else min(candidates or [Path.cwd()], key=_free)
+    mount = _mount_point(where)
+    what = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left"
+    detail = f" (writing {where})" if named else ""
+    return InstanceError(
+        f"{what} on the file system mounted at {mount}{detail}",
+        hint="free some space there and retry: `limapy prune` removes unused downloads, and `limapy delete` "
+        "works on a full disk",
+    )

@@ -377,8 +377,12 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
                     hint="wait for that command to finish, then retry",
                 )
             time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # only for a waiter's message: a full file system must not stop `delete` from freeing space
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
         try:
             yield
         finally:
