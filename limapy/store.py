@@ -462,12 +462,18 @@ def creating(name: str) -> Iterator[Path]:
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=home))
+    # Held while the instance is made: a later command knows a temp dir nobody holds was left by a killed
+    # create or clone (`leftovers`), and that one it cannot lock is still being written.
+    held = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        fcntl.flock(held, fcntl.LOCK_EX)
         yield tmp
         _install(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     fsync_dir(home)
 
 

@@ -270,6 +270,7 @@ def run(req: Request, *, say: Say) -> int:
     if template is not None:
         _template_check(template)
     exprs = _Exprs(req) if (req.yq or req.filters) else None
+    _warn_leftovers(say)
     present = store.list_dirs()
     if not present:
         say("warning: No instance found. Run `limapy create` to create an instance.")
@@ -284,6 +285,13 @@ def run(req: Request, *, say: Say) -> int:
     if unmatched:
         raise LimapyError("unmatched instances")
     return 0
+
+
+def _warn_leftovers(say: Say) -> None:
+    from limapy import leftovers
+
+    for path in leftovers.find():
+        say(f"warning: {path} was left by an interrupted create, clone or delete; `limapy prune` removes it")
 
 
 DOMAIN_COLUMNS = ("NAME", "STATUS", "DOMAIN", "HOST", "HERE", "DIR")
