@@ -342,9 +342,8 @@ class _Exprs:
 def _template_check(template: str) -> None:
     from limapy import gotmpl
 
-    sample = {go: None for go in GO_FIELDS}
     try:
-        gotmpl.check(template, sample, {go: key for go, key in GO_FIELDS.items()})
+        gotmpl.check(template)
     except gotmpl.TemplateError as e:
         raise UsageError(f"--format {template!r}: {e}", hint="see `limapy list --list-fields`") from None
 
@@ -361,7 +360,10 @@ def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any
         host = _host_fields()
         aliases = dict(GO_FIELDS)
         for r in rows:
-            print(gotmpl.render(template, {**r, **host}, aliases))
+            try:
+                print(gotmpl.render(template, {**r, **host}, aliases))
+            except gotmpl.TemplateError as err:  # what depends on the row (as Go's template execution fails)
+                raise LimapyError(f"--format {template!r}: instance `{r.get('name')}`: {err}") from None
     elif fmt == "json":
         for r in rows:
             value: Any = r

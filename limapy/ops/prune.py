@@ -99,6 +99,10 @@ def prune(*, keep_referred: bool = False) -> Pruned:
             if keep:
                 result.kept.append(d)
                 continue
+            if d.is_symlink() or not d.is_dir():  # not an entry limapy made: the link goes, never its target
+                d.unlink()
+                result.removed.append(d)
+                continue
             with cache.locked(d):  # not while a download of that URL is under way
                 result.freed += _size(d)
                 shutil.rmtree(d)
