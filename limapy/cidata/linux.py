@@ -16,7 +16,7 @@ from typing import Any
 
 from limapy.cidata import Step, provisions
 from limapy.config.model import Mount, Spec
-from limapy.config.validate_fields import ENV_KEY, HOSTNAME
+from limapy.config.validate_fields import ENV_KEY, HOSTNAME, resolve_host
 from limapy.errors import LimapyError
 from limapy.names import hostname_for, mount_tag
 
@@ -89,17 +89,16 @@ def nameservers(spec: Spec) -> list[str]:
 
 
 def host_entries(spec: Spec) -> bytes:
-    """hostResolver.hosts as /etc/hosts lines (boot.sh puts them between markers, as /etc/environment)."""
-    import ipaddress
-
+    """hostResolver.hosts as /etc/hosts lines (boot.sh puts them between markers, as /etc/environment); a value
+    that names host.lima.internal or another entry is written as the address it stands for."""
+    hosts = dict(spec.host_resolver.hosts)
     lines = []
-    for name, addr in sorted(spec.host_resolver.hosts.items()):
+    for name, addr in sorted(hosts.items()):
         if not _HOSTNAME.fullmatch(name):
             raise LimapyError(f"hostResolver.hosts: `{name}` is not a host name")
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            raise LimapyError(f"hostResolver.hosts.{name}: `{addr}` is not an IP address") from None
+        ip = resolve_host(addr, hosts)
+        if ip is None:
+            raise LimapyError(f"hostResolver.hosts.{name}: `{addr}` is not an IP address")
         lines.append(f"{ip} {name}\n")
     return "".join(lines).encode()
 

@@ -4,8 +4,10 @@ checked with every other problem (so `validate` names the field) instead of when
 Lima accepts some of these and fails later (a newline in an `env` value splits `/etc/environment`; a
 `hostSocket` with `..` leaves the instance's `sock/` directory); where Lima has a rule it is followed:
 `dns` entries are IP addresses (Lima's type is `[]net.IP`, which refuses anything else while reading).
-`hostResolver.hosts` values are IP addresses too: Lima's host agent answers a name there with a CNAME, but
-limapy has no DNS server of its own and writes the entries into the guest's /etc/hosts, which takes addresses.
+`hostResolver.hosts` values are IP addresses too, or names limapy can turn into one: Lima's host agent
+answers a name there with a CNAME, but limapy has no DNS server of its own and writes the entries into the
+guest's /etc/hosts, which takes addresses. So a value may be `host.lima.internal` (the host, at the user-mode
+network's gateway: Lima's `docker` template maps `host.docker.internal` to it) or another entry's name.
 """
 
 from __future__ import annotations
@@ -22,6 +24,21 @@ ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 #: A host name for /etc/hosts (what limapy.cidata.linux writes there).
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Names Lima's host agent answers that a hostResolver.hosts value may point at: the host, as the guest sees it
+#: on the user-mode network (Lima's SlirpGateway; limapy's QEMU and libvirt NICs use the same 192.168.5.0/24).
+KNOWN_HOSTS = {"host.lima.internal": "192.168.5.2"}
+
+
+def resolve_host(value: Any, hosts: dict[str, Any]) -> str | None:
+    """The IP address a hostResolver.hosts value stands for: itself, a name in KNOWN_HOSTS, or another entry's
+    (followed a few steps, as a CNAME chain); None when it is none of those."""
+    seen: set[str] = set()
+    while isinstance(value, str) and value not in seen and len(seen) < 8:
+        if _ip(value):
+            return str(ipaddress.ip_address(value))
+        seen.add(value)
+        value = KNOWN_HOSTS.get(value, hosts.get(value))
+    return None
 
 
 def _m(value: Any) -> dict[str, Any]:
@@ -65,13 +82,15 @@ def _dns(cfg: dict[str, Any]) -> list[Problem]:
 
 def _hosts(cfg: dict[str, Any]) -> list[Problem]:
     out = []
-    for name, addr in _m(_m(cfg.get("hostResolver")).get("hosts")).items():
+    hosts = _m(_m(cfg.get("hostResolver")).get("hosts"))
+    for name, addr in hosts.items():
         at = ("hostResolver", "hosts", name)
         if not HOSTNAME.fullmatch(str(name)):
             out.append(Problem(at, f"field `hostResolver.hosts` key {str(name)!r} is not a host name"))
-        elif not _ip(addr):
-            out.append(Problem(at, f"field `hostResolver.hosts.{name}` must be an IP address, got {str(addr)!r} "
-                               "(limapy writes these entries into the guest's /etc/hosts)"))  # fmt: skip
+        elif resolve_host(addr, hosts) is None:
+            out.append(Problem(at, f"field `hostResolver.hosts.{name}` must be an IP address (or host.lima.internal, "
+                               f"or another entry's name), got {str(addr)!r}: limapy writes these entries into the "
+                               "guest's /etc/hosts"))  # fmt: skip
     return out
 
 

@@ -39,10 +39,19 @@ def test_values_the_seed_cannot_carry_are_refused_with_position(
 
 
 def test_valid_values_still_pass(home: Path, tmp_path: Path) -> None:
+    """Lima's `docker` template maps host.docker.internal to host.lima.internal (a CNAME for Lima's DNS):
+    limapy writes the host's address on the user-mode network into /etc/hosts instead."""
+    from limapy.cidata.linux import host_entries
+    from limapy.config import load_config
+
     extra = ('env:\n  FOO: "a\\tb"\nhostResolver:\n  enabled: false\n  hosts:\n    h.example: 10.0.0.1\n'
+             "    host.docker.internal: host.lima.internal\n    alias.example: h.example\n"
              "dns: ['1.1.1.1', '::1']\n")  # fmt: skip
-    cp = limapy("validate", str(template(tmp_path, str(qcow2(tmp_path / "img.qcow2")), extra)))
+    t = template(tmp_path, str(qcow2(tmp_path / "img.qcow2")), extra)
+    cp = limapy("validate", str(t))
     assert cp.returncode == 0, cp.stderr
+    assert host_entries(load_config(str(t)).spec).decode().splitlines() == [
+        "10.0.0.1 alias.example", "10.0.0.1 h.example", "192.168.5.2 host.docker.internal"]
 
 
 # --- 20. nine inputs, nine clear lines ----------------------------------------------------------------------
