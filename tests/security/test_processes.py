@@ -133,3 +133,22 @@ def test_killed_full_clone_leaves_no_copier_and_its_copy_is_reported(home: Path,
     assert f"removed {left[0]}" in cp.stderr
     assert not left[0].exists() and instances(home) == ["a"]
     assert "left by" not in limapy("list").stderr
+
+
+def test_a_delete_under_way_is_no_leftover(home: Path, tmp_path: Path) -> None:
+    """`.NAME.deleting` is held by its delete while it is removed; one nobody holds is a leftover."""
+    import fcntl
+
+    from limapy import leftovers
+
+    trash = home / ".x.deleting"
+    trash.mkdir()
+    fd = os.open(trash, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert leftovers.find() == [] and leftovers.remove(trash) == 0 and trash.is_dir()
+    finally:
+        os.close(fd)
+    assert leftovers.find() == [trash]
+    leftovers.remove(trash)
+    assert not trash.exists()
