@@ -37,10 +37,12 @@ exit 0
 def _fake_running(bench: Bench, name: str) -> list[subprocess.Popen[bytes]]:
     """Make `name` look running to `driver.status`: live processes whose command lines carry the marks
     limapy checks (pids.hostagent_marks / pids.qemu_marks), named by its pid files; an ssh.config port."""
+    from limapy import pids
+
     d = bench.home / name
     sleeper = [sys.executable, "-c", "import time; time.sleep(3600)"]
-    agent = subprocess.Popen([*sleeper, "hostagent", name])
-    qemu = subprocess.Popen([*sleeper, "-name", f"limapy-{name}"])
+    agent = subprocess.Popen([*sleeper, *pids.hostagent_args(name, d)])
+    qemu = subprocess.Popen([*sleeper, *(a for mark in pids.qemu_marks(name, d / "qemu.pid") for a in mark)])
     (d / "ha.pid").write_text(f"{agent.pid}\n")
     (d / "qemu.pid").write_text(f"{qemu.pid}\n")
     (d / "ssh.config").write_text(f"Host lima-{name}\n  Hostname 127.0.0.1\n  Port 60022\n")

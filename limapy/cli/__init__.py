@@ -6,6 +6,7 @@ imports what it needs when it runs.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -20,6 +21,16 @@ COMMANDS = (
     "template", "completion",
     "doctor", "windows", "help",  # issue 28
 )
+
+
+def _no_space(e: OSError) -> LimapyError:
+    import tempfile
+    from pathlib import Path
+
+    from limapy import dirs
+    from limapy.fsutil import no_space
+
+    return no_space(e, [dirs.limapy_home(), dirs.cache_dir(), Path(tempfile.gettempdir())])
 
 
 def _debug_env() -> bool:
@@ -221,5 +232,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug: one line unless --debug
         if _debug():
             raise
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # not a bug: a full disk
+            full = _no_space(e)
+            report(full)
+            return full.exit_code
         print(f"limapy: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
         return EXIT_FAILED

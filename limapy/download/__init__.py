@@ -30,7 +30,7 @@ from typing import Any
 from limapy import proc
 from limapy.download import cache, transfer
 from limapy.download.progress import ProgressReporter as ProgressReporter
-from limapy.errors import LimapyError, NotFoundError
+from limapy.errors import LimapyError, NotFoundError, UsageError, shown
 
 Progress = Callable[[int, int | None], None]
 Say = Callable[[str], None]
@@ -95,7 +95,10 @@ def fetch(
 ) -> Path:
     """A local, verified (and, for compressed names, decompressed) copy of `location`."""
     want = split_digest(digest) if digest else None
-    parsed = urllib.parse.urlparse(location)
+    try:
+        parsed = urllib.parse.urlparse(location)
+    except ValueError as e:  # `https://[::1` (an unclosed IPv6 address)
+        raise UsageError(f"{shown(location)}: not a valid URL ({e})") from None
     if parsed.scheme in ("http", "https"):
         return _fetch_remote(location, want, decompress, progress, max_bytes, deadline, say)
     if parsed.scheme == "file":

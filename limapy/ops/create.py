@@ -40,6 +40,8 @@ def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool
             n = len(path)
             doc.marks = {p: m for p, m in doc.marks.items() if p[:n] != path}
             doc.marks[path] = (edit.origin, 0, 0)
+            for k in range(1, n):  # a field the edit made to hold it (`.foo.bar = 1` makes `foo`) is the edit's too
+                doc.marks.setdefault(path[:k], (edit.origin, 0, 0))
     return doc
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from limapy import proc, store
+from limapy import pids, proc, store
 from limapy.edits import Edit
 from limapy.errors import LimapyError
 
@@ -138,7 +138,8 @@ def spawn_hostagent(inst: store.Instance) -> proc.Process[bytes]:
     out_fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_APPEND)
     err_fd = store.open_private(inst.ha_stderr_log, os.O_WRONLY | os.O_APPEND)
     with open(out_fd, "ab") as out, open(err_fd, "ab") as err:
-        p = proc.spawn(proc.python_module("limapy", "hostagent", inst.name), stdout=out, stderr=err, env=env)
+        argv = proc.python_module("limapy", *pids.hostagent_args(inst.name, inst.dir))
+        p = proc.spawn(argv, stdout=out, stderr=err, env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if store.ha_pid(inst) is not None:
@@ -295,7 +296,7 @@ def run_foreground(inst: store.Instance) -> None:
         fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 1)
         os.close(fd)
-    proc.exec_replace(proc.python_module("limapy", "hostagent", inst.name))
+    proc.exec_replace(proc.python_module("limapy", *pids.hostagent_args(inst.name, inst.dir)))
 
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:

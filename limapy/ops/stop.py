@@ -35,8 +35,8 @@ def force_stop(inst: store.Instance) -> None:
     if ha is not None:
         pids.wait_gone(ha, 5.0)
     for p in inst.dir.iterdir():
-        if p.suffix in RUNTIME_SUFFIXES and p.name != inst.lock_file.name:
-            p.unlink(missing_ok=True)
+        if p.suffix in RUNTIME_SUFFIXES and p.name != inst.lock_file.name and not p.is_dir():
+            p.unlink(missing_ok=True)  # a directory named so is not a runtime file limapy made: it stays
 
 
 def _suspended(inst: store.Instance, force: bool, say: Callable[[str], None]) -> bool:

@@ -461,10 +461,12 @@ def test_disk_commands(env: Env, tmp_path: Path) -> None:
 
 
 def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
-    """A process whose command line carries `hostagent NAME`: limapy believes the instance runs. Returned
-    once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI met
-    that race)."""
-    p = sleeper("hostagent", inst.name)
+    """A process whose command line carries `hostagent NAME --dir DIR`: limapy believes the instance runs.
+    Returned once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI
+    met that race)."""
+    from limapy import pids
+
+    p = sleeper(*pids.hostagent_args(inst.name, inst))
     (inst / "ha.pid").write_text(f"{p.pid}\n")
     return p
 
@@ -480,7 +482,7 @@ def test_disk_lock_follows_the_running_instance(env: Env) -> None:
     agent = _fake_hostagent(a)
     try:
         disk.claim_additional_disk("shared", a)
-        with pytest.raises(InstanceError, match="in use by instance `a`"):
+        with pytest.raises(InstanceError, match="in use by the running instance `a`"):
             disk.claim_additional_disk("shared", b)
         assert json.loads(env.run("disk", "list", "--json").out)["instance"] == "a"
         for args in (("delete", "-f", "shared"), ("resize", "shared", "--size", "1GiB"), ("unlock", "shared")):
