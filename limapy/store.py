@@ -180,6 +180,11 @@ class Instance:
         return self._p("ssh.sock")
 
     @property
+    def ansible_inventory(self) -> Path:
+        """The inventory `mode: ansible` steps run ansible-playbook with (Lima's name)."""
+        return self._p("ansible-inventory.yaml")
+
+    @property
     def win_done_installation(self) -> Path:
         return self._p("win-done-installation")
 

@@ -23,7 +23,8 @@ PKG = REPO / "limapy"
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqlite",
+     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqparse", "limapy.yqlite", "limapy.yqformats",
+     "limapy.yqcli",
      "limapy.stamps", "limapy.term"),
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
      "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
