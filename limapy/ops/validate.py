@@ -97,7 +97,7 @@ def _validate(f: str, *, fill: bool, allow_local: bool, memo: Memo | None, strea
     from limapy.ops.fetch import template_fetcher
 
     try:
-        doc = load(f, fetcher=template_fetcher, allow_local=allow_local)
+        doc = load(f, fetcher=template_fetcher, allow_local=allow_local, check_name=True)
         loaded = check(doc)
     except ConfigError as e:
         for w in getattr(e, "warnings", []):

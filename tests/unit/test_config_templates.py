@@ -103,3 +103,16 @@ def test_bad_template_names(name: str) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(f"template:{name}")
     assert len(info.value.problems) == 1
+
+
+@pytest.mark.parametrize("path", [*_yamls(SHIPPED), *LIMA], ids=lambda p: p.name)
+def test_lima_yaml_with_comments_reads_back_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lima.yaml is written with the templates' comments (config.comments): it must read back to the same data."""
+    from limapy.config import comments
+    from limapy.config.load import load_bytes
+
+    if LIMA and path.is_relative_to(LIMA_TEMPLATES):
+        monkeypatch.setenv("LIMAPY_TEMPLATES_PATH", str(LIMA_TEMPLATES))
+    doc = load(str(path))
+    text = comments.dump(doc.data, doc.marks, doc.texts, doc.source)
+    assert load_bytes(text.encode(), "lima.yaml").data == doc.data
