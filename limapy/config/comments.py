@@ -123,7 +123,7 @@ def _build(value: Any, path: NodePath, indent: int, c: _Comments) -> Any:
 
 
 def _document_head(lines: list[str]) -> list[str]:
-    out = []
+    out: list[str] = []
     for text in lines:
         if not text.strip():
             return out
