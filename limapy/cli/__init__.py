@@ -18,6 +18,8 @@ COMMANDS = (
     # issue 13 (module cmd_<name>; the command itself may be spelled with a dash)
     "restart", "edit", "clone", "factory_reset", "protect", "show_ssh", "tunnel", "snapshot", "disk", "prune",
     "template", "completion",
+    # issue 27: Lima 2.x's
+    "watch", "yq",
 )
 
 

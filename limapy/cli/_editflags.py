@@ -38,6 +38,13 @@ FLAGS: list[tuple[str, Any, Any]] = [
     ("plain", bool | None, typer.Option(None, "--plain/--no-plain", help="No mounts, forwards (create only).")),
     ("containerd", str | None, typer.Option(
         None, "--containerd", help="user, system, user+system or none (create only; limapy installs none).")),
+    ("nested_virt", bool | None, typer.Option(
+        None, "--nested-virt/--no-nested-virt",
+        help="nestedVirtualization (QEMU: the guest gets the host CPU's extensions when KVM allows nesting).")),
+    ("image_variant", str | None, typer.Option(
+        None, "--image-variant", help="Keep only the images of this variant, e.g. minimal (create only).")),
+    ("arch_variant", str | None, typer.Option(
+        None, "--arch-variant", help='Keep only the images of this arch variant, e.g. "v3" (create only).')),
 ]
 
 

@@ -76,8 +76,7 @@ def shell(args: list[str]) -> int | None:
     req = ops.parse(args)  # None for `--help` (an unknown flag to it) and whatever else typer should judge
     if req is None:
         return None
-    ops.run(req)
-    return 0  # not reached: run() becomes ssh or raises
+    return ops.run(req)  # becomes ssh (or, with --sync, returns its exit code)
 
 
 def list_(args: list[str]) -> int | None:
@@ -107,8 +106,14 @@ def copy(args: list[str]) -> int | None:
     return ops.run(req) if req is not None else None
 
 
+def yq(args: list[str]) -> int | None:
+    from limapy import yqcli
+
+    return yqcli.main(args)
+
+
 FAST: dict[str, Callable[[list[str]], int | None]] = {
-    "shell": shell, "list": list_, "validate": validate, "copy": copy,
+    "shell": shell, "list": list_, "validate": validate, "copy": copy, "yq": yq,
 }
 
 

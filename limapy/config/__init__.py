@@ -91,6 +91,11 @@ def check(
         o = _read_layer(dirs.config_dir() / "override.yaml")
         layered = defaults.layer(d, doc.data, o)
         warnings += _containerd_warnings(doc, layered)
+        if layered.get("nestedVirtualization") is True and layered.get("vmType") in (None, "", "default", "qemu"):
+            where = doc.where(("nestedVirtualization",))
+            warnings.append(f"{where}: warning: field `nestedVirtualization` is true: QEMU takes no setting for it "
+                            "(Lima's QEMU driver ignores it too); with KVM the guest sees the host CPU's "
+                            "virtualization extensions when the host allows nested guests")  # fmt: skip
         fill_warnings: list[str] = []
         cfg = defaults.fill(
             layered,

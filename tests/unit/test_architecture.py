@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
      "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
      "limapy.editflags"),
     ("limapy.store", "limapy.disk", "limapy.winedition", "limapy.summary"),
-    ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
+    ("limapy.cidata", "limapy.qemu", "limapy.ssh", "limapy.copytool"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
     ("limapy.driver",),  # the seam: plan, sidecars, media, the registry
     ("limapy.driver.qemu", "limapy.driver.libvirt"),  # engines
