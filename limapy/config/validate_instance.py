@@ -20,8 +20,6 @@ LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 MAX_CPUS = {"x86_64": 288, "aarch64": 512}
 MIN_MEMORY = 64 << 20
 MIN_DISK = 1 << 20
-#: Provision modes the first-boot media carry (`ansible` runs on the host, as in Lima).
-LINUX_MODES = ("system", "user", "boot", "data", "dependency", "yq")
 #: Windows account names: what `net user` and the unattend file refuse.
 WINDOWS_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
 WINDOWS_RESERVED_USERS = {"administrator", "guest", "defaultaccount", "wdagutilityaccount", "wsiaccount", "none"}

@@ -236,3 +236,45 @@ def test_failures_exit_1_as_limactl() -> None:
     """Every limactl failure exits 1 (logrus.Fatal, cobra's usage errors); so does limapy's (DESIGN.md)."""
     assert cli.main(["list", "--bogus"]) == 1
     assert cli.main(["copy", "--backend", "ftp", "a", "b:"]) == 1
+
+
+# -- mode: ansible (pkg/instance/ansible.go) ------------------------------------------------------------------------
+
+
+def test_ansible_steps_run_ansible_playbook_on_the_host(home: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """ansible.go: after ready, `ansible-playbook -i <inst>/ansible-inventory.yaml PLAYBOOK` with PARAM_* set;
+    without ansible-playbook on PATH limapy refuses before booting (Lima fails after the boot)."""
+    from limapy import config
+    from limapy.ops import ansible
+
+    playbook = tmp_path / "site.yml"
+    playbook.write_text("- hosts: all\n")
+    inst = dummy("a", f"images: [{{location: /x.img}}]\nparam: {{P: v}}\nprovision:\n"
+                      f"- {{mode: ansible, playbook: '{playbook}'}}\n- {{script: 'echo $PARAM_P'}}\n")  # fmt: skip
+    spec = config.instance_spec(inst)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(LimapyError, match="limapy runs ansible-playbook on the host, as Lima does, and ansible-playbook"
+                                          " is not installed"):  # fmt: skip
+        ansible.require_program(spec)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "called"
+    fake = bin_dir / "ansible-playbook"
+    fake.write_text(f'#!/bin/sh\necho "$@" "PARAM_P=$PARAM_P" >{record}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    said: list[str] = []
+    ansible.run(inst, spec, said.append)
+    assert record.read_text() == f"-i {inst.ansible_inventory} {playbook} PARAM_P=v\n"
+    from ruamel.yaml import YAML
+
+    inventory = YAML(typ="safe").load(inst.ansible_inventory.read_text())
+    assert inventory == {"lima": {"hosts": {"a": {"ansible_connection": "ssh", "ansible_host": "lima-a",
+                                                  "ansible_ssh_common_args": f"-F {inst.ssh_config}"}}}}  # fmt: skip
+    assert said == [f"Waiting for ansible playbook `{playbook}`"]
+    fake.write_text("#!/bin/sh\nexit 2\n")
+    with pytest.raises(LimapyError, match="failed"):
+        ansible.run(inst, spec, said.append)
