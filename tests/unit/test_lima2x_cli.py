@@ -34,6 +34,8 @@ def dummy(name: str, yaml: str = "images: [{location: /nonexistent.img}]\n") -> 
      ("start", ["--nested-virt", "--image-variant"]), ("edit", ["--param", "--nested-virt"]), ("yq", ["eval|e"])],
 )  # fmt: skip
 def test_help_names_the_flags(command: str, flags: list[str]) -> None:
+    """Lima's flags: shell.go lines 69-76 (--instance, --reconnect, --sync), watch.go line 58, copy.go line 56,
+    editflags.go lines 67, 72 and 113."""
     out = io.StringIO()
     with redirect_stdout(out):
         assert cli.main([command, "--help"]) == 0
@@ -51,6 +53,8 @@ def _event(inst: store.Instance, time: str, **status: object) -> None:
 
 
 def test_watch_follows_events_new_and_restarted_logs(home: Path) -> None:
+    """watch.go: begin (line 131) and events/watcher.go line 69 skip older events; ReOpen follows a new log;
+    watchLimaDir (line 191) picks up new instances; printHumanReadableEvent (line 244)."""
     from limapy.ops.watch import Watcher, human
 
     a = dummy("a")
@@ -75,6 +79,7 @@ def test_watch_follows_events_new_and_restarted_logs(home: Path) -> None:
 
 
 def test_watch_json_lines(home: Path) -> None:
+    """watch.go line 178: `{"instance": NAME, "event": EVENT}` per line."""
     from limapy.ops.watch import watch
 
     a = dummy("a")
@@ -94,6 +99,7 @@ def test_watch_json_lines(home: Path) -> None:
 
 
 def test_shell_sync_parses_and_checks(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """shell.go lines 213 (mounts), 258 (depth), 276 (--workdir), 280 (`<guest home><dir>`), 776 (pathDepth)."""
     from limapy import config
     from limapy.ops import shell, shellsync
 
@@ -132,6 +138,7 @@ def test_sync_and_copy_rsync_argv(home: Path) -> None:
 
 
 def test_copy_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pkg/copytool/copytool.go New (line 56): scp, rsync (host and guest must have it), auto."""
     from limapy.ops import copy
 
     req = copy.parse(["--backend", "rsync", "-r", "d", "w:/d"])
@@ -181,6 +188,7 @@ def test_shortcut_flags(home: Path, tmp_path: Path) -> None:
 
 
 def test_edit_param(home: Path) -> None:
+    """editflags.go BuildParamExpressions (line 185): a param the template does not define is refused."""
     from limapy.editflags import EditFlags, to_edits
     from limapy.ops.edit import apply_edits
 
@@ -195,6 +203,7 @@ def test_edit_param(home: Path) -> None:
 
 
 def test_lima_wrapper() -> None:
+    """cmd/lima: `limactl shell [--workdir W] [--shell S] --instance $LIMA_INSTANCE "$@"`, its usage text."""
     from limapy.cli import lima
 
     assert lima.shell_args(["uname", "-a"], {}) == ["shell", "--instance", "default", "uname", "-a"]
@@ -207,6 +216,7 @@ def test_lima_wrapper() -> None:
 
 
 def test_yq_command(tmp_path: Path) -> None:
+    """cmd/limactl/main.go line 41 (yq.MaybeRunYQ): `limactl yq ARGS` is yq's command line."""
     f = tmp_path / "c.json"
     f.write_text('{"a": {"b": 1}}\n')
     out = io.StringIO()
@@ -233,7 +243,8 @@ def test_list_format_global_fields(home: Path) -> None:
 
 
 def test_failures_exit_1_as_limactl() -> None:
-    """Every limactl failure exits 1 (logrus.Fatal, cobra's usage errors); so does limapy's (DESIGN.md)."""
+    """Every limactl failure exits 1 (cmd/limactl/main.go line 64: logrus.Fatal; cobra's usage errors too); so
+    does limapy's (DESIGN.md, "Exit codes")."""
     assert cli.main(["list", "--bogus"]) == 1
     assert cli.main(["copy", "--backend", "ftp", "a", "b:"]) == 1
 
