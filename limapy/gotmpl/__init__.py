@@ -104,6 +104,8 @@ class _State:
         _, pipe, body, other = node
         self.vars.append({})
         value = self.pipe(("pipe", [], "", pipe[3]), dot)
+        if value is self.root and self.fold:  # `fold_case` data is a Go struct (FormatData): not a map to range
+            raise TemplateError("range can't iterate over the instance (a struct)")
         if isinstance(value, Mapping):
             items = [(k, value[k]) for k in sorted(value, key=str)]
         elif isinstance(value, (list, tuple)):

@@ -353,7 +353,10 @@ def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any
         host = _host_fields()
         aliases = dict(GO_FIELDS)
         for r in rows:
-            print(gotmpl.render(template, {**r, **host}, aliases))
+            try:
+                print(gotmpl.render(template, {**r, **host}, aliases))
+            except gotmpl.TemplateError as err:  # Go's template fails as it runs, after the rows before
+                raise UsageError(f"--format {template!r}: {err}") from None
     elif fmt == "json":
         for r in rows:
             value: Any = r
