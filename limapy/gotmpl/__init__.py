@@ -11,9 +11,11 @@ Lima renders provision scripts, mount locations, sockets, `message` and `list --
 
 Go's semantics where they show: a key missing from a map is "no value" (printed `<no value>`, false in `if`),
 a field of a string is an error, `eq` of a missing value and a string is false, maps print as `map[k:v]`.
-`fold_case` makes field names match keys ignoring case, as Go matches a struct's fields (`.CPUs` is `cpus`);
-`aliases` rename top-level fields (`.Networks` is Lima's `network`). Anything else (`define`, `template`,
-`block`, other functions) is a TemplateError at parse time, as Go's parser reports an undefined function.
+`fold_case` treats the data as Go structs whose fields carry JSON names: `.CPUs` reaches the key `cpus` (case
+ignored) and ranging over the top-level value is an error; `aliases` rename top-level fields (`.Networks` is
+Lima's `network`). Without it the data are Go maps (Lima's templates): keys match exactly. Anything else
+(`define`, `template`, `block`, other functions) is a TemplateError at parse time, as Go's parser reports an
+undefined function.
 """
 
 from __future__ import annotations
