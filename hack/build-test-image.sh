@@ -138,7 +138,8 @@ esac
 LAYOUT=$([[ $BOOT == kernel ]] && echo plain || echo gpt)
 
 PACKAGES=("linux-image-cloud-$DEB_ARCH" systemd-sysv udev dbus iproute2 kmod cloud-init openssh-server sudo
-    sshfs socat)  # sshfs: reverse-sshfs mounts; socat: the e2e tests' TCP and Unix-socket listeners
+    sshfs socat rsync)  # sshfs: reverse-sshfs mounts; socat: the e2e tests' TCP and Unix-socket listeners;
+                        # rsync: `shell --sync` and `copy --backend rsync` (Lima's copy tool)
 if [[ $LAYOUT == gpt ]]; then
     PACKAGES+=(efibootmgr)
     # arm64 GRUB modules come from the guest's own package (the host has the x86 ones: hack/setup.sh)

@@ -11,6 +11,7 @@ PKGS=(
   ovmf qemu-efi-aarch64                        # UEFI firmware (OVMF, AAVMF)
   swtpm swtpm-tools                            # TPM emulation (Windows 11)
   openssh-client                               # limapy shell / copy
+  rsync                                        # limapy shell --sync, copy --backend rsync
   mmdebstrap e2fsprogs                         # hack/build-test-image.sh (offline test guest)
   fdisk grub-common                            # build-test-image.sh --boot uefi|bios (sfdisk, GRUB; per arch below)
   qemu-user-static arch-test                   # build-test-image.sh --arch aarch64 (arm64 chroot via binfmt)

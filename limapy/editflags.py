@@ -16,7 +16,7 @@ from limapy.edits import Edit, shortcut_sets
 from limapy.errors import UsageError
 
 #: Flags Lima applies only when an instance is created (a warning names them on an existing instance).
-CREATE_ONLY = ("arch", "containerd", "plain")
+CREATE_ONLY = ("arch", "containerd", "plain", "image_variant", "arch_variant")
 CONTAINERD = {"user": (False, True), "system": (True, False), "user+system": (True, True), "none": (False, False)}
 VIDEO = {True: "default", False: "none"}
 
@@ -50,10 +50,13 @@ class EditFlags:
     arch: str | None = None
     plain: bool | None = None
     containerd: str | None = None
+    nested_virt: bool | None = None
+    image_variant: str | None = None
+    arch_variant: str | None = None
     extra: list[Edit] = field(default_factory=list)
 
     def given_create_only(self) -> list[str]:
-        return [f"--{n}" for n in CREATE_ONLY if getattr(self, n) is not None]
+        return [f"--{n.replace('_', '-')}" for n in CREATE_ONLY if getattr(self, n) is not None]
 
 
 def _mount_entries(specs: Sequence[str], flag: str) -> list[dict[str, object]]:
@@ -134,6 +137,8 @@ def to_edits(f: EditFlags, *, existing: bool = False) -> list[Edit]:
     if f.shell is not None:
         out.append(Edit(f".user.shell = {_j(f.shell)}", f"--shell {f.shell}"))
     out += [_port_forward(p) for p in f.port_forwards]
+    if f.nested_virt is not None:
+        out.append(Edit(f".nestedVirtualization = {_j(f.nested_virt)}", f"--nested-virt={str(f.nested_virt).lower()}"))
     if not existing:
         if f.arch is not None:
             out.append(Edit(f".arch = {_j(f.arch)}", f"--arch {f.arch}"))
@@ -145,6 +150,14 @@ def to_edits(f: EditFlags, *, existing: bool = False) -> list[Edit]:
                             f"--containerd {f.containerd}"))
         if f.plain is not None:
             out.append(Edit(f".plain = {_j(f.plain)}", f"--plain={str(f.plain).lower()}"))
+        for flag, key, value in (("image-variant", "variant", f.image_variant),
+                                 ("arch-variant", "archVariant", f.arch_variant)):  # fmt: skip
+            if value is None:
+                continue
+            if value == "":
+                raise UsageError(f"`--{flag}` must not be empty")
+            # editflags.go line 401: only the images of that variant stay
+            out.append(Edit(f".images = [.images[] | select(.{key} == {_j(value)})]", f"--{flag} {value}"))
     out += [Edit.of(s) for s in f.sets]
     out += f.extra
     return out

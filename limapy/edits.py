@@ -101,11 +101,29 @@ def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool
     return cur, path[-1]
 
 
+#: `.images = [.images[] | select(.variant == "V")]`: Lima's --image-variant/--arch-variant (editflags.go l.401).
+_FILTER_RE = re.compile(r'\.([A-Za-z_]\w*)\s*=\s*\[\s*\.\1\[\]\s*\|\s*select\(\s*\.([A-Za-z_]\w*)\s*==\s*'
+                        r'("(?:[^"\\]|\\.)*")\s*\)\s*\]')
+
+
+def _filter(data: dict[str, Any], m: re.Match[str]) -> tuple[str, ...]:
+    import json
+
+    key, field, want = m.group(1), m.group(2), json.loads(m.group(3))
+    items = data.get(key)
+    data[key] = [i for i in items if isinstance(i, dict) and i.get(field) == want] if isinstance(items, list) else []
+    return (key,)
+
+
 def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
     """Apply `expr`; returns the paths it set or removed (so messages can name the edit, not the file)."""
     changed: list[tuple[str | int, ...]] = []
     for part in _split(expr):
         part = part.strip()
+        fm = _FILTER_RE.fullmatch(part)
+        if fm:
+            changed.append(_filter(data, fm))
+            continue
         m = re.fullmatch(r"del\((.+)\)", part)
         if m:
             del_path = _path(m.group(1), expr)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+#: Every failure exits 1, as every limactl failure does (logrus.Fatal, cobra's usage errors): a script written
+#: for Lima that tests `$? -eq 1` works unchanged (DESIGN.md, "Exit codes"). The kinds stay apart in the code
+#: and in the message; the status does not tell them apart.
 EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INVALID = 3
+EXIT_USAGE = 1
+EXIT_INVALID = 1
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 

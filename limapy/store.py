@@ -140,13 +140,11 @@ class Instance:
 
     @property
     def base_record(self) -> Path:
-        """Which bytes the disk overlay was made on (limapy extension; start re-checks them)."""
-        return self._p("base-image.json")
+        return self._p("base-image.json")  # which bytes the disk overlay was made on (start re-checks them)
 
     @property
     def driver_file(self) -> Path:
-        """The engine that runs the instance, when not the one its vmType implies (limapy extension)."""
-        return self._p("driver")
+        return self._p("driver")  # the engine that runs the instance, when not the one its vmType implies
 
     @property
     def rdp_file(self) -> Path:
@@ -179,6 +177,10 @@ class Instance:
     @property
     def ssh_sock(self) -> Path:
         return self._p("ssh.sock")
+
+    @property
+    def ansible_inventory(self) -> Path:
+        return self._p("ansible-inventory.yaml")  # what `mode: ansible` steps run ansible-playbook with
 
     @property
     def win_done_installation(self) -> Path:

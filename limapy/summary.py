@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from limapy.config.model import Spec
     from limapy.store import Instance
 
-VERSION = 4
+VERSION = 5  # 5: issue 27 (Go templates, Lima's FillDefault fields, params as Go strings)
 
 
 class _Obj:

@@ -48,7 +48,8 @@ def template_fields(spec: Spec, name: str, *, home: str | None = None) -> dict[s
 
 
 def provisions(spec: Spec, name: str, *, allowed: tuple[str, ...], home: str | None = None) -> list[Step]:
-    """The provision entries with their text expanded; a mode outside `allowed` is an error."""
+    """The provision entries with their text expanded; a mode outside `allowed` is an error. `ansible` steps are
+    not on the media: the host runs them (Lima's appendProvisionEntries skips them too)."""
     from limapy.cidata.render import expand_vars
 
     if not spec.user.name:
@@ -58,9 +59,11 @@ def provisions(spec: Spec, name: str, *, allowed: tuple[str, ...], home: str | N
     out: list[Step] = []
     for p in spec.provision:
         where = f"provision[{p.index}]"
+        if p.mode == "ansible":
+            continue
         if p.mode not in allowed:
             raise LimapyError(f"{where}: provision mode `{p.mode}` is not supported for this guest")
-        key = "content" if p.mode == "data" else "script"
+        key = {"data": "content", "yq": "expression"}.get(p.mode, "script")
         if p.text is None:
             raise LimapyError(f"{where}: no `{key}` to put on the first-boot media",
                               hint="the configuration loader should have resolved `file:` into `script:`")

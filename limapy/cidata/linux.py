@@ -1,9 +1,11 @@
 """The NoCloud seed ("cidata" ISO) that configures a Linux guest on every boot.
 
 Files (as Lima lays them out): user-data, meta-data, network-config, lima.env, param.env,
-etc_environment, boot.sh, provision.{dependency,data,system,user}/%08d. `mode: boot` scripts go into
+etc_environment, boot.sh, provision.{dependency,data,yq,system,user}/%08d. `mode: boot` scripts go into
 user-data's bootcmd. boot.sh runs the provision modes in Lima's order and finally writes
-/run/lima-boot-done with the instance-id, which the host agent waits for.
+/run/lima-boot-done with the instance-id, which the host agent waits for. `mode: yq` steps are applied by
+limapy's own yq (util/limapy-yq and util/limapy/, the very modules `limapy yq` runs) with the guest's Python,
+where Lima runs the yq built into its guest agent.
 """
 
 from __future__ import annotations
@@ -139,7 +141,7 @@ def build_seed(
     if not keys:
         raise LimapyError("no SSH public key to put into the guest", hint="limapy creates _config/user.pub")
     hostname = hostname_for(name)
-    steps = provisions(spec, name, allowed=("system", "user", "boot", "data", "dependency"))
+    steps = provisions(spec, name, allowed=("system", "user", "boot", "data", "dependency", "yq"))
 
     files: dict[str, bytes] = {}
     env: dict[str, str] = {
@@ -164,6 +166,9 @@ def build_seed(
         elif step.mode == "data":
             _data_env(env, fname, step)
             files[f"provision.data/{fname}"] = step.data
+        elif step.mode == "yq":
+            _yq_env(env, fname, step)
+            files[f"provision.yq/{fname}"] = step.data
         else:
             files[f"provision.{step.mode}/{fname}"] = step.data
             if step.mode == "dependency" and step.entry.skip_default_dependency_resolution:
@@ -196,7 +201,35 @@ def build_seed(
     files["param.env"] = param_env
     files["etc_environment"] = _env_lines(dict(spec.env), "env")
     files["boot.sh"] = raw_template("linux/boot.sh").encode()
+    if "provision.yq" in {path.split("/", 1)[0] for path in files}:
+        files.update(yq_tool())
     return files
+
+
+#: limapy's yq as the guest runs it: the entry script and the (stdlib-only) modules it imports.
+YQ_MODULES = ("yqparse.py", "yqlite.py", "yqformats.py", "yqcli.py")
+
+
+def yq_tool() -> dict[str, bytes]:
+    from importlib.resources import files
+
+    src = files("limapy")
+    out = {f"util/limapy/{m}": (src / m).read_bytes() for m in YQ_MODULES}
+    out["util/limapy/__init__.py"] = b"# limapy's yq modules, carried by the seed (see boot.sh)\n"
+    out["util/limapy-yq"] = b"import sys\n\nfrom limapy.yqcli import main\n\nsys.exit(main())\n"
+    return out
+
+
+def _yq_env(env: dict[str, str], fname: str, step: Step) -> None:
+    """Lima's lima.env entries for a yq step (cidata.TEMPLATE.d/lima.env)."""
+    path = step.path or ""
+    if not path.startswith("/"):
+        raise LimapyError(f"provision[{step.index}].path must be an absolute guest path for `mode: yq`")
+    prefix = f"LIMA_CIDATA_YQ_PROVISION_{fname}"
+    env[f"{prefix}_FORMAT"] = step.entry.format
+    env[f"{prefix}_OWNER"] = step.owner or "root:root"
+    env[f"{prefix}_PATH"] = path
+    env[f"{prefix}_PERMISSIONS"] = step.permissions or "644"
 
 
 def _data_env(env: dict[str, str], fname: str, step: Step) -> None:

@@ -20,6 +20,8 @@ COMMANDS = (
     "restart", "edit", "clone", "factory_reset", "protect", "show_ssh", "tunnel", "snapshot", "disk", "prune",
     "template", "completion",
     "doctor", "windows", "help",  # issue 28
+    # issue 27: Lima 2.x's
+    "watch", "yq",
 )
 
 

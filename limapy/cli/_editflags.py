@@ -43,6 +43,13 @@ FLAGS: list[tuple[str, Any, Any]] = [
     ("containerd", str | None, typer.Option(
         None, "--containerd", help="user, system, user+system or none (create only; limapy installs none).",
         autocompletion=values_of("--containerd"))),
+    ("nested_virt", bool | None, typer.Option(
+        None, "--nested-virt/--no-nested-virt",
+        help="nestedVirtualization (QEMU: the guest gets the host CPU's extensions when KVM allows nesting).")),
+    ("image_variant", str | None, typer.Option(
+        None, "--image-variant", help="Keep only the images of this variant, e.g. minimal (create only).")),
+    ("arch_variant", str | None, typer.Option(
+        None, "--arch-variant", help='Keep only the images of this arch variant, e.g. "v3" (create only).')),
 ]
 
 

@@ -34,7 +34,12 @@ def register(app: typer.Typer) -> None:
         ),
         start: bool = typer.Option(False, "--start", help="Start the instance first when it is stopped."),
         reconnect: bool = typer.Option(False, "--reconnect", help="Open a new SSH connection (drop the shared one)."),
-    ) -> None:
+        sync: str | None = typer.Option(
+            None, "--sync",
+            help="Work on a copy of this host directory in the guest (rsync); on exit, sync the changes back "
+            "(asked on a terminal). The instance must have no mounts.",
+        ),
+    ) -> int:
         """Open a shell in the guest, or run a command there.
 
         Options (the global ones too) come before NAME: everything after it is the command, verbatim. A guest
@@ -48,6 +53,6 @@ def register(app: typer.Typer) -> None:
             cmd = cmd[1:]
         req = ops.Request(
             name=instance if instance is not None else name, command=tuple(cmd), workdir=workdir, shell=shell_,
-            preserve_env=preserve_env, start=start, reconnect=reconnect, by_flag=instance is not None,
+            preserve_env=preserve_env, start=start, reconnect=reconnect, by_flag=instance is not None, sync=sync,
         )  # fmt: skip
-        ops.run(req)
+        return ops.run(req)

@@ -1,4 +1,4 @@
-"""`limapy validate FILE...`: schema + Lima's semantic rules; `FILE: OK` per good file; exit 3 if any is invalid."""
+"""`limapy validate FILE...`: schema + Lima's semantic rules; `FILE: OK` per good file; exit 1 if any is invalid."""
 
 from __future__ import annotations
 

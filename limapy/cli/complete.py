@@ -37,7 +37,7 @@ ALL = 0
 INSTANCE_ARGS: dict[str, int] = {
     "start": 1, "stop": ALL, "suspend": ALL, "delete": ALL, "remove": ALL, "rm": ALL, "list": ALL, "ls": ALL,
     "shell": 1, "rdp": 1, "info": 1, "screenshot": 1, "restart": 1, "edit": 1, "clone": 1, "rename": 1,
-    "factory-reset": 1, "protect": ALL, "unprotect": ALL, "show-ssh": 1, "tunnel": 1,
+    "factory-reset": 1, "protect": ALL, "unprotect": ALL, "show-ssh": 1, "tunnel": 1, "watch": ALL,
     "doctor": 1, "create": 1, "validate": ALL,  # templates (and for doctor instances too)
 }  # fmt: skip
 #: The shells of typer's completion classes (`pwsh` is its other name for PowerShell's).

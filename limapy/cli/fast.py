@@ -76,8 +76,7 @@ def shell(args: list[str]) -> int | None:
     req = ops.parse(args)  # None for `--help` (an unknown flag to it) and whatever else typer should judge
     if req is None:
         return None
-    ops.run(req)
-    return 0  # not reached: run() becomes ssh or raises
+    return ops.run(req)  # becomes ssh (or, with --sync, returns its exit code)
 
 
 def list_(args: list[str]) -> int | None:
@@ -107,17 +106,26 @@ def copy(args: list[str]) -> int | None:
     return ops.run(req) if req is not None else None
 
 
+def yq(args: list[str]) -> int | None:
+    from limapy import yqcli
+
+    return yqcli.main(args)
+
+
 FAST: dict[str, Callable[[list[str]], int | None]] = {
-    "shell": shell, "list": list_, "validate": validate, "copy": copy,
+    "shell": shell, "list": list_, "validate": validate, "copy": copy, "yq": yq,
 }
 #: For the global flags after the command (globalflags.take_after): the options of each that take a value,
 #: and whether options may follow its arguments (`shell`: not after the instance name, which starts the
 #: command run in the guest). The typer commands say the same (tests/unit/test_cli_fastpath.py).
+#: Commands whose arguments are another program's command line, global flags included: `limapy yq` is yq's,
+#: as `limactl yq` is (Lima's yq.MaybeRunYQ runs before cobra reads any flag).
+VERBATIM = ("yq",)
 GRAMMAR: dict[str, tuple[tuple[str, ...], bool]] = {
-    "shell": (("--workdir", "--shell", "--instance"), False),
+    "shell": (("--workdir", "--shell", "--instance", "--sync"), False),
     "list": (("-f", "--format", "--yq", "-l", "--filter", "--connect"), True),
     "validate": ((), True),
-    "copy": ((), True),
+    "copy": (("--backend",), True),
 }
 
 
@@ -143,6 +151,8 @@ def dispatch(
     fast = FAST.get(args[0])
     if fast is None:
         return None
+    if args[0] in VERBATIM:
+        return fast(args[1:])
     from limapy.cli import globalflags
 
     before = globalflags.CURRENT.key()

@@ -76,7 +76,7 @@ def check(
     from limapy import dirs
     from limapy.config import defaults, hostinfo
     from limapy.config.schema import binary_problems, schema_problems, unknown_keys
-    from limapy.config.validate import unused_params, validate
+    from limapy.config.validate import lima_warnings, unused_params, validate
     from limapy.config.validate_instance import instance_problems
     from limapy.config.yamlread import format_path
 
@@ -93,13 +93,22 @@ def check(
         o = _read_layer(dirs.config_dir() / "override.yaml")
         layered = defaults.layer(d, doc.data, o)
         warnings += _containerd_warnings(doc, layered) + _network_warnings(doc, layered)
+        if layered.get("nestedVirtualization") is True and layered.get("vmType") in (None, "", "default", "qemu"):
+            where = doc.where(("nestedVirtualization",))
+            warnings.append(f"{where}: warning: field `nestedVirtualization` is true: QEMU takes no setting for it "
+                            "(Lima's QEMU driver ignores it too); with KVM the guest sees the host CPU's "
+                            "virtualization extensions when the host allows nested guests")  # fmt: skip
+        fill_warnings: list[str] = []
         cfg = defaults.fill(
             layered,
             host=host or hostinfo.detect(),
             name=name or doc.name_hint or "default",
             instance_dir=str(instance_dir) if instance_dir else None,
+            warnings=fill_warnings,
         )
+        warnings += [f"{doc.source}: {w}" for w in fill_warnings]
         problems = validate(cfg) + (instance_problems(cfg) if bootable else [])
+        warnings += [f"{doc.source}: {w}" for w in lima_warnings(cfg)]
         if doc.incomplete:  # what the missing base would have provided cannot be required
             problems = [p for p in problems if p.path != ("images",)]
     if problems:

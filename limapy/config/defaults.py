@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import copy
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from limapy.config.hostinfo import HostInfo, default_guest_user
 from limapy.config.listmerge import entry_key, merge_entry
-from limapy.names import LIMA_YAML, hostname_for
+from limapy.names import LIMA_YAML
 from limapy.netutil import mac_from_seed
 from limapy.units import format_size
 
@@ -129,20 +128,12 @@ def _set(m: dict[str, Any], key: str, value: Any) -> None:
         m[key] = value
 
 
-def expand_vars(text: str, values: dict[str, Any]) -> str:
-    """Expand `{{.Field}}` and `{{.Param.Key}}` (the forms Lima's templates use in these fields)."""
+def go_clean(path: str) -> str:
+    """Go's filepath.Clean on a POSIX host (a leading `//` is one `/`, an empty path is `.`)."""
+    import posixpath
 
-    def repl(m: re.Match[str]) -> str:
-        parts = m.group(1).split(".")
-        cur: Any = values
-        for part in parts:
-            if isinstance(cur, dict) and part in cur:
-                cur = cur[part]
-            else:
-                return m.group(0)
-        return str(cur)
-
-    return re.sub(r"\{\{-?\s*\.([A-Za-z][A-Za-z0-9_.]*)\s*-?\}\}", repl, text)
+    out = posixpath.normpath(path) if path else "."
+    return "/" + out.lstrip("/") if out.startswith("//") else out
 
 
 def fill(
@@ -152,12 +143,17 @@ def fill(
     name: str = "default",
     instance_dir: str | None = None,
     file_path: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     """Apply Lima's builtin defaults to an already layered config. Returns a new dict.
 
     `file_path` is the lima.yaml's path: network MACs derive from machine-id + `<file_path>#<i>` as in Lima
-    (default: `<instance_dir>/lima.yaml`).
+    (default: `<instance_dir>/lima.yaml`). Template variables are rendered as Lima renders them
+    (config.tmplvars); a field that does not render is kept as it was and named in `warnings`.
     """
+    from limapy import dirs
+    from limapy.config.tmplvars import expand_tilde, guest_data, host_data, params, render
+
     if file_path is None and instance_dir:
         file_path = os.path.join(instance_dir, LIMA_YAML)
     cfg = copy.deepcopy(layered)
@@ -210,25 +206,29 @@ def fill(
         _set(user, "home", "/home/{{.User}}.guest")
         _set(user, "shell", "/bin/sh" if cfg["os"] == "FreeBSD" else "/bin/bash")
     _set(user, "passwordlessSudo", cfg["os"] != "Darwin")
-    user["home"] = expand_vars(str(user["home"]), {"User": user["name"], "Name": name, "UID": user["uid"]})
+    param = params(cfg.get("param"))  # Lima's param is map[string]string: YAML `true` is "true", null ""
+    cfg["param"] = param
+    user["home"] = render(str(user["home"]), guest_data(name, user, param), "`user.home` value", warnings)
 
     cfg["mountTypesUnsupported"] = cfg.get("mountTypesUnsupported") or []
     if cfg.get("mountType") in (None, "", "default"):
         cfg["mountType"] = "reverse-sshfs" if "9p" in cfg["mountTypesUnsupported"] else "9p"
     _set(cfg, "mountInotify", False)
     mounts = []
-    host_vars = {"Home": str(Path.home()), "Name": name, "User": host.user, "UID": host.uid,
-                 "Dir": instance_dir or "", "Param": cfg.get("param") or {}, "GlobalTempDir": "/tmp",
-                 "TempDir": "/tmp"}
-    guest_vars = {"Home": user["home"], "Name": name, "User": user["name"], "UID": user["uid"],
-                  "Hostname": hostname_for(name), "Param": cfg.get("param") or {}}
+    home = str(dirs.limapy_home())
+    host_vars = host_data(name, instance_dir or os.path.join(home, name), str(Path.home()), host.user, host.uid,
+                          param, home)  # fmt: skip
+    guest_vars = guest_data(name, user, param)
     for m in cfg.get("mounts") or []:
         m = dict(m or {})
         if isinstance(m.get("location"), str):
-            loc = os.path.expanduser(expand_vars(m["location"], host_vars))
-            m["location"] = os.path.normpath(loc) if loc.startswith("/") else loc
+            loc = m["location"]
+            rendered = render(loc, host_vars, "mount location", warnings)
+            if rendered != loc or "{{" not in loc:  # Lima cleans the location when it rendered
+                loc = go_clean(rendered)
+            m["location"] = expand_tilde(loc)
         if isinstance(m.get("mountPoint"), str):
-            m["mountPoint"] = expand_vars(m["mountPoint"], guest_vars)
+            m["mountPoint"] = render(m["mountPoint"], guest_vars, "mount point", warnings)
         _set(m, "mountPoint", m.get("location"))
         _set(m, "writable", False)
         sshfs = _d(m, "sshfs")
@@ -255,25 +255,38 @@ def fill(
 
     audio = _d(cfg, "audio")
     _set(audio, "device", "")
+    _set(audio, "interface", "")
     video = _d(cfg, "video")
     _set(video, "display", "none")
     vnc = _d(video, "vnc")
     _set(vnc, "display", "127.0.0.1:0,to=9")
 
     provs = cfg.get("provision") or []
-    for p in provs:
+    for i, p in enumerate(provs):
         if not isinstance(p, dict):
             continue
         _set(p, "mode", "system")
-        for k in ("script", "content", "expression", "path", "owner"):  # Lima's FillDefault templates these
-            if isinstance(p.get(k), str):
-                p[k] = expand_vars(p[k], guest_vars)
+        what = f"provision[{i}]"
         if p["mode"] == "data":
+            if p.get("content") is None:
+                p["content"] = ""
+            elif isinstance(p["content"], str):
+                p["content"] = render(p["content"], guest_vars, f"{what} data content", warnings)
             _set(p, "overwrite", True)
-            _set(p, "owner", "root:wheel" if cfg["os"] in ("Darwin", "FreeBSD") else "root:root")
-            _set(p, "permissions", "644")
         if p["mode"] == "yq":
+            if isinstance(p.get("expression"), str):
+                p["expression"] = render(p["expression"], guest_vars, f"{what} expression", warnings)
             _set(p, "format", "auto")
+        if p["mode"] in ("data", "yq"):  # Lima's FillDefault, defaults.go lines 483-509
+            if p.get("owner") is None:
+                p["owner"] = "root:wheel" if cfg["os"] in ("Darwin", "FreeBSD") else "root:root"
+            elif isinstance(p["owner"], str):
+                p["owner"] = render(p["owner"], guest_vars, f"{what} owner", warnings)
+            if isinstance(p.get("path"), str):
+                p["path"] = render(p["path"], guest_vars, f"{what} path", warnings)
+            _set(p, "permissions", "644")
+        if isinstance(p.get("script"), str) and p["script"]:
+            p["script"] = render(p["script"], guest_vars, f"{what} script", warnings)
     cfg["provision"] = provs
 
     _set(cfg, "upgradePackages", False)
@@ -291,28 +304,29 @@ def fill(
     for i, pr in enumerate(probes):
         if isinstance(pr, dict):
             if isinstance(pr.get("script"), str):
-                pr["script"] = expand_vars(pr["script"], guest_vars)
+                pr["script"] = render(pr["script"], guest_vars, f"probe[{i}] script", warnings)
             _set(pr, "mode", "readiness")
             _set(pr, "description", f"user probe {i + 1}/{len(probes)}")
     cfg["probes"] = probes
 
     cfg["portForwards"] = [
-        _fill_port_forward(pf, host_vars, guest_vars, instance_dir) for pf in cfg.get("portForwards") or []
+        _fill_port_forward(pf, host_vars, guest_vars, host_vars["Dir"], warnings)
+        for pf in cfg.get("portForwards") or []
     ]
     copies = []
     for c in cfg.get("copyToHost") or []:
         c = dict(c or {}) if isinstance(c, dict) else c
         if isinstance(c, dict):
             if isinstance(c.get("guest"), str):
-                c["guest"] = expand_vars(c["guest"], guest_vars)
-            if isinstance(c.get("host"), str):
-                c["host"] = os.path.expanduser(expand_vars(c["host"], host_vars))
+                c["guest"] = render(c["guest"], guest_vars, "copyToHost guest", warnings)
+            if isinstance(c.get("host"), str):  # no `~` expansion: Lima requires an absolute path
+                c["host"] = render(c["host"], host_vars, "copyToHost host", warnings)
         copies.append(c)
     cfg["copyToHost"] = copies
     _set(cfg, "message", "")
     if isinstance(cfg["message"], str) and cfg["message"]:
         # Lima renders the message with the instance's fields (and the host's OS and arch) when it shows it
-        cfg["message"] = expand_vars(cfg["message"], {**host_vars, "HostOS": host.os.lower(), "HostArch": host.arch})
+        cfg["message"] = _message(cfg, host_vars, host, warnings)
 
     nets = []
     for i, n in enumerate(cfg.get("networks") or []):
@@ -325,7 +339,6 @@ def fill(
     cfg["networks"] = nets
 
     cfg["env"] = cfg.get("env") or {}
-    cfg["param"] = cfg.get("param") or {}
     cfg["dns"] = cfg.get("dns") or []
     hr = _d(cfg, "hostResolver")
     _set(hr, "enabled", True)
@@ -373,31 +386,49 @@ def fill(
     return cfg
 
 
+def _message(cfg: dict[str, Any], host_vars: dict[str, Any], host: HostInfo, warnings: list[str] | None) -> str:
+    """`message` with the fields Lima's FormatData gives it (pkg/store/instance.go AddGlobalFields)."""
+    from limapy import gotmpl
+
+    data = {"Name": host_vars["Name"], "Dir": host_vars["Dir"], "HostOS": host.os.lower(), "HostArch": host.arch,
+            "LimaHome": host_vars["LimaHome"], "IdentityFile": os.path.join(host_vars["LimaHome"], "_config", "user"),
+            "Param": cfg.get("param") or {}, "Config": cfg, "VMType": cfg.get("vmType"), "Arch": cfg.get("arch"),
+            "CPUs": cfg.get("cpus")}  # fmt: skip
+    data["Instance"] = dict(data)  # Lima's FormatData embeds the Instance (a copy: no cycle to print)
+    try:
+        return gotmpl.render(cfg["message"], data)
+    except gotmpl.TemplateError as e:
+        if warnings is not None:
+            warnings.append(f"warning: cannot execute the message template: {e}")
+        return str(cfg["message"])
+
+
 def _fill_port_forward(
-    pf: Any, host_vars: dict[str, Any], guest_vars: dict[str, Any], instance_dir: str | None
+    pf: Any, host_vars: dict[str, Any], guest_vars: dict[str, Any], instance_dir: str,
+    warnings: list[str] | None = None,
 ) -> Any:
+    """Lima's FillPortForwardDefaults (defaults.go line 991)."""
+    from limapy.config.tmplvars import render
+
     if not isinstance(pf, dict):
         return pf
     pf = dict(pf)
-    # Lima: template variables in both socket paths; a relative hostSocket lives in <instance>/sock/.
-    if isinstance(pf.get("guestSocket"), str) and pf["guestSocket"]:
-        pf["guestSocket"] = expand_vars(pf["guestSocket"], guest_vars)
-    if isinstance(pf.get("hostSocket"), str) and pf["hostSocket"]:
-        hsock = os.path.expanduser(expand_vars(pf["hostSocket"], host_vars))
-        if not hsock.startswith("/") and instance_dir:
-            hsock = os.path.join(instance_dir, "sock", hsock)
-        pf["hostSocket"] = hsock
-    _set(pf, "guestIPMustBeZero", False)
-    _set(pf, "guestIP", "0.0.0.0" if pf["guestIPMustBeZero"] else "127.0.0.1")
-    _set(pf, "hostIP", "127.0.0.1")
     _set(pf, "proto", "any")
-    _set(pf, "reverse", False)
-    _set(pf, "ignore", False)
-    _set(pf, "static", False)
+    if pf.get("guestIP") is None:
+        pf["guestIP"] = "0.0.0.0" if pf.get("guestIPMustBeZero") else "127.0.0.1"
+    _set(pf, "guestIPMustBeZero", pf["guestIP"] in ("0.0.0.0", "::ffff:0.0.0.0"))
+    _set(pf, "hostIP", "127.0.0.1")
     if not pf.get("guestPortRange"):
         gp = pf.get("guestPort")
         pf["guestPortRange"] = [gp, gp] if gp else [1, 65535]
-    if not pf.get("hostPortRange") and not pf.get("hostSocket"):
+    if isinstance(pf.get("guestSocket"), str) and pf["guestSocket"]:
+        pf["guestSocket"] = render(pf["guestSocket"], guest_vars, "guestSocket", warnings)
+    if isinstance(pf.get("hostSocket"), str) and pf["hostSocket"]:
+        hsock = render(pf["hostSocket"], host_vars, "hostSocket", warnings)
+        if not hsock.startswith("/"):  # a relative socket lives in <instance>/sock/
+            hsock = os.path.join(instance_dir, "sock", hsock)
+        pf["hostSocket"] = hsock
+    elif not pf.get("hostPortRange"):
         hp = pf.get("hostPort")
         pf["hostPortRange"] = [hp, hp] if hp else list(pf["guestPortRange"])
     return pf

@@ -7,7 +7,7 @@ from typing import Any
 
 from limapy.config.golang import go_q
 
-IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only: shown as Lima shows it
+IDENT_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-](?:[A-Za-z0-9]+))*$")  # fullmatch only: shown as Lima shows it
 DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)\Z")
 DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 
@@ -15,8 +15,8 @@ DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
 def validate_identifier(value: Any) -> str | None:
     if not isinstance(value, str) or value == "":
         return "identifier must not be empty"
-    if len(value) > 76:
-        return f"identifier must not be longer than 76 characters, got {len(value)}"
+    if len(value) > 76:  # pkg/identifiers/validate.go
+        return f"identifier {go_q(value)} greater than maximum length (76 characters)"
     if not IDENT_RE.fullmatch(value):
         return f"identifier {go_q(value)} must match {IDENT_RE.pattern}"
     return None

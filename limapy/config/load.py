@@ -41,6 +41,8 @@ class Document:
     #: all of it (False when a part came from stdin or the network): what a cache of it is keyed by.
     files: list[Path] = field(default_factory=list)
     local: bool = True
+    #: The text of every source (by the name marks use): where lima.yaml's comments are read from.
+    texts: dict[str, list[str]] = field(default_factory=dict)
 
     def mark(self, path: NodePath) -> Mark:
         p = tuple(path)
@@ -56,19 +58,26 @@ class Document:
         return f"{src}:{line}:{col}" if line else src
 
 
-def load(locator: str, *, fetcher: Fetcher | None = None, embed: bool = True, allow_local: bool = False) -> Document:
-    """`allow_local`: a remote template may read host files (`--allow-local-files`); refused by default."""
+def load(
+    locator: str, *, fetcher: Fetcher | None = None, embed: bool = True, allow_local: bool = False,
+    check_name: bool = False,
+) -> Document:
+    """`allow_local`: a remote template may read host files (`--allow-local-files`); refused by default.
+    `check_name`: the file's name names the instance, so it must be a valid name (Lima's limatmpl.Read checks
+    it for the template and, always, for every base)."""
     located = locate(locator, fetcher=fetcher)
+    if check_name:
+        check_file_name(locator, located)
     doc = _from_located(located, fetcher, allow_local)
     if embed:
-        doc = _embed(doc, located, fetcher, stack=(located.key,))
+        doc = _embed(doc, located, fetcher, seen={located.key})
     return doc
 
 
 def load_bytes(raw: bytes, source: str, *, directory: Path | None = None) -> Document:
     located = Located(source, source, raw, directory, None)
     doc = _from_located(located, None, False)
-    return _embed(doc, located, None, stack=(source,))
+    return _embed(doc, located, None, seen={source})
 
 
 def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) -> Document:
@@ -77,6 +86,7 @@ def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) 
         parsed.source, parsed.data, parsed.marks, list(located.warnings), name_hint=located.name_hint,
         allow_local=allow_local,
     )  # fmt: skip
+    doc.texts[parsed.source] = located.raw.decode("utf-8", "replace").splitlines()
     if remote_url(located) is not None:
         doc.remote_sources.add(parsed.source)
     _note_source(doc, located)
@@ -132,10 +142,29 @@ def _inline_files(doc: Document, located: Located, fetcher: Fetcher | None) -> N
                 # a binary data file stays bytes: lima.yaml holds it as `!!binary` (base64), as Lima embeds it,
                 # and the guest gets the very bytes
                 text = bytes(inner.raw)
-            # the text takes the place of `file:` (Lima renames the key, so it keeps its position)
+            # the text takes the place of `file:` (Lima renames the key, so it keeps its position and comments)
             fields = {target if k == "file" else k: text if k == "file" else v for k, v in item.items() if k != target}
             item.clear()
             item.update(fields)
+            at = (section, i, "file")
+            doc.marks = {p: m for p, m in doc.marks.items() if p[: len(at)] != at or p == at}
+            if at in doc.marks:
+                doc.marks[(section, i, target)] = doc.marks.pop(at)
+
+
+def check_file_name(locator: str, located: Located) -> None:
+    """Lima's InstNameFromYAMLPath (pkg/limatmpl/locator.go line 328): the name a template's file gives
+    the instance must be an identifier."""
+    from limapy.config.golang import go_q
+    from limapy.config.idents import validate_identifier
+    from limapy.config.locate import image_url
+
+    if locator == "-" or image_url(locator) or located.name_hint is None:
+        return
+    err = validate_identifier(located.name_hint)
+    if err:
+        shown = locator.split(":", 1)[1] if locator.startswith("template:") else locator.rsplit("/", 1)[-1]
+        raise ConfigError([f"{located.display}: filename {go_q(shown)} is invalid: {err}"])
 
 
 def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
@@ -147,8 +176,9 @@ def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
     for i, item in enumerate(items):
         path: NodePath = ("base", i) if isinstance(base, list) else ("base",)
         if isinstance(item, dict):
-            if item.get("digest"):
-                raise ConfigError([f"{doc.where(path)}: field `base` digest is not supported yet"])
+            if item.get("digest"):  # pkg/limatmpl/embed.go line 76
+                raise ConfigError([f"{doc.where(path)}: base `{item.get('url')}` in `{doc.source}` has specified a "
+                                   "digest; digest support is not yet implemented"])  # fmt: skip
             item = item.get("url")
         if not isinstance(item, str) or not item:
             raise ConfigError([f"{doc.where(path)}: field `base` entries must be locator strings"])
@@ -156,7 +186,9 @@ def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
     return out
 
 
-def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tuple[str, ...]) -> Document:
+def _embed(doc: Document, located: Located, fetcher: Fetcher | None, seen: set[str]) -> Document:
+    """`seen`: every template embedded so far, in this whole embedding (Lima embeds each template only once:
+    a base reached twice, through a loop or two paths, is an error)."""
     bases = _base_locators(doc)
     if not bases:
         doc.data.pop("base", None)
@@ -179,12 +211,17 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tupl
             raise RemoteReadsLocal([f"{where}: base: {p}" for p in e.problems], e.hint) from None
         except ConfigError as e:
             raise ConfigError([f"{where}: base `{loc}`: {p}" for p in e.problems], e.hint) from None
-        if blocated.key in stack:
-            chain = " -> ".join([*stack, blocated.key])
-            raise ConfigError([f"{where}: base template loop: {chain}"])
+        try:
+            check_file_name(loc, blocated)
+        except ConfigError as e:
+            raise ConfigError([f"{where}: base `{loc}`: {p}" for p in e.problems]) from None
+        if blocated.key in seen:  # pkg/limatmpl/embed.go line 91
+            raise ConfigError([f"{where}: base template loop detected: template `{loc}` already included"])
         bdoc = _from_located(blocated, fetcher, doc.allow_local)
-        bdoc = _embed(bdoc, blocated, fetcher, (*stack, blocated.key))
+        seen.add(blocated.key)
+        bdoc = _embed(bdoc, blocated, fetcher, seen)
         doc.warnings.extend(bdoc.warnings)
+        doc.texts.update(bdoc.texts)
         doc.remote_sources |= bdoc.remote_sources
         doc.files += bdoc.files
         doc.local = doc.local and bdoc.local
@@ -337,16 +374,25 @@ def dump_yaml(data: dict[str, Any]) -> str:
 __all__ = ["Document", "dump_yaml", "format_path", "load", "load_bytes"]
 
 
-def stored_yaml(data: dict[str, Any]) -> tuple[str, str | None]:
-    """lima.yaml as the instance keeps it, and the Windows product key taken out of it (kept 0600 apart)."""
+def stored_yaml(data: dict[str, Any], doc: Document | None = None) -> tuple[str, str | None]:
+    """lima.yaml as the instance keeps it (with `doc`'s comments, as Lima's embedding keeps them), and the
+    Windows product key taken out of it (kept 0600 apart)."""
+
+    def text(d: dict[str, Any]) -> str:
+        if doc is None:
+            return dump_yaml(d)
+        from limapy.config import comments
+
+        return comments.dump(d, doc.marks, doc.texts, doc.source)
+
     win = (data.get("osOpts") or {}).get("Windows") if isinstance(data.get("osOpts"), dict) else None
     if not isinstance(win, dict) or win.get("productKey") in (None, ""):
-        return _readable(dump_yaml(data)), None
+        return _readable(text(data)), None
     import copy
 
     clean = copy.deepcopy(data)
     key = str(clean["osOpts"]["Windows"].pop("productKey")).strip()
-    return _readable(dump_yaml(clean)), key
+    return _readable(text(clean)), key
 
 
 def _readable(text: str) -> str:

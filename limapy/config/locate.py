@@ -202,24 +202,65 @@ def refuse_local(locator: str, what: str = "file") -> RemoteReadsLocal:
     )
 
 
-#: A bare image URL (Lima's `limactl create URL.qcow2`, also as a `base:`): a template is made from it.
+#: A bare image URL (Lima's `limactl create URL.qcow2`, also as a `base:`): a template is made from it
+#: (pkg/limatmpl/locator.go imageTemplate, line 180; the extensions: imageURLRegex, line 147).
 _IMAGE_URL_RE = re.compile(r"(?:https?://|file://|/|\.{0,2}/).*\.(?:img|qcow2|raw|iso|ipsw)(?:\.(?:gz|xz|bz2|zstd))?\Z",
                            re.I)  # fmt: skip
+_IMAGE_EXT_RE = re.compile(r"\.(img|qcow2|raw|iso|ipsw)(\.(gz|xz|bz2|zstd))?$")
+_ARCH_KEYWORDS = {"aarch64": "aarch64", "amd64": "x86_64", "arm64": "aarch64", "armhf": "armv7l", "armv7l": "armv7l",
+                  "ppc64el": "ppc64le", "ppc64le": "ppc64le", "riscv64": "riscv64", "s390x": "s390x",
+                  "x86_64": "x86_64"}  # fmt: skip
+_OS_KEYWORDS = {"FreeBSD": "FreeBSD", "macOS": "Darwin", ".ipsw": "Darwin"}
+#: Tags Lima strips from an image's file name to make the instance name (locator.go genericTags).
+_GENERIC_TAGS = ("base", "basic", "cloud", "cloudimg", "cloudinit", "current", "daily", "default", "generic",
+                 "genericcloud", "kvm", "latest", "linux", "minimal", "openstack", "release", "restore", "server",
+                 "std", "stream", "uefi", "vm")  # fmt: skip
+
+
+def image_url(locator: str) -> bool:
+    return _IMAGE_URL_RE.fullmatch(locator) is not None
+
+
+def _host_arch() -> str:
+    import platform
+
+    from limapy.config.hostinfo import lima_arch
+
+    return lima_arch(platform.machine())
+
+
+def instance_name_from_image(url: str, arch: str) -> str:
+    """Lima's InstNameFromImageURL (locator.go line 240): the file name without format, tags and dates."""
+    name = _IMAGE_EXT_RE.sub("", url.rsplit("/", 1)[-1].lower())
+    name = name.removeprefix("nocloud_")
+    for tag in _GENERIC_TAGS:
+        name = re.sub(rf"[-_.]{tag}\b", "", name)
+    name = name.replace("universalmac_", "macos-", 1).replace("arm64-aarch64", "arm64", 1)
+    if arch == _host_arch():
+        name = re.sub(rf"[-_.]{arch}\b", "", name)
+    name = re.sub(r"[-_.]20\d{6}([-_.]\d+)?\b", "", name)
+    name = re.sub(r"^arch\b", "archlinux", name)
+    name = re.sub(r"-(\d+)-(\d+)\.", lambda m: f"-{m.group(1)}." if m.group(1) == m.group(2) else m.group(0), name)
+    return re.sub(r"^(macos-[\d.]+)[-_].*$", r"\1", name)
 
 
 def image_template(url: str) -> Located:
-    """The template Lima synthesises for an image URL, without downloading it: `images: [{location, arch}]`
-    (the arch when the file name tells it); the instance name from the file name."""
+    """The template Lima synthesises for an image URL, without downloading it: `os`, `arch` and
+    `images: [{location, arch}]`, the OS and arch read from the URL's words (the host's arch when none is
+    there, with a warning); the instance name from the file name, as Lima makes it."""
     import json
 
-    name = url.rsplit("/", 1)[-1]
-    low = name.lower()
-    arch = "aarch64" if re.search(r"arm64|aarch64", low) else "x86_64" if re.search(r"amd64|x86_64", low) else None
-    entry = f"- location: {json.dumps(url)}\n" + (f"  arch: {arch}\n" if arch else "")
-    raw = (f"arch: {arch}\n" if arch else "") + "images:\n" + entry
-    stem = re.sub(r"(?i)\.(?:img|qcow2|raw|iso|ipsw)(?:\.(?:gz|xz|bz2|zstd))?\Z", "", name)
-    hint = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or None
-    return Located(url, url, raw.encode(), None, hint)
+    image_os = next((os_ for word, os_ in _OS_KEYWORDS.items() if re.search(rf"(?i)\b{re.escape(word)}\b", url)),
+                    "Linux")  # fmt: skip
+    arch = next((a for word, a in _ARCH_KEYWORDS.items() if re.search(rf"\b{word}\b", url)), None)
+    warnings: tuple[str, ...] = ()
+    if arch is None:
+        arch = "aarch64" if image_os == "Darwin" else _host_arch()
+        if image_os != "Darwin":
+            warnings = (f"cannot determine image arch from URL `{url}`; assuming `{arch}`",)
+    raw = f"os: {json.dumps(image_os)}\narch: {json.dumps(arch)}\nimages:\n- location: {json.dumps(url)}\n" \
+          f"  arch: {json.dumps(arch)}\n"  # fmt: skip
+    return Located(url, url, raw.encode(), None, instance_name_from_image(url, arch) or None, warnings)
 
 
 def locate(
@@ -253,7 +294,7 @@ def locate(
             path.resolve(),
             tuple(candidates[: candidates.index(path)] if path in candidates else candidates),
         )
-    if _IMAGE_URL_RE.fullmatch(locator) and not (remote_base is not None and not is_remote(locator)):
+    if image_url(locator) and not (remote_base is not None and not is_remote(locator)):
         return image_template(locator)
     scheme = custom_scheme(locator)
     if scheme is not None:

@@ -157,11 +157,17 @@ class Provision:
     permissions: str | None = None
     overwrite: bool = True
     skip_default_dependency_resolution: bool = False
+    expression: str | None = None  # `mode: yq`: applied to the file at `path` in the guest
+    format: str = "auto"  # `mode: yq`: the file's format (auto: by its extension)
+    playbook: str | None = None  # `mode: ansible` (deprecated in Lima): run by ansible-playbook on the host
 
     @property
     def text(self) -> str | bytes | None:
-        """The script, or for `mode: data` the content (bytes when it is a binary file)."""
-        return self.content if self.mode == "data" else self.script
+        """The script, for `mode: data` the content (bytes when it is a binary file), for `mode: yq` the
+        expression."""
+        if self.mode == "data":
+            return self.content
+        return self.expression if self.mode == "yq" else self.script
 
 
 @dataclass(frozen=True)
@@ -480,4 +486,7 @@ def _provision(i: int, p: Mapping[str, Any]) -> Provision:
         permissions=s("permissions"),
         overwrite=p.get("overwrite") is not False,
         skip_default_dependency_resolution=bool(p.get("skipDefaultDependencyResolution")),
+        expression=s("expression"),
+        format=s("format") or "auto",
+        playbook=s("playbook"),
     )

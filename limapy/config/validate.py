@@ -6,6 +6,7 @@ Every rule appends a Problem; nothing stops at the first error, except where Lim
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from limapy import LIMA_COMPAT_VERSION
 from limapy.config.golang import go_list, go_q, parse_semver
 from limapy.config.idents import validate_digest, validate_identifier
 from limapy.config.model import WINDOWS_SHELLS
+from limapy.config.validate_net import NetRules
 from limapy.config.yamlread import NodePath
 from limapy.units import parse_size
 
@@ -23,7 +25,6 @@ ARCH_TYPES = ["x86_64", "aarch64", "armv7l", "ppc64le", "riscv64", "s390x"]
 MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2"]
 VM_TYPES = ["qemu", "vz", "wsl2", "krunkit"]
 PROVISION_MODES = ["system", "user", "boot", "data", "dependency", "ansible", "yq"]
-UNIX_PATH_MAX = 108  # Linux and Windows hosts (macOS: 104)
 RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
 PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # fullmatch only: shown as Lima shows it
 #: QEMU's -fsdev security_model, and the Linux 9p client's version= and cache= values.
@@ -40,7 +41,7 @@ class Problem:
     message: str  # Lima's wording; starts with "field `...`" when Lima's does
 
 
-class _V:
+class _V(NetRules):
     def __init__(self, cfg: dict[str, Any], lima_version: str) -> None:
         self.cfg = cfg
         self.version = lima_version
@@ -55,9 +56,12 @@ class _V:
         loc = f.get("location")
         if not loc:
             self.add((*path, "location"), f"field `{label}.location` must be set")
+        elif "://" not in str(loc) and _unexpandable(str(loc)):  # Lima's validateFileObject (validate.go l.493)
+            self.add((*path, "location"), f"field `{label}.location` refers to an invalid local file path: "
+                     f"{go_q(loc)}: unexpandable path {go_q(loc)}")  # fmt: skip
         arch = f.get("arch")
         if arch is not None and arch not in ARCH_TYPES:
-            self.add((*path, "arch"), f"field `{label}.arch` must be one of {go_list(ARCH_TYPES)}; got `{arch}`")
+            self.add((*path, "arch"), f"field `arch` must be one of {go_list(ARCH_TYPES)}; got `{arch}`")
         err = validate_digest(f.get("digest"))
         if err:
             self.add((*path, "digest"), f"field `{label}.digest` is invalid: {f.get('digest')}: {err}")
@@ -97,9 +101,12 @@ class _V:
             self.port(("ssh", "localPort"), "ssh.localPort", port)
         mt = c.get("mountType")
         if mt not in MOUNT_TYPES:
-            self.add(("mountType",), f"field `mountType` must be one of {go_list(MOUNT_TYPES)}; got `{mt}`")
-        elif mt in (c.get("mountTypesUnsupported") or []):
-            self.add(("mountType",), f"field `mountType` must not be one of `mountTypesUnsupported`; got `{mt}`")
+            self.add(("mountType",), "field `mountType` must be `reverse-sshfs` or `9p` or `virtiofs`, or `wsl2`, "
+                     f"got {go_q(mt)}")  # fmt: skip
+        unsupported = c.get("mountTypesUnsupported") or []
+        if mt in unsupported:
+            self.add(("mountType",), f"field `mountType` must not be one of {go_list(unsupported)} "
+                     f"(`mountTypesUnsupported`), got {go_q(mt)}")  # fmt: skip
         if not self.provisions():
             return self.problems
         self.containerd()
@@ -108,22 +115,26 @@ class _V:
         for i, ch in enumerate(c.get("copyToHost") or []):
             for k in ("guest", "host"):
                 v = ch.get(k) if isinstance(ch, dict) else None
-                if not v or not (str(v).startswith("/") or str(v).startswith("{{")):
-                    self.add(("copyToHost", i, k), f"field `copyToHost[{i}].{k}` must be an absolute path")
+                if v and not str(v).startswith("/"):
+                    self.add(("copyToHost", i, k),
+                             f"field `CopyToHost[{i}].{k}` must be an absolute path, but is {go_q(v)}")
         if c.get("dns") and (c.get("hostResolver") or {}).get("enabled"):
             self.add(("dns",), "field `dns` must be empty when field `HostResolver.Enabled` is true")
         self.networks()
         self.params()
         user = c.get("user") or {}
-        if user.get("passwordlessSudo") is False and not c.get("plain") and os_ != "Darwin":
-            self.add(("user", "passwordlessSudo"), "field `user.passwordlessSudo` must be true unless `plain` is true")
+        # validate.go lines 431-448 (GHSA-2j9v-p4xj-cjw2: no passwordless sudo without plain mode)
         if os_ == "Darwin" and user.get("passwordlessSudo") is True:
-            self.add(("user", "passwordlessSudo"), "field `user.passwordlessSudo` must be false for Darwin guests")
+            self.add(("user", "passwordlessSudo"), "`user.passwordlessSudo: true` is not supported on macOS guests")
+        if c.get("vmType") == "wsl2" and user.get("passwordlessSudo") is False:
+            self.add(("user", "passwordlessSudo"), "`user.passwordlessSudo: false` is not supported on WSL2 guest")
+        if user.get("passwordlessSudo") is False and os_ != "Darwin" and not c.get("plain"):
+            self.add(("user", "passwordlessSudo"), "`user.passwordlessSudo: false` requires `plain: true`")
         if c.get("tpm") and arch not in ("x86_64", "aarch64", "armv7l", "riscv64"):
-            self.add(("tpm",), f"field `tpm` is not supported on `{arch}`")
+            self.add(("tpm",), f"field `tpm` is not supported on architecture {go_q(arch)}")
         audio_if = (c.get("audio") or {}).get("interface")
         if audio_if not in (None, "", "hda", "virtio"):
-            self.add(("audio", "interface"), f"field `audio.interface` must be one of [hda virtio]; got `{audio_if}`")
+            self.add(("audio", "interface"), f'invalid audio.interface {json.dumps(audio_if)}, must be "hda" or "virtio"')
         return self.problems
 
     def minimum_version(self) -> None:
@@ -231,6 +242,7 @@ class _V:
                     self.add(("mounts", i, "9p", "msize"), f"field `mounts[{i}].9p.msize` has an invalid value: {e}")
 
     def mounts(self) -> None:
+        """validate.go lines 124-161, on the filled mounts (locations rendered and `~/` expanded)."""
         self.mount_options()
         home = (self.cfg.get("user") or {}).get("home")
         seen: dict[str, int] = {}
@@ -238,18 +250,22 @@ class _V:
             if not isinstance(m, dict):
                 continue
             loc = str(m.get("location") or "")
-            if not (loc.startswith("/") or loc.startswith("~") or loc.startswith("{{")):
-                self.add(("mounts", i, "location"), f"field `mounts[{i}].location` must be an absolute path, got `{loc}`")
-            else:
-                expanded = os.path.expanduser(loc)
-                if "{{" not in expanded and os.path.exists(expanded) and not os.path.isdir(expanded):
-                    self.add(("mounts", i, "location"), f"field `mounts[{i}].location` refers to a non-directory path: `{loc}`")
+            if not (loc.startswith("/") or loc.startswith("~")):
+                self.add(("mounts", i, "location"), f"field `mounts[{i}].location` must be an absolute path, got {go_q(loc)}")
+            if _unexpandable(loc):
+                self.add(("mounts", i, "location"), f"field `mounts[{i}].location` refers to an unexpandable path: "
+                         f"{go_q(loc)}: unexpandable path {go_q(loc)}")  # fmt: skip
+            elif loc.startswith("/") and os.path.exists(loc) and not os.path.isdir(loc):
+                self.add(("mounts", i, "location"), f"field `mounts[{i}].location` refers to a non-directory path: {go_q(loc)}")
             mp = str(m.get("mountPoint") or loc)
-            if "~" in mp and "{{" not in mp:
-                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must not contain `~`")
+            # limapy also refuses `/etc/` and `/usr/../etc` (Lima compares the text as written)
             clean = os.path.normpath(mp) if mp.startswith("/") else mp
-            if clean in RESERVED_MOUNTPOINTS or (home and clean == home):
-                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must not be a system path such as `{clean}`")
+            if clean in RESERVED_MOUNTPOINTS:
+                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must not be a system path such as /etc or /usr")
+            elif home and clean == home:
+                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` is the reserved internal home directory {go_q(home)}")
+            if mp.startswith("~"):  # there is no `~` expansion for guest paths
+                self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must not start with `~`")
             if clean in seen:
                 self.add(("mounts", i, "mountPoint"), f"field `mounts[{i}].mountPoint` must be unique: `{clean}`")
             seen[clean] = i
@@ -269,20 +285,8 @@ class _V:
                         f"field `mounts[{i}].9p.{key}` must be one of {go_list(list(allowed))}; got {go_q(value)}",
                     )
 
-    def port(self, path: NodePath, label: str, port: Any) -> None:
-        """Lima's validatePort (the schema has already refused non-integers)."""
-        if not isinstance(port, int) or isinstance(port, bool):
-            self.add(path, f"field `{label}` must be an integer")
-        elif port < 0:
-            self.add(path, f"field `{label}` must be > 0")
-        elif port == 0:
-            self.add(path, f"field `{label}` must be set")
-        elif port == 22:
-            self.add(path, f"field `{label}` must not be 22")
-        elif port > 65535:
-            self.add(path, f"field `{label}` must be < 65536")
-
     def provisions(self) -> bool:
+        """validate.go lines 191-276; False where Lima returns early (a data/yq entry without a path)."""
         windows = self.cfg.get("os") == "Windows"
         for i, p in enumerate(self.cfg.get("provision") or []):
             if not isinstance(p, dict):
@@ -300,34 +304,51 @@ class _V:
                     ("provision", i, "mode"),
                     f"field `{label}.mode` must one of `system`, `user`, `boot`, `data`, `dependency`, `ansible`, or `yq`",
                 )
-            if mode != "dependency" and p.get("skipDefaultDependencyResolution"):
+            if mode != "dependency" and p.get("skipDefaultDependencyResolution") is not None:
                 self.add(("provision", i, "skipDefaultDependencyResolution"),
-                         f"field `{label}.skipDefaultDependencyResolution` can only be set when mode is `dependency`")
+                         f"field `{label}.mode` cannot set skipDefaultDependencyResolution, only valid on scripts of type `dependency`")  # fmt: skip
             if windows and mode in ("ansible", "boot", "yq"):
                 self.add(("provision", i, "mode"), f"provision mode `{mode}` is not supported on Windows VM")
             if mode in ("data", "yq"):
                 path = p.get("path")
-                if not path:
+                if path is None:
                     self.add(("provision", i, "path"), f"field `{label}.path` must not be empty when mode is `{mode}`")
                     return False
                 if not str(path).startswith("/") and not windows:
                     self.add(("provision", i, "path"), f"field `{label}.path` must be an absolute path")
                 if mode == "data" and p.get("content") is None:
                     self.add(("provision", i, "content"), f"field `{label}.content` must not be empty when mode is `data`")
-                if mode == "yq" and not p.get("expression"):
+                if mode == "yq" and p.get("expression") is None:
                     self.add(("provision", i, "expression"), f"field `{label}.expression` must not be empty when mode is `yq`")
                 perms = p.get("permissions")
                 if perms is not None and not re.fullmatch(r"0?[0-7]{1,4}", str(perms)):
-                    self.add(("provision", i, "permissions"), f"field `{label}.permissions` must be an octal number: {perms}")
+                    self.add(("provision", i, "permissions"), f"field `{label}.permissions` must be an octal number: "
+                             f"strconv.ParseInt: parsing {json.dumps(str(perms))}: invalid syntax")  # fmt: skip
             else:
                 if not p.get("script") and mode != "ansible":
                     self.add(("provision", i, "script"), f"field `{label}.script` must not be empty")
-                for k in ("content", "overwrite", "owner", "path", "permissions"):
+                for k in ("content", "overwrite", "owner"):
                     if p.get(k) is not None:
                         self.add(("provision", i, k), f"field `{label}.{k}` can only be set when mode is `data`")
-            if p.get("playbook") and mode != "ansible":
-                self.add(("provision", i, "playbook"), f"field `{label}.playbook` can only be set when mode is `ansible`")
+                for k in ("path", "permissions"):
+                    if p.get(k) is not None:
+                        self.add(("provision", i, k), f"field `{label}.{k}` can only be set when mode is `data`, or `yq`")
+                if p.get("format") is not None:
+                    self.add(("provision", i, "format"), f"field `{label}.format` can only be set when mode is `yq`")
+            if p.get("playbook"):
+                self.playbook(i, p)
         return True
+
+    def playbook(self, i: int, p: dict[str, Any]) -> None:
+        label = f"provision[{i}]"
+        if p.get("mode") != "ansible":
+            self.add(("provision", i, "playbook"), f"field `{label}.playbook can only be set when mode is `ansible`")
+        if p.get("script"):
+            self.add(("provision", i, "script"), f"field `{label}.script must be empty if playbook is set")
+        playbook = str(p["playbook"])
+        if not os.path.exists(playbook):
+            self.add(("provision", i, "playbook"), f"field `{label}.playbook` refers to an inaccessible path: "
+                     f"{go_q(playbook)}: stat {playbook}: no such file or directory")  # fmt: skip
 
     def containerd(self) -> None:
         # as Lima: the archives are checked when containerd is wanted (the fill gives Lima's list when none
@@ -355,75 +376,6 @@ class _V:
             if p.get("mode") not in (None, "readiness"):
                 self.add(("probes", i, "mode"), f"field `probe[{i}].mode` can only be \"readiness\"")
 
-    def port_forwards(self) -> None:
-        """Lima's portForwards rules, in Lima's order (on a filled rule: ranges and IPs are set)."""
-        for i, pf in enumerate(self.cfg.get("portForwards") or []):
-            if not isinstance(pf, dict):
-                continue
-            f = f"portForwards[{i}]"
-            at: NodePath = ("portForwards", i)
-            gsock, hsock = pf.get("guestSocket") or "", pf.get("hostSocket") or ""
-            grange = _port_range(pf.get("guestPortRange"))
-            hrange = _port_range(pf.get("hostPortRange"))
-            if pf.get("guestIPMustBeZero") and pf.get("guestIP") != "0.0.0.0":
-                self.add((*at, "guestIPMustBeZero"), f"field `{f}.guestIPMustBeZero` can only be true when field `{f}.guestIP` is 0.0.0.0")
-            for side, sock, rng in (("guest", gsock, grange), ("host", hsock, hrange)):
-                port = pf.get(f"{side}Port")
-                if port:
-                    if sock:
-                        self.add((*at, f"{side}Port"), f"field `{f}.{side}Port` must be 0 when field `{f}.{side}Socket` is set")
-                    if port != rng[0]:
-                        self.add((*at, f"{side}Port"), f"field `{f}.{side}Port` must match field `{f}.{side}PortRange[0]`")
-                    self.port((*at, f"{side}Port"), f"{f}.{side}Port", port)
-            for j in (0, 1):
-                self.port((*at, "guestPortRange"), f"{f}.guestPortRange[{j}]", grange[j])
-                if not hsock:
-                    self.port((*at, "hostPortRange"), f"{f}.hostPortRange[{j}]", hrange[j])
-            ints = all(isinstance(v, int) for v in (*grange, *hrange))
-            if ints and grange[0] > grange[1]:
-                self.add((*at, "guestPortRange"), f"field `{f}.guestPortRange[1]` must be greater than or equal to field `{f}.guestPortRange[0]`")
-            if ints and hrange[0] > hrange[1]:
-                self.add((*at, "hostPortRange"), f"field `{f}.hostPortRange[1]` must be greater than or equal to field `{f}.hostPortRange[0]`")
-            if gsock:
-                if not str(gsock).startswith("/") and not str(gsock).startswith("{{"):
-                    self.add((*at, "guestSocket"), f"field `{f}.guestSocket` must be an absolute path, but is {go_q(gsock)}")
-                if not hsock and ints and hrange[1] - hrange[0] > 0:
-                    self.add((*at, "guestSocket"), f"field `{f}.guestSocket` can only be mapped to a single port or socket. not a range")
-            if hsock:
-                if ints and not gsock and grange[1] - grange[0] > 0:
-                    self.add((*at, "hostSocket"), f"field `{f}.hostSocket` can only be mapped from a single port or socket. not a range")
-            elif ints and grange[1] - grange[0] != hrange[1] - hrange[0]:
-                self.add((*at, "hostPortRange"), f"field `{f}.hostPortRange` must specify the same number of ports as field `{f}.guestPortRange`")
-            if len(str(hsock)) >= UNIX_PATH_MAX:
-                self.add((*at, "hostSocket"), f"field `{f}.hostSocket` must be less than UNIX_PATH_MAX={UNIX_PATH_MAX} characters, but is {len(str(hsock))}")
-            if pf.get("proto") not in ("tcp", "udp", "any"):
-                self.add((*at, "proto"), f"field `{f}.proto` must be `tcp`, `udp`, or `any`")
-            if pf.get("reverse") and (not gsock or not hsock):
-                self.add((*at, "reverse"), f"field `{f}.reverse` must be false")
-
-    def networks(self) -> None:
-        seen: set[str] = set()
-        for i, n in enumerate(self.cfg.get("networks") or []):
-            if not isinstance(n, dict):
-                continue
-            label = f"networks[{i}]"
-            kinds = [k for k in ("lima", "socket", "vzNAT") if n.get(k)]
-            if len(kinds) != 1:
-                self.add(("networks", i), f"field `{label}` must set exactly one of `lima`, `socket`, or `vzNAT`")
-            mac = n.get("macAddress")
-            if mac and not re.fullmatch(r"(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}", str(mac)):
-                self.add(("networks", i, "macAddress"), f"field `{label}.macAddress` must be a 48 bit (6 bytes) MAC address; actual length of {go_q(mac)} is invalid")
-            iface = str(n.get("interface") or "")
-            if len(iface) >= 16:
-                self.add(("networks", i, "interface"), f"field `{label}.interface` must be less than 16 bytes, but is {len(iface)} bytes: {go_q(iface)}")
-            if re.search(r"[\s/]", iface):
-                self.add(("networks", i, "interface"), f"field `{label}.interface` must not contain whitespace or slashes")
-            if iface == "eth0":
-                self.add(("networks", i, "interface"), f"field `{label}.interface` must not be set to \"eth0\" because it is reserved for slirp")
-            if iface in seen:
-                self.add(("networks", i, "interface"), f"field `{label}.interface` value {go_q(iface)} has already been defined")
-            seen.add(iface)
-
     def params(self) -> None:
         for k, v in (self.cfg.get("param") or {}).items():
             if not PARAM_NAME_RE.fullmatch(str(k)):
@@ -437,10 +389,23 @@ class _V:
                     break
 
 
-def _port_range(value: Any) -> list[Any]:
-    if isinstance(value, list) and len(value) == 2:
-        return list(value)
-    return [0, 0]
+def _unexpandable(path: str) -> bool:
+    """Lima's localpathutil.Expand refuses `~user/...` (only `~` and `~/...` expand)."""
+    return path.startswith("~") and not (path == "~" or path.startswith("~/"))
+
+
+def lima_warnings(cfg: dict[str, Any]) -> list[str]:
+    """The warnings Lima's Validate logs (validate.go lines 269 and 273)."""
+    out = []
+    for i, p in enumerate(cfg.get("provision") or []):
+        if not isinstance(p, dict):
+            continue
+        if p.get("playbook"):
+            out.append(f"warning: provision[{i}]: provision mode `ansible` is deprecated, use "
+                       f"`ansible-playbook {p['playbook']}` instead")  # fmt: skip
+        if "LIMA_CIDATA" in str(p.get("script") or ""):
+            out.append(f"warning: provision[{i}]: provisioning scripts should not reference the LIMA_CIDATA variables")
+    return out
 
 
 def validate(cfg: dict[str, Any], *, lima_version: str = LIMA_COMPAT_VERSION) -> list[Problem]:
@@ -472,9 +437,11 @@ def unused_params(raw: dict[str, Any]) -> list[Problem]:
     blob = "\n".join(texts)
     out = []
     for k in params:
-        used = re.search(r"\{\{[^}]*\.Param\." + re.escape(str(k)) + r"\b[^}]*\}\}", blob) or re.search(
-            r"\bPARAM_" + re.escape(str(k)) + r"\b", blob
-        )
+        # validate.go line 590: the key goes into the pattern as it is, with no word boundary after `.Param.KEY`
+        try:
+            used = re.search(r"\{\{[^}]*\.Param\." + str(k) + r"[^}]*\}\}|\bPARAM_" + str(k) + r"\b", blob)
+        except re.error:
+            used = re.search(r"\{\{[^}]*\.Param\." + re.escape(str(k)) + r"[^}]*\}\}", blob)
         if not used and k != "internal_netplanOptional":
             out.append(
                 Problem(

@@ -20,8 +20,6 @@ LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 MAX_CPUS = {"x86_64": 288, "aarch64": 512}
 MIN_MEMORY = 64 << 20
 MIN_DISK = 1 << 20
-#: Provision modes the first-boot media carry; Lima's `yq` and `ansible` are not implemented by limapy.
-LINUX_MODES = ("system", "user", "boot", "data", "dependency")
 #: Windows account names: what `net user` and the unattend file refuse.
 WINDOWS_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
 WINDOWS_RESERVED_USERS = {"administrator", "guest", "defaultaccount", "wdagutilityaccount", "wsiaccount", "none"}
@@ -104,13 +102,27 @@ def _sizes(cfg: dict[str, Any]) -> list[Problem]:
 
 
 def _provision(cfg: dict[str, Any]) -> list[Problem]:
+    """A `mode: yq` step must be within limapy's yq (limapy.yqlite), which the guest runs: Lima's yq is all of yq,
+    so a template may use more; it is refused here, with the reason, rather than failing at boot."""
+    from limapy import yqformats, yqlite
+
     if cfg.get("os") == "Windows":
         return []  # Lima's validation limits Windows to system, user, dependency, data
     out = []
     for i, p in enumerate(cfg.get("provision") or []):
-        mode = p.get("mode") if isinstance(p, dict) else None
-        if mode in ("yq", "ansible"):
-            out.append(Problem(("provision", i, "mode"), f"field `provision[{i}].mode` `{mode}` is not supported by "
-                               f"limapy yet: use one of {', '.join(LINUX_MODES)} (a `yq` edit can be a `system` "
-                               "script)"))  # fmt: skip
+        if not isinstance(p, dict) or p.get("mode") != "yq":
+            continue
+        expr = p.get("expression")
+        if isinstance(expr, str):
+            try:
+                yqlite.parse(expr)
+            except yqlite.YqError as e:
+                out.append(Problem(("provision", i, "expression"), f"field `provision[{i}].expression`: limapy's yq "
+                                   f"cannot run it: {e}"))  # fmt: skip
+        fmt, path = str(p.get("format") or "auto"), str(p.get("path") or "")
+        try:
+            yqformats.resolve(fmt, path)
+        except yqformats.FormatError as e:
+            where = "format" if fmt != "auto" else "path"
+            out.append(Problem(("provision", i, where), f"field `provision[{i}].{where}`: {e}"))
     return out

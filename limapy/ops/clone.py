@@ -43,7 +43,7 @@ def _lima_yaml(src: store.Instance, say: Say) -> bytes:
         doc = load(str(src.lima_yaml), embed=False)
         apply(doc.data, ".ssh.localPort = 0")
         say("ssh.localPort is fixed in the source; the clone picks a free port at each boot")
-        return stored_yaml(doc.data)[0].encode()
+        return stored_yaml(doc.data, doc)[0].encode()
     return raw
 
 

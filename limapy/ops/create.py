@@ -23,14 +23,17 @@ def _quiet(_msg: str) -> None:
     pass
 
 
-def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool = False) -> Any:
+def load_template(
+    locator: str, sets: Sequence[str | Edit], *, allow_local: bool = False, names_instance: bool = False
+) -> Any:
     """The template with the edits applied; each edited field's position names the edit (`--set '...'`,
-    `--cpus 4`), so a problem with it is blamed on the flag, not on the template's first line."""
+    `--cpus 4`), so a problem with it is blamed on the flag, not on the template's first line.
+    `names_instance`: the template's file name becomes the instance name, so it must be a valid one."""
     from limapy import edits
     from limapy.config.load import load
     from limapy.ops.fetch import template_fetcher
 
-    doc = load(locator, fetcher=template_fetcher, allow_local=allow_local)
+    doc = load(locator, fetcher=template_fetcher, allow_local=allow_local, check_name=names_instance)
     for item in sets:
         edit = edits.Edit.of(item)
         if edit.must_exist and not edits.target_exists(doc.data, edit.expr):
@@ -149,7 +152,7 @@ def create(
 
     if locator == "-" and not name:
         raise UsageError("`create -` (a template on stdin) requires --name", hint="e.g. `limapy create --name vm -`")
-    doc = load_template(locator, sets, allow_local=allow_local)
+    doc = load_template(locator, sets, allow_local=allow_local, names_instance=name is None)
     name = name or doc.name_hint or "default"
     store.validate_name(name)
     layout = store.Instance(name, store.instance_dir(name))
@@ -172,7 +175,7 @@ def create(
     if for_start:
         driver.check_ssh_port(spec)
     fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
-    text, product_key = stored_yaml(doc.data)
+    text, product_key = stored_yaml(doc.data, doc)
 
     with store.creating(name) as tmp:
         new = store.Instance(name, tmp)

@@ -60,7 +60,7 @@ def _write(inst: store.Instance, doc: object, old_disk: int, *, say: Say) -> Non
             [f"{where}: field `disk`: shrinking the disk ({format_size(old_disk)} --> {format_size(new)}) "
              "is not supported"]
         )  # fmt: skip
-    text, key = stored_yaml(doc.data)  # type: ignore[attr-defined]
+    text, key = stored_yaml(doc.data, doc)  # type: ignore[attr-defined,arg-type]
     if key is not None:
         store.atomic_write(inst.product_key_file, (key + "\n").encode(), 0o600)
     store.atomic_write(inst.lima_yaml, text.encode(), 0o644)

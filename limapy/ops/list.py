@@ -362,8 +362,8 @@ def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any
         for r in rows:
             try:
                 print(gotmpl.render(template, {**r, **host}, aliases))
-            except gotmpl.TemplateError as err:  # what depends on the row (as Go's template execution fails)
-                raise LimapyError(f"--format {template!r}: instance `{r.get('name')}`: {err}") from None
+            except gotmpl.TemplateError as err:  # Go's template fails as it runs, after the rows before
+                raise UsageError(f"--format {template!r}: instance `{r.get('name')}`: {err}") from None
     elif fmt == "json":
         for r in rows:
             value: Any = r

@@ -25,7 +25,7 @@ _COMMAND_WORDS = ("create", "start", "stop", "delete", "shell", "list")
 class Request:
     """One `limapy shell` invocation, parsed (a plain class: `dataclasses` costs ~10 ms to import)."""
 
-    __slots__ = ("by_flag", "command", "name", "preserve_env", "reconnect", "shell", "start", "workdir")
+    __slots__ = ("by_flag", "command", "name", "preserve_env", "reconnect", "shell", "start", "sync", "workdir")
 
     def __init__(
         self,
@@ -37,12 +37,15 @@ class Request:
         start: bool = False,
         reconnect: bool = False,
         by_flag: bool = False,  # the name came from --instance
+        sync: str | None = None,  # --sync DIR: work on a copy of DIR in the guest, synced back on exit
     ) -> None:
         self.name, self.command, self.workdir, self.shell = name, tuple(command), workdir, shell
         self.preserve_env, self.start, self.reconnect, self.by_flag = preserve_env, start, reconnect, by_flag
+        self.sync = sync
 
     def _key(self) -> tuple[object, ...]:
-        return (self.name, self.command, self.workdir, self.shell, self.preserve_env, self.start, self.reconnect)
+        return (self.name, self.command, self.workdir, self.shell, self.preserve_env, self.start, self.reconnect,
+                self.sync)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Request) and self._key() == other._key()
@@ -54,7 +57,7 @@ class Request:
         return "Request(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
-_VALUED = {"--workdir": "workdir", "--shell": "shell", "--instance": "name"}
+_VALUED = {"--workdir": "workdir", "--shell": "shell", "--instance": "name", "--sync": "sync"}
 _FLAGS = {"--preserve-env": "preserve_env", "--start": "start", "--reconnect": "reconnect"}
 
 
@@ -206,10 +209,15 @@ def shell_argv(inst: store.Instance, req: Request) -> list[str]:
     return ssh.ssh_argv(inst, spec, port, tty=tty, script=script)
 
 
-def run(req: Request) -> None:
-    """Become ssh (returns only by raising)."""
+def run(req: Request) -> int:
+    """Become ssh (returns only by raising); with --sync, run it as a child and return its exit code."""
     inst = _resolve(instance_name(req))
+    if req.sync is not None:
+        from limapy.ops.shellsync import run_synced
+
+        return run_synced(inst, req, ready=lambda i, start: require_running(i, start=start), env_of=preserved_env)
     exec_shell(shell_argv(inst, req))
+    return 0  # not reached
 
 
 def exec_shell(argv: list[str]) -> None:

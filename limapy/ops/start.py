@@ -300,13 +300,24 @@ def run_foreground(inst: store.Instance) -> None:
 
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
-    """Start and wait; False when it was already running."""
+    """Start and wait, then run the `mode: ansible` playbooks (Lima's order); False when it was already running."""
+    from limapy import config
+    from limapy.ops import ansible
+
+    try:
+        spec = config.instance_spec(inst)
+    except LimapyError:
+        spec = None  # the host agent reports what is wrong with it
+    if spec is not None:
+        ansible.require_program(spec)  # refused before anything boots
     with store.lock(inst, what="start"):
         if not _startable(inst):
             return False
         _require_tools(inst)
         agent = spawn_hostagent(inst)
     wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show, progress=progress)
+    if spec is not None:
+        ansible.run(inst, spec, show)
     show_message(inst, show)
     return True
 

@@ -29,9 +29,11 @@ def render(locator: str, mode: str = "verbatim") -> bytes:
         raise UsageError(f"unknown copy mode {mode!r}")
     if mode == "verbatim":
         return locate(locator, fetcher=template_fetcher).raw
-    doc = load(locator, fetcher=template_fetcher)
+    doc = load(locator, fetcher=template_fetcher, check_name=True)
     if mode == "embed":
-        return dump_yaml(doc.data).encode()
+        from limapy.config import comments
+
+        return comments.dump(doc.data, doc.marks, doc.texts, doc.source).encode()  # Lima keeps the comments
     return dump_yaml(check(doc).cfg).encode()
 
 

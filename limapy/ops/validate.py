@@ -1,4 +1,4 @@
-"""`validate FILE...`: load, embed, fill and check each file; one line per problem; exit 3 if any is invalid.
+"""`validate FILE...`: load, embed, fill and check each file; one line per problem; exit 1 if any is invalid.
 
 A file that passed is remembered (the memo in the cache dir, `validated/`): the lines it printed, keyed by
 limapy's version, the host facts the fill reads, `$LIMAPY_TEMPLATES_PATH`, and the size, mtime and inode of
@@ -17,7 +17,7 @@ from pathlib import Path
 from limapy.errors import EXIT_INVALID, ConfigError, LimapyError
 
 MEMO_DIR = "validated"
-MEMO_VERSION = 1
+MEMO_VERSION = 2  # 2: issue 27's rules (file names, `~user`, yq steps)
 
 
 class Memo:
@@ -97,7 +97,7 @@ def _validate(f: str, *, fill: bool, allow_local: bool, memo: Memo | None, strea
     from limapy.ops.fetch import template_fetcher
 
     try:
-        doc = load(f, fetcher=template_fetcher, allow_local=allow_local)
+        doc = load(f, fetcher=template_fetcher, allow_local=allow_local, check_name=True)
         loaded = check(doc)
     except ConfigError as e:
         for w in getattr(e, "warnings", []):

@@ -1,6 +1,8 @@
 """The issue-13 commands on real guests, in as few boots as the checks allow (two, in file order):
 
 boot 1 (`p`): `edit --cpus 1` then start shows 1 CPU; the additional disk is attached and held by `p`;
+  issue 27's checks (tests/e2e/lima2x.py): the `mode: yq` steps of Lima's docker templates applied in the
+  guest, `watch --json` over the start and the stop, `shell --sync`, `copy --backend rsync`, the `lima` wrapper;
   a protected running instance survives `delete -f`; an online snapshot: create -> change -> apply ->
   the change is gone, the state before it is there.
 boot 2 (`q`, a clone of the stopped `p`, then `factory-reset`): its own hostname and MAC, and a first boot
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 
 from limapy.netutil import mac_address
+from tests.e2e import lima2x
 from tests.e2e.conftest import RunLimapy
 from tests.e2e.guest import START_TIMEOUT as BASE_TIMEOUT
 from tests.e2e.guest import list_json, status_of, template_with
@@ -57,7 +60,8 @@ def guest(home: Path, name: str, script: str, timeout: float = 120) -> str:
 
 @pytest.mark.timeout(180)
 def test_create_edit(test_image_template: Path, module_home: Path, module_run: RunLimapy, state: State) -> None:
-    tmpl = template_with(test_image_template, module_home / "p.yaml", "additionalDisks: [shared]\n")
+    extra = "additionalDisks: [shared]\n" + lima2x.template_extra()
+    tmpl = template_with(test_image_template, module_home / "p.yaml", extra)
     assert module_run("disk", "create", "shared", "--size", "64MiB").returncode == 0
     cp = module_run("create", "--name", "p", tmpl)
     assert cp.returncode == 0, cp.stderr
@@ -71,11 +75,19 @@ def test_create_edit(test_image_template: Path, module_home: Path, module_run: R
 @pytest.mark.timeout(START_TIMEOUT + 1500)
 def test_boot_edited_protected_snapshot(module_home: Path, module_run: RunLimapy, state: State) -> None:
     need(state, "created")
+    state["watch"] = lima2x.start_watch(module_home, "p")
     cp = module_run("start", "--timeout", WAIT, "p", timeout=START_TIMEOUT)
     assert cp.returncode == 0, cp.stderr
     state["p_ran"] = True
     assert guest(module_home, "p", "nproc") == "1\n"  # edit, then start: the new CPU count
     assert "64M" in guest(module_home, "p", "lsblk -dn -o SIZE /dev/vdb")
+
+    def sh(script: str) -> str:
+        return guest(module_home, "p", script)
+
+    user, home = sh("id -un").strip(), sh("echo $HOME").strip()
+    lima2x.check_yq(sh, user, home, "p")
+    lima2x.check_sync_copy_wrapper(module_run, module_home, "p", module_home, sh)
     held = [line for line in module_run("disk", "list", "--json").stdout.splitlines() if '"shared"' in line]
     assert held and '"instance":"p"' in held[0]
 
@@ -97,6 +109,7 @@ def test_boot_edited_protected_snapshot(module_home: Path, module_run: RunLimapy
     cp = module_run("stop", "p", timeout=300)
     assert cp.returncode == 0, cp.stderr
     state["p_done"] = True
+    lima2x.check_watch(lima2x.stop_watch(state.pop("watch")), "p")
 
 
 @pytest.mark.timeout(START_TIMEOUT + 300)
@@ -125,6 +138,8 @@ def test_reset_clone_boots_first_time_with_its_own_identity_and_the_disk_lock_ho
 
 @pytest.mark.timeout(300)
 def test_cleanup(module_run: RunLimapy, state: State) -> None:
+    if state.get("watch"):
+        state.pop("watch").kill()
     module_run("stop", "-f", "q", timeout=120)
     assert module_run("unprotect", "p").returncode == 0
     for name in ("p", "q"):

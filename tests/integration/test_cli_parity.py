@@ -140,7 +140,7 @@ def test_show_ssh_formats(env: Env) -> None:
     config = env.run("show-ssh", "-f", "config", "s").out.splitlines()
     assert config[0] == "Host lima-s" and config[1] == f"  IdentityFile {key}" and config[-1] == "  Port 0"
     r = env.run("show-ssh", "-f", "json", "s")
-    assert r.rc == 2 and "unknown format" in r.err
+    assert r.rc == 1 and "unknown format" in r.err
     assert env.run("show-ssh", "nosuch").rc == 1
 
 
@@ -161,16 +161,16 @@ def test_edit_validates_before_writing(env: Env) -> None:
     env.create("e")
     before = env.yaml("e")
     r = env.run("edit", "e", "--set", '.cpus = "many"')
-    assert r.rc == 3 and r.err.startswith("limapy: --set '.cpus = \"many\"': field `cpus`")
+    assert r.rc == 1 and r.err.startswith("limapy: --set '.cpus = \"many\"': field `cpus`")
     assert env.yaml("e") == before
     r = env.run("edit", "e", "--set", ".cpus = 2 | nonsense")
-    assert r.rc == 2 and env.yaml("e") == before
+    assert r.rc == 1 and env.yaml("e") == before
 
 
 def test_edit_refuses_to_shrink_the_disk(env: Env) -> None:
     env.create("e", "--disk", "20")
     r = env.run("edit", "e", "--disk", "10")
-    assert r.rc == 3
+    assert r.rc == 1
     assert "field `disk`: shrinking the disk (20GiB --> 10GiB) is not supported" in r.err
     assert env.run("edit", "e", "--disk", "30").rc == 0
     assert "disk: 30GiB" in env.yaml("e")
@@ -179,7 +179,7 @@ def test_edit_refuses_to_shrink_the_disk(env: Env) -> None:
 def test_edit_without_edits_off_a_terminal_is_a_usage_error(env: Env) -> None:
     env.create("e")
     r = env.run("edit", "e")
-    assert r.rc == 2 and "no edit given" in r.err
+    assert r.rc == 1 and "no edit given" in r.err
 
 
 def test_edit_create_only_flags_are_ignored_with_a_warning(env: Env) -> None:
@@ -218,7 +218,7 @@ def test_mount_flags(env: Env, tmp_path: Path) -> None:
     env.create("n", "--mount-none")
     assert not json.loads(env.run("list", "--json", "n").out)["config"].get("mounts")
     r = env.run("create", "--mount-none", "--mount", "/x", "template:default")
-    assert r.rc == 2 and "cannot be combined" in r.err
+    assert r.rc == 1 and "cannot be combined" in r.err
 
 
 def test_param_must_be_defined_by_the_template(env: Env, tmp_path: Path) -> None:
@@ -229,14 +229,14 @@ def test_param_must_be_defined_by_the_template(env: Env, tmp_path: Path) -> None
     assert r.rc == 0, r.err
     assert "GREETING: hello" in env.yaml("p")
     r = env.run("create", "--name", "q", "--param", "NOPE=1", str(tmpl))
-    assert r.rc == 2 and "--param NOPE=1: the template does not define" in r.err
+    assert r.rc == 1 and "--param NOPE=1: the template does not define" in r.err
     assert not (env.home / "q").exists()
 
 
 def test_create_from_stdin_requires_name(env: Env) -> None:
     text = f"images: [{{location: {env.media}, arch: x86_64}}]\n"
     r = env.run("create", "-", stdin=text)
-    assert r.rc == 2 and "requires --name" in r.err
+    assert r.rc == 1 and "requires --name" in r.err
     assert env.run("create", "--name", "fromstdin", "-", stdin=text).rc == 0
     assert env.run("ls", "-q").out.split() == ["fromstdin"]
 
@@ -250,7 +250,7 @@ def test_start_flags_on_an_existing_instance(env: Env) -> None:
     assert "--plain applies only when an instance is created" in r.err
     assert env.yaml("d") == before  # ... and a dry run writes nothing
     r = env.run("start", "--dry-run", "--set", '.cpus = "x"', "d")
-    assert r.rc == 3 and "--set '.cpus = \"x\"': field `cpus`" in r.err
+    assert r.rc == 1 and "--set '.cpus = \"x\"': field `cpus`" in r.err
 
 
 # -- clone / rename --------------------------------------------------------------------------------------
@@ -276,7 +276,7 @@ def test_clone_and_rename(env: Env) -> None:
     r = env.run("rename", "full", "renamed")
     assert r.rc == 0 and not (env.home / "full").exists() and (env.home / "renamed" / "disk").exists()
     r = env.run("rename", "renamed", "bad name")
-    assert r.rc == 2 and (env.home / "renamed").exists()
+    assert r.rc == 1 and (env.home / "renamed").exists()
     assert sorted(p.name for p in env.home.iterdir() if not p.name.startswith("_")) == ["dst", "renamed", "src"]
 
 
@@ -343,8 +343,8 @@ def test_template_commands(env: Env, tmp_path: Path) -> None:
     filled = env.run("tmpl", "copy", "--fill", "template:default", str(tmp_path))
     assert filled.rc == 0 and "cpus:" in (tmp_path / "default.yaml").read_text()
     again = env.run("template", "copy", "template:default", str(tmp_path / "default.yaml"))
-    assert again.rc == 2 and "already exists" in again.err
-    assert env.run("template", "copy", "--fill", "--embed", "template:default").rc == 2
+    assert again.rc == 1 and "already exists" in again.err
+    assert env.run("template", "copy", "--fill", "--embed", "template:default").rc == 1
     assert env.run("template", "validate", "template:default").rc == 0
 
 
@@ -392,7 +392,7 @@ def test_completion_other_shells(env: Env) -> None:
     for shell in ("zsh", "fish", "powershell"):
         r = env.run("completion", shell)
         assert r.rc == 0 and "_LIMAPY_COMPLETE" in r.out
-    assert env.run("completion", "tcsh").rc == 2
+    assert env.run("completion", "tcsh").rc == 1
 
 
 # -- snapshot (stopped: qemu-img; the firmware store and TPM state kept beside the disk) -------------------
@@ -430,7 +430,7 @@ def test_snapshot_refusals(env: Env) -> None:
     assert r.rc == 1 and "has no snapshot `nope`" in r.err
     for bad in ("a b", "x;quit", "-c", "../x", ""):
         r = env.run("snapshot", "create", "w", "--tag", bad)
-        assert r.rc == 2, (bad, r.err)
+        assert r.rc == 1, (bad, r.err)
     assert env.run("snapshot", "list", "-q", "w").out == "a\n"
 
 

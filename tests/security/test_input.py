@@ -148,7 +148,8 @@ def test_directory_fifo_and_big_files_get_their_own_message(home: Path, tmp_path
         (["--set", '.user.shell = "/bin/sh\\n"'], "control character"),
         (["--set", '.user.name = "root"'], 'field `user.name` must not be "root"'),
         (["--disk", "0"], "field `disk` is 0B"),
-        (["--set", ".provision = [{mode: yq, path: /etc/x, expression: .a = 1}]"], "`yq` is not supported by limapy"),
+        (["--set", '.provision = [{mode: yq, path: /etc/x, expression: "load(\\"/etc/passwd\\")"}]'],
+         "limapy's yq cannot run it: load(...) is not supported"),
         (["--cpus", "10000"], "at most 288"),
         (["--memory", "0"], "at least 64MiB"),
         (["--memory", "1e30"], "more than this host's"),
@@ -177,20 +178,21 @@ def test_create_refuses_what_start_would(home: Path, tmp_path: Path, args: list[
         ("disk: 0\n", "field `disk` is 0B: a guest disk needs at least 1MiB"),
         ("disk: 1KiB\n", "field `disk` is 1KiB"),
         ("memory: 0\n", "field `memory` is 0B: a guest needs at least 64MiB"),
-        ("provision: [{mode: yq, path: /etc/x, expression: .a = 1}]\n", "`provision[0].mode` `yq` is not supported"),
+        ('provision: [{mode: yq, path: /etc/x, expression: \'load("/etc/passwd")\'}]\n',
+         "field `provision[0].expression`: limapy's yq cannot run it: load(...) is not supported"),
         ("cpus: 10000\n", "field `cpus` is 10000: QEMU's x86_64 machine takes at most 288"),
     ],
     ids=["ok", "root", "name-nl", "home-nl", "shell-nl", "disk0", "disk1k", "mem0", "yq", "cpus"],
 )
 def test_validate_refuses_what_start_would(home: Path, tmp_path: Path, extra: str, needle: str | None) -> None:
-    """What no host could boot is refused by `validate` (exit 3), at the field's line, as `create` refuses it."""
+    """What no host could boot is refused by `validate` (exit 1), at the field's line, as `create` refuses it."""
     t = template(tmp_path, "/x.img", extra)
     cp = limapy("validate", str(t))
     if needle is None:
         assert cp.returncode == 0 and cp.stdout == f"{t}: OK\n", cp.stderr
         return
     err = one_error(cp)
-    assert cp.returncode == 3
+    assert cp.returncode == 1
     assert err.startswith(f"limapy: {t}:5:") and needle in err, err  # line 5 sets it
 
 

@@ -27,7 +27,7 @@ from tests.security.conftest import instances, limapy, one_error, qcow2, templat
 )
 def test_usage_errors_are_one_line_and_a_hint(home: Path, argv: list[str], needle: str, command: str) -> None:
     cp = limapy(*argv)
-    assert cp.returncode == 2, cp.stderr
+    assert cp.returncode == 1, cp.stderr
     assert one_error(cp).startswith(needle), cp.stderr
     assert cp.stderr.splitlines()[-1] == f"limapy: hint: see `{' '.join(['limapy', command]).strip()} --help`"
     assert "Usage:" not in cp.stderr and "Error:" not in cp.stderr and cp.stdout == ""

@@ -23,13 +23,14 @@ PKG = REPO / "limapy"
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqlite",
+     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqparse", "limapy.yqlite", "limapy.yqformats",
+     "limapy.yqcli",
      "limapy.stamps", "limapy.term"),
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
      "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
      "limapy.editflags"),
     ("limapy.store", "limapy.leftovers", "limapy.disk", "limapy.winedition", "limapy.summary"),
-    ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
+    ("limapy.cidata", "limapy.qemu", "limapy.ssh", "limapy.copytool"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
     ("limapy.driver",),  # the seam: plan, sidecars, media, the registry
     ("limapy.driver.qemu", "limapy.driver.libvirt"),  # engines

@@ -201,3 +201,25 @@ def test_seed_iso_readback(tmp_path: Path) -> None:
         assert rec.rock_ridge.get_file_mode() & 0o111
     finally:
         iso.close()
+
+
+def test_yq_steps_on_the_seed() -> None:
+    """Lima's layout for `mode: yq` (cidata.go line 351 and 582, lima.env lines 29-33): the expression in
+    provision.yq/%08d, format/owner/path/permissions in lima.env; limapy adds its yq tool under util/."""
+    c = cfg()
+    c["provision"] = [{"mode": "yq", "path": "/home/alice.guest/.config/docker/daemon.json", "format": "auto",
+                       "expression": ".features.cdi = true", "owner": "alice", "permissions": "644"},
+                      {"mode": "yq", "path": "/etc/o.conf", "format": "ini", "expression": ".S.U = 1",
+                       "owner": "root:root", "permissions": "600"}]  # fmt: skip
+    files = seed(c)
+    assert files["provision.yq/00000000"] == b".features.cdi = true"
+    env = files["lima.env"].decode().splitlines()
+    assert "LIMA_CIDATA_YQ_PROVISION_00000000_FORMAT=auto" in env
+    assert "LIMA_CIDATA_YQ_PROVISION_00000000_OWNER=alice" in env
+    assert "LIMA_CIDATA_YQ_PROVISION_00000000_PATH=/home/alice.guest/.config/docker/daemon.json" in env
+    assert "LIMA_CIDATA_YQ_PROVISION_00000001_PERMISSIONS=600" in env
+    assert {"util/limapy-yq", "util/limapy/__init__.py", "util/limapy/yqlite.py"} <= set(files)
+    boot = files["boot.sh"].decode()
+    order = [boot.index(f'"$LIMA_CIDATA_MNT"/provision.{m}/*') for m in ("data", "yq", "system")]
+    assert order == sorted(order)  # Lima's boot.sh: data files, then yq edits, then system scripts
+    assert "util/limapy-yq" not in "".join(seed())  # no yq step: no tool on the seed

@@ -127,7 +127,7 @@ def test_help_shows_the_global_flags(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_bad_global_flag_after_the_command_is_one_usage_line(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["list", "--log-level", "loud"]) == 2
+    assert cli.main(["list", "--log-level", "loud"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("limapy: --log-level 'loud'") and len(err.strip().splitlines()) == 1
 

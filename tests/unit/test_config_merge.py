@@ -214,17 +214,19 @@ def test_file_on_data_and_yq_entries_becomes_content_and_expression(tmp_path: Pa
 
 
 def test_an_image_url_is_a_template_without_a_download(tmp_path: Path) -> None:
-    from limapy.config.locate import locate
+    from limapy.config.locate import _host_arch, locate
 
     def no_fetch(url: str) -> Path:
         raise AssertionError(f"downloaded {url}")
 
     url = "https://e.x/images/debian-12-genericcloud-arm64.qcow2"
     located = locate(url, fetcher=no_fetch)
-    assert located.name_hint == "debian-12-genericcloud-arm64"
+    assert located.name_hint == "debian-12-arm64"  # Lima's InstNameFromImageURL drops generic tags
     t = tmp_path / "t.yaml"
     t.write_text(f"base: {url}\ncpus: 1\n")
     doc = load(str(t), fetcher=no_fetch)
     assert doc.data["images"] == [{"location": url, "arch": "aarch64"}] and doc.data["cpus"] == 1
-    plain = locate("https://e.x/disk.img.xz", fetcher=no_fetch)
-    assert plain.raw == b'images:\n- location: "https://e.x/disk.img.xz"\n' and plain.name_hint == "disk"
+    plain = locate("https://e.x/disk.img.xz", fetcher=no_fetch)  # no arch in the name: the host's, with a warning
+    arch = _host_arch().encode()
+    assert plain.raw == (b'os: "Linux"\narch: "' + arch + b'"\nimages:\n- location: "https://e.x/disk.img.xz"\n'
+                         b'  arch: "' + arch + b'"\n') and plain.name_hint == "disk" and plain.warnings

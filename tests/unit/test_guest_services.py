@@ -97,11 +97,16 @@ def test_rules_in_order_first_match_wins() -> None:
         {"guestIP": "0.0.0.0", "guestPort": 9000},
         {"guestPort": 9001, "guestIPMustBeZero": True},
         {"guestPort": 9002, "static": True},
+        {"guestIP": "0.0.0.0", "guestIPMustBeZero": False, "guestPort": 9003},
     )
     assert decide(s, "0.0.0.0", 8080) is None  # ignored before the range rule
     assert decide(s, "127.0.0.1", 8081) == 18081
     assert decide(s, "0.0.0.0", 80) == 8888  # a rule can take a privileged guest port
-    assert decide(s, "192.168.5.15", 9000) == 9000  # guestIP 0.0.0.0 takes any address
+    # Lima fills guestIPMustBeZero from guestIP (defaults.go line 1003): a rule for 0.0.0.0 matches exactly
+    # that address (hostagent/port.go line 102); with guestIPMustBeZero: false it takes any address
+    assert decide(s, "192.168.5.15", 9000) is None
+    assert decide(s, "0.0.0.0", 9000) == 9000
+    assert decide(s, "192.168.5.15", 9003) == 9003
     assert decide(s, "127.0.0.1", 9001) == 9001  # must-be-zero did not match: the default rule did
     assert forwards.decide(forwards.rules(s), Listener("0.0.0.0", 9001)).forwarded
     assert forwards.decide(forwards.rules(s), Listener("0.0.0.0", 9002)).reason == "static"

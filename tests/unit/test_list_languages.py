@@ -26,8 +26,21 @@ def test_go_templates(template: str, out: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "template", ["{{if .Name}}x{{end}}", "{{range .Param}}{{end}}", "{{$x := 1}}", "{{printf \"%s\" .Name}}",
-                 "{{.Name", "{{.Name.Length}}", "{{}}", "{{.Name 1}}"],
+    ("template", "out"),
+    [("{{if .Name}}x{{end}}", "x"), ("{{range $k, $v := .Param}}{{$k}}={{$v}}{{end}}", "A=1"),
+     ("{{$x := 1}}{{$x}}", "1"), ('{{printf "%s:%d" .Name .CPUs}}', "web:4"),
+     ('{{if eq .Status "Running"}}up{{else}}down{{end}}', "up"), ("{{len .Config.Images}}", "1"),
+     ("{{yaml .Param}}", "---\nA: '1'"), ("{{with .Nope}}x{{else}}none{{end}}", "none")],
+)
+def test_go_template_control_structures(template: str, out: str) -> None:
+    # Lima's list --format is Go's text/template (pkg/store/instance.go line 125; funcs in
+    # pkg/textutil/textutil.go line 56, whose `yaml` starts the document with "---", line 72)
+    assert gotmpl.render(template, ROW, ALIASES) == out
+
+
+@pytest.mark.parametrize(
+    "template", ["{{.Name", "{{.Name.Length}}", "{{}}", "{{.Name 1}}", "{{foo .Name}}", "{{end}}", "{{if .X}}",
+                 "{{$y}}", '{{define "t"}}{{end}}'],
 )
 def test_go_templates_refuse_what_they_cannot_do(template: str) -> None:
     with pytest.raises(gotmpl.TemplateError):

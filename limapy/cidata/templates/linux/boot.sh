@@ -1,6 +1,6 @@
 #!/bin/sh
 # limapy boot script, run as root on every boot from the cidata seed (see per-boot.sh).
-# Order as in Lima: dependency scripts, data files, system scripts, user scripts, then the marker
+# Order as in Lima: dependency scripts, data files, yq edits, system scripts, user scripts, then the marker
 # /run/lima-boot-done holding this boot's instance-id, written as the very last step.
 set -u
 : "${LIMA_CIDATA_MNT:=/mnt/lima-cidata}"
@@ -91,6 +91,70 @@ for f in "$LIMA_CIDATA_MNT"/provision.data/*; do
   { mkdir -p "$(dirname "$path")" && cp "$f" "$path" && chown "$owner" "$path" && chmod "$permissions" "$path"; } ||
     failed "$f"
 done
+
+# `mode: yq`: limapy's yq (util/limapy-yq, stdlib Python) edits the file, run as root as Lima runs the yq of its
+# guest agent; the directory is made, the file created (through tee), checked writable, owned and chmod-ed as
+# the owning user, as in Lima's boot.sh.
+yq_python() {
+  for p in python3 /usr/libexec/platform-python python; do
+    if command -v "$p" >/dev/null 2>&1; then command -v "$p"; return 0; fi
+  done
+  ci=$(command -v cloud-init) || return 1 # the interpreter cloud-init itself runs with
+  sed -n '1s/^#![[:space:]]*\([^[:space:]]*\).*/\1/p' "$ci"
+}
+if [ -d "$LIMA_CIDATA_MNT/provision.yq" ]; then
+  PY=$(yq_python) || PY=
+  yq() { "$PY" -B "$LIMA_CIDATA_MNT/util/limapy-yq" "$@"; }
+  for f in "$LIMA_CIDATA_MNT"/provision.yq/*; do
+    [ -e "$f" ] || continue
+    n=$(basename "$f")
+    format=$(deref "LIMA_CIDATA_YQ_PROVISION_${n}_FORMAT")
+    owner=$(deref "LIMA_CIDATA_YQ_PROVISION_${n}_OWNER")
+    path=$(deref "LIMA_CIDATA_YQ_PROVISION_${n}_PATH")
+    permissions=$(deref "LIMA_CIDATA_YQ_PROVISION_${n}_PERMISSIONS")
+    user="${owner%%:*}"
+    if [ -z "$PY" ]; then
+      failed "$f (no Python interpreter for limapy's yq)"
+      continue
+    fi
+    if ! sudo -iu "$user" mkdir -p "$(dirname "$path")"; then
+      failed "$f (cannot create the directory of $path as user $user)"
+      continue
+    fi
+    if [ -f "$path" ]; then
+      INFO "Updating $path"
+      if ! sudo -iu "$user" test -w "$path"; then
+        failed "$f ($path is not writable by user $user)"
+        continue
+      fi
+      yq --inplace --from-file "$f" --input-format "$format" --output-format "$format" "$path" ||
+        { failed "$f (updating $path)"; continue; }
+    else
+      if [ "$format" = auto ]; then # yq cannot tell the format of a file that does not exist yet
+        case "$path" in
+        *.csv) format=csv ;; *.ini) format=ini ;; *.json) format=json ;; *.properties) format=properties ;;
+        *.toml) format=toml ;; *.tsv) format=tsv ;; *.xml) format=xml ;; *.yaml | *.yml) format=yaml ;;
+        *)
+          format=yaml
+          WARNING "Cannot determine file type for $path, using yaml format"
+          ;;
+        esac
+      fi
+      INFO "Creating $path"
+      out=$(mktemp) || { failed "$f"; continue; }
+      if yq --null-input --from-file "$f" --output-format "$format" >"$out" &&
+        sudo -iu "$user" tee "$path" <"$out" >/dev/null; then
+        rm -f "$out"
+      else
+        rm -f "$out"
+        failed "$f (creating $path)"
+        continue
+      fi
+    fi
+    sudo -iu "$user" chown "$owner" "$path" || failed "$f (chown $owner $path)"
+    sudo -iu "$user" chmod "$permissions" "$path" || failed "$f (chmod $permissions $path)"
+  done
+fi
 
 for f in "$LIMA_CIDATA_MNT"/provision.system/*; do
   [ -e "$f" ] || continue
