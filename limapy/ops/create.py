@@ -105,6 +105,10 @@ def linux_media(spec: Spec, say: Say) -> Fetched:
     if image.initrd is not None:
         initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False)
     iso = disk.is_iso9660(base)
+    if not iso:
+        from limapy import imagecheck
+
+        imagecheck.verify(base, image.location)  # before anything is made; the overlay checks it again
     return Fetched(
         disk_size=spec.disk,
         base=None if iso else base,

@@ -172,6 +172,15 @@ def one_error(cp: subprocess.CompletedProcess[str]) -> str:
     return errors[0]
 
 
+def final_error(cp: subprocess.CompletedProcess[str]) -> str:
+    """As one_error, after progress lines (a download's) that precede it on stderr."""
+    assert cp.returncode != 0, cp.stdout + cp.stderr
+    assert "Traceback" not in cp.stderr, cp.stderr
+    lines = [ln for ln in cp.stderr.splitlines() if ln.strip()]
+    tail = lines[next(i for i, ln in enumerate(lines) if ln.startswith("limapy: ")):]
+    return one_error(subprocess.CompletedProcess(cp.args, cp.returncode, cp.stdout, "\n".join(tail)))
+
+
 def instances(home: Path) -> list[str]:
     return sorted(p.name for p in home.iterdir() if not p.name.startswith("_")) if home.exists() else []
 
