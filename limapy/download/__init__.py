@@ -3,9 +3,11 @@
 Remote files go through the content-addressed cache (limapy.download.cache): a verified download becomes an
 immutable blob named by its sha256, so a base image an instance uses never changes underneath it, and a newer
 version of a digest-less "latest" URL lands beside the old one. Downloads resume after an interruption and
-are bounded in size and time (limapy.download.transfer). A decompressed copy (`.gz .xz .bz2 .zst`) sits beside
-the blob as `decompressed`. Local files are used in place; their sha256 is remembered by (size, mtime, inode)
-so a 5 GB ISO is hashed once, not on every start. `identity(path)` gives the digest a base is recorded with.
+are bounded in size and time (limapy.download.transfer). A decompressed copy (`.gz .xz .bz2 .zst`) of a
+download sits beside its blob as `decompressed` (keyed by the compressed bytes); a local compressed file's is
+a blob of its own, named by the sha256 of the output. Local files are used in place; their sha256 is
+remembered by their stat (size, mtime, inode, ctime) so a 5 GB ISO is hashed once, not on every start.
+`identity(path)` gives the digest a base is recorded with.
 """
 
 from __future__ import annotations
@@ -138,7 +140,7 @@ def _fetch_local(path: Path, location: str, want: Digest | None, decompress: boo
             _compare(location, want, actual)
         if not needs_copy:
             return path
-        return _decompressed(path, entry, progress, name=path.name, key=cache.stat_key(path))
+        return _decompressed_local(path, entry, progress)
 
 
 # -- remote files -----------------------------------------------------------------------------------------
@@ -170,28 +172,28 @@ def _cached(url: str, entry: Path, want: Digest | None) -> Path | None:
     if want is not None and want.algo != "sha256":
         # The store is named by sha256: the URL's last blob is used when it was verified with this digest.
         current = cache.read(entry / "content")
-        if current and _HEX.fullmatch(current) and (cache.content_dir(current) / "data").is_file():
+        if current and _HEX.fullmatch(current) and cache.own_file(cache.content_dir(current) / "data"):
             if cache.read(cache.content_dir(current) / want.algo) == want.hex and cache.blob_ok(current):
                 return cache.content_dir(current) / "data"
         return None
     if want is not None:
-        if (cache.content_dir(want.hex) / "data").is_file():
+        if cache.own_file(cache.content_dir(want.hex) / "data"):
             if cache.blob_ok(want.hex):
                 return cache.content_dir(want.hex) / "data"
             cache.quarantine(cache.content_dir(want.hex) / "data")
         legacy = entry / "data"  # limapy < 0.2 kept downloads here; still used (instances point at them)
-        if legacy.is_file() and cache.read(entry / "sha256.digest") == f"sha256:{want.hex}":
+        if cache.own_file(legacy) and cache.read(entry / "sha256.digest") == f"sha256:{want.hex}":
             if cache.remembered_digest(legacy, entry / "sha256.digest", entry / "data.stat") == want.hex:
                 return legacy
         return None
     current = cache.read(entry / "content")
-    if current and _HEX.fullmatch(current) and (cache.content_dir(current) / "data").is_file():
+    if current and _HEX.fullmatch(current) and cache.own_file(cache.content_dir(current) / "data"):
         if not cache.blob_ok(current):
             cache.quarantine(cache.content_dir(current) / "data")
             return None
         return cache.content_dir(current) / "data" if _unchanged(url, entry) else None
     legacy = entry / "data"
-    if legacy.is_file() and cache.read(entry / "sha256.digest") and _unchanged(url, entry):
+    if cache.own_file(legacy) and cache.read(entry / "sha256.digest") and _unchanged(url, entry):
         return legacy
     return None
 
@@ -260,7 +262,7 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
     """`where/decompressed`, made once per source (`key`), kept while its bytes are what was written."""
     out = where / "decompressed"
     digest_file, stat_file, source_file = (where / f"decompressed.{k}" for k in ("sha256", "stat", "source"))
-    if out.is_file() and cache.read(source_file) == key:
+    if cache.own_file(out) and cache.read(source_file) == key:
         recorded = cache.read(digest_file)
         if recorded and cache.remembered_digest(out, where / ".decompressed.check", stat_file) == recorded:
             return out
@@ -271,6 +273,26 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
     cache.write(where / ".decompressed.check", f"sha256:{digest}")
     cache.write(source_file, key)
     return out
+
+
+def _decompressed_local(src: Path, entry: Path, progress: Progress | None) -> Path:
+    """A local compressed image decompressed into the content store (`by-content-sha256/<sha256 of the
+    output>/data`), remembered by the source's stat: a newer release at the same path is a new blob beside the
+    old one, so an instance made on the old one keeps its base (it is never rewritten in place)."""
+    key = cache.stat_key(src)
+    known = cache.read(entry / "decompressed.content")
+    if known and _HEX.fullmatch(known) and cache.read(entry / "decompressed.from") == key and cache.blob_ok(known):
+        return cache.content_dir(known) / "data"
+    store = cache.private_dir(cache.root() / "by-content-sha256")
+    tmp = store / f".decompressing-{os.getpid()}-{entry.name[:16]}"
+    try:
+        digest = _decompress(src, tmp, progress, name=src.name)
+        blob = cache.adopt(tmp, digest, f"file://{src} (decompressed)")
+    finally:
+        cache.remove(tmp)
+    cache.write(entry / "decompressed.content", digest)
+    cache.write(entry / "decompressed.from", key)
+    return blob
 
 
 def _decompress(src: Path, out: Path, progress: Progress | None, *, name: str) -> str:
@@ -322,7 +344,7 @@ class Identity:
 
     path: str
     digest: str  # "sha256:<hex>"
-    stat: str  # "size mtime_ns inode"
+    stat: str  # cache.stat_key: "size mtime_ns inode ctime_ns device"
 
 
 def identity(path: Path, progress: Progress | None = None) -> Identity:

@@ -19,6 +19,7 @@ import http.client
 import json
 import os
 import re
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -187,7 +188,7 @@ def _attempt(
     progress: Progress | None,
     say: Callable[[str], None] | None,
 ) -> Result:
-    offset = partial.stat().st_size if partial.exists() else 0
+    offset = _partial_size(partial)
     if offset and not state.validator:
         offset = 0  # nothing to tell an unchanged file from a changed one: start again
     headers = {}
@@ -262,15 +263,10 @@ def _stream(
     info: dict[str, str],
 ) -> tuple[int, Any]:
     """Write the body at `start`; (bytes in the file, a sha256 of them when the whole was streamed now)."""
-    mode = "r+b" if start else "wb"
     hasher = None if start else hashlib.sha256()
-    if not partial.exists():
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, cache.FILE_MODE)
-        os.close(fd)
     done = start
     first = True
-    with open(partial, mode) as out:
-        os.fchmod(out.fileno(), cache.FILE_MODE)
+    with _open_partial(partial) as out:
         out.seek(start)
         out.truncate()
         # read1: what has arrived (at most CHUNK), so the deadline and speed checks see a trickle as it comes;
@@ -307,6 +303,34 @@ def _stream(
         out.flush()
         os.fsync(out.fileno())
     return done, hasher
+
+
+def _partial_size(partial: Path) -> int:
+    """How much of an earlier try is there to resume from: 0 unless `partial` is a regular file of the user's
+    (a link or another user's file in its place is removed, never followed)."""
+    try:
+        st = os.lstat(partial)
+    except FileNotFoundError:
+        return 0
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+        return st.st_size
+    cache.remove(partial)
+    return 0
+
+
+def _open_partial(partial: Path) -> Any:
+    """`partial` opened for writing without following a link (O_NOFOLLOW), made 0600 if new, and refused
+    unless it is a regular file of the user's."""
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, cache.FILE_MODE)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise DownloadError(f"refusing to write {partial}: not a regular file of yours")
+        os.fchmod(fd, cache.FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "r+b")
 
 
 def _finish(url: str, partial: Path, state: State, info: dict[str, str], start: int, hasher: Any = None) -> Result:
