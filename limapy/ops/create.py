@@ -132,9 +132,10 @@ def create(
 ) -> store.Instance:
     """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
     ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
-    from limapy import driver, preflight
+    from limapy import dirs, driver, preflight
     from limapy.config import check, hostinfo
     from limapy.config.load import stored_yaml
+    from limapy.download import refs
 
     if locator == "-" and not name:
         raise UsageError("`create -` (a template on stdin) requires --name", hint="e.g. `limapy create --name vm -`")
@@ -157,15 +158,17 @@ def create(
     drv.check(spec, connect)  # before any download: no progress lines ahead of a refusal
     if for_start:
         driver.check_ssh_port(spec)
-    fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
     text, product_key = stored_yaml(doc.data)
-
-    with store.creating(name) as tmp:
-        new = store.Instance(name, tmp)
-        store.atomic_write(new.lima_yaml, text.encode(), 0o644)
-        store.atomic_write(new.lima_version, (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
-        if product_key is not None:
-            store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
-        driver.record(tmp, drv_name, connect)
-        drv.create(tmp, spec, fetched, say)
+    # From before the downloads until the instance dir is in place: `prune` (any home) cannot remove the base
+    # in between, and this home is known to the cache (download.refs).
+    with refs.using(dirs.limapy_home()):
+        fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
+        with store.creating(name) as tmp:
+            new = store.Instance(name, tmp)
+            store.atomic_write(new.lima_yaml, text.encode(), 0o644)
+            store.atomic_write(new.lima_version, (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
+            if product_key is not None:
+                store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
+            driver.record(tmp, drv_name, connect)
+            drv.create(tmp, spec, fetched, say)
     return layout

@@ -263,6 +263,10 @@ def run_foreground(inst: store.Instance) -> None:
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
     """Start and wait; False when it was already running."""
+    from limapy import dirs
+    from limapy.download import refs
+
+    refs.register_quietly(dirs.limapy_home())  # an instance made by an older limapy: `prune` elsewhere sees it
     with store.lock(inst, what="start"):
         if not _startable(inst):
             return False
