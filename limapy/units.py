@@ -36,6 +36,15 @@ def format_size(size: float) -> str:
     return f"{size:.4g}{_ABBRS[i]}"
 
 
+def format_duration(seconds: float) -> str:
+    """`45 s`, `2 min`, `1 h 30 min`: how long, as a person says it."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    h, m = divmod(s // 60, 60)
+    return f"{h} h {m} min" if h and m else f"{h} h" if h else f"{m} min"
+
+
 def parse_duration(text: str) -> float:
     """`90`, `90s`, `10m`, `1h30m` -> seconds."""
     from limapy.errors import UsageError

@@ -22,6 +22,11 @@ from limapy.errors import ConfigError
 
 MAX_INLINE_BYTES = 4 << 20
 PREPENDED = ("provision", "probes")
+#: `base:` chains: how deep one may nest, and how many templates one document may embed in all. Lima has no
+#: such limit (only its loop check and its 4 MiB size limit); without one, a server answering every URL with
+#: a template naming a new one made limapy fetch hundreds before Python's recursion limit stopped it.
+MAX_BASE_DEPTH = 32
+MAX_BASES = 256
 
 
 @dataclass
@@ -36,6 +41,9 @@ class Document:
     incomplete: bool = False  # a base could not be embedded (missing URL plugin): fields may be absent
     #: The sources (as marks name them) that came over the network: what they say may not read host files.
     remote_sources: set[str] = field(default_factory=set)
+    #: For each of those, the origin (a URL) whose scheme, host and port it may name freely: the URL it was
+    #: fetched from, or, for a template made up from an image URL a network template named, that template's.
+    origins: dict[str, str] = field(default_factory=dict)
     allow_local: bool = False
     #: Every local file the document was read from (itself, its bases, provision files), and whether that is
     #: all of it (False when a part came from stdin or the network): what a cache of it is keyed by.
@@ -61,17 +69,19 @@ def load(locator: str, *, fetcher: Fetcher | None = None, embed: bool = True, al
     located = locate(locator, fetcher=fetcher)
     doc = _from_located(located, fetcher, allow_local)
     if embed:
-        doc = _embed(doc, located, fetcher, stack=(located.key,))
+        doc = _embed(doc, located, fetcher, stack=(located.key,), count=[0])
     return doc
 
 
 def load_bytes(raw: bytes, source: str, *, directory: Path | None = None) -> Document:
     located = Located(source, source, raw, directory, None)
     doc = _from_located(located, None, False)
-    return _embed(doc, located, None, stack=(source,))
+    return _embed(doc, located, None, stack=(source,), count=[0])
 
 
-def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) -> Document:
+def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool,
+                  named_from: str | None = None) -> Document:  # fmt: skip
+    """`named_from`: the origin of the network template whose `base:` this is."""
     parsed: Parsed = parse(located.raw, located.display)
     doc = Document(
         parsed.source, parsed.data, parsed.marks, list(located.warnings), name_hint=located.name_hint,
@@ -79,6 +89,7 @@ def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) 
     )  # fmt: skip
     if remote_url(located) is not None:
         doc.remote_sources.add(parsed.source)
+        doc.origins[parsed.source] = named_from if located.synthesized and named_from else located.key
     _note_source(doc, located)
     _inline_files(doc, located, fetcher)
     return doc
@@ -156,12 +167,23 @@ def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
     return out
 
 
-def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tuple[str, ...]) -> Document:
+def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tuple[str, ...],
+           count: list[int]) -> Document:  # fmt: skip
+    """Embed `doc`'s bases (recursively): `stack` is the chain that led here (loops), `count` how many
+    templates the whole document embedded so far (one list shared by every level)."""
     bases = _base_locators(doc)
     if not bases:
         doc.data.pop("base", None)
         return doc
     wheres = [doc.where(path) for _, path in bases]  # before the `base` marks are dropped
+    if len(stack) > MAX_BASE_DEPTH:
+        raise ConfigError([f"{wheres[0]}: base templates nested more than {MAX_BASE_DEPTH} deep "
+                           f"({stack[0]} -> ... -> {stack[-1]})"],
+                          hint="a chain of `base:` this long is a loop through ever new URLs, or a mistake")
+    count[0] += len(bases)
+    if count[0] > MAX_BASES:
+        raise ConfigError([f"{wheres[0]}: more than {MAX_BASES} base templates in all (embedding {stack[0]})"],
+                          hint="a template embeds at most that many bases, however they nest")  # fmt: skip
     doc.data.pop("base", None)
     doc.marks = {p: m for p, m in doc.marks.items() if not p or p[0] != "base"}
     for (loc, _), where in zip(bases, wheres, strict=True):
@@ -182,10 +204,12 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, stack: tupl
         if blocated.key in stack:
             chain = " -> ".join([*stack, blocated.key])
             raise ConfigError([f"{where}: base template loop: {chain}"])
-        bdoc = _from_located(blocated, fetcher, doc.allow_local)
-        bdoc = _embed(bdoc, blocated, fetcher, (*stack, blocated.key))
+        named_from = doc.origins.get(located.display) if remote_url(located) is not None else None
+        bdoc = _from_located(blocated, fetcher, doc.allow_local, named_from)
+        bdoc = _embed(bdoc, blocated, fetcher, (*stack, blocated.key), count)
         doc.warnings.extend(bdoc.warnings)
         doc.remote_sources |= bdoc.remote_sources
+        doc.origins.update(bdoc.origins)
         doc.files += bdoc.files
         doc.local = doc.local and bdoc.local
         doc.incomplete = doc.incomplete or bdoc.incomplete

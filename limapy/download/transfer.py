@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
@@ -29,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limapy import __version__
-from limapy.download import cache
+from limapy import netpolicy
+from limapy.download import cache, connect, space
+from limapy.download.connect import DownloadError as DownloadError
 from limapy.errors import LimapyError
 from limapy.units import format_size
 
@@ -41,10 +43,6 @@ LOW_SPEED_WINDOW = 60.0
 RETRIES = 4
 BACKOFF = (1.0, 2.0, 4.0, 8.0)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-class DownloadError(LimapyError):
-    """A download that failed for good (after retries), with one line saying why."""
 
 
 class _Transient(Exception):
@@ -90,32 +88,9 @@ class Result:
     resumed_from: int = 0
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        new = urllib.parse.urlparse(newurl)
-        old = urllib.parse.urlparse(req.full_url)
-        if new.scheme not in ("http", "https"):
-            raise DownloadError(f"{req.full_url}: redirect to {newurl} refused: only http(s) locations are fetched")
-        if old.scheme == "https" and new.scheme == "http":
-            raise DownloadError(f"{req.full_url}: redirect from https to {newurl} refused (a downgrade to plain http)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_Redirects())
-
-
-def request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> urllib.request.Request:
-    h = {"User-Agent": f"limapy/{__version__}", "Accept-Encoding": "identity", **(headers or {})}
-    return urllib.request.Request(url, method=method, headers=h)  # noqa: S310 (scheme checked by the caller)
-
-
-def head_length(url: str) -> int | None:
-    try:
-        with opener().open(request(url, "HEAD"), timeout=SOCKET_TIMEOUT) as resp:
-            value = resp.headers.get("Content-Length")
-    except (OSError, urllib.error.URLError, http.client.HTTPException, LimapyError):
-        return None
+def head_length(url: str, guard: netpolicy.Guard | None = None) -> int | None:
+    headers = connect.head(url, timeout=SOCKET_TIMEOUT, guard=guard)
+    value = (headers or {}).get("content-length")
     return int(value) if value and value.isdigit() else None
 
 
@@ -124,18 +99,26 @@ def _looks_like_html(first: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html"))
 
 
-class _Clock:
-    def __init__(self, deadline: float | None) -> None:
-        self.start = time.monotonic()
-        self.deadline = None if deadline is None else self.start + deadline
-        self.total = deadline
-        self.window_start = self.start
+class _Clock(connect.Watchdog):
+    """The download's deadline (from the first connect to the last byte, over every retry: the watchdog shuts
+    a connection down when it passes, in whatever phase) and its low-speed limit."""
+
+    def __init__(self, deadline: float | None, deadline_hint: str = "") -> None:
+        super().__init__(deadline)
+        self.hint = deadline_hint
+        self.window_start = time.monotonic()
         self.window_bytes = 0
+
+    def expired(self, url: str) -> DownloadError:
+        from limapy.units import format_duration
+
+        return DownloadError(f"cannot download {url}: not done after {format_duration(self.total or 0)} (the time "
+                             f"allowed{self.hint}); run the command again to resume")  # fmt: skip
 
     def check(self, url: str, got: int) -> None:
         now = time.monotonic()
-        if self.deadline is not None and now > self.deadline:
-            raise DownloadError(f"cannot download {url}: not done after {self.total:.0f} s (the time allowed)")
+        if self.over():
+            raise self.expired(url)
         self.window_bytes += got
         if now - self.window_start >= LOW_SPEED_WINDOW:
             if self.window_bytes < LOW_SPEED:
@@ -150,30 +133,46 @@ def download(
     *,
     max_bytes: int | None = None,
     deadline: float | None = None,
+    deadline_hint: str = "",
     progress: Progress | None = None,
     say: Callable[[str], None] | None = None,
+    guard: netpolicy.Guard | None = None,
 ) -> Result:
-    """Fetch `url` into `partial` (resuming what is there); returns its sha256 once complete.
+    """Fetch `url` into `partial` (resuming what is there); returns its sha256 once complete. `deadline`:
+    seconds from the first connect to the last byte, retries included (`deadline_hint` says how to change it).
+    `guard`: the addresses a network template's URL may reach (limapy.netpolicy).
 
     On failure the partial file and its state stay for the next try, unless the server's answer makes them
     useless (then they are removed). Ctrl-C (KeyboardInterrupt) leaves them as they are."""
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, deadline_hint)
     state = State.load(state_file, url)
     resumed_from = 0
     last_error = ""
-    for attempt in range(RETRIES + 1):
-        if attempt:
-            wait = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
-            if say:
-                say(f"download interrupted ({last_error}); retrying in {wait:.0f} s")
-            time.sleep(wait)
-        try:
-            result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say)
-        except _Transient as e:
-            last_error = str(e)
-            continue
-        result.resumed_from = max(resumed_from, result.resumed_from)
-        return result
+    try:
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                wait = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
+                left = clock.remaining()
+                if left is not None and left < wait:
+                    raise clock.expired(url)
+                if say:
+                    say(f"download interrupted ({last_error}); retrying in {wait:.0f} s")
+                time.sleep(wait)
+            try:
+                result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say, guard)
+            except _Transient as e:
+                if clock.over():
+                    raise clock.expired(url) from None
+                last_error = str(e)
+                continue
+            except DownloadError:
+                if clock.over():  # what the watchdog's shutdown looked like to the code that read
+                    raise clock.expired(url) from None
+                raise
+            result.resumed_from = max(resumed_from, result.resumed_from)
+            return result
+    finally:
+        clock.cancel()
     raise DownloadError(f"cannot download {url}: {last_error} (gave up after {RETRIES + 1} tries; run the command "
                         "again to resume)")
 
@@ -187,6 +186,7 @@ def _attempt(
     max_bytes: int | None,
     progress: Progress | None,
     say: Callable[[str], None] | None,
+    guard: netpolicy.Guard | None = None,
 ) -> Result:
     offset = _partial_size(partial)
     if offset and not state.validator:
@@ -195,7 +195,7 @@ def _attempt(
     if offset:
         headers = {"Range": f"bytes={offset}-", "If-Range": str(state.validator)}
     try:
-        resp = opener().open(request(url, headers=headers), timeout=SOCKET_TIMEOUT)
+        resp = connect.opener(guard, clock).open(connect.request(url, headers=headers), timeout=SOCKET_TIMEOUT)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset and state.length == offset:
             return _finish(url, partial, state, {}, offset)
@@ -235,6 +235,8 @@ def _attempt(
             total = int(length) if length.isdigit() else None
         if max_bytes is not None and total is not None and total > max_bytes:
             raise DownloadError(f"cannot download {url}: {total} bytes, more than the {max_bytes} allowed")
+        if total is not None:
+            space.check_room(url, cache.root(), total - start)
         state.etag = info.get("etag") or None
         state.last_modified = info.get("last-modified") or None
         state.length = total
@@ -245,7 +247,7 @@ def _attempt(
     if total is None and info.get("transfer-encoding", "").lower() != "chunked":
         # No length given and not chunked: the body ended when the connection closed, which a truncation
         # looks like too. Ask the server what the whole is.
-        promised = head_length(url)
+        promised = head_length(url, guard)
         if promised is not None and promised != done:
             raise _Transient(f"got {done} bytes, the server says the file has {promised}")
     return _finish(url, partial, state, info, start, hasher)
@@ -263,6 +265,26 @@ def _stream(
     info: dict[str, str],
 ) -> tuple[int, Any]:
     """Write the body at `start`; (bytes in the file, a sha256 of them when the whole was streamed now)."""
+    try:
+        return _write_body(url, resp, partial, start, total, clock, max_bytes, progress, info)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        cache.remove(partial)  # a part that cannot be finished here must not keep the file system full
+        raise space.full(url, cache.root()) from None
+
+
+def _write_body(
+    url: str,
+    resp: Any,
+    partial: Path,
+    start: int,
+    total: int | None,
+    clock: _Clock,
+    max_bytes: int | None,
+    progress: Progress | None,
+    info: dict[str, str],
+) -> tuple[int, Any]:
     hasher = None if start else hashlib.sha256()
     done = start
     first = True

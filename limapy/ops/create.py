@@ -6,6 +6,7 @@ Everything that can fail (config, downloads, digests, missing ISOs, swtpm) happe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,16 @@ from limapy.edits import Edit
 from limapy.errors import LimapyError, UsageError
 
 Say = Callable[[str], None]
+#: The netpolicy.Guard a URL needs (config.trust.guard_for: what a network template named), or None.
+Guards = Callable[[str], Any]
 
 
 def _quiet(_msg: str) -> None:
     pass
+
+
+def _unguarded(_url: str) -> None:
+    return None
 
 
 def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool = False) -> Any:
@@ -43,17 +50,22 @@ def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool
     return doc
 
 
-def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: bool = True) -> Path:
+def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: bool = True,
+           guards: Guards = _unguarded) -> Path:  # fmt: skip
     from limapy import download
 
     if location.startswith(("http://", "https://")):
+        guard = guards(location)
+        if guard is not None:
+            guard.check_url(location)  # before the progress line: a refusal is the only line
         say(f"downloading {what}: {location}")
         with download.ProgressReporter(what) as progress:
-            return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say)
+            return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say,
+                                  guard=guard)  # fmt: skip
     return download.fetch(location, digest=digest, decompress=decompress)
 
 
-def windows_media(spec: Spec, say: Say) -> Fetched:
+def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
     """The install ISO exists, is for this arch, and holds the edition asked for;
     Server media is x86_64 and evaluation or keyed; virtio-win and the OpenSSH MSI are fetched and checked."""
     from limapy import winedition, winmedia, winmsi
@@ -69,7 +81,7 @@ def windows_media(spec: Spec, say: Say) -> Fetched:
     image = spec.image
     loc = image.location
     if loc.startswith(("http://", "https://")):
-        iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
+        iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False, guards=guards)
     else:
         iso = winmedia.require_iso(loc, arch, image_pos=spec.images.index(image))
         if image.digest:
@@ -82,28 +94,28 @@ def windows_media(spec: Spec, say: Say) -> Fetched:
     say(f"Windows image: index {sel.index}" + (f" ({sel.name})" if sel.name else ""))
     msi = None
     if msi_entry is not None:
-        msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False)
+        msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False, guards=guards)
         winmsi.check_msi(msi, arch, msi_entry.location)
     vw = spec.virtio_win
     virtio = None
     if vw is not None:
-        virtio = _fetch(vw.location, vw.digest, say, "virtio-win ISO", decompress=False).resolve()
+        virtio = _fetch(vw.location, vw.digest, say, "virtio-win ISO", decompress=False, guards=guards).resolve()
     return Fetched(
         disk_size=spec.disk, iso=iso.resolve(), virtio_win=virtio, openssh_msi=msi.resolve() if msi else None
     )
 
 
-def linux_media(spec: Spec, say: Say) -> Fetched:
+def linux_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
     """The image (a disk image to make the overlay on, or an ISO to boot), and its kernel and initrd."""
     from limapy import disk
 
     image = spec.image
-    base = _fetch(image.location, image.digest, say, "image").resolve()
+    base = _fetch(image.location, image.digest, say, "image", guards=guards).resolve()
     kernel = initrd = None
     if image.kernel is not None:
-        kernel = _fetch(image.kernel.location, image.kernel.digest, say, "kernel", decompress=False)
+        kernel = _fetch(image.kernel.location, image.kernel.digest, say, "kernel", decompress=False, guards=guards)
     if image.initrd is not None:
-        initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False)
+        initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False, guards=guards)
     iso = disk.is_iso9660(base)
     if not iso:
         from limapy import imagecheck
@@ -133,7 +145,7 @@ def create(
     """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
     ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
     from limapy import dirs, driver, preflight
-    from limapy.config import check, hostinfo
+    from limapy.config import check, hostinfo, trust
     from limapy.config.load import stored_yaml
     from limapy.download import refs
 
@@ -162,7 +174,8 @@ def create(
     # From before the downloads until the instance dir is in place: `prune` (any home) cannot remove the base
     # in between, and this home is known to the cache (download.refs).
     with refs.using(dirs.limapy_home()):
-        fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
+        guards = functools.partial(trust.guard_for, loaded.doc)
+        fetched = windows_media(spec, say, guards) if spec.is_windows else linux_media(spec, say, guards)
         with store.creating(name) as tmp:
             new = store.Instance(name, tmp)
             store.atomic_write(new.lima_yaml, text.encode(), 0o644)

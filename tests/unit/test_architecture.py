@@ -24,7 +24,7 @@ PKG = REPO / "limapy"
 LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
      "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqlite",
-     "limapy.stamps", "limapy.term", "limapy.cachedir"),
+     "limapy.stamps", "limapy.term", "limapy.cachedir", "limapy.netpolicy"),
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
      "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
      "limapy.editflags", "limapy.imagecheck"),
