@@ -93,8 +93,9 @@ def test_bases_in_all_are_limited(home: Path, tmp_path: Path) -> None:
 # --- 17. a download that does not fit ------------------------------------------------------------------------
 
 
-def test_a_download_larger_than_the_free_space_is_refused_up_front(home: Path, server: Server,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_a_download_larger_than_the_free_space_is_refused_up_front(
+    home: Path, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from limapy.download import space
 
     url = server.add("/big.img", b"z" * (4 << 20))
@@ -162,8 +163,8 @@ def test_create_on_a_full_file_system_is_one_line_and_leaves_no_partial(home: Pa
     script = (f"mount -t tmpfs -o size=4m,mode=0700 tmpfs {cache} && {sys.executable} -m limapy create --name a "
               f"{template(tmp_path, url)}; rc=$?; echo left: $(find {cache} -name partial -size +0 | wc -l) >&2; "
               f"echo used: $(du -sk {cache} | cut -f1) >&2; exit $rc")  # fmt: skip
-    cp = subprocess.run([*cmd, "sh", "-c", script], env=dict(os.environ, PYTHONPATH=str(REPO),
-                        LIMAPY_CACHE_DIR=str(cache)), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO), LIMAPY_CACHE_DIR=str(cache))
+    cp = subprocess.run([*cmd, "sh", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=False)
     lines = cp.stderr.splitlines()
     used = int(next(ln for ln in lines if ln.startswith("used:")).split()[1])
     assert "left: 0" in lines, cp.stderr
