@@ -3,11 +3,11 @@
 
 The cache is the user's and shared by all of the user's `$LIMAPY_HOME`s, and an instance's disk names its base
 by path. So `prune` must see every instance dir of every home, not only its own: each home that makes an
-instance (`create`, `clone`, `factory-reset`) or starts one registers itself here (`homes/<sha256 of its
-path>` holding the path), and `prune` looks at every instance dir of every registered home that still exists
+instance (`create`, `clone`, `factory-reset`) or starts one registers itself here (`<cache>/homes/<sha256
+of its path>` holding the path), and `prune` looks at every instance dir of every registered home that still exists
 (what is used is read from each dir when `prune` runs: a renamed, cloned or deleted instance needs no
-bookkeeping). A create holds the lock shared from before its downloads until its instance dir is in place;
-`prune` holds it exclusively, so it waits for them (and they for it).
+bookkeeping). A create holds the lock (`<cache>/.prune.lock`) shared from before its downloads until its
+instance dir is in place; `prune` holds it exclusively, so it waits for them (and they for it).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from limapy import dirs
 from limapy.download import cache
 from limapy.errors import LimapyError
 
@@ -27,7 +28,7 @@ LOCK = ".prune.lock"
 
 
 def _homes_dir() -> Path:
-    return cache.root() / HOMES
+    return dirs.cache_dir() / HOMES
 
 
 def register(home: Path) -> None:
@@ -68,8 +69,8 @@ def forget(entry: Path) -> None:
 
 @contextlib.contextmanager
 def _locked(mode: int, say: Callable[[str], None] | None = None) -> Iterator[None]:
-    cache.private_dir(cache.root())
-    fd = os.open(cache.root() / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, cache.FILE_MODE)
+    cache.private_dir(dirs.cache_dir())
+    fd = os.open(dirs.cache_dir() / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, cache.FILE_MODE)
     try:
         os.fchmod(fd, cache.FILE_MODE)
         try:
