@@ -39,7 +39,7 @@ class Watchdog:
         self.total = deadline
         self.end = None if deadline is None else time.monotonic() + deadline
         self.fired = False
-        self._timers: list[threading.Timer] = []
+        self._timers: list[tuple[threading.Timer, socket.socket]] = []
 
     def remaining(self) -> float | None:
         return None if self.end is None else self.end - time.monotonic()
@@ -48,23 +48,28 @@ class Watchdog:
         return self.fired or (self.end is not None and time.monotonic() > self.end)
 
     def watch(self, sock: socket.socket) -> None:
+        """Arm the deadline for `sock`. It is shut down through a duplicate of its descriptor: TLS takes the
+        original socket object over (detaching it), and a shutdown reaches the connection from any of them."""
         left = self.remaining()
         if left is None:
             return
+        dup = sock.dup()
 
         def fire() -> None:
             self.fired = True
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                dup.shutdown(socket.SHUT_RDWR)
 
         timer = threading.Timer(max(left, 0.0), fire)
         timer.daemon = True
         timer.start()
-        self._timers.append(timer)
+        self._timers.append((timer, dup))
 
     def cancel(self) -> None:
-        for t in self._timers:
-            t.cancel()
+        """Disarm and let go of the connections watched so far (the deadline itself stands)."""
+        for timer, dup in self._timers:
+            timer.cancel()
+            dup.close()
         self._timers.clear()
 
 

@@ -88,8 +88,8 @@ class Result:
     resumed_from: int = 0
 
 
-def head_length(url: str, guard: netpolicy.Guard | None = None) -> int | None:
-    headers = connect.head(url, timeout=SOCKET_TIMEOUT, guard=guard)
+def head_length(url: str, guard: netpolicy.Guard | None = None, timeout: float = SOCKET_TIMEOUT) -> int | None:
+    headers = connect.head(url, timeout=timeout, guard=guard)
     value = (headers or {}).get("content-length")
     return int(value) if value and value.isdigit() else None
 
@@ -159,7 +159,10 @@ def download(
                     say(f"download interrupted ({last_error}); retrying in {wait:.0f} s")
                 time.sleep(wait)
             try:
-                result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say, guard)
+                try:
+                    result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say, guard)
+                finally:
+                    clock.cancel()  # this try's connections: a retry connects anew
             except _Transient as e:
                 if clock.over():
                     raise clock.expired(url) from None
@@ -242,12 +245,15 @@ def _attempt(
         state.length = total
         state.save(state_file)
         done, hasher = _stream(url, resp, partial, start, total, clock, max_bytes, progress, info)
+    if clock.over():  # the watchdog ended the connection: what came is not the whole, whatever it says
+        raise clock.expired(url)
     if total is not None and done != total:
         raise _Transient(f"connection closed after {done} of {total} bytes")
     if total is None and info.get("transfer-encoding", "").lower() != "chunked":
         # No length given and not chunked: the body ended when the connection closed, which a truncation
-        # looks like too. Ask the server what the whole is.
-        promised = head_length(url, guard)
+        # looks like too. Ask the server what the whole is (within what is left of the deadline).
+        left = clock.remaining()
+        promised = head_length(url, guard, SOCKET_TIMEOUT if left is None else max(min(SOCKET_TIMEOUT, left), 0.1))
         if promised is not None and promised != done:
             raise _Transient(f"got {done} bytes, the server says the file has {promised}")
     return _finish(url, partial, state, info, start, hasher)

@@ -5,6 +5,7 @@ server on 127.0.0.1; a real full file system (a small tmpfs in a private mount n
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -57,6 +58,68 @@ def test_an_image_download_has_a_total_deadline(home: Path, server: Server, monk
     monkeypatch.setenv("LIMAPY_DOWNLOAD_TIMEOUT", "soon")
     with pytest.raises(LimapyError, match="LIMAPY_DOWNLOAD_TIMEOUT='soon': not a duration"):
         download.fetch(url)
+
+
+def _self_signed(d: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (cryptography comes with paramiko, which fabric needs)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    (d / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))  # fmt: skip
+    return d / "c.pem", d / "k.pem"
+
+
+@pytest.mark.timeout(60)
+def test_the_deadline_holds_after_a_tls_handshake(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS takes the socket over: the watchdog still reaches the connection (headers trickled after the
+    handshake)."""
+    import socket
+    import ssl
+    import threading
+
+    from limapy.download import transfer
+
+    cert, key = _self_signed(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        with contextlib.suppress(OSError), ctx.wrap_socket(listener.accept()[0], server_side=True) as tls:
+            tls.recv(4096)
+            for b in b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\nX-Padding: " + b"x" * 300 + b"\r\n\r\nhello":
+                if stop.is_set():
+                    return
+                tls.send(bytes([b]))
+                time.sleep(0.1)
+
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/t.yaml"
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(LimapyError, match="not done after 2 s"):
+            transfer.download(url, tmp_path / "partial", tmp_path / "state", deadline=2.0)
+        assert time.monotonic() - t0 < 6  # the headers alone take about 33 s
+    finally:
+        stop.set()
+        listener.close()
 
 
 def test_a_head_check_is_bounded(home: Path, server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
