@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
         files: list[str] = typer.Argument(..., metavar="FILE...", help="lima.yaml files, template:NAME, or -"),
         fill: bool = typer.Option(False, "--fill", help="Print the YAML with every default filled in."),
         allow_local_files: bool = typer.Option(
-            False, "--allow-local-files", help="Let a network template use host files, local addresses."
+            False, "--allow-local-files", help="Let a network template use host files and local addresses."
         ),
     ) -> int:
         """Check lima.yaml files against the schema and Lima's rules."""
