@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Build the Windows answer ISO (label `autounattend`) on its own, to boot a Windows ISO by hand.
+"""Build the Windows answer ISO (label `autounattend`) on its own, to boot a Windows ISO by hand: a thin
+wrapper of `limapy windows answer-iso` (same flags), kept for checkouts and older instructions.
 
     hack/gen-autounattend-iso.py --arch amd64 -o answer.iso [--config lima.yaml]
 
@@ -35,118 +36,14 @@ C:\\ProgramData\\Lima\\lima-boot-done.txt.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import hashlib
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from limapy.cidata.windows import new_password, write_answer_iso, write_password_file
-from limapy.config.model import Spec
-from limapy.errors import LimapyError
-
-ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
-
-
-def load_spec(path: Path | None, arch: str) -> Spec:
-    """The lima.yaml as limapy reads it (base: embedded, defaults filled, validated), or without one a
-    minimal Windows template filled the same way: one place decides every default."""
-    from limapy.config import check, load_config
-    from limapy.config.load import load_bytes
-
-    if path is not None:
-        spec = load_config(str(path)).spec
-    else:
-        virtio = "  Windows:\n    virtioWin: [{location: virtio-win.iso}]\n" if arch == "aarch64" else "  Windows: {}\n"
-        text = f"os: Windows\narch: {arch}\nimages:\n- {{location: windows.iso, arch: {arch}}}\nosOpts:\n{virtio}"
-        spec = check(load_bytes(text.encode(), "<gen-autounattend-iso>")).spec
-    return dataclasses.replace(spec, arch=arch)
-
-
-def ssh_keys(paths: list[Path], output: Path) -> tuple[list[str], Path | None]:
-    """The public keys to install, and the private key generated for them when none was found anywhere
-    (ed25519, `<ISO>.key`, 0600), so the recipe works on a fresh machine."""
-    generated = None
-    if not paths:
-        from limapy.dirs import config_dir
-
-        paths = [config_dir() / "user.pub"] if (config_dir() / "user.pub").exists() else []
-        paths += sorted((Path.home() / ".ssh").glob("id_*.pub"))
-    if not paths:
-        from limapy import proc
-
-        generated = output.with_name(output.name + ".key")
-        for old in (generated, generated.with_name(generated.name + ".pub")):
-            old.unlink(missing_ok=True)
-        proc.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "limapy-answer-iso", "-f", generated])
-        generated.chmod(0o600)
-        paths = [generated.with_name(generated.name + ".pub")]
-    keys = [line.strip() for p in paths for line in p.read_text().splitlines() if line.strip()]
-    if not keys:
-        raise LimapyError("no SSH public key found", hint="pass --ssh-key FILE")
-    return keys, generated
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--arch", required=True, choices=sorted(ARCHES))
-    ap.add_argument("-o", "--output", required=True, type=Path)
-    ap.add_argument("--config", type=Path, help="lima.yaml to take user, tpm, firmware, provision from")
-    ap.add_argument("--ssh-key", action="append", type=Path, default=[], help="public key file (repeatable)")
-    ap.add_argument("--server", action="store_true", help="Windows Server media (index 1, 2k25 drivers)")
-    ap.add_argument("--image-index", type=int)
-    ap.add_argument("--image-name")
-    ap.add_argument(
-        "--virtio-win",
-        action="store_true",
-        help="load viostor/NetKVM from the virtio-win ISO at E: (always on for arm64: its network needs NetKVM)",
-    )
-    ap.add_argument("--product-key", help="product key for non-evaluation Server media (kept out of output)")
-    ap.add_argument("--openssh-msi", type=Path, help="Win32-OpenSSH MSI to carry on the ISO")
-    ap.add_argument("--openssh-msi-sha256", help="expected sha256 of --openssh-msi")
-    args = ap.parse_args()
-
-    try:
-        spec = load_spec(args.config, ARCHES[args.arch])
-        msi = None
-        if args.openssh_msi:
-            msi = args.openssh_msi.read_bytes()
-            digest = hashlib.sha256(msi).hexdigest()
-            if args.openssh_msi_sha256 and args.openssh_msi_sha256.lower().removeprefix("sha256:") != digest:
-                raise LimapyError(f"{args.openssh_msi}: sha256 {digest} does not match --openssh-msi-sha256")
-        password = new_password()
-        out: Path = args.output
-        keys, generated = ssh_keys(args.ssh_key, out)
-        win = spec.windows
-        write_answer_iso(
-            out,
-            spec,
-            name=args.config.stem if args.config else "windows",
-            arch=spec.arch,
-            password=password,
-            ssh_pubkeys=keys,
-            image_index=args.image_index if args.image_index is not None else win.image_index,
-            image_name=args.image_name or win.edition,
-            is_server=args.server,
-            virtio_win=args.virtio_win or args.arch == "arm64" or spec.virtio_win is not None,
-            opensshmsi=msi,
-            product_key=args.product_key or win.product_key,
-        )
-        pw_file = out.with_name(out.name + ".password")
-        write_password_file(pw_file, password)
-    except (LimapyError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        hint = getattr(e, "hint", None)
-        if hint:
-            print(f"hint: {hint}", file=sys.stderr)
-        return 1
-    print(f"wrote {out} (label autounattend); the password of user {spec.user.name!r} is in {pw_file} (0600)")
-    if generated is not None:
-        print(f"no SSH key was found, so one was made: ssh -i {generated} -p 2222 {spec.user.name}@127.0.0.1")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from limapy.cli import main
+
+    if sys.argv[1:] in (["-h"], ["--help"]):
+        print(__doc__)
+    sys.exit(main(["windows", "answer-iso", *sys.argv[1:]]))

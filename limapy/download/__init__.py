@@ -32,7 +32,7 @@ from typing import Any
 from limapy import netpolicy, proc
 from limapy.download import cache, connect, space, transfer
 from limapy.download.progress import ProgressReporter as ProgressReporter
-from limapy.errors import LimapyError, NotFoundError
+from limapy.errors import LimapyError, NotFoundError, UsageError, shown
 
 Progress = Callable[[int, int | None], None]
 Say = Callable[[str], None]
@@ -131,7 +131,10 @@ def fetch(
     the whole download (default: DOWNLOAD_DEADLINE or $LIMAPY_DOWNLOAD_TIMEOUT). `guard`: `location` was
     named by a template from the network, so it may reach public addresses only (limapy.netpolicy)."""
     want = split_digest(digest) if digest else None
-    parsed = urllib.parse.urlparse(location)
+    try:
+        parsed = urllib.parse.urlparse(location)
+    except ValueError as e:  # `https://[::1` (an unclosed IPv6 address)
+        raise UsageError(f"{shown(location)}: not a valid URL ({e})") from None
     if parsed.scheme in ("http", "https"):
         if guard is not None:
             guard.check_url(location)  # before the cache is looked at: not even a HEAD goes there
@@ -301,6 +304,8 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
         if recorded and cache.remembered_digest(out, where / ".decompressed.check", stat_file) == recorded:
             return out
         cache.quarantine(out)
+    if isinstance(progress, ProgressReporter):
+        progress.stage = "decompressing"  # what its header line names
     digest = _decompress(src, out, progress, name=name)
     cache.write(digest_file, digest)
     cache.write(stat_file, cache.stat_key(out))

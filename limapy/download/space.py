@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from limapy import fsutil
 from limapy.download.connect import DownloadError
 
 HINT = "free some space there, or set LIMAPY_CACHE_DIR to a directory on a larger file system"
@@ -14,20 +15,9 @@ HINT = "free some space there, or set LIMAPY_CACHE_DIR to a directory on a large
 MARGIN = 16 << 20
 
 
-def mount_point(path: Path) -> Path:
-    """The mount point of the file system holding `path` (the first ancestor on another device, less one)."""
-    path = Path(path).absolute()
-    while not path.exists() and path.parent != path:
-        path = path.parent
-    dev = os.stat(path).st_dev
-    while path.parent != path and os.stat(path.parent).st_dev == dev:
-        path = path.parent
-    return path
-
-
 def _where(cache: Path) -> str:
     try:
-        return f"the file system at {mount_point(cache)} (which holds the cache, {cache})"
+        return f"the file system at {fsutil.mount_point(cache)} (which holds the cache, {cache})"
     except OSError:
         return f"the file system holding the cache ({cache})"
 

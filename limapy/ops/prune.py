@@ -8,7 +8,8 @@ made or started instances are registered there; each of their instance dirs is l
 entry whose last download is such a blob is kept with it (a digest-less "latest" could not be fetched
 back). `prune` takes the cache's lock exclusively: it waits for creates that are between their download and
 their overlay. `--keep-referred` also keeps what any instance's lima.yaml names (each image, kernel, initrd,
-virtio-win ISO and MSI URL, for every arch), so re-creating those needs no download.
+virtio-win ISO and MSI URL, for every arch), so re-creating those needs no download. It also removes what a
+killed create, clone or delete left in $LIMAPY_HOME (`limapy.leftovers`; `list` warns about them).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Pruned:
     removed: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
     freed: int = 0
+    leftovers: list[Path] = field(default_factory=list)  # what killed creates, clones and deletes left in the home
 
 
 def _used_paths(inst: store.Instance) -> list[Path]:
@@ -55,6 +57,14 @@ def _referred_urls(inst: store.Instance) -> Iterable[str]:
     for img in spec.images:
         out += [img.location, *(f.location for f in (img.kernel, img.initrd) if f is not None)]
     return out
+
+
+def _leftovers(result: Pruned) -> None:
+    from limapy import leftovers
+
+    for path in leftovers.find():
+        result.freed += leftovers.remove(path)
+        result.leftovers.append(path)
 
 
 def _size(path: Path) -> int:
@@ -94,6 +104,7 @@ def prune(*, keep_referred: bool = False, say: Say | None = None) -> Pruned:
 
     root = cache.root()
     result = Pruned()
+    _leftovers(result)
     if not root.is_dir():
         return result
     with refs.pruning(say):
@@ -126,11 +137,13 @@ def _remove_unused(root: Path, used: list[Path], urls: set[str], result: Pruned)
     for kind in ("by-content-sha256", "by-url-sha256", "by-path-sha256"):
         top = root / kind
         for d in sorted(top.glob("*")) if top.is_dir() else []:
-            if d.name.startswith(".") or d.is_symlink() or not d.is_dir():
-                continue  # work in progress (a decompression), or nothing limapy made
             keep = in_use(d) or d in keep_urls or (kind == "by-content-sha256" and d.name in keep_blobs)
             if keep:
                 result.kept.append(d)
+                continue
+            if d.is_symlink() or not d.is_dir():  # not an entry limapy made (or what a killed decompression
+                d.unlink()  # left: one under way holds the cache lock): the link goes, never its target
+                result.removed.append(d)
                 continue
             with cache.locked(d):  # not while a download of that URL is under way
                 result.freed += _size(d)

@@ -167,13 +167,14 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     vw = isos["virtio-win"] if arch == "aarch64" else None
-    cp = limapy(
-        home, "start", "--dry-run", "--name", "windows", *windows_sets(arch, isos[arch], tpm=tpm, virtio_win=vw),
-        str(TEMPLATE),
-    )  # fmt: skip
+    sets = windows_sets(arch, isos[arch], tpm=tpm, virtio_win=vw)
+    cp = limapy(home, "start", "--dry-run", "--name", "windows", *sets, str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
+    no_instances(home)  # a dry run of a template creates nothing
+    created = limapy(home, "create", "--name", "windows", *sets, str(TEMPLATE))
+    assert created.returncode == 0, created.stderr
     inst = home / "windows"
-    assert not (inst / "windows-password").exists() and not (inst / "cidata.iso").exists()  # a dry run writes nothing
+    assert not (inst / "windows-password").exists() and not (inst / "cidata.iso").exists()  # made by a start
     prep = prepare(home, "windows")
     assert prep.returncode == 0, prep.stderr
     password = (inst / "windows-password").read_text().strip()
@@ -330,10 +331,7 @@ def test_windows_2025_dry_run_picks_standard_desktop(home: Path, isos: dict[str,
         f'.osOpts.Windows.virtioWin = [{{location: "{isos["virtio-win"]}", arch: "x86_64"}}]',
         '.video.display = "none"',
     ]  # fmt: skip
-    cp = limapy(
-        home, "start", "--dry-run", "--name", "server", *[a for x in sets for a in ("--set", x)],
-        "template:windows-2025",
-    )  # fmt: skip
+    cp = limapy(home, "create", "--name", "server", *[a for x in sets for a in ("--set", x)], "template:windows-2025")
     assert cp.returncode == 0, cp.stderr
     assert prepare(home, "server").returncode == 0
     want = SERVER_EVAL_EDITIONS.index("Windows Server 2025 Standard Evaluation (Desktop Experience)") + 1
@@ -409,7 +407,7 @@ def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path)
     both = f".osOpts.Windows.opensshMsi = [{entry('x86_64', 'x86_64')}, {entry('aarch64', 'aarch64')}]"
     for arch in ("x86_64", "aarch64"):
         vw = isos["virtio-win"] if arch == "aarch64" else None
-        cp = limapy(home, "start", "--dry-run", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
+        cp = limapy(home, "create", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
                     extra=(both,)), str(TEMPLATE))
         assert cp.returncode == 0, cp.stderr
         assert prepare(home, f"w-{arch}").returncode == 0
