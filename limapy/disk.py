@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, proc
-from limapy.errors import ExternalToolError, InstanceError, LimapyError, NotFoundError
+from limapy import dirs, imagecheck, proc
+from limapy.errors import ExternalToolError as ExternalToolError  # re-exported: callers catch it from here
+from limapy.errors import InstanceError, LimapyError, NotFoundError
 from limapy.store import validate_name
 from limapy.units import format_size
 
@@ -26,15 +27,16 @@ IN_USE_BY = "in_use_by"
 
 
 def info(path: Path) -> dict[str, Any]:
-    """`qemu-img info --output=json` (with -U so it works while a VM holds the image)."""
+    """`qemu-img info --output=json` (with -U so it works while a VM holds the image) of one of limapy's own
+    disks, with the format named (`-f`, from the magic bytes: qemu-img never probes; a guest can write a qcow2
+    header into a raw disk). A qcow2 whose header names a data file is refused before qemu-img opens it;
+    a backing file is what limapy's overlays have."""
     if not path.exists():
         raise NotFoundError(f"{path}: no such disk image")
-    cp = proc.run([QEMU_IMG, "info", "-U", "--output=json", path])
-    try:
-        data: dict[str, Any] = json.loads(cp.stdout)
-    except ValueError as e:
-        raise ExternalToolError(f"qemu-img info {path}: unreadable output") from e
-    return data
+    fmt = image_format(path)
+    if fmt == "qcow2":
+        imagecheck.check_header(path, str(path), allow_backing=True)
+    return imagecheck.info(path, fmt)
 
 
 def is_iso9660(path: Path) -> bool:
@@ -56,16 +58,17 @@ def image_format(path: Path) -> str:
         return "raw"
 
 
+def attach_format(path: Path, name: str) -> str:
+    """The format QEMU opens additional disk `name` with: "qcow2" or "raw" by its magic, and a qcow2 only when
+    its header names no other file (a raw disk's guest can write any header into it)."""
+    fmt = image_format(path)
+    if fmt == "qcow2":
+        imagecheck.check_header(path, f"additional disk `{name}`")
+    return fmt
+
+
 def virtual_size(disk: Path) -> int:
     return int(info(disk)["virtual-size"])
-
-
-def _is_within(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
 
 
 def _create(argv: list[str | Path], disk: Path) -> None:
@@ -84,19 +87,14 @@ def _create(argv: list[str | Path], disk: Path) -> None:
         raise
 
 
-def create_overlay(base: Path, disk: Path, size_bytes: int) -> None:
-    """`disk` = qcow2 overlay backed by `base`, at least `size_bytes` big (never smaller than the base)."""
+def create_overlay(base: Path, disk: Path, size_bytes: int, what: str | None = None) -> None:
+    """`disk` = qcow2 overlay backed by `base`, at least `size_bytes` big (never smaller than the base).
+    `base` must be raw or a self-contained qcow2, cached download or not (imagecheck.verify; `what` names it
+    in the refusal), and `-F` is the format verified, so QEMU never probes it."""
     base = base.absolute()
-    meta = info(base)
-    backing = meta.get("backing-filename")
-    if backing and not _is_within(base, dirs.cache_dir()):
-        raise LimapyError(
-            f"image {base} has a backing file ({backing}); limapy only layers on self-contained images",
-            hint=f"flatten it first: qemu-img convert -O qcow2 {base} <new file>",
-        )
-    fmt = str(meta.get("format", "raw"))
-    size = max(size_bytes, int(meta.get("virtual-size", 0)))
-    _create([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", base, "-F", fmt, str(size)], disk)
+    verified = imagecheck.verify(base, what)
+    size = max(size_bytes, verified.virtual_size)
+    _create([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", base, "-F", verified.format, str(size)], disk)
 
 
 def create_empty(disk: Path, size_bytes: int) -> None:
@@ -153,7 +151,7 @@ def check(disk: Path) -> CheckResult:
     meta = info(disk)
     if meta.get("format") != "qcow2":
         return CheckResult(True, 0, 0, f"{meta.get('format')} images have nothing to check")
-    cp = proc.run([QEMU_IMG, "check", "--output=json", disk], check=False)
+    cp = proc.run([QEMU_IMG, "check", "-f", "qcow2", "--output=json", disk], check=False)
     try:
         data = json.loads(cp.stdout or b"{}")
     except ValueError:
@@ -329,6 +327,7 @@ def verify_base(record: Path, disk: Path, name: str) -> bool:
             f"the base image of `{name}` is gone: {base}",
             hint="the instance disk is an overlay on it; restore that file, or delete and re-create the instance",
         )
+    imagecheck.check_header(base, f"the base image of `{name}`")  # made by a limapy that did not check it
     try:
         known = json.loads(record.read_text())
     except FileNotFoundError:

@@ -104,7 +104,7 @@ def open_private(path: Path, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
-def _mount_point(path: Path) -> Path:
+def mount_point(path: Path) -> Path:
     p = path.absolute()
     while not p.exists() and p != p.parent:
         p = p.parent
@@ -115,7 +115,7 @@ def _mount_point(path: Path) -> Path:
 
 def _free(path: Path) -> int:
     try:
-        st = os.statvfs(_mount_point(path))
+        st = os.statvfs(mount_point(path))
     except OSError:
         return 1 << 62
     return st.f_bavail * st.f_frsize
@@ -126,7 +126,7 @@ def no_space(e: OSError, candidates: Collection[Path] = ()) -> InstanceError:
     `candidates` (where limapy writes: its home, the cache, the temp dir)."""
     named = [Path(str(f)) for f in (e.filename, e.filename2) if f]
     where = named[0] if named else min(candidates or [Path.cwd()], key=_free)
-    mount = _mount_point(where)
+    mount = mount_point(where)
     what = "disk quota exceeded" if e.errno == errno.EDQUOT else "no space left"
     detail = f" (writing {where})" if named else ""
     return InstanceError(

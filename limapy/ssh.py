@@ -102,27 +102,24 @@ def openssh_version() -> tuple[int, int]:
     the cache dir, keyed by the binary's resolved path, size and mtime, so an upgrade asks again."""
     import json
 
+    from limapy import cachedir
+
     key = _ssh_binary_key()
     cache = dirs.cache_dir() / VERSION_CACHE
-    if key is not None:
+    raw = cachedir.read_memo(cache) if key is not None else None
+    if raw is not None:
         try:
-            known = json.loads(cache.read_text())
+            known = json.loads(raw)
             hit = known.get(key) if isinstance(known, dict) else None
             if isinstance(hit, list) and len(hit) == 2 and all(isinstance(x, int) for x in hit):
                 return (hit[0], hit[1])
-        except (OSError, ValueError):
+        except ValueError:
             pass
     cp = proc.run([*ssh_command(), "-V"], check=False)
     m = re.search(rb"OpenSSH_(\d+)\.(\d+)", cp.stderr + cp.stdout)
     version = (int(m.group(1)), int(m.group(2))) if m else (8, 9)
     if key is not None and m:
-        from limapy.fsutil import atomic_write
-
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(cache, json.dumps({key: list(version)}).encode(), 0o644)
-        except OSError:
-            pass  # a read-only cache dir: ask every time
+        cachedir.write_memo(cache, json.dumps({key: list(version)}).encode())  # read-only cache: ask every time
     return version
 
 

@@ -1,4 +1,4 @@
-"""What a cached answer about files is keyed by: each file's size, mtime and inode (or its absence), the
+"""What a cached answer about files is keyed by: each file's size, mtime, inode and ctime (or its absence), the
 host facts limapy's fill reads, limapy's version. Used by instance summaries and `validate`'s memo."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ def stamp(path: Path | str) -> Stamp:
         st = os.stat(path)
     except OSError:
         return None
-    return [st.st_size, st.st_mtime_ns, st.st_ino]
+    return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]  # ctime: an mtime put back is still seen
 
 
 def host() -> list[object]:

@@ -7,7 +7,7 @@ holding the filled configuration and the key it is valid for:
 
 - limapy's version (the fill changes with it), the host user's uid, `$HOME` and the host's CPU count (the
   fill reads them: the guest user, `{{.Home}}`, Lima's default cpus);
-- size, mtime (ns) and inode of every file the configuration was read from: `lima.yaml`, any local base or
+- size, mtime (ns), inode and ctime (ns) of every file the configuration was read from: `lima.yaml`, any local base or
   provision file it names, and `$LIMAPY_HOME/_config/{default,override}.yaml` (their absence is recorded too).
 
 A summary is used only when every part of its key still holds; anything else (missing, unreadable, corrupt,

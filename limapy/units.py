@@ -36,6 +36,15 @@ def format_size(size: float) -> str:
     return f"{size:.4g}{_ABBRS[i]}"
 
 
+def format_duration(seconds: float) -> str:
+    """`45 s`, `2 min`, `1 h 30 min`: how long, as a person says it."""
+    s = round(seconds)
+    if s < 120:
+        return f"{s} s"
+    h, m = divmod(s // 60, 60)
+    return f"{h} h {m} min" if h and m else f"{h} h" if h else f"{m} min"
+
+
 def format_transfer(size: float) -> str:
     """A byte count as Lima's download progress bar prints it (cheggaaa/pb v3 `formatBytes`, binary units, two
     decimals and a space: "512 B", "12.34 MiB", "1.05 GiB"). Sizes in lima.yaml and `list` use format_size."""

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
         ),
         name: str | None = typer.Option(None, "--name", help="Instance name (default: from the template)."),
         allow_local_files: bool = typer.Option(
-            False, "--allow-local-files", help="Let a template from the network read files on this host."
+            False, "--allow-local-files", help="Let a network template use host files and local addresses."
         ),
         list_templates: bool = typer.Option(False, "--list-templates", help="List the template:NAMEs and exit."),
         driver: str | None = typer.Option(

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         from limapy.ops.prune import prune as do_prune
         from limapy.units import format_size
 
-        r = do_prune(keep_referred=keep_referred)
+        r = do_prune(keep_referred=keep_referred, say=say)
         for path in r.leftovers:
             say(f"removed {path}, left by an interrupted create, clone or delete")
         say(f"removed {len(r.removed)} cache entries ({format_size(r.freed)}), kept {len(r.kept)}")

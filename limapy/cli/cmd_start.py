@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
         foreground: bool = typer.Option(False, "--foreground", help="Run the host agent in this terminal."),
         progress: bool = typer.Option(False, "--progress", help="Show the guest's console output while booting."),
         allow_local_files: bool = typer.Option(
-            False, "--allow-local-files", help="Let a template from the network read files on this host."
+            False, "--allow-local-files", help="Let a network template use host files and local addresses."
         ),
         driver: str | None = typer.Option(
             None, "--driver", help="Engine for a new instance: qemu (default) or libvirt ($LIMAPY_DRIVER).",

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         ),
         fill: bool = typer.Option(False, "--fill", help="Print the YAML with every default filled in."),
         allow_local_files: bool = typer.Option(
-            False, "--allow-local-files", help="Let a template from the network read files on this host."
+            False, "--allow-local-files", help="Let a network template use host files and local addresses."
         ),
     ) -> int:
         """Check lima.yaml files against the schema and Lima's rules."""

@@ -154,24 +154,21 @@ def command_lines(commands: tuple[str, ...], build: Build | None) -> list[tuple[
 
     key = source_key(["complete", str(CACHE_VERSION)], commands, width=False)
     path = dirs.cache_dir() / CACHE_DIR / f"{zlib.crc32(key.encode()):08x}.json" if key else None
-    if path is not None:
+    from limapy import cachedir
+
+    raw = cachedir.read_memo(path) if path is not None else None
+    if raw is not None:
         try:
-            hit = json.loads(path.read_text())
+            hit = json.loads(raw)
             if hit["key"] == key and all(isinstance(n, str) and isinstance(s, dict) for n, s in hit["commands"]):
                 return [(n, s) for n, s in hit["commands"]]
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             pass
     if build is None:
         return None
     table = typer_lines(build)
-    if path is not None:
-        from limapy.fsutil import atomic_write
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, json.dumps({"key": key, "commands": table}).encode(), 0o644)
-        except OSError:
-            pass  # a read-only cache: typer formats them on every press
+    if path is not None:  # a read-only cache: typer formats them on every press
+        cachedir.write_memo(path, json.dumps({"key": key, "commands": table}).encode())
     return table
 
 

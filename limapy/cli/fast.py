@@ -40,15 +40,18 @@ def cached_help(args: list[str], commands: tuple[str, ...], render: Callable[[li
 
     key = source_key(args, commands)
     path = dirs.cache_dir() / HELP_CACHE / f"{zlib.crc32(key.encode()):08x}.json" if key else None
-    if path is not None:
+    from limapy import cachedir
+
+    raw = cachedir.read_memo(path) if path is not None else None
+    if raw is not None:
         try:
-            hit = json.loads(path.read_text())
+            hit = json.loads(raw)
             out, err, rc = hit["out"], hit["err"], hit["rc"]
             if hit["key"] == key and isinstance(out, str) and isinstance(err, str) and isinstance(rc, int):
                 sys.stdout.write(out)
                 sys.stderr.write(err)
                 return rc
-        except (OSError, ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             pass
     import contextlib
     import io
@@ -59,14 +62,8 @@ def cached_help(args: list[str], commands: tuple[str, ...], render: Callable[[li
     sys.stdout.write(out_buf.getvalue())
     sys.stderr.write(err_buf.getvalue())
     if path is not None and rc == 0:
-        from limapy.fsutil import atomic_write
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            record = {"key": key, "out": out_buf.getvalue(), "err": err_buf.getvalue(), "rc": rc}
-            atomic_write(path, json.dumps(record).encode(), 0o644)
-        except OSError:
-            pass
+        record = {"key": key, "out": out_buf.getvalue(), "err": err_buf.getvalue(), "rc": rc}
+        cachedir.write_memo(path, json.dumps(record).encode())
     return rc
 
 

@@ -143,33 +143,16 @@ def _network_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
     return out
 
 
-#: Fields naming host files that limapy reads or writes later (not at load time, unlike provision `file:`).
-HOST_FILE_FIELDS = (("copyToHost", "host", "write"), ("caCerts", "files", "read"))
-
-
 def _remote_policy(doc: Any) -> None:
-    """A template from the network may not make limapy read or write host files (copyToHost, caCerts.files),
-    as it may not include them (provision/probe `file:`, `base:`; refused while loading). Mounts stay: they
-    are the user's own choice, shown in the template."""
-    if not doc.remote_sources or doc.allow_local:
-        return
-    from limapy.config.locate import REMOTE_HINT, RemoteReadsLocal
+    """What a template from the network may not name (config.trust): host files to read or write later, host
+    paths as images, kernels, firmware or Windows media, URLs on local addresses. Mounts stay: they are the
+    user's own choice, shown in the template. Its `base:` and `file:` references were checked while loading."""
+    from limapy.config import trust
 
-    problems = []
-    for section, key, verb in HOST_FILE_FIELDS:
-        items: list[tuple[tuple[str | int, ...], Any]]
-        if section == "copyToHost":
-            items = [(("copyToHost", i), e.get("host")) for i, e in enumerate(doc.data.get("copyToHost") or [])
-                     if isinstance(e, dict)]
-        else:
-            files = (doc.data.get("caCerts") or {}).get("files") if isinstance(doc.data.get("caCerts"), dict) else None
-            items = [(("caCerts", "files", i), f) for i, f in enumerate(files or [])]
-        for path, value in items:
-            source = doc.mark(path)[0]
-            if source in doc.remote_sources:
-                problems.append(f"{doc.where(path)}: refusing to {verb} the host file `{value}` "
-                                f"({section}.{key}): this template came from the network")
+    problems = trust.problems(doc)
     if problems:
+        from limapy.config.locate import REMOTE_HINT, RemoteReadsLocal
+
         raise RemoteReadsLocal(problems, hint=REMOTE_HINT)
 
 

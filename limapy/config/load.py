@@ -22,6 +22,11 @@ from limapy.errors import ConfigError
 
 MAX_INLINE_BYTES = 4 << 20
 PREPENDED = ("provision", "probes")
+#: `base:` chains: how deep one may nest, and how many templates one document may embed in all. Lima has no
+#: such limit (only its loop check and its 4 MiB size limit); without one, a server answering every URL with
+#: a template naming a new one made limapy fetch hundreds before Python's recursion limit stopped it.
+MAX_BASE_DEPTH = 32
+MAX_BASES = 256
 
 
 @dataclass
@@ -36,6 +41,9 @@ class Document:
     incomplete: bool = False  # a base could not be embedded (missing URL plugin): fields may be absent
     #: The sources (as marks name them) that came over the network: what they say may not read host files.
     remote_sources: set[str] = field(default_factory=set)
+    #: For each of those, the origin (a URL) whose scheme, host and port it may name freely: the URL it was
+    #: fetched from, or, for a template made up from an image URL a network template named, that template's.
+    origins: dict[str, str] = field(default_factory=dict)
     allow_local: bool = False
     #: Every local file the document was read from (itself, its bases, provision files), and whether that is
     #: all of it (False when a part came from stdin or the network): what a cache of it is keyed by.
@@ -70,17 +78,19 @@ def load(
         check_file_name(locator, located)
     doc = _from_located(located, fetcher, allow_local)
     if embed:
-        doc = _embed(doc, located, fetcher, seen={located.key})
+        doc = _embed(doc, located, fetcher, seen={located.key}, stack=(located.key,))
     return doc
 
 
 def load_bytes(raw: bytes, source: str, *, directory: Path | None = None) -> Document:
     located = Located(source, source, raw, directory, None)
     doc = _from_located(located, None, False)
-    return _embed(doc, located, None, seen={source})
+    return _embed(doc, located, None, seen={source}, stack=(source,))
 
 
-def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) -> Document:
+def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool,
+                  named_from: str | None = None) -> Document:  # fmt: skip
+    """`named_from`: the origin of the network template whose `base:` this is."""
     parsed: Parsed = parse(located.raw, located.display)
     doc = Document(
         parsed.source, parsed.data, parsed.marks, list(located.warnings), name_hint=located.name_hint,
@@ -89,6 +99,7 @@ def _from_located(located: Located, fetcher: Fetcher | None, allow_local: bool) 
     doc.texts[parsed.source] = located.raw.decode("utf-8", "replace").splitlines()
     if remote_url(located) is not None:
         doc.remote_sources.add(parsed.source)
+        doc.origins[parsed.source] = named_from if located.synthesized and named_from else located.key
     _note_source(doc, located)
     _inline_files(doc, located, fetcher)
     return doc
@@ -186,14 +197,23 @@ def _base_locators(doc: Document) -> list[tuple[str, NodePath]]:
     return out
 
 
-def _embed(doc: Document, located: Located, fetcher: Fetcher | None, seen: set[str]) -> Document:
-    """`seen`: every template embedded so far, in this whole embedding (Lima embeds each template only once:
-    a base reached twice, through a loop or two paths, is an error)."""
+def _embed(doc: Document, located: Located, fetcher: Fetcher | None, seen: set[str],
+           stack: tuple[str, ...]) -> Document:  # fmt: skip
+    """Embed `doc`'s bases (recursively). `seen`: every template embedded so far, in this whole embedding (Lima
+    embeds each template only once: a base reached twice, through a loop or two paths, is an error); `stack`:
+    the chain that led here (its length is bounded)."""
     bases = _base_locators(doc)
     if not bases:
         doc.data.pop("base", None)
         return doc
     wheres = [doc.where(path) for _, path in bases]  # before the `base` marks are dropped
+    if len(stack) > MAX_BASE_DEPTH:
+        raise ConfigError([f"{wheres[0]}: base templates nested more than {MAX_BASE_DEPTH} deep "
+                           f"({stack[0]} -> ... -> {stack[-1]})"],
+                          hint="a chain of `base:` this long is a loop through ever new URLs, or a mistake")
+    if len(seen) - 1 + len(bases) > MAX_BASES:
+        raise ConfigError([f"{wheres[0]}: more than {MAX_BASES} base templates in all (embedding {stack[0]})"],
+                          hint="a template embeds at most that many bases, however they nest")  # fmt: skip
     doc.data.pop("base", None)
     doc.marks = {p: m for p, m in doc.marks.items() if not p or p[0] != "base"}
     for (loc, _), where in zip(bases, wheres, strict=True):
@@ -217,12 +237,14 @@ def _embed(doc: Document, located: Located, fetcher: Fetcher | None, seen: set[s
             raise ConfigError([f"{where}: base `{loc}`: {p}" for p in e.problems]) from None
         if blocated.key in seen:  # pkg/limatmpl/embed.go line 91
             raise ConfigError([f"{where}: base template loop detected: template `{loc}` already included"])
-        bdoc = _from_located(blocated, fetcher, doc.allow_local)
+        named_from = doc.origins.get(located.display) if remote_url(located) is not None else None
+        bdoc = _from_located(blocated, fetcher, doc.allow_local, named_from)
         seen.add(blocated.key)
-        bdoc = _embed(bdoc, blocated, fetcher, seen)
+        bdoc = _embed(bdoc, blocated, fetcher, seen, (*stack, blocated.key))
         doc.warnings.extend(bdoc.warnings)
         doc.texts.update(bdoc.texts)
         doc.remote_sources |= bdoc.remote_sources
+        doc.origins.update(bdoc.origins)
         doc.files += bdoc.files
         doc.local = doc.local and bdoc.local
         doc.incomplete = doc.incomplete or bdoc.incomplete

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs
+from limapy import dirs, netpolicy
 from limapy.errors import ConfigError
 
-Fetcher = Callable[[str], Path]
+#: `fetcher(url)`, or `fetcher(url, guard)` for a URL a network template names (limapy.netpolicy.Guard).
+Fetcher = Callable[..., Path]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Located:
     file: Path | None = None  # the local file read; None for stdin and downloads
     #: Files whose appearance would change what this locator names (a `template:`'s earlier candidates).
     shadows: tuple[Path, ...] = ()
+    #: Made up from an image URL (`image_template`), not fetched: its URL is not an origin anyone chose.
+    synthesized: bool = False
 
 
 def template_dirs() -> list[Path]:
@@ -189,10 +192,7 @@ class RemoteReadsLocal(ConfigError):
     """A template fetched over the network names a file on this host."""
 
 
-REMOTE_HINT = (
-    "a template from the network may not read files on this host (as a web page may not); if you trust it, "
-    "pass --allow-local-files, or download it and start from the local copy"
-)
+REMOTE_HINT = netpolicy.HINT
 
 
 def refuse_local(locator: str, what: str = "file") -> RemoteReadsLocal:
@@ -260,7 +260,8 @@ def image_template(url: str) -> Located:
             warnings = (f"cannot determine image arch from URL `{url}`; assuming `{arch}`",)
     raw = f"os: {json.dumps(image_os)}\narch: {json.dumps(arch)}\nimages:\n- location: {json.dumps(url)}\n" \
           f"  arch: {json.dumps(arch)}\n"  # fmt: skip
-    return Located(url, url, raw.encode(), None, instance_name_from_image(url, arch) or None, warnings)
+    return Located(url, url, raw.encode(), None, instance_name_from_image(url, arch) or None, warnings,
+                   synthesized=True)
 
 
 def locate(
@@ -295,6 +296,11 @@ def locate(
             tuple(candidates[: candidates.index(path)] if path in candidates else candidates),
         )
     if image_url(locator) and not (remote_base is not None and not is_remote(locator)):
+        if remote_base is not None and not allow_local and not netpolicy.same_origin(locator, remote_base):
+            why = netpolicy.literal_problem(locator)
+            if why is not None:
+                raise RemoteReadsLocal([f"refusing to fetch `{locator}`: {why}, and this template came from the "
+                                        "network"], hint=REMOTE_HINT)  # fmt: skip
         return image_template(locator)
     scheme = custom_scheme(locator)
     if scheme is not None:
@@ -314,7 +320,7 @@ def locate(
                 [f"{locator}: remote templates need the download cache, which is not available here"],
                 hint="download the file and pass its path",
             )
-        path = fetcher(locator)
+        path = _fetch_template(locator, fetcher, None if allow_local else remote_base)
         located = Located(locator, locator, read_path(path, locator), None, name_from_locator(locator))
         return located
     if locator.startswith("file://"):
@@ -326,6 +332,21 @@ def locate(
     raw = read_path(path, display)
     real = path.resolve()
     return Located(display, str(real), raw, real.parent, name_from_locator(str(path)), file=real)
+
+
+def _fetch_template(url: str, fetcher: Fetcher, named_by: str | None) -> Path:
+    """`url` through the fetcher; when a network template (`named_by`, its URL) names it, only on a public
+    address or that template's own origin (as written here, as resolved and as connected when fetched)."""
+    if named_by is None:
+        return fetcher(url)
+    why = None if netpolicy.same_origin(url, named_by) else netpolicy.literal_problem(url)
+    if why is not None:
+        raise RemoteReadsLocal([f"refusing to fetch `{url}`: {why}, and this template came from the network"],
+                               hint=REMOTE_HINT)  # fmt: skip
+    try:
+        return fetcher(url, netpolicy.Guard(origin=named_by))
+    except netpolicy.LocalAddressError as e:
+        raise RemoteReadsLocal([e.message], hint=REMOTE_HINT) from None
 
 
 def remote_url(located: Located) -> str | None:

@@ -72,8 +72,10 @@ def _textual(node: Any) -> Any:
 def schema_problems(doc: dict[str, Any]) -> list[Problem]:
     if _binary_paths(doc):
         doc = _textual(doc)
+    from limapy import cachedir
+
     marker = _ok_marker(doc)
-    if marker is not None and marker.exists():
+    if marker is not None and cachedir.read_memo(marker) is not None:
         return []
     import jsonschema
 
@@ -86,11 +88,7 @@ def schema_problems(doc: dict[str, Any]) -> list[Problem]:
         label = format_path(path) or "(document)"
         problems.append(Problem(path, f"field `{label}`: {_short(err)}"))
     if not problems and marker is not None:
-        try:
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.touch()
-        except OSError:
-            pass
+        cachedir.write_memo(marker, b"")
     return problems
 
 

@@ -3,18 +3,20 @@
 Remote files go through the content-addressed cache (limapy.download.cache): a verified download becomes an
 immutable blob named by its sha256, so a base image an instance uses never changes underneath it, and a newer
 version of a digest-less "latest" URL lands beside the old one. Downloads resume after an interruption and
-are bounded in size and time (limapy.download.transfer). A decompressed copy (`.gz .xz .bz2 .zst`) sits beside
-the blob as `decompressed`. Local files are used in place; their sha256 is remembered by (size, mtime, inode)
-so a 5 GB ISO is hashed once, not on every start. `identity(path)` gives the digest a base is recorded with.
+are bounded in size and time (limapy.download.transfer). A decompressed copy (`.gz .xz .bz2 .zst`) of a
+download sits beside its blob as `decompressed` (keyed by the compressed bytes); a local compressed file's is
+a blob of its own, named by the sha256 of the output. Local files are used in place; their sha256 is
+remembered by their stat (size, mtime, inode, ctime) so a 5 GB ISO is hashed once, not on every start.
+`identity(path)` gives the digest a base is recorded with.
 """
 
 from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import hashlib
-import http.client
 import lzma
 import os
 import re
@@ -27,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import proc
-from limapy.download import cache, transfer
+from limapy import netpolicy, proc
+from limapy.download import cache, connect, space, transfer
 from limapy.download.progress import ProgressReporter as ProgressReporter
 from limapy.errors import LimapyError, NotFoundError, UsageError, shown
 
@@ -83,6 +85,37 @@ def url_entry(url: str) -> Path:
     return cache.url_dir(url)
 
 
+#: How long one download may take in all (from its first connect to its last byte, retries included) unless
+#: `$LIMAPY_DOWNLOAD_TIMEOUT` says otherwise (`0`: no limit). Generous: a 6 GiB ISO at 1 MiB/s takes under 2
+#: hours; a server that stalls is given up much earlier by the low-speed limit (transfer.LOW_SPEED).
+DOWNLOAD_DEADLINE = 6 * 3600.0
+ENV_DEADLINE = "LIMAPY_DOWNLOAD_TIMEOUT"
+
+
+@dataclass(frozen=True)
+class _Opts:
+    progress: Progress | None
+    max_bytes: int | None
+    deadline: float | None
+    deadline_hint: str
+    say: Say | None
+    guard: netpolicy.Guard | None
+
+
+def _default_deadline() -> tuple[float | None, str]:
+    from limapy.units import parse_duration
+
+    value = os.environ.get(ENV_DEADLINE, "").strip()
+    if not value:
+        return DOWNLOAD_DEADLINE, f"; {ENV_DEADLINE} sets it"
+    try:
+        seconds = parse_duration(value)
+    except LimapyError:
+        raise LimapyError(f"{ENV_DEADLINE}={value!r}: not a duration",
+                          hint="e.g. 90m, 12h, or 0 for no limit") from None  # fmt: skip
+    return (seconds or None), f"; {ENV_DEADLINE} sets it"
+
+
 def fetch(
     location: str,
     *,
@@ -92,15 +125,29 @@ def fetch(
     max_bytes: int | None = None,
     deadline: float | None = None,
     say: Say | None = None,
+    guard: netpolicy.Guard | None = None,
 ) -> Path:
-    """A local, verified (and, for compressed names, decompressed) copy of `location`."""
+    """A local, verified (and, for compressed names, decompressed) copy of `location`. `deadline`: seconds for
+    the whole download (default: DOWNLOAD_DEADLINE or $LIMAPY_DOWNLOAD_TIMEOUT). `guard`: `location` was
+    named by a template from the network, so it may reach public addresses only (limapy.netpolicy)."""
     want = split_digest(digest) if digest else None
     try:
         parsed = urllib.parse.urlparse(location)
     except ValueError as e:  # `https://[::1` (an unclosed IPv6 address)
         raise UsageError(f"{shown(location)}: not a valid URL ({e})") from None
     if parsed.scheme in ("http", "https"):
-        return _fetch_remote(location, want, decompress, progress, max_bytes, deadline, say)
+        if guard is not None:
+            guard.check_url(location)  # before the cache is looked at: not even a HEAD goes there
+        hint = ""
+        if deadline is None:
+            deadline, hint = _default_deadline()
+        opts = _Opts(progress, max_bytes, deadline, hint, say, guard)
+        try:
+            return _fetch_remote(location, want, decompress, opts)
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise space.full(location, cache.root()) from None
+            raise
     if parsed.scheme == "file":
         path = Path(urllib.parse.unquote(parsed.path))
     elif parsed.scheme and len(parsed.scheme) > 1:  # one letter could be a Windows drive
@@ -109,7 +156,12 @@ def fetch(
         )
     else:
         path = Path(location).expanduser()
-    return _fetch_local(path.absolute(), location, want, decompress, progress)
+    try:
+        return _fetch_local(path.absolute(), location, want, decompress, progress)
+    except OSError as e:
+        if e.errno == errno.ENOSPC:  # decompressing into the cache
+            raise space.full(location, cache.root()) from None
+        raise
 
 
 # -- local files ------------------------------------------------------------------------------------------
@@ -141,74 +193,64 @@ def _fetch_local(path: Path, location: str, want: Digest | None, decompress: boo
             _compare(location, want, actual)
         if not needs_copy:
             return path
-        return _decompressed(path, entry, progress, name=path.name, key=cache.stat_key(path))
+        return _decompressed_local(path, entry, progress)
 
 
 # -- remote files -----------------------------------------------------------------------------------------
 
 
-def _fetch_remote(
-    url: str,
-    want: Digest | None,
-    decompress: bool,
-    progress: Progress | None,
-    max_bytes: int | None,
-    deadline: float | None,
-    say: Say | None,
-) -> Path:
+def _fetch_remote(url: str, want: Digest | None, decompress: bool, opts: _Opts) -> Path:
     entry = cache.private_dir(cache.url_dir(url))
     with cache.locked(entry):
-        blob = _cached(url, entry, want)
+        blob = _cached(url, entry, want, opts.guard)
         if blob is None:
-            blob = _download(url, entry, want, progress, max_bytes, deadline, say)
+            blob = _download(url, entry, want, opts)
         name = urllib.parse.urlparse(url).path
         if not (decompress and _compression(name)):
             return blob
         key = blob.parent.name if blob.parent.parent.name == "by-content-sha256" else cache.stat_key(blob)
-        return _decompressed(blob, blob.parent, progress, name=name, key=key)
+        return _decompressed(blob, blob.parent, opts.progress, name=name, key=key)
 
 
-def _cached(url: str, entry: Path, want: Digest | None) -> Path | None:
+def _cached(url: str, entry: Path, want: Digest | None, guard: netpolicy.Guard | None = None) -> Path | None:
     """The verified blob to use for `url`, or None to download. A blob whose bytes changed is moved aside."""
     if want is not None and want.algo != "sha256":
         # The store is named by sha256: the URL's last blob is used when it was verified with this digest.
         current = cache.read(entry / "content")
-        if current and _HEX.fullmatch(current) and (cache.content_dir(current) / "data").is_file():
+        if current and _HEX.fullmatch(current) and cache.own_file(cache.content_dir(current) / "data"):
             if cache.read(cache.content_dir(current) / want.algo) == want.hex and cache.blob_ok(current):
                 return cache.content_dir(current) / "data"
         return None
     if want is not None:
-        if (cache.content_dir(want.hex) / "data").is_file():
+        if cache.own_file(cache.content_dir(want.hex) / "data"):
             if cache.blob_ok(want.hex):
                 return cache.content_dir(want.hex) / "data"
             cache.quarantine(cache.content_dir(want.hex) / "data")
         legacy = entry / "data"  # limapy < 0.2 kept downloads here; still used (instances point at them)
-        if legacy.is_file() and cache.read(entry / "sha256.digest") == f"sha256:{want.hex}":
+        if cache.own_file(legacy) and cache.read(entry / "sha256.digest") == f"sha256:{want.hex}":
             if cache.remembered_digest(legacy, entry / "sha256.digest", entry / "data.stat") == want.hex:
                 return legacy
         return None
     current = cache.read(entry / "content")
-    if current and _HEX.fullmatch(current) and (cache.content_dir(current) / "data").is_file():
+    if current and _HEX.fullmatch(current) and cache.own_file(cache.content_dir(current) / "data"):
         if not cache.blob_ok(current):
             cache.quarantine(cache.content_dir(current) / "data")
             return None
-        return cache.content_dir(current) / "data" if _unchanged(url, entry) else None
+        return cache.content_dir(current) / "data" if _unchanged(url, entry, guard) else None
     legacy = entry / "data"
-    if legacy.is_file() and cache.read(entry / "sha256.digest") and _unchanged(url, entry):
+    if cache.own_file(legacy) and cache.read(entry / "sha256.digest") and _unchanged(url, entry, guard):
         return legacy
     return None
 
 
-def _unchanged(url: str, entry: Path) -> bool:
-    """No digest pins the URL: ask the server whether it changed (Last-Modified, ETag, length). Offline,
-    or a server that says nothing, keeps the cached copy."""
+def _unchanged(url: str, entry: Path, guard: netpolicy.Guard | None = None) -> bool:
+    """No digest pins the URL: ask the server whether it changed (Last-Modified, ETag, length), within 10 s in
+    all. Offline, or a server that says nothing, keeps the cached copy."""
     last, etag, length = cache.read(entry / "time"), cache.read(entry / "etag"), cache.read(entry / "length")
     if last is None and etag is None:
         return True
-    try:
-        with transfer.opener().open(transfer.request(url, "HEAD"), timeout=10) as resp:
-            headers = {k.lower(): v for k, v in resp.headers.items()}
-    except (OSError, urllib.error.URLError, http.client.HTTPException, LimapyError):
+    headers = connect.head(url, timeout=10, guard=guard)
+    if headers is None:
         return True
     if etag and headers.get("etag") and headers["etag"] != etag:
         return False
@@ -217,17 +259,11 @@ def _unchanged(url: str, entry: Path) -> bool:
     return not (length and headers.get("content-length") and headers["content-length"] != length)
 
 
-def _download(
-    url: str,
-    entry: Path,
-    want: Digest | None,
-    progress: Progress | None,
-    max_bytes: int | None,
-    deadline: float | None,
-    say: Say | None,
-) -> Path:
+def _download(url: str, entry: Path, want: Digest | None, opts: _Opts) -> Path:
     partial, state = entry / "partial", entry / "partial.json"
-    result = transfer.download(url, partial, state, max_bytes=max_bytes, deadline=deadline, progress=progress, say=say)
+    result = transfer.download(url, partial, state, max_bytes=opts.max_bytes, deadline=opts.deadline,
+                               deadline_hint=opts.deadline_hint, progress=opts.progress, say=opts.say,
+                               guard=opts.guard)  # fmt: skip
     if want is not None:  # over the whole file, also when most of it came in an earlier try
         actual = result.sha256 if want.algo == "sha256" else cache.file_digest(partial, want.algo)
         if actual != want.hex:
@@ -263,7 +299,7 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
     """`where/decompressed`, made once per source (`key`), kept while its bytes are what was written."""
     out = where / "decompressed"
     digest_file, stat_file, source_file = (where / f"decompressed.{k}" for k in ("sha256", "stat", "source"))
-    if out.is_file() and cache.read(source_file) == key:
+    if cache.own_file(out) and cache.read(source_file) == key:
         recorded = cache.read(digest_file)
         if recorded and cache.remembered_digest(out, where / ".decompressed.check", stat_file) == recorded:
             return out
@@ -276,6 +312,26 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
     cache.write(where / ".decompressed.check", f"sha256:{digest}")
     cache.write(source_file, key)
     return out
+
+
+def _decompressed_local(src: Path, entry: Path, progress: Progress | None) -> Path:
+    """A local compressed image decompressed into the content store (`by-content-sha256/<sha256 of the
+    output>/data`), remembered by the source's stat: a newer release at the same path is a new blob beside the
+    old one, so an instance made on the old one keeps its base (it is never rewritten in place)."""
+    key = cache.stat_key(src)
+    known = cache.read(entry / "decompressed.content")
+    if known and _HEX.fullmatch(known) and cache.read(entry / "decompressed.from") == key and cache.blob_ok(known):
+        return cache.content_dir(known) / "data"
+    store = cache.private_dir(cache.root() / "by-content-sha256")
+    tmp = store / f".decompressing-{os.getpid()}-{entry.name[:16]}"
+    try:
+        digest = _decompress(src, tmp, progress, name=src.name)
+        blob = cache.adopt(tmp, digest, f"file://{src} (decompressed)")
+    finally:
+        cache.remove(tmp)
+    cache.write(entry / "decompressed.content", digest)
+    cache.write(entry / "decompressed.from", key)
+    return blob
 
 
 def _decompress(src: Path, out: Path, progress: Progress | None, *, name: str) -> str:
@@ -327,7 +383,7 @@ class Identity:
 
     path: str
     digest: str  # "sha256:<hex>"
-    stat: str  # "size mtime_ns inode"
+    stat: str  # cache.stat_key: "size mtime_ns inode ctime_ns device"
 
 
 def identity(path: Path, progress: Progress | None = None) -> Identity:

@@ -9,12 +9,16 @@ Layout under `<cache>/download/`:
   is under way or was interrupted, `partial` + `partial.json` (never a name a complete file has).
   `data` there is the layout of limapy < 0.2; such files are still used, never replaced.
 - `by-path-sha256/<sha256(path)>/`: digests of local files (`path`, `sha256.digest`, `stat`; `sha512.digest`,
-  `sha512.stat` for a file a template pins by sha512).
+  `sha512.stat` for a file a template pins by sha512); for a compressed one, `decompressed.content` (the blob
+  its output is, in by-content-sha256) and `decompressed.from` (the stat of the file it was made from).
+  An older limapy kept that output here as `decompressed`, replaced when the file changed; still used, never
+  written.
 A blob verified against a sha512 digest (Debian and Alpine publish only those) records it as `sha512` beside
 `data`, so the next fetch with that digest needs no second pass over the bytes.
 
 Every directory is 0700 and every file 0600 whatever the umask. A digest is trusted only while the file's
-(size, mtime, inode) match the ones recorded when it was computed; anything else is hashed again.
+(size, mtime, inode, ctime, device) match the ones recorded when it was computed; anything else is hashed
+again (ctime because a file can be rewritten in place with its size and mtime put back; ctime cannot be).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,22 +46,15 @@ def root() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create `path` and any missing parents inside the cache dir as 0700 (umask does not widen them)."""
+    """`path` inside the cache dir, it and its parents made 0700 (umask does not widen them) or checked: a real
+    directory of the user's (cachedir.subdir; another user's tree or a link is refused with one line)."""
+    from limapy import cachedir
+
     path = Path(path)
-    missing = []
-    cur = path
-    while not cur.exists():
-        missing.append(cur)
-        if cur.parent == cur:
-            break
-        cur = cur.parent
-    for p in reversed(missing):
-        try:
-            os.mkdir(p, DIR_MODE)
-        except FileExistsError:
-            pass
-        os.chmod(p, DIR_MODE)
-    return path
+    parts = cachedir.within(path)
+    if parts is None:
+        raise cachedir.CacheRefused(f"{path} is not inside the cache directory {dirs.cache_dir()}")
+    return cachedir.subdir(*parts)
 
 
 def url_dir(url: str) -> Path:
@@ -72,10 +70,20 @@ def path_dir(path: Path) -> Path:
 
 
 def read(path: Path) -> str | None:
+    """A small record of the cache, only when it is a regular file of the user's (never through a link)."""
+    from limapy import cachedir
+
+    raw = cachedir.read_own(path, 1 << 20)
+    return raw.decode("utf-8", "replace").strip() if raw is not None else None
+
+
+def own_file(path: Path) -> bool:
+    """`path` is a regular file (not a link) of the user's: the only kind of cache file limapy trusts."""
     try:
-        return path.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
 
 
 def write(path: Path, text: str) -> None:
@@ -98,8 +106,10 @@ def remove(path: Path) -> None:
 
 
 def stat_key(path: Path) -> str:
+    """What a remembered digest is trusted by: size, mtime, inode, and ctime and device, which no one can set
+    back (a file rewritten in place with its mtime restored has a new ctime)."""
     st = os.stat(path)
-    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino}"
+    return f"{st.st_size} {st.st_mtime_ns} {st.st_ino} {st.st_ctime_ns} {st.st_dev}"
 
 
 class _Null:
@@ -158,10 +168,10 @@ def adopt(tmp: Path, hexdigest: str, source: str) -> Path:
     d = private_dir(content_dir(hexdigest))
     data = d / "data"
     with locked(d):
-        if data.is_file() and blob_ok(hexdigest):
+        if own_file(data) and blob_ok(hexdigest):
             remove(tmp)
             return data
-        if data.exists():
+        if os.path.lexists(data):
             quarantine(data)
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, data)
@@ -175,6 +185,8 @@ def blob_ok(hexdigest: str) -> bool:
     """The blob still holds the bytes its name promises (cheaply: by stat, re-hashed when the stat changed)."""
     d = content_dir(hexdigest)
     data = d / "data"
+    if not own_file(data):
+        return False
     try:
         key = stat_key(data)
     except FileNotFoundError:
@@ -193,7 +205,7 @@ def quarantine(path: Path) -> Path:
     while True:
         target = path.with_name(f"{path.name}.changed-{n}")
         try:
-            os.link(path, target)
+            os.link(path, target, follow_symlinks=False)
         except FileExistsError:
             n += 1
             continue

@@ -14,11 +14,13 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
 import os
 import re
+import stat
 import time
 import urllib.error
 import urllib.parse
@@ -28,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limapy import __version__
-from limapy.download import cache
+from limapy import netpolicy
+from limapy.download import cache, connect, space
+from limapy.download.connect import DownloadError as DownloadError
 from limapy.errors import LimapyError
 from limapy.units import format_size
 
@@ -40,10 +43,6 @@ LOW_SPEED_WINDOW = 60.0
 RETRIES = 4
 BACKOFF = (1.0, 2.0, 4.0, 8.0)
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
-
-
-class DownloadError(LimapyError):
-    """A download that failed for good (after retries), with one line saying why."""
 
 
 class _Transient(Exception):
@@ -89,32 +88,9 @@ class Result:
     resumed_from: int = 0
 
 
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
-        new = urllib.parse.urlparse(newurl)
-        old = urllib.parse.urlparse(req.full_url)
-        if new.scheme not in ("http", "https"):
-            raise DownloadError(f"{req.full_url}: redirect to {newurl} refused: only http(s) locations are fetched")
-        if old.scheme == "https" and new.scheme == "http":
-            raise DownloadError(f"{req.full_url}: redirect from https to {newurl} refused (a downgrade to plain http)")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_Redirects())
-
-
-def request(url: str, method: str = "GET", headers: dict[str, str] | None = None) -> urllib.request.Request:
-    h = {"User-Agent": f"limapy/{__version__}", "Accept-Encoding": "identity", **(headers or {})}
-    return urllib.request.Request(url, method=method, headers=h)  # noqa: S310 (scheme checked by the caller)
-
-
-def head_length(url: str) -> int | None:
-    try:
-        with opener().open(request(url, "HEAD"), timeout=SOCKET_TIMEOUT) as resp:
-            value = resp.headers.get("Content-Length")
-    except (OSError, urllib.error.URLError, http.client.HTTPException, LimapyError):
-        return None
+def head_length(url: str, guard: netpolicy.Guard | None = None, timeout: float = SOCKET_TIMEOUT) -> int | None:
+    headers = connect.head(url, timeout=timeout, guard=guard)
+    value = (headers or {}).get("content-length")
     return int(value) if value and value.isdigit() else None
 
 
@@ -123,18 +99,26 @@ def _looks_like_html(first: bytes) -> bool:
     return head.startswith((b"<!doctype html", b"<html"))
 
 
-class _Clock:
-    def __init__(self, deadline: float | None) -> None:
-        self.start = time.monotonic()
-        self.deadline = None if deadline is None else self.start + deadline
-        self.total = deadline
-        self.window_start = self.start
+class _Clock(connect.Watchdog):
+    """The download's deadline (from the first connect to the last byte, over every retry: the watchdog shuts
+    a connection down when it passes, in whatever phase) and its low-speed limit."""
+
+    def __init__(self, deadline: float | None, deadline_hint: str = "") -> None:
+        super().__init__(deadline)
+        self.hint = deadline_hint
+        self.window_start = time.monotonic()
         self.window_bytes = 0
+
+    def expired(self, url: str) -> DownloadError:
+        from limapy.units import format_duration
+
+        return DownloadError(f"cannot download {url}: not done after {format_duration(self.total or 0)} (the time "
+                             f"allowed{self.hint}); run the command again to resume")  # fmt: skip
 
     def check(self, url: str, got: int) -> None:
         now = time.monotonic()
-        if self.deadline is not None and now > self.deadline:
-            raise DownloadError(f"cannot download {url}: not done after {self.total:.0f} s (the time allowed)")
+        if self.over():
+            raise self.expired(url)
         self.window_bytes += got
         if now - self.window_start >= LOW_SPEED_WINDOW:
             if self.window_bytes < LOW_SPEED:
@@ -149,30 +133,49 @@ def download(
     *,
     max_bytes: int | None = None,
     deadline: float | None = None,
+    deadline_hint: str = "",
     progress: Progress | None = None,
     say: Callable[[str], None] | None = None,
+    guard: netpolicy.Guard | None = None,
 ) -> Result:
-    """Fetch `url` into `partial` (resuming what is there); returns its sha256 once complete.
+    """Fetch `url` into `partial` (resuming what is there); returns its sha256 once complete. `deadline`:
+    seconds from the first connect to the last byte, retries included (`deadline_hint` says how to change it).
+    `guard`: the addresses a network template's URL may reach (limapy.netpolicy).
 
     On failure the partial file and its state stay for the next try, unless the server's answer makes them
     useless (then they are removed). Ctrl-C (KeyboardInterrupt) leaves them as they are."""
-    clock = _Clock(deadline)
+    clock = _Clock(deadline, deadline_hint)
     state = State.load(state_file, url)
     resumed_from = 0
     last_error = ""
-    for attempt in range(RETRIES + 1):
-        if attempt:
-            wait = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
-            if say:
-                say(f"download interrupted ({last_error}); retrying in {wait:.0f} s")
-            time.sleep(wait)
-        try:
-            result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say)
-        except _Transient as e:
-            last_error = str(e)
-            continue
-        result.resumed_from = max(resumed_from, result.resumed_from)
-        return result
+    try:
+        for attempt in range(RETRIES + 1):
+            if attempt:
+                wait = BACKOFF[min(attempt - 1, len(BACKOFF) - 1)]
+                left = clock.remaining()
+                if left is not None and left < wait:
+                    raise clock.expired(url)
+                if say:
+                    say(f"download interrupted ({last_error}); retrying in {wait:.0f} s")
+                time.sleep(wait)
+            try:
+                try:
+                    result = _attempt(url, partial, state_file, state, clock, max_bytes, progress, say, guard)
+                finally:
+                    clock.cancel()  # this try's connections: a retry connects anew
+            except _Transient as e:
+                if clock.over():
+                    raise clock.expired(url) from None
+                last_error = str(e)
+                continue
+            except DownloadError:
+                if clock.over():  # what the watchdog's shutdown looked like to the code that read
+                    raise clock.expired(url) from None
+                raise
+            result.resumed_from = max(resumed_from, result.resumed_from)
+            return result
+    finally:
+        clock.cancel()
     raise DownloadError(f"cannot download {url}: {last_error} (gave up after {RETRIES + 1} tries; run the command "
                         "again to resume)")
 
@@ -186,15 +189,16 @@ def _attempt(
     max_bytes: int | None,
     progress: Progress | None,
     say: Callable[[str], None] | None,
+    guard: netpolicy.Guard | None = None,
 ) -> Result:
-    offset = partial.stat().st_size if partial.exists() else 0
+    offset = _partial_size(partial)
     if offset and not state.validator:
         offset = 0  # nothing to tell an unchanged file from a changed one: start again
     headers = {}
     if offset:
         headers = {"Range": f"bytes={offset}-", "If-Range": str(state.validator)}
     try:
-        resp = opener().open(request(url, headers=headers), timeout=SOCKET_TIMEOUT)
+        resp = connect.opener(guard, clock).open(connect.request(url, headers=headers), timeout=SOCKET_TIMEOUT)
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset and state.length == offset:
             return _finish(url, partial, state, {}, offset)
@@ -234,17 +238,22 @@ def _attempt(
             total = int(length) if length.isdigit() else None
         if max_bytes is not None and total is not None and total > max_bytes:
             raise DownloadError(f"cannot download {url}: {total} bytes, more than the {max_bytes} allowed")
+        if total is not None:
+            space.check_room(url, cache.root(), total - start)
         state.etag = info.get("etag") or None
         state.last_modified = info.get("last-modified") or None
         state.length = total
         state.save(state_file)
         done, hasher = _stream(url, resp, partial, start, total, clock, max_bytes, progress, info)
+    if clock.over():  # the watchdog ended the connection: what came is not the whole, whatever it says
+        raise clock.expired(url)
     if total is not None and done != total:
         raise _Transient(f"connection closed after {done} of {total} bytes")
     if total is None and info.get("transfer-encoding", "").lower() != "chunked":
         # No length given and not chunked: the body ended when the connection closed, which a truncation
-        # looks like too. Ask the server what the whole is.
-        promised = head_length(url)
+        # looks like too. Ask the server what the whole is (within what is left of the deadline).
+        left = clock.remaining()
+        promised = head_length(url, guard, SOCKET_TIMEOUT if left is None else max(min(SOCKET_TIMEOUT, left), 0.1))
         if promised is not None and promised != done:
             raise _Transient(f"got {done} bytes, the server says the file has {promised}")
     return _finish(url, partial, state, info, start, hasher)
@@ -262,15 +271,30 @@ def _stream(
     info: dict[str, str],
 ) -> tuple[int, Any]:
     """Write the body at `start`; (bytes in the file, a sha256 of them when the whole was streamed now)."""
-    mode = "r+b" if start else "wb"
+    try:
+        return _write_body(url, resp, partial, start, total, clock, max_bytes, progress, info)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        cache.remove(partial)  # a part that cannot be finished here must not keep the file system full
+        raise space.full(url, cache.root()) from None
+
+
+def _write_body(
+    url: str,
+    resp: Any,
+    partial: Path,
+    start: int,
+    total: int | None,
+    clock: _Clock,
+    max_bytes: int | None,
+    progress: Progress | None,
+    info: dict[str, str],
+) -> tuple[int, Any]:
     hasher = None if start else hashlib.sha256()
-    if not partial.exists():
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, cache.FILE_MODE)
-        os.close(fd)
     done = start
     first = True
-    with open(partial, mode) as out:
-        os.fchmod(out.fileno(), cache.FILE_MODE)
+    with _open_partial(partial) as out:
         out.seek(start)
         out.truncate()
         # read1: what has arrived (at most CHUNK), so the deadline and speed checks see a trickle as it comes;
@@ -307,6 +331,34 @@ def _stream(
         out.flush()
         os.fsync(out.fileno())
     return done, hasher
+
+
+def _partial_size(partial: Path) -> int:
+    """How much of an earlier try is there to resume from: 0 unless `partial` is a regular file of the user's
+    (a link or another user's file in its place is removed, never followed)."""
+    try:
+        st = os.lstat(partial)
+    except FileNotFoundError:
+        return 0
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+        return st.st_size
+    cache.remove(partial)
+    return 0
+
+
+def _open_partial(partial: Path) -> Any:
+    """`partial` opened for writing without following a link (O_NOFOLLOW), made 0600 if new, and refused
+    unless it is a regular file of the user's."""
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, cache.FILE_MODE)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise DownloadError(f"refusing to write {partial}: not a regular file of yours")
+        os.fchmod(fd, cache.FILE_MODE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "r+b")
 
 
 def _finish(url: str, partial: Path, state: State, info: dict[str, str], start: int, hasher: Any = None) -> Result:

@@ -48,9 +48,11 @@ def _lima_yaml(src: store.Instance, say: Say) -> bytes:
 
 
 def clone(src: store.Instance, dst_name: str, *, full: bool = False, say: Say) -> store.Instance:
-    from limapy import disk
+    from limapy import dirs, disk
+    from limapy.download import refs
 
     require_stopped(src, "clone")
+    refs.register_quietly(dirs.limapy_home())  # the clone stands on the source's base too
     with store.lock(src, what="clone"), store.creating(dst_name) as tmp:
         new = store.Instance(dst_name, tmp)
         store.atomic_write(new.lima_yaml, _lima_yaml(src, say), 0o644)

@@ -6,6 +6,7 @@ Everything that can fail (config, downloads, digests, missing ISOs, swtpm) happe
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,16 @@ from limapy.edits import Edit
 from limapy.errors import LimapyError, UsageError
 
 Say = Callable[[str], None]
+#: The netpolicy.Guard a URL needs (config.trust.guard_for: what a network template named), or None.
+Guards = Callable[[str], Any]
 
 
 def _quiet(_msg: str) -> None:
     pass
+
+
+def _unguarded(_url: str) -> None:
+    return None
 
 
 def load_template(
@@ -48,17 +55,22 @@ def load_template(
     return doc
 
 
-def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: bool = True) -> Path:
+def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: bool = True,
+           guards: Guards = _unguarded) -> Path:  # fmt: skip
     from limapy import download
 
     if location.startswith(("http://", "https://")):
+        guard = guards(location)
+        if guard is not None:
+            guard.check_url(location)  # before anything is printed: a refusal is the only line
         # the reporter prints `downloading WHAT: URL` once bytes move: a cache hit prints nothing
         with download.ProgressReporter(what, location) as progress:
-            return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say)
+            return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say,
+                                  guard=guard)  # fmt: skip
     return download.fetch(location, digest=digest, decompress=decompress)
 
 
-def windows_media(spec: Spec, say: Say) -> Fetched:
+def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
     """The install ISO exists, is for this arch, and holds the edition asked for;
     Server media is x86_64 and evaluation or keyed; virtio-win and the OpenSSH MSI are fetched and checked."""
     from limapy import winedition, winmedia, winmsi
@@ -74,7 +86,7 @@ def windows_media(spec: Spec, say: Say) -> Fetched:
     image = spec.image
     loc = image.location
     if loc.startswith(("http://", "https://")):
-        iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
+        iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False, guards=guards)
     else:
         iso = winmedia.require_iso(loc, arch, image_pos=spec.images.index(image))
         if image.digest:
@@ -92,29 +104,33 @@ def windows_media(spec: Spec, say: Say) -> Fetched:
     say(f"Windows image: index {sel.index}" + (f" ({sel.name})" if sel.name else ""))
     msi = None
     if msi_entry is not None:
-        msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False)
+        msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False, guards=guards)
         winmsi.check_msi(msi, arch, msi_entry.location)
     vw = spec.virtio_win
     virtio = None
     if vw is not None:
-        virtio = _fetch(vw.location, vw.digest, say, "virtio-win ISO", decompress=False).resolve()
+        virtio = _fetch(vw.location, vw.digest, say, "virtio-win ISO", decompress=False, guards=guards).resolve()
     return Fetched(
         disk_size=spec.disk, iso=iso.resolve(), virtio_win=virtio, openssh_msi=msi.resolve() if msi else None
     )
 
 
-def linux_media(spec: Spec, say: Say) -> Fetched:
+def linux_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
     """The image (a disk image to make the overlay on, or an ISO to boot), and its kernel and initrd."""
     from limapy import disk
 
     image = spec.image
-    base = _fetch(image.location, image.digest, say, "image").resolve()
+    base = _fetch(image.location, image.digest, say, "image", guards=guards).resolve()
     kernel = initrd = None
     if image.kernel is not None:
-        kernel = _fetch(image.kernel.location, image.kernel.digest, say, "kernel", decompress=False)
+        kernel = _fetch(image.kernel.location, image.kernel.digest, say, "kernel", decompress=False, guards=guards)
     if image.initrd is not None:
-        initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False)
+        initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False, guards=guards)
     iso = disk.is_iso9660(base)
+    if not iso:
+        from limapy import imagecheck
+
+        imagecheck.verify(base, image.location)  # before anything is made; the overlay checks it again
     return Fetched(
         disk_size=spec.disk,
         base=None if iso else base,
@@ -146,9 +162,10 @@ def create(
 
     `inspect` makes it a dry run (`start --dry-run TEMPLATE`): it is called with the instance laid out in its
     temp dir, which is then removed; nothing is created (downloads stay in the cache, as any download does)."""
-    from limapy import driver, preflight
-    from limapy.config import check, hostinfo
+    from limapy import dirs, driver, preflight
+    from limapy.config import check, hostinfo, trust
     from limapy.config.load import stored_yaml
+    from limapy.download import refs
 
     if locator == "-" and not name:
         raise UsageError("`create -` (a template on stdin) requires --name", hint="e.g. `limapy create --name vm -`")
@@ -174,20 +191,23 @@ def create(
     drv.check(spec, connect)  # before any download: no progress lines ahead of a refusal
     if for_start:
         driver.check_ssh_port(spec)
-    fetched = windows_media(spec, say) if spec.is_windows else linux_media(spec, say)
     text, product_key = stored_yaml(doc.data, doc)
-
-    with store.creating(name) as tmp:
-        new = store.Instance(name, tmp)
-        store.atomic_write(new.lima_yaml, text.encode(), 0o644)
-        store.atomic_write(new.lima_version, (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
-        if product_key is not None:
-            store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
-        driver.record(tmp, drv_name, connect)
-        drv.create(tmp, spec, fetched, say if inspect is None else _quiet)
-        if inspect is not None:
-            inspect(store.Instance(name, tmp))
-            raise _DryRun
+    # From before the downloads until the instance dir is in place: `prune` (any home) cannot remove the base
+    # in between, and this home is known to the cache (download.refs).
+    with refs.using(dirs.limapy_home()):
+        guards = functools.partial(trust.guard_for, loaded.doc)
+        fetched = windows_media(spec, say, guards) if spec.is_windows else linux_media(spec, say, guards)
+        with store.creating(name) as tmp:
+            new = store.Instance(name, tmp)
+            store.atomic_write(new.lima_yaml, text.encode(), 0o644)
+            store.atomic_write(new.lima_version, (LIMA_COMPAT_VERSION + "\n").encode(), 0o444)
+            if product_key is not None:
+                store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
+            driver.record(tmp, drv_name, connect)
+            drv.create(tmp, spec, fetched, say if inspect is None else _quiet)
+            if inspect is not None:
+                inspect(store.Instance(name, tmp))
+                raise _DryRun
     return layout
 
 

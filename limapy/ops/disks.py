@@ -145,18 +145,15 @@ def resize(name: str, size: int) -> bool:
 
 
 def import_disk(name: str, source: Path) -> Path:
-    """A copy of the image `source` (qcow2 or raw, kept in its format) as disk `name`."""
+    """A copy of the image `source` (raw or a self-contained qcow2, kept in its format) as disk `name`: no
+    backing file, external data file or other format (those name files on this host that the guest would
+    then read or write; imagecheck.verify)."""
+    from limapy import imagecheck
+
     disk.checked_disk_path(name)
     if not source.is_file():
         raise NotFoundError(f"{source}: no such disk image")
-    meta = disk.info(source)
-    fmt = str(meta.get("format", ""))
-    if fmt not in FORMATS:
-        raise UsageError(f"{source} is a {fmt or 'unknown'} image; limapy imports qcow2 and raw")
-    if meta.get("backing-filename"):
-        raise UsageError(
-            f"{source} has a backing file", hint=f"flatten it first: qemu-img convert -O qcow2 {source} NEW"
-        )
+    imagecheck.verify(source)
     d = disk.additional_disk_dir(name)
     if d.exists():
         raise LimapyError(f"disk `{name}` already exists ({d})")

@@ -46,13 +46,14 @@ def _new_disk(inst: store.Instance, where: Path, say: Say) -> tuple[Path, Path |
 
 
 def factory_reset(inst: store.Instance, *, say: Say) -> None:
-    from limapy import disk, driver
+    from limapy import dirs, disk, driver
+    from limapy.download import refs
     from limapy.ops.stop import force_stop
 
     if driver.status(inst) != store.STOPPED:
         say(f"stopping `{inst.name}` at once")
         force_stop(inst)
-    with store.lock(inst, what="factory-reset"):
+    with store.lock(inst, what="factory-reset"), refs.using(dirs.limapy_home()):
         work = Path(tempfile.mkdtemp(prefix=".reset-", suffix=".tmp", dir=inst.dir))
         try:
             new, base = _new_disk(inst, work, say)

@@ -3,9 +3,13 @@
 Lima removes the whole download cache (its instances hold renamed copies of their images). A limapy
 instance's disk is a qcow2 overlay on a cached image, so the blobs instances stand on (disk backing files,
 linked install ISOs, virtio-win, the OpenSSH MSI) are always kept, or their disks would lose their base.
-`--keep-referred` also keeps what any instance's lima.yaml names (each image, kernel, initrd, virtio-win ISO
-and MSI URL, for every arch), so re-creating those needs no download. It also removes what a killed create,
-clone or delete left in $LIMAPY_HOME (`limapy.leftovers`; `list` warns about them).
+That holds for every instance of every `$LIMAPY_HOME` sharing the cache (download.refs: the homes that
+made or started instances are registered there; each of their instance dirs is looked at now), and a URL
+entry whose last download is such a blob is kept with it (a digest-less "latest" could not be fetched
+back). `prune` takes the cache's lock exclusively: it waits for creates that are between their download and
+their overlay. `--keep-referred` also keeps what any instance's lima.yaml names (each image, kernel, initrd,
+virtio-win ISO and MSI URL, for every arch), so re-creating those needs no download. It also removes what a
+killed create, clone or delete left in $LIMAPY_HOME (`limapy.leftovers`; `list` warns about them).
 """
 
 from __future__ import annotations
@@ -67,17 +71,54 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def prune(*, keep_referred: bool = False) -> Pruned:
-    from limapy.download import cache
+def instance_dirs(home: Path) -> list[Path]:
+    """Every instance dir of `home`, Broken ones too (a dir without lima.yaml may still hold a disk); not the
+    reserved `_x` dirs, nor `.x` ones (a create's temp dir is covered by the lock)."""
+    try:
+        entries = list(home.iterdir())
+    except OSError:
+        return []
+    return sorted(p for p in entries if not p.name.startswith(("_", ".")) and p.is_dir() and not p.is_symlink())
+
+
+def _homes() -> list[Path]:
+    """This home and every other registered one that still exists (the entries of vanished ones are dropped)."""
+    from limapy import dirs
+    from limapy.download import refs
+
+    here = dirs.limapy_home()
+    out = [here]
+    for home, entry in refs.homes().items():
+        if home == here:
+            continue
+        if home.is_dir():
+            out.append(home)
+        else:
+            refs.forget(entry)
+    return out
+
+
+def prune(*, keep_referred: bool = False, say: Say | None = None) -> Pruned:
+    from limapy import dirs
+    from limapy.download import cache, refs
 
     root = cache.root()
     result = Pruned()
     _leftovers(result)
     if not root.is_dir():
         return result
-    instances = [store.Instance(n, store.instance_dir(n)) for n in store.list_instances()]
-    used = [p for inst in instances for p in _used_paths(inst)]
-    urls = {u for inst in instances for u in _referred_urls(inst)} if keep_referred else set()
+    with refs.pruning(say):
+        refs.register(dirs.limapy_home())
+        instances = [store.Instance(d.name, d) for home in _homes() for d in instance_dirs(home)]
+        used = [p for inst in instances for p in _used_paths(inst)]
+        urls = {u for inst in instances if inst.lima_yaml.is_file() for u in _referred_urls(inst)} \
+            if keep_referred else set()  # fmt: skip
+        _remove_unused(root, used, urls, result)
+    return result
+
+
+def _remove_unused(root: Path, used: list[Path], urls: set[str], result: Pruned) -> None:
+    from limapy.download import cache
 
     def in_use(d: Path) -> bool:
         d = d.resolve()
@@ -88,7 +129,8 @@ def prune(*, keep_referred: bool = False) -> Pruned:
     keep_urls = set()
     for d in url_dirs:
         blob = cache.read(d / "content")
-        if in_use(d) or (cache.read(d / "url") in urls):
+        blob_used = bool(blob) and in_use(cache.content_dir(str(blob)))
+        if in_use(d) or blob_used or (cache.read(d / "url") in urls):
             keep_urls.add(d)
             if blob:
                 keep_blobs.add(blob)
@@ -99,12 +141,11 @@ def prune(*, keep_referred: bool = False) -> Pruned:
             if keep:
                 result.kept.append(d)
                 continue
-            if d.is_symlink() or not d.is_dir():  # not an entry limapy made: the link goes, never its target
-                d.unlink()
+            if d.is_symlink() or not d.is_dir():  # not an entry limapy made (or what a killed decompression
+                d.unlink()  # left: one under way holds the cache lock): the link goes, never its target
                 result.removed.append(d)
                 continue
             with cache.locked(d):  # not while a download of that URL is under way
                 result.freed += _size(d)
                 shutil.rmtree(d)
             result.removed.append(d)
-    return result

@@ -301,9 +301,11 @@ def run_foreground(inst: store.Instance) -> None:
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
     """Start and wait, then run the `mode: ansible` playbooks (Lima's order); False when it was already running."""
-    from limapy import config
+    from limapy import config, dirs
+    from limapy.download import refs
     from limapy.ops import ansible
 
+    refs.register_quietly(dirs.limapy_home())  # an instance made by an older limapy: `prune` elsewhere sees it
     try:
         spec = config.instance_spec(inst)
     except LimapyError:

@@ -1,7 +1,7 @@
 """`validate FILE...`: load, embed, fill and check each file; one line per problem; exit 1 if any is invalid.
 
 A file that passed is remembered (the memo in the cache dir, `validated/`): the lines it printed, keyed by
-limapy's version, the host facts the fill reads, `$LIMAPY_TEMPLATES_PATH`, and the size, mtime and inode of
+limapy's version, the host facts the fill reads, `$LIMAPY_TEMPLATES_PATH`, and the size, mtime, inode and ctime of
 every file it was read from (itself, its bases and provision files, the schema, `_config/*.yaml`), and of
 every template file that would shadow one it used. Validating it again while all of that holds prints the
 same lines without parsing (ruamel.yaml alone costs more than the 4x-the-interpreter budget of the
@@ -42,13 +42,14 @@ def _replay(m: Memo | None) -> bool:
     """Print a fresh memo's lines; False when there is none."""
     import json
 
-    from limapy import stamps
+    from limapy import cachedir, stamps
 
     if m is None:
         return False
+    raw = cachedir.read_memo(m.path)  # only a memo of the user's own, in the user's own directories
     try:
-        memo = json.loads(m.path.read_text())
-    except (OSError, ValueError):
+        memo = json.loads(raw) if raw is not None else None
+    except ValueError:
         return False
     if not (isinstance(memo, dict) and memo.get("v") == MEMO_VERSION and memo.get("key") == m.key
             and memo.get("host") == stamps.host()):  # fmt: skip
@@ -64,8 +65,7 @@ def _replay(m: Memo | None) -> bool:
 def _remember(m: Memo, doc: object, out: str, err: str) -> None:
     import json
 
-    from limapy import dirs, stamps
-    from limapy.fsutil import atomic_write
+    from limapy import cachedir, dirs, stamps
 
     if not getattr(doc, "local", False):
         return
@@ -73,11 +73,7 @@ def _remember(m: Memo, doc: object, out: str, err: str) -> None:
              dirs.config_dir() / "override.yaml"]  # fmt: skip
     memo = {"v": MEMO_VERSION, "key": m.key, "host": stamps.host(), "files": stamps.record(files), "out": out,
             "err": err}  # fmt: skip
-    try:
-        m.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(m.path, json.dumps(memo).encode(), 0o644)
-    except OSError:
-        pass  # a read-only cache: validate in full every time
+    cachedir.write_memo(m.path, json.dumps(memo).encode())  # False for a read-only cache: validated in full
 
 
 def validate_files(files: Sequence[str], *, fill: bool = False, allow_local: bool = False) -> int:

@@ -93,7 +93,7 @@ def test_refuses_base_with_foreign_backing_file(tmp_path: Path, monkeypatch: pyt
     inner = make_base(tmp_path / "inner.img", 64 * MiB)
     layered = tmp_path / "layered.qcow2"
     disk.create_overlay(inner, layered, 64 * MiB)
-    with pytest.raises(LimapyError, match="has a backing file"):
+    with pytest.raises(LimapyError, match="names a backing file"):
         disk.create_overlay(layered, tmp_path / "disk", GiB)
     assert not (tmp_path / "disk").exists()
 

@@ -1,7 +1,8 @@
 """Fixtures for the hardening tests: a private LIMAPY_HOME and cache, limapy as a process, a local HTTP server.
 
 The server listens on 127.0.0.1 only and misbehaves on request: bodies cut short (with or without a
-Content-Length), a 2 GiB Content-Length, a trickle of one byte per interval, redirects to other schemes.
+Content-Length), a 2 GiB Content-Length, a trickle of one byte per interval (of the body, or of the status
+line and headers), redirects to other schemes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Served:
     cut: float | None = None  # with `cuts`: send this fraction of the body, then close
     cuts: int = 0  # how many GETs are cut (then the server recovers)
     fail: int = 0  # how many GETs answer 503 first
+    trickle_head: float = 0.0  # seconds between single bytes of the status line and headers
 
 
 class Server:
@@ -69,6 +71,18 @@ class Server:
                 if body and f.fail > 0:
                     f.fail -= 1
                     self.send_error(503, "Service Unavailable")
+                    return
+                if f.trickle_head:
+                    head = (f"HTTP/1.0 200 OK\r\nContent-Type: {f.content_type}\r\nX-Padding: {'x' * 200}\r\n"
+                            f"Content-Length: {len(f.data)}\r\n\r\n").encode()
+                    try:
+                        for i in range(len(head)):
+                            self.wfile.write(head[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(f.trickle_head)
+                        self.wfile.write(f.data)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass
                     return
                 modified = formatdate(f.mtime, usegmt=True)
                 start = 0
@@ -170,6 +184,15 @@ def one_error(cp: subprocess.CompletedProcess[str]) -> str:
     errors = [ln for ln in lines if ln not in hints]
     assert len(errors) == 1 and len(hints) <= 1, cp.stderr
     return errors[0]
+
+
+def final_error(cp: subprocess.CompletedProcess[str]) -> str:
+    """As one_error, after progress lines (a download's) that precede it on stderr."""
+    assert cp.returncode != 0, cp.stdout + cp.stderr
+    assert "Traceback" not in cp.stderr, cp.stderr
+    lines = [ln for ln in cp.stderr.splitlines() if ln.strip()]
+    tail = lines[next(i for i, ln in enumerate(lines) if ln.startswith("limapy: ")):]
+    return one_error(subprocess.CompletedProcess(cp.args, cp.returncode, cp.stdout, "\n".join(tail)))
 
 
 def instances(home: Path) -> list[str]:

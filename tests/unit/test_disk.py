@@ -14,6 +14,16 @@ from limapy.errors import InstanceError, LimapyError, NotFoundError
 GiB = 1 << 30
 
 
+def qcow2_header(backing: str | None = None) -> bytes:
+    """A qcow2 v3 header as qemu-img writes one (what limapy reads of it without qemu-img)."""
+    import struct
+
+    name = (backing or "").encode()
+    head = struct.pack(">4sIQI", b"QFI\xfb", 3, 512 if name else 0, len(name)).ljust(100, b"\0")
+    head += struct.pack(">I", 104)
+    return head.ljust(512, b"\0") + name
+
+
 class FakeQemuImg:
     """Pretends to be qemu-img: `images` maps path -> info dict; create writes a small file."""
 
@@ -46,7 +56,7 @@ class FakeQemuImg:
         return subprocess.CompletedProcess(args, rc, out, b"")
 
     def add(self, path: Path, fmt: str, size: int, backing: str | None = None) -> Path:
-        path.write_bytes(b"x")
+        path.write_bytes(qcow2_header(backing) if fmt == "qcow2" else b"x")
         meta: dict[str, Any] = {"format": fmt, "virtual-size": size}
         if backing:
             meta["backing-filename"] = backing
@@ -95,13 +105,16 @@ def test_overlay_never_smaller_than_base(fake: FakeQemuImg, tmp_path: Path) -> N
 
 def test_overlay_refuses_foreign_backing_chain(fake: FakeQemuImg, tmp_path: Path) -> None:
     base = fake.add(tmp_path / "base.qcow2", "qcow2", GiB, backing="/etc/shadow")
-    with pytest.raises(LimapyError, match="has a backing file"):
+    with pytest.raises(LimapyError, match="names a backing file `/etc/shadow`"):
         disk.create_overlay(base, tmp_path / "disk", GiB)
     assert not (tmp_path / "disk").exists()
+    # A downloaded blob in the cache is no exception (issue 24, item 1): it came from the network.
     cached = tmp_path / "cache" / "download"
     cached.mkdir(parents=True)
-    ours = fake.add(cached / "data", "qcow2", GiB, backing=str(tmp_path / "x"))
-    disk.create_overlay(ours, tmp_path / "disk", GiB)
+    blob = fake.add(cached / "data", "qcow2", GiB, backing=str(tmp_path / "x"))
+    with pytest.raises(LimapyError, match="names a backing file"):
+        disk.create_overlay(blob, tmp_path / "disk", GiB)
+    assert not [c for c in fake.calls if c[1] in ("create", "info")]  # refused from the header alone
 
 
 def test_overlay_refuses_to_overwrite_and_missing_base(fake: FakeQemuImg, tmp_path: Path) -> None:

@@ -205,11 +205,11 @@ def ensure_base(conn: Any, pool: Any, name: str, src: Path, say: Say) -> str:
     return str(vol.path())
 
 
-def create_overlay(pool: Any, name: str, base_path: str, capacity: int) -> Any:
+def create_overlay(pool: Any, name: str, base_path: str, capacity: int, base_format: str = "qcow2") -> Any:
     lv = binding()
     delete_volume(pool, name)
     try:
-        return pool.createXML(_vol_xml(name, capacity, "qcow2", (base_path, "qcow2")), 0)
+        return pool.createXML(_vol_xml(name, capacity, "qcow2", (base_path, base_format)), 0)
     except lv.libvirtError as e:
         raise LimapyError(f"cannot create the disk volume {name}: {error_text(e)}") from None
 

@@ -35,9 +35,12 @@ def _import_disk(conn: Any, pool: Any, inst: store.Instance) -> Any:
     name = lvconn.vol_name(inst.name, ".qcow2")
     base = disk.backing_file(inst.disk)
     if base is not None:
+        from limapy import imagecheck
         from limapy.download import identity
+
+        fmt = imagecheck.verify(base, f"the base image of `{inst.name}`").format  # libvirt is told, never probes
         base_path = lvconn.ensure_base(conn, pool, lvconn.base_name(identity(base).digest), base, _say)
-        return lvconn.create_overlay(pool, name, base_path, disk.virtual_size(inst.disk))
+        return lvconn.create_overlay(pool, name, base_path, disk.virtual_size(inst.disk), fmt)
     return lvconn.upload(conn, pool, name, inst.disk, _say)
 
 
