@@ -3,7 +3,8 @@
 
     hack/gen-autounattend-iso.py --arch amd64 -o answer.iso [--config lima.yaml]
 
-The random administrator password is stored 0600 next to the ISO (<ISO>.password); it is never printed.
+The random password of the user is stored 0600 next to the ISO (<ISO>.password), with --server also the
+built-in Administrator's (<ISO>.admin-password); they are never printed.
 Manual test (x86_64 shown first, then aarch64; use -accel kvm -cpu host under KVM, hvf on macOS):
 
     cp /usr/share/OVMF/OVMF_VARS_4M.fd vars.fd; qemu-img create -f qcow2 disk.qcow2 64G
@@ -25,8 +26,10 @@ Manual test (x86_64 shown first, then aarch64; use -accel kvm -cpu host under KV
       -drive file=answer.iso,if=none,id=cd2,media=cdrom -device usb-storage,drive=cd2 \\
       -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0
 
-arm64 needs the virtio-win ISO (E:, between the install ISO and the answer ISO): Windows on arm64 has no
-inbox driver for a network device QEMU emulates, so Setup loads NetKVM from it (the answer file says so).
+arm64 needs NetKVM from the virtio-win ISO: Windows on arm64 has no inbox driver for a network device QEMU
+emulates. `--virtio-win virtio-win.iso` copies it (and viostor for an x86_64 virtio disk) onto the answer ISO
+under $WinPEDriver$, where Setup finds it on whatever drive letter; the virtio-win ISO itself need not be
+attached. Add `--language de-DE` (or another) for an ISO that is not English (United States).
 
 Press a key at "Press any key to boot from CD or DVD". When Setup is done, `ssh -p 2222 USER@127.0.0.1`
 with the key given (or ~/.ssh/id_*.pub; without any, the tool makes <ISO>.key) and check
@@ -100,9 +103,13 @@ def main() -> int:
     ap.add_argument("--image-name")
     ap.add_argument(
         "--virtio-win",
-        action="store_true",
-        help="load viostor/NetKVM from the virtio-win ISO at E: (always on for arm64: its network needs NetKVM)",
+        type=Path,
+        help="virtio-win ISO to copy NetKVM (and viostor, --virtio-disk) from, onto the answer ISO's $WinPEDriver$ "
+        "(needed for arm64: its network needs NetKVM)",
     )
+    ap.add_argument("--virtio-disk", action="store_true", help="x86_64: the disk is virtio-blk (copy viostor too)")
+    ap.add_argument("--language", default="en-US", help="the install ISO's language (e.g. de-DE); default en-US")
+    ap.add_argument("--locale", help="another format and keyboard (osOpts.Windows.locale), e.g. de-CH")
     ap.add_argument("--product-key", help="product key for non-evaluation Server media (kept out of output)")
     ap.add_argument("--openssh-msi", type=Path, help="Win32-OpenSSH MSI to carry on the ISO")
     ap.add_argument("--openssh-msi-sha256", help="expected sha256 of --openssh-msi")
@@ -116,7 +123,19 @@ def main() -> int:
             digest = hashlib.sha256(msi).hexdigest()
             if args.openssh_msi_sha256 and args.openssh_msi_sha256.lower().removeprefix("sha256:") != digest:
                 raise LimapyError(f"{args.openssh_msi}: sha256 {digest} does not match --openssh-msi-sha256")
+        from limapy import virtiowin, winlocale
+
+        if args.arch == "arm64" and args.virtio_win is None:
+            raise LimapyError("arm64 needs NetKVM from virtio-win", hint="pass --virtio-win virtio-win.iso")
+        drivers = None
+        if args.virtio_win is not None:
+            drivers = virtiowin.read_drivers(
+                args.virtio_win, virtiowin.drivers_for(virtio_disk=args.virtio_disk),
+                version=virtiowin.version_dir(args.server), arch=spec.arch,
+            )  # fmt: skip
+        locale = winlocale.choose((args.language,), override=args.locale or spec.windows.locale)
         password = new_password()
+        admin_password = new_password() if args.server else None
         out: Path = args.output
         keys, generated = ssh_keys(args.ssh_key, out)
         win = spec.windows
@@ -130,12 +149,16 @@ def main() -> int:
             image_index=args.image_index if args.image_index is not None else win.image_index,
             image_name=args.image_name or win.edition,
             is_server=args.server,
-            virtio_win=args.virtio_win or args.arch == "arm64" or spec.virtio_win is not None,
+            locale=locale,
             opensshmsi=msi,
             product_key=args.product_key or win.product_key,
+            winpe_drivers=drivers,
+            admin_password=admin_password,
         )
         pw_file = out.with_name(out.name + ".password")
         write_password_file(pw_file, password)
+        if admin_password is not None:
+            write_password_file(out.with_name(out.name + ".admin-password"), admin_password)
     except (LimapyError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         hint = getattr(e, "hint", None)

@@ -224,6 +224,11 @@ class Instance:
         return self._p("windows-password")
 
     @property
+    def admin_password_file(self) -> Path:
+        """Windows Server's built-in Administrator password, made for the answer file (limapy extension); 0600."""
+        return self._p("windows-admin-password")
+
+    @property
     def product_key_file(self) -> Path:
         """osOpts.Windows.productKey, moved out of lima.yaml at create (limapy extension); always 0600."""
         return self._p("windows-product-key")

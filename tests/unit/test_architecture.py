@@ -23,10 +23,10 @@ PKG = REPO / "limapy"
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqlite",
+     "limapy.proc", "limapy.bootprompt", "limapy.winserial", "limapy.shellenv", "limapy.yqlite",
      "limapy.stamps", "limapy.term"),
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
-     "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
+     "limapy.winmsi", "limapy.winlocale", "limapy.virtiowin", "limapy.remote", "limapy.edits", "limapy.gotmpl",
      "limapy.editflags"),
     ("limapy.store", "limapy.disk", "limapy.winedition", "limapy.summary"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
