@@ -10,9 +10,9 @@ the startup task removes itself.
 Evidence: AutoLogon with LogonCount 1 logs the user on once and FirstLogonCommands run at that logon only
 (Microsoft's unattend reference, Microsoft-Windows-Shell-Setup/AutoLogon and FirstLogonCommands), so only a
 startup task (Task Scheduler, `New-ScheduledTaskTrigger -AtStartup`, principal SYSTEM) can finish an interrupted
-one. COM1: QEMU's `-serial` on q35 is the ISA 16550 at 0x3f8 its ACPI tables describe as PNP0501 (Windows'
-serial.sys names it COM1); .NET Framework's System.IO.Ports.SerialPort (System.dll, in Windows PowerShell 5.1)
-writes to it.
+one. COM1: QEMU's `-serial` on q35 is the ISA 16550 at 0x3f8 its DSDT describes as `Device (COM1)`, PNP0501, IRQ 4
+(QEMU's tests/data/acpi DSDT dumps; Windows' serial.sys names it COM1); .NET Framework's
+System.IO.Ports.SerialPort (System.dll, in Windows PowerShell 5.1) writes to it.
 """
 
 from __future__ import annotations
