@@ -93,6 +93,8 @@ class HostAgent:
         self.delete_on_stop: list[Path] = []
         self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
         self.phases: Any = None  # the Windows first logon's progress: (limapy.winserial.Reader, serial.log _Tail)
+        self.serial_start = 0
+        self.plan_appends = False
         self.services: Any = None  # limapy.guest.services.Services (mounts, forwards)
 
     # -- signals ------------------------------------------------------------------------------------------
@@ -144,12 +146,15 @@ class HostAgent:
         self.events.port = plan.ssh_port
         for n in plan.notices:
             self.events.emit(message=n)
+        # Where this boot's serial output starts (an engine that appends keeps earlier boots' before it).
+        self.serial_start = _size(inst.serial_log)
         what = f"QEMU ({plan.accel})" if plan.driver == "qemu" else f"the {plan.driver} machine"
         if plan.resume:
             self.events.emit("resuming", f"resuming {what} from the saved state")
         else:
             self.events.emit("firmware", f"starting {what}")
         plan = self._launch(drv, spec, plan)
+        self.plan_appends = plan.serial_appends
         assert self.machine is not None
         self._engine_notices(self.machine)
         if plan.answer_boot_prompt:
@@ -199,7 +204,7 @@ class HostAgent:
 
         inst = self.inst
         prompt = BootPrompt(time.monotonic(), disk_base=machine.disk_allocated())
-        serial = _Tail(inst.serial_log)
+        serial = _Tail(inst.serial_log, self.serial_start if self.plan_appends else 0)
         self.events.emit("firmware", "waiting for the install media's boot prompt")
         while True:
             if self.stop_requested.is_set():
@@ -272,7 +277,7 @@ class HostAgent:
         if plan.windows and plan.install:
             from limapy import winserial
 
-            self.phases = (winserial.Reader(), _Tail(inst.serial_log))
+            self.phases = (winserial.Reader(), _Tail(inst.serial_log, self.serial_start if plan.serial_appends else 0))
         while True:
             self._check_machine(machine)
             if self.phases is not None:
@@ -378,12 +383,19 @@ class HostAgent:
             path.unlink(missing_ok=True)
 
 
-class _Tail:
-    """New text of a growing file (the serial log), decoded leniently."""
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
-    def __init__(self, path: Any) -> None:
+
+class _Tail:
+    """New text of a growing file (the serial log) from `offset` on, decoded leniently."""
+
+    def __init__(self, path: Any, offset: int = 0) -> None:
         self.path = path
-        self.offset = 0
+        self.offset = offset
 
     def read(self) -> str:
         try:

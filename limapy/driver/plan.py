@@ -87,6 +87,8 @@ class BootPlan:
     resume: bool = False  # the machine starts from the instance's saved (suspended) state
     discard_state: bool = False  # a saved state that cannot be resumed from: removed, the guest boots cold
     document: str = ""  # what the engine is given when it is not a command line (libvirt: the domain XML)
+    #: serial.log keeps earlier boots' output (libvirt's console is appended): this boot's starts where it ended
+    serial_appends: bool = False
 
     @property
     def windows(self) -> bool:

@@ -248,6 +248,7 @@ class LibvirtDriver:
             rdp_port=rdp,
             resume=resume is not None,
             discard_state=bool(discard),
+            serial_appends=True,  # limapy.driver.libvirt.machine.Console appends to serial.log
         )
 
     def _resume_state(self, inst: store.Instance, dom: Any) -> tuple[dict[str, Any] | None, str]:
