@@ -226,3 +226,12 @@ def test_the_host_agent_shows_phases_and_stops_at_a_failure(tmp_path: Any) -> No
         agent._windows_phases(serial="LIMAPY-FAILED openssh: msiexec failed (the whole log: C:\\x.log)\r\n")
     assert "step `openssh`: msiexec failed" in e.value.message and str(tmp_path / "serial.log") in e.value.message
     assert e.value.hint and "limapy rdp win" in e.value.hint
+
+
+def test_the_account_password_never_expires() -> None:
+    """Issue 23, item 10: local passwords expire after 42 days by default (then RDP logins stop)."""
+    script = script_of("none")
+    assert ("account", "", "Set-PasswordNeverExpires") in steps_of(script)
+    func = psgrammar.functions(script)["Set-PasswordNeverExpires"]
+    assert "Set-LocalUser -Name $UserName -PasswordNeverExpires $true" in func
+    assert "net.exe accounts /maxpwage:unlimited" in func and "Add-LimapyWarning" in func  # never fatal

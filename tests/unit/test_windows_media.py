@@ -253,3 +253,12 @@ def test_runs_are_read_in_file_order_wherever_they_lie() -> None:
     assert read_wim_xml(reader, reader.length()) == wim[208 + 10_000 :]
     reader.seek(cut1 - 5)
     assert reader.read(10) == wim[cut1 - 5 : cut1 + 5]
+
+
+def test_setup_does_not_look_for_updates() -> None:
+    """Issue 23, item 10: Setup's online update check (DynamicUpdate) is off; offline it only waits."""
+    root = ET.fromstring(build()["autounattend.xml"])
+    setup = root.find("u:settings[@pass='windowsPE']/u:component[@name='Microsoft-Windows-Setup']", NS)
+    assert setup is not None
+    assert setup.findtext("u:DynamicUpdate/u:Enable", namespaces=NS) == "false"
+    assert setup.findtext("u:DynamicUpdate/u:WillShowUI", namespaces=NS) == "Never"

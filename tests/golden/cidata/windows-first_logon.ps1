@@ -94,8 +94,14 @@ function Install-Drivers {
 }
 
 function Set-PasswordNeverExpires {
-  # A local account's password expires after 42 days by default; limapy's SSH and RDP logins must not stop then.
-  Set-LocalUser -Name $UserName -PasswordNeverExpires $true
+  # A local account's password expires after 42 days by default; limapy's RDP logins must not stop then.
+  # Not worth failing the first logon over: without the LocalAccounts module, the machine's maximum age.
+  try {
+    Set-LocalUser -Name $UserName -PasswordNeverExpires $true
+  } catch {
+    & net.exe accounts /maxpwage:unlimited | Out-Null
+    if ($LASTEXITCODE -ne 0) { Add-LimapyWarning "the password of $UserName will expire: $_" }
+  }
 }
 
 function Install-OpenSSH {
