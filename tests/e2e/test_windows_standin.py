@@ -157,7 +157,9 @@ def test_windows_first_logon_failure_ends_the_start(
 ) -> None:
     """Issue 23, item 9: the guest reports a failed first-logon step on COM1; the host agent stops waiting and
     `limapy start` fails with the step, the error and where the log is, within a minute of the failure."""
-    args = standin_instance_args(tmp_path, False, '.param.STANDIN_FAIL = "openssh"')
+    fail = ('.param.STANDIN_FAIL = "openssh"',
+            '.provision = [{"mode": "system", "script": "Write-Host $env:PARAM_STANDIN_FAIL"}]')  # a param is used
+    args = standin_instance_args(tmp_path, False, *fail)
     cp = run_limapy("create", "--name", "failing", *args, str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
     inst = limapy_home / "failing"
