@@ -97,7 +97,8 @@ class BootPrompt:
             self.text += clean(new_serial)
             self.last_growth = now
         if disk_allocated - self.disk_base >= SETUP_WRITES:
-            how = f"answered the boot prompt ({PROMPT} CD or DVD); " if self.answered_at is not None else ""
+            seen = self.prompt_at is not None and self.presses
+            how = f"answered the boot prompt ({PROMPT} CD or DVD); " if seen else ""
             return self._end(f"{how}Windows Setup started (it is writing the disk)", answered=True)
         if now - self.start > WINDOW:
             return self._end(

@@ -157,6 +157,7 @@ def test_disk_writes_end_pressing_for_good() -> None:
     assert bp.feed(FIRMWARE + "Press any key to boot from CD or DVD.", 200_000, 1.0).press
     done = bp.feed("", 200_000 + SETUP_WRITES, 1.5)
     assert done.done and done.answered and "Setup started" in (done.message or "")
+    assert "answered the boot prompt" in (done.message or "")  # the prompt showed and was pressed
     # Setup's own reboot shows the prompt again: no key (it would boot the install media a second time).
     assert not bp.feed(FIRMWARE + "\r\nPress any key to boot from CD or DVD.", 0, 60.0).press
 
