@@ -89,6 +89,7 @@ def test_windows_first_boot_with_standin_guest(
         if start.poll() is None:
             start.kill()
     outputs.extend([out, err])
+    print(err)  # what `limapy start` showed (-rP), as docs/windows.md quotes it
     assert start.returncode == 0, err
     assert (inst / "win-done-installation").exists()
     for phase in ("[firmware]", "[OpenSSH up]", "[ready]"):
