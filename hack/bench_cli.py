@@ -5,8 +5,9 @@
   help text and the schema digest, as on a user's second call).
 - cli.list20 / cli.list200: `limapy list` with 20 and 200 stopped instances (fresh summaries);
   cli.list20cold: the same after every summary was removed (each instance read in full; informational).
-- cli.complete: the completion request bash's Tab after `limapy stop list0` makes (typer's script sets
-  `_LIMAPY_COMPLETE` and `COMP_WORDS`), answered with the 20 instance names starting so.
+- cli.complete: the completion request bash's Tab after `limapy start list0` makes (typer's script sets
+  `_LIMAPY_COMPLETE` and `COMP_WORDS`), answered with the 20 instance names starting so (`start` offers the
+  instances that are not running: each one's status is read from its pid files, the costliest completion).
 - cli.shell: `limapy shell NAME true` on an instance that looks running (its host agent and QEMU pid
   files name live processes carrying their marks), until limapy execs `ssh`: the `ssh` on PATH is a
   stand-in that exits at once, so the row is limapy's own time plus one exec.
@@ -36,10 +37,12 @@ exit 0
 def _fake_running(bench: Bench, name: str) -> list[subprocess.Popen[bytes]]:
     """Make `name` look running to `driver.status`: live processes whose command lines carry the marks
     limapy checks (pids.hostagent_marks / pids.qemu_marks), named by its pid files; an ssh.config port."""
+    from limapy import pids
+
     d = bench.home / name
     sleeper = [sys.executable, "-c", "import time; time.sleep(3600)"]
-    agent = subprocess.Popen([*sleeper, "hostagent", name])
-    qemu = subprocess.Popen([*sleeper, "-name", f"limapy-{name}"])
+    agent = subprocess.Popen([*sleeper, *pids.hostagent_args(name, d)])
+    qemu = subprocess.Popen([*sleeper, *(a for mark in pids.qemu_marks(name, d / "qemu.pid") for a in mark)])
     (d / "ha.pid").write_text(f"{agent.pid}\n")
     (d / "qemu.pid").write_text(f"{qemu.pid}\n")
     (d / "ssh.config").write_text(f"Host lima-{name}\n  Hostname 127.0.0.1\n  Port 60022\n")
@@ -89,9 +92,9 @@ def _measure(bench: Bench, names: list[str], env_small: dict[str, str], env_shel
         "cli.list20": (f"limapy list ({SMALL} stopped instances)", ["list"], env_small),
         "cli.list200": (f"limapy list ({LARGE} stopped instances)", ["list"], bench.env),
         "cli.shell": ("limapy shell NAME true (until ssh runs)", ["shell", names[0], "true"], env_shell),
-        # what bash's Tab after `limapy stop list0` runs (typer's completion script), 20 instances
-        "cli.complete": (f"Tab: limapy stop list0<TAB> ({SMALL} instances)", [],
-                         {**env_small, "_LIMAPY_COMPLETE": "complete_bash", "COMP_WORDS": "limapy\nstop\nlist0",
+        # what bash's Tab after `limapy start list0` runs (typer's completion script), 20 instances
+        "cli.complete": (f"Tab: limapy start list0<TAB> ({SMALL} instances)", [],
+                         {**env_small, "_LIMAPY_COMPLETE": "complete_bash", "COMP_WORDS": "limapy\nstart\nlist0",
                           "COMP_CWORD": "2"}),
     }
     floor_argv = [sys.executable, "-c", "pass"]

@@ -12,7 +12,7 @@ PKGS=(
   swtpm swtpm-tools                            # TPM emulation (Windows 11)
   openssh-client                               # limapy shell / copy
   mmdebstrap e2fsprogs                         # hack/build-test-image.sh (offline test guest)
-  fdisk grub-common grub-pc-bin grub-efi-amd64-bin  # build-test-image.sh --boot uefi|bios (sfdisk, GRUB)
+  fdisk grub-common                            # build-test-image.sh --boot uefi|bios (sfdisk, GRUB; per arch below)
   qemu-user-static arch-test                   # build-test-image.sh --arch aarch64 (arm64 chroot via binfmt)
   genisoimage                                  # isoinfo, to read back generated ISOs in tests
   cloud-init                                   # `cloud-init schema` checks the generated user-data
@@ -24,6 +24,12 @@ PKGS=(
   libvirt-dev pkg-config gcc python3-dev      # to build the libvirt Python binding (pip's libvirt-python)
   openssh-server                               # tests: a "remote" libvirt host reached over qemu+ssh://
 )
+# GRUB's images exist per host arch: BIOS and x86_64 UEFI on amd64, arm64 UEFI on arm64 (the aarch64 test image
+# takes its GRUB from the guest's own packages either way).
+case "$(dpkg --print-architecture 2>/dev/null || uname -m)" in
+  amd64|x86_64) PKGS+=(grub-pc-bin grub-efi-amd64-bin) ;;
+  arm64|aarch64) PKGS+=(grub-efi-arm64-bin) ;;
+esac
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -178,6 +178,26 @@ def additional_disk_path(name: str) -> Path:
     return additional_disk_dir(name) / DATADISK
 
 
+def checked_disk_path(name: str) -> Path:
+    """`_disks/<name>/datadisk`, refusing a symbolic link at every level (limapy makes none there but
+    `in_use_by`) and an image with other names (a hard link): resizing or booting it would change a file
+    elsewhere."""
+    validate_name(name)
+    path = additional_disk_path(name)
+    for p in (dirs.disks_dir(), path.parent, path):
+        if p.is_symlink():
+            raise InstanceError(f"{p} is a symbolic link; limapy does not follow links in {dirs.disks_dir()}",
+                                hint="remove the link (limapy makes none there except `in_use_by`)")  # fmt: skip
+    try:
+        nlink = path.stat().st_nlink
+    except OSError:
+        return path
+    if nlink > 1 and path.is_file():
+        raise InstanceError(f"{path} has {nlink} names (a hard link); limapy does not write to it in place",
+                            hint="remove that name, or `limapy disk import` a copy")  # fmt: skip
+    return path
+
+
 def missing_additional_disk(name: str) -> NotFoundError:
     path = additional_disk_path(name)
     return NotFoundError(
@@ -187,16 +207,24 @@ def missing_additional_disk(name: str) -> NotFoundError:
 
 
 def ensure_additional_disk(name: str, size_bytes: int | None = None, fmt: str = "qcow2") -> Path:
-    """`_disks/<name>/datadisk`, created (0700 dir) when missing and a size is given."""
-    validate_name(name)
-    d = additional_disk_dir(name)
-    disk = additional_disk_path(name)
+    """`_disks/<name>/datadisk`, created (0700 dir) when missing and a size is given; a failed create leaves
+    no directory behind (a name that could be neither created nor deleted)."""
+    disk = checked_disk_path(name)
+    d = disk.parent
     if disk.exists():
         return disk
     if size_bytes is None:
         raise missing_additional_disk(name)
+    made = not d.exists()
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _create([QEMU_IMG, "create", "-q", "-f", fmt, str(size_bytes)], disk)
+    try:
+        _create([QEMU_IMG, "create", "-q", "-f", fmt, str(size_bytes)], disk)
+    except BaseException:
+        if made:
+            import shutil
+
+            shutil.rmtree(d, ignore_errors=True)
+        raise
     return disk
 
 
@@ -213,26 +241,65 @@ def owner_running(owner: Path) -> bool:
     return owner.is_dir() and store.ha_pid(store.Instance(owner.name, owner)) is not None
 
 
+def owner_suspended(owner: Path) -> bool:
+    """Whether the instance in `owner` is suspended: its saved memory holds the disk's state, so the disk stays
+    its own until it resumes or its state is discarded."""
+    from limapy import store
+
+    inst = store.Instance(owner.name, owner)
+    return inst.lima_yaml.is_file() and inst.suspend_record.is_file() and not owner_running(owner)
+
+
+def holder(name: str) -> tuple[Path, str] | None:
+    """The instance dir holding disk `name` and how ("running" or "suspended"); None when none does."""
+    owner = disk_owner(name)
+    if owner is None:
+        return None
+    if owner_running(owner):
+        return owner, "running"
+    if owner_suspended(owner):
+        return owner, "suspended"
+    return None
+
+
 def claim_additional_disk(name: str, instance_dir: Path) -> Path:
     """Mark `_disks/<name>` as used by `instance_dir` (symlink `in_use_by`, as Lima does). A disk another
-    running instance holds is refused; the mark of a stopped or deleted one is taken over."""
-    link = additional_disk_dir(name) / IN_USE_BY
-    owner = disk_owner(name)
-    if owner is not None:
-        if owner != instance_dir and owner_running(owner):
-            raise InstanceError(
-                f"additional disk `{name}` is in use by instance `{owner.name}`",
-                hint=f"stop `{owner.name}` first",
-            )
+    running or suspended instance holds is refused; the mark of a stopped or deleted one is taken over."""
+    path = checked_disk_path(name)
+    link = path.parent / IN_USE_BY
+    held = holder(name)
+    if held is not None and held[0] != instance_dir:
+        owner, how = held
+        raise InstanceError(
+            f"additional disk `{name}` is in use by the {how} instance `{owner.name}`",
+            hint=f"stop `{owner.name}` first" + (" (`limapy stop` resumes and powers it down; `stop -f` discards "
+                                                  "its saved state)" if how == "suspended" else ""),
+        )
+    if link.is_symlink():
         link.unlink()
     link.symlink_to(instance_dir)
-    return additional_disk_path(name)
+    return path
 
 
 def release_additional_disk(name: str, instance_dir: Path) -> None:
     link = additional_disk_dir(name) / IN_USE_BY
     if link.is_symlink() and Path(os.readlink(link)) == instance_dir:
         link.unlink()
+
+
+def move_claims(old_dir: Path, new_dir: Path) -> None:
+    """After an instance dir moved (`rename`): the `in_use_by` marks that named the old dir name the new one."""
+    root = dirs.disks_dir()
+    if not root.is_dir() or root.is_symlink():
+        return
+    for d in sorted(root.iterdir()):
+        link = d / IN_USE_BY
+        if d.is_symlink() or not link.is_symlink() or Path(os.readlink(link)) != old_dir:
+            continue
+        tmp = d / f".{IN_USE_BY}.tmp"
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(new_dir)
+        os.replace(tmp, link)
 
 
 # -- the base image an overlay stands on --------------------------------------------------------------------

@@ -23,10 +23,16 @@ EACH = -1
 _PREPEND_RE = re.compile(r"(.+?)\s*\+\s*(\.[A-Za-z_][A-Za-z0-9_.\-\[\]\"]*)\s*\Z", re.S)
 
 
+def _shown(expr: str, limit: int = 80) -> str:
+    """An expression for a message: whole when short, else its start and how long it is (one readable line)."""
+    return expr if len(expr) <= limit else f"{expr[:limit]}... ({len(expr)} characters)"
+
+
 def _path(text: str, expr: str) -> list[str | int]:
     text = text.strip()
     if not _PATH_RE.fullmatch(text):
-        raise UsageError(f"--set `{expr}`: `{text}` is not a field path such as .cpus or .images[0].location")
+        raise UsageError(f"--set `{_shown(expr)}`: `{_shown(text, 40)}` is not a field path such as .cpus or "
+                         ".images[0].location")  # fmt: skip
     out: list[str | int] = []
     for m in _TOKEN_RE.finditer(text):
         if m.group(1) is not None:
@@ -37,6 +43,9 @@ def _path(text: str, expr: str) -> list[str | int]:
             out.append(m.group(3))
         else:
             out.append(EACH)
+    if not out:
+        raise UsageError(f"--set `{_shown(expr)}`: `{text}` is the whole document; set or delete a field in it, "
+                         "such as .cpus")  # fmt: skip
     return out
 
 
@@ -61,9 +70,16 @@ def _value(text: str, expr: str) -> Any:
     try:
         return YAML(typ="safe", pure=True).load(text)
     except YAMLError:
-        raise UsageError(f"--set `{expr}`: cannot read the value `{text.strip()}` as YAML") from None
-    except (ValueError, OverflowError, RecursionError) as e:  # e.g. an integer of 5000 digits
-        raise UsageError(f"--set `{expr}`: the value `{text.strip()[:40]}` cannot be read: {e}") from None
+        raise UsageError(f"--set `{_shown(expr)}`: cannot read the value `{_shown(text.strip(), 40)}` as YAML",
+                         ) from None
+    except (ValueError, OverflowError, RecursionError) as e:
+        if "digits" in str(e):  # Python's limit on int(): a number no field of lima.yaml can hold anyway
+            digits = sum(c.isdigit() for c in text)
+            why = f"it is a number of {digits} digits; no field takes a number that long"
+        else:
+            why = str(e)
+        raise UsageError(f"--set `{_shown(expr)}`: the value `{_shown(text.strip(), 40)}` cannot be read: {why}",
+                         ) from None
 
 
 def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool) -> tuple[Any, str | int]:
@@ -72,11 +88,11 @@ def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool
         nxt_is_index = isinstance(path[i + 1], int)
         if isinstance(part, int):
             if not isinstance(cur, list) or part >= len(cur):
-                raise UsageError(f"--set `{expr}`: index [{part}] does not exist")
+                raise UsageError(f"--set `{_shown(expr)}`: index [{part}] does not exist")
             cur = cur[part]
             continue
         if not isinstance(cur, dict):
-            raise UsageError(f"--set `{expr}`: `{part}` is not inside a mapping")
+            raise UsageError(f"--set `{_shown(expr)}`: `{part}` is not inside a mapping")
         if cur.get(part) is None:
             if not create:
                 return None, path[-1]
@@ -103,7 +119,7 @@ def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
         m = re.fullmatch(r"(\.[^=+]*?)\s*(\+?=)\s*(.+)", part, flags=re.S)
         if not m:
             raise UsageError(
-                f"--set `{expr}`: unsupported expression `{part}`",
+                f"--set `{_shown(expr)}`: unsupported expression `{part}`",
                 hint="limapy supports `.a.b = VALUE`, `.list += [VALUE]` and `del(.a.b)`",
             )
         path = _path(m.group(1), expr)
@@ -113,7 +129,7 @@ def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
             text, prepend = pm.group(1), True
         value = _value(text, expr)
         if prepend and not isinstance(value, list):
-            raise UsageError(f"--set `{expr}`: only a list can be prepended to a list")
+            raise UsageError(f"--set `{_shown(expr)}`: only a list can be prepended to a list")
         if EACH in path:
             i = path.index(EACH)
             items, _ = _parent(data, [*path[:i], 0], expr, create=False)  # the list at path[:i]
@@ -146,21 +162,21 @@ def target_exists(data: dict[str, Any], expr: str) -> bool:
 def apply_one(data: dict[str, Any], path: list[str | int], value: Any, op: str, expr: str, prepend: bool) -> None:
     """One `=` / `+=` at `path` under `data` (no `[]` left in `path`)."""
     if EACH in path:
-        raise UsageError(f"--set `{expr}`: only one `[]` is supported")
+        raise UsageError(f"--set `{_shown(expr)}`: only one `[]` is supported")
     parent, key = _parent(data, path, expr, create=True)
     if isinstance(key, int):
         if not isinstance(parent, list):
-            raise UsageError(f"--set `{expr}`: [{key}] needs a list")
+            raise UsageError(f"--set `{_shown(expr)}`: [{key}] needs a list")
         while len(parent) <= key:
             parent.append({})
     elif not isinstance(parent, dict):
-        raise UsageError(f"--set `{expr}`: `{key}` is not inside a mapping")
+        raise UsageError(f"--set `{_shown(expr)}`: `{key}` is not inside a mapping")
     if op == "+=" or prepend:
         old = parent[key] if isinstance(parent, list) and isinstance(key, int) else parent.get(key)
         if old is None:
             old = []
         if not isinstance(old, list):
-            raise UsageError(f"--set `{expr}`: `{'+=' if op == '+=' else '+'}` needs a list field")
+            raise UsageError(f"--set `{_shown(expr)}`: `{'+=' if op == '+=' else '+'}` needs a list field")
         new = value if isinstance(value, list) else [value]
         value = new + old if prepend else old + new
     parent[key] = value

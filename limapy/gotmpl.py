@@ -74,6 +74,8 @@ def _indent(*args: Any) -> str:
     n, s = (args[0], args[1]) if len(args) == 2 else (2, args[0]) if len(args) == 1 else (None, None)
     if not isinstance(n, int) or s is None:
         raise TemplateError("indent takes [N] STRING")
+    if not 0 <= n <= 1000:
+        raise TemplateError(f"indent {n}: use 0 to 1000 spaces")
     pad = " " * n
     return "\n".join(pad + line if line else line for line in go_str(s).split("\n"))
 
@@ -119,7 +121,7 @@ def _eval_command(words: list[tuple[str, str]], dot: Any, piped: list[Any], alia
     if len(words) > 1 or piped:
         raise TemplateError(f"can't give arguments to {text}")
     if kind == "str":
-        return json.loads(text)
+        return go_unquote(text)
     if kind == "raw":
         return text[1:-1]
     if kind == "int":
@@ -132,12 +134,55 @@ def _eval_command(words: list[tuple[str, str]], dot: Any, piped: list[Any], alia
     raise TemplateError(f"unexpected {text!r}")
 
 
-def _eval(action: str, dot: Any, aliases: Mapping[str, str]) -> str:
+_SIMPLE_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92, '"': 34}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def go_unquote(literal: str) -> str:
+    """A Go interpreted string literal (`"a\\tb\\x00"`) as its text: Go's escapes, `\\x`/octal as bytes of
+    UTF-8 (invalid bytes become U+FFFD); anything else is a TemplateError, as Go's parser says."""
+    body, out, i = literal[1:-1], bytearray(), 0
+    while i < len(body):
+        c = body[i]
+        if c != "\\":
+            out += c.encode("utf-8", "surrogatepass")
+            i += 1
+            continue
+        e, octal = body[i + 1 : i + 2], body[i + 1 : i + 4]
+        width = {"x": 2, "u": 4, "U": 8}.get(e, 0)
+        digits = body[i + 2 : i + 2 + width]
+        if e in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[e])
+            i += 2
+        elif width and len(digits) == width and set(digits) <= _HEX:
+            n = int(digits, 16)
+            if e == "x":
+                out.append(n)
+            elif n > 0x10FFFF or 0xD800 <= n <= 0xDFFF:
+                raise TemplateError(f"invalid escape \\{e}{digits} in the string {literal}")
+            else:
+                out += chr(n).encode()
+            i += 2 + width
+        elif len(octal) == 3 and set(octal) <= set("01234567") and int(octal, 8) < 256:
+            out.append(int(octal, 8))
+            i += 4
+        else:
+            raise TemplateError(f"invalid syntax in the string {literal} (at \\{e})")
+    return out.decode("utf-8", "replace")
+
+
+_KEYWORDS = ("if", "range", "with", "define", "template", "block", "else", "end")
+#: How many arguments (the piped value counted) each function takes.
+_ARITY = {"json": (1, 1), "yaml": (1, 1), "indent": (1, 2), "missing": (1, 2)}
+
+
+def _commands(action: str) -> list[list[tuple[str, str]]]:
+    """An action's pipeline as commands (lists of tokens), refusing what limapy's subset has no meaning for
+    (reads no data: the same for every row)."""
     tokens = _tokens(action)
     if not tokens:
         raise TemplateError("empty action {{}}")
-    if tokens[0] == ("ident", "end") or (tokens[0][0] == "ident" and tokens[0][1] in ("if", "range", "with",
-                                                                                        "define", "template", "block")):
+    if tokens[0][0] == "ident" and tokens[0][1] in _KEYWORDS:
         raise TemplateError(f'"{tokens[0][1]}" is not supported in limapy\'s --format templates')
     if any(k == "other" for k, _ in tokens):
         bad = next(t for k, t in tokens if k == "other")
@@ -148,8 +193,36 @@ def _eval(action: str, dot: Any, aliases: Mapping[str, str]) -> str:
             commands.append([])
         else:
             commands[-1].append(tok)
+    for n, cmd in enumerate(commands):
+        if not cmd:
+            raise TemplateError("missing command in a pipeline")
+        kind, text = cmd[0]
+        if kind == "ident":
+            if text not in FUNCS:
+                raise TemplateError(f'function "{text}" is not supported (limapy knows: {", ".join(FUNCS)})')
+            low, high = _ARITY[text]
+            got = len(cmd) - 1 + (1 if n else 0)
+            if not low <= got <= high:
+                raise TemplateError(f"wrong number of arguments for {text}: want {low}"
+                                    + (f" or {high}" if high != low else "") + f", got {got}")  # fmt: skip
+            args = cmd[1:]
+        else:
+            if len(cmd) > 1 or n:
+                raise TemplateError(f"can't give arguments to {text}")
+            args = cmd
+        for kind, text in args:
+            if kind == "ident":
+                raise TemplateError(f"{text} must come first in a command (or be piped into)")
+            if kind == "str":
+                go_unquote(text)
+            if kind == "int" and len(text.lstrip("-")) > 18:
+                raise TemplateError(f"the number {text[:20]}... is out of range (Go's int is 64 bits)")
+    return commands
+
+
+def _eval(action: str, dot: Any, aliases: Mapping[str, str]) -> str:
     value: list[Any] = []
-    for cmd in commands:
+    for cmd in _commands(action):
         value = [_eval_command(cmd, dot, value, aliases)]
     return go_str(value[0])
 
@@ -176,6 +249,13 @@ def render(template: str, data: Any, aliases: Mapping[str, str] | None = None) -
     return "".join(out)
 
 
-def check(template: str, sample: Any, aliases: Mapping[str, str] | None = None) -> None:
-    """Raise TemplateError now for a template `render` would refuse (before anything is printed)."""
-    render(template, sample, aliases)
+def check(template: str) -> None:
+    """Raise TemplateError now for a template `render` would refuse whatever the data (its syntax, functions
+    and literals: before anything is printed). What depends on a row (a field of a value that is no mapping)
+    is an error of that row, as in Go."""
+    pos = 0
+    for m in _ACTION.finditer(template):
+        _commands(m.group(2))
+        pos = m.end()
+    if "{{" in template[pos:]:
+        raise TemplateError("unclosed action")

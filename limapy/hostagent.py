@@ -427,13 +427,15 @@ def _windows_warnings(guest: Any) -> list[str]:
     return [line.strip() for line in r.stdout.splitlines() if line.strip()][:20]
 
 
-def main(name: str) -> int:
+def main(name: str, instance_dir: str | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if os.environ.get(ENV_DEBUG) not in (None, "", "0") else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     inst = store.resolve(name, exact=True)
+    if instance_dir is not None and Path(instance_dir) != inst.dir:
+        raise LimapyError(f"the host agent of {instance_dir} was started with LIMAPY_HOME naming {inst.dir}")
     agent = HostAgent(inst)
     agent.install_signal_handlers()
     return agent.run()

@@ -2,8 +2,9 @@
 
 A pid file outlives its process (a crash, a host reboot) and the pid is then reused by anything. So before
 limapy reports a process as running, or signals it, the process's own command line must carry the marks of
-the one limapy started: QEMU's `-name limapy-NAME`, the host agent's `hostagent NAME`, swtpm's state dir.
-A pid file naming anything else is stale and is removed.
+the one limapy started, the instance *directory* among them (another LIMAPY_HOME may have an instance of the
+same name): QEMU's `-name limapy-NAME` and `-pidfile DIR/qemu.pid`, the host agent's `hostagent NAME --dir
+DIR`, swtpm's state dir, virtiofsd's socket. A pid file naming anything else is stale and is removed.
 """
 
 from __future__ import annotations
@@ -105,12 +106,18 @@ def live(path: Path, marks: Sequence[Sequence[str]]) -> int | None:
     return None
 
 
-def qemu_marks(name: str) -> list[list[str]]:
-    return [["-name", f"limapy-{name}"]]
+def qemu_marks(name: str, pidfile: Path) -> list[list[str]]:
+    """As limapy.qemu.cmdline writes them: the machine's name and its pid file, inside its instance dir."""
+    return [["-name", f"limapy-{name}"], ["-pidfile", str(pidfile)]]
 
 
-def hostagent_marks(name: str) -> list[list[str]]:
-    return [["hostagent", name]]
+def hostagent_args(name: str, instance_dir: Path) -> list[str]:
+    """The arguments that start the host agent of the instance in `instance_dir` (`limapy hostagent ...`)."""
+    return ["hostagent", name, "--dir", str(instance_dir)]
+
+
+def hostagent_marks(name: str, instance_dir: Path) -> list[list[str]]:
+    return [["hostagent", name], ["--dir", str(instance_dir)]]
 
 
 def swtpm_marks(state_dir: Path) -> list[list[str]]:

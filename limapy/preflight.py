@@ -69,7 +69,7 @@ def _disks(spec: Spec, at: Callable[..., str]) -> None:
     from limapy import disk
 
     for i, d in enumerate(spec.additional_disks):
-        if not disk.additional_disk_path(d.name).is_file():
+        if not disk.checked_disk_path(d.name).is_file():
             err = disk.missing_additional_disk(d.name)
             raise type(err)(at("additionalDisks", i) + err.message, hint=err.hint)
 
@@ -88,10 +88,14 @@ def _forwards(spec: Spec, instance_dir: Path, at: Callable[..., str]) -> None:
                 hint="remove hostIP (its default is 127.0.0.1); reach the port from elsewhere with an SSH tunnel",
             )
         if rule.host_socket:
+            from limapy import store
+
+            where = f"{at('portForwards', i, 'hostSocket')}portForwards[{i}].hostSocket {rule.host_socket}"
             sock = os.path.normpath(rule.host_socket)
-            if not sock.startswith(str(instance_dir) + os.sep):
-                raise LimapyError(
-                    f"{at('portForwards', i, 'hostSocket')}portForwards[{i}].hostSocket {rule.host_socket} "
-                    "is outside the instance directory",
-                    hint="give a relative name: it then lives in <instance>/sock/",
-                )
+            if ".." in Path(rule.host_socket).parts or not sock.startswith(str(instance_dir) + os.sep):
+                raise LimapyError(f"{where} is outside the instance directory",
+                                  hint="give a relative name: it then lives in <instance>/sock/")  # fmt: skip
+            top = Path(sock).relative_to(instance_dir).parts[0]
+            if top in store.own_names(instance_dir):
+                raise LimapyError(f"{where} is `{top}`, a file limapy keeps in the instance directory",
+                                  hint="give a relative name: it then lives in <instance>/sock/")  # fmt: skip

@@ -5,6 +5,10 @@
 - `spawn`: start detached in its own session (QEMU, swtpm, the host agent); a Popen the caller owns.
 - `exec_replace`: become the program (ssh for `limapy shell`), so its exit code is limapy's.
 
+What `run` and `call` start dies with limapy (Linux: PR_SET_PDEATHSIG): a SIGKILLed `clone --full` leaves
+no `qemu-img convert` writing on. Not in a process with threads (the host agent): forking there runs no
+Python code in the child (the `preexec_fn` caveat); the agent's children are short ssh calls with timeouts.
+
 A test enforces that no other module imports `subprocess` or calls `os.exec*`.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from limapy.errors import ExternalToolError
@@ -51,6 +55,31 @@ def _args(argv: Sequence[str | Path]) -> list[str]:
     return [str(a) for a in argv]
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_us() -> Callable[[], None] | None:
+    """A `preexec_fn` that has the child killed when this process dies (Linux), or None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import threading
+
+    if threading.active_count() > 1:
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # limapy died before the prctl: nobody would send the signal
+            os._exit(1)
+
+    return child
+
+
 def run(
     argv: Sequence[str | Path],
     *,
@@ -72,6 +101,7 @@ def run(
             timeout=timeout,
             input=input,
             env=dict(env) if env is not None else None,
+            preexec_fn=_die_with_us(),
         )
     except FileNotFoundError as e:
         raise ExternalToolError(f"{args[0]}: command not found") from e
@@ -91,7 +121,7 @@ def call(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None) ->
     args = _args(argv)
     _debug("call: %s", shlex.join(args))
     try:
-        return subprocess.call(args, env=dict(env) if env is not None else None)
+        return subprocess.call(args, env=dict(env) if env is not None else None, preexec_fn=_die_with_us())
     except FileNotFoundError as e:
         raise ExternalToolError(f"{args[0]}: command not found") from e
 

@@ -16,10 +16,11 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from limapy import dirs
+from limapy import dirs, fsutil
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError, shown
 from limapy.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
 from limapy.fsutil import fsync_dir
+from limapy.fsutil import open_private as open_private  # re-exported: instance files are opened through store
 from limapy.names import LIMA_YAML
 from limapy.userkey import USER_KEY as USER_KEY  # re-exported: the key's home was here
 from limapy.userkey import ensure_user_key as ensure_user_key
@@ -219,18 +220,15 @@ class Instance:
         return self._p("forwards.json")
 
     @property
-    def password_file(self) -> Path:
-        """The Windows guest's initial password (limapy extension); always 0600."""
+    def password_file(self) -> Path:  # the Windows guest's initial password (limapy extension); always 0600
         return self._p("windows-password")
 
     @property
-    def admin_password_file(self) -> Path:
-        """Windows Server's built-in Administrator password, made for the answer file (limapy extension); 0600."""
+    def admin_password_file(self) -> Path:  # Windows Server's built-in Administrator's (limapy extension); 0600
         return self._p("windows-admin-password")
 
     @property
-    def product_key_file(self) -> Path:
-        """osOpts.Windows.productKey, moved out of lima.yaml at create (limapy extension); always 0600."""
+    def product_key_file(self) -> Path:  # osOpts.Windows.productKey, out of lima.yaml at create (limapy ext.); 0600
         return self._p("windows-product-key")
 
     @property
@@ -269,6 +267,16 @@ class Instance:
     @property
     def lock_file(self) -> Path:
         return self._p(LOCK_FILE)
+
+
+def own_names(directory: Path) -> set[str]:
+    """The names of the files and dirs limapy keeps in an instance dir (what a host socket may not replace)."""
+    inst = Instance(directory.name, directory)
+    names = {p.name for attr, v in vars(Instance).items() if isinstance(v, property)
+             for p in [getattr(inst, attr)] if isinstance(p, Path) and p.parent == directory}  # fmt: skip
+    names |= {inst.snapshot_files("x").parent.name, LOCK_FILE}
+    names |= {f(i).name for i in range(64) for f in (inst.virtiofsd_sock, inst.virtiofsd_pid, inst.virtiofsd_log)}
+    return names
 
 
 def instance_dir(name: str) -> Path:
@@ -325,10 +333,10 @@ def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
 
 
 def ha_pid(inst: Instance) -> int | None:
-    """The host agent of `inst`, when `ha.pid` names it (its command line says `hostagent NAME`)."""
+    """The host agent of `inst`, when `ha.pid` names it (its command line says `hostagent NAME --dir DIR`)."""
     from limapy import pids
 
-    return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name))
+    return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name, inst.dir))
 
 
 def _mkdir_private(path: Path) -> None:
@@ -353,6 +361,7 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
             raise InstanceError(_link_message(inst, LOCK_FILE), hint=_LINK_HINT) from None
         raise
     try:
+        fsutil.check_in_place(fd, inst.lock_file)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -370,8 +379,12 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
                     hint="wait for that command to finish, then retry",
                 )
             time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:  # only for a waiter's message: a full file system must not stop `delete` from freeing space
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
         try:
             yield
         finally:
@@ -386,7 +399,9 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
 #: virtio-win, the OpenSSH MSI). Any other link in an instance dir is refused: limapy writes, truncates and
 #: resizes the files there, and must never do that to a file outside the instance dir.
 LINKS_ALLOWED = frozenset({"iso", "virtio-win", "openssh-msi"})
-_LINK_HINT = "limapy does not follow links in an instance directory: remove the link (or re-create the instance)"
+#: Instance files limapy itself makes hard links to (read-only boot files in the download cache, never written).
+HARDLINKS_ALLOWED = frozenset({"kernel", "initrd"})
+_LINK_HINT = fsutil.LINK_HINT
 
 
 def _link_message(inst: Instance, name: str) -> str:
@@ -394,25 +409,9 @@ def _link_message(inst: Instance, name: str) -> str:
 
 
 def check_links(inst: Instance) -> None:
-    """Refuse an instance dir holding a symbolic link limapy did not make (one line naming it)."""
-    try:
-        entries = sorted(inst.dir.iterdir())
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        if entry.is_symlink() and entry.name not in LINKS_ALLOWED:
-            raise InstanceError(_link_message(inst, entry.name), hint=_LINK_HINT)
-
-
-def open_private(path: Path, flags: int, mode: int = 0o600) -> int:
-    """os.open of an instance file that refuses to follow a symbolic link (O_NOFOLLOW), mode `mode`."""
-    try:
-        fd = os.open(path, flags | os.O_NOFOLLOW, mode)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise InstanceError(f"{path} is a symbolic link; limapy does not follow it", hint=_LINK_HINT) from None
-        raise
-    return fd
+    """Refuse an instance dir holding a symbolic link limapy did not make, or a file with other names (a hard
+    link: writing or truncating it in place would change a file elsewhere); one line naming it."""
+    fsutil.check_entries(inst.dir, LINKS_ALLOWED, HARDLINKS_ALLOWED, prefix=f"instance `{inst.name}`: ")
 
 
 def _check_socket_room(final: Path) -> None:
@@ -465,12 +464,18 @@ def creating(name: str) -> Iterator[Path]:
     import tempfile
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=home))
+    # Held while the instance is made: a later command knows a temp dir nobody holds was left by a killed
+    # create or clone (`leftovers`), and that one it cannot lock is still being written.
+    held = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY)
     try:
+        fcntl.flock(held, fcntl.LOCK_EX)
         yield tmp
         _install(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     fsync_dir(home)
 
 

@@ -36,6 +36,16 @@ def format_size(size: float) -> str:
     return f"{size:.4g}{_ABBRS[i]}"
 
 
+def format_transfer(size: float) -> str:
+    """A byte count as Lima's download progress bar prints it (cheggaaa/pb v3 `formatBytes`, binary units, two
+    decimals and a space: "512 B", "12.34 MiB", "1.05 GiB"). Sizes in lima.yaml and `list` use format_size."""
+    n = int(size)
+    for shift, unit in ((40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.2f} {unit}"
+    return f"{n} B"
+
+
 def parse_duration(text: str) -> float:
     """`90`, `90s`, `10m`, `1h30m` -> seconds."""
     from limapy.errors import UsageError

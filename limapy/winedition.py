@@ -155,6 +155,11 @@ def select(iso: Path, spec: Spec) -> Selection:
     index, name, more = choose_image(
         info, arch=spec.arch, edition=spec.windows.edition, image_index=spec.windows.image_index
     )
+    if any("has no sources/install." in w for w in warnings):  # no image to install: not install media
+        raise LimapyError(
+            f"{iso} is not Windows install media: it has no sources/install.wim (nor install.esd or install.swm)",
+            hint="point images[].location at a Windows 11 or Windows Server install ISO",
+        )
     is_server = bool(info.is_server) if info is not None else False
     image = next((img for img in info.images if img.index == index), None) if info is not None else None
     locale = winlocale.choose(

@@ -23,6 +23,8 @@ _TOKEN = re.compile(
     r"|(?P<punct>[|()\[\]])|(?P<path>\.(?:[A-Za-z_][A-Za-z0-9_]*)?)|(?P<word>[A-Za-z_][A-Za-z0-9_]*))"
 )
 _SKIP = object()  # `select` that did not match: the value disappears
+#: Parentheses, `select(...)` and `not(...)` nest at most this deep (Python's own recursion limit is far above).
+MAX_DEPTH = 64
 Expr = Callable[[Any], Any]
 
 
@@ -49,6 +51,16 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.toks = _tokenize(text)
         self.i = 0
+        self.depth = 0
+
+    def nested(self) -> Expr:
+        """A pipe inside `(`...`)`, counted against MAX_DEPTH."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise YqError(f"the expression nests deeper than {MAX_DEPTH} levels of parentheses")
+        inner = self.pipe()
+        self.depth -= 1
+        return inner
 
     def peek(self) -> tuple[str, str] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -76,18 +88,18 @@ class _Parser:
         return run
 
     def expr(self) -> Expr:
-        left = self.conj()
+        terms = [self.conj()]
         while self.peek() == ("word", "or"):
             self.take()
-            left = _either(left, self.conj())
-        return left
+            terms.append(self.conj())
+        return terms[0] if len(terms) == 1 else _any(terms)  # a flat list: 5000 `or`s do not nest 5000 calls
 
     def conj(self) -> Expr:
-        left = self.cmp()
+        terms = [self.cmp()]
         while self.peek() == ("word", "and"):
             self.take()
-            left = _both(left, self.cmp())
-        return left
+            terms.append(self.cmp())
+        return terms[0] if len(terms) == 1 else _all(terms)
 
     def cmp(self) -> Expr:
         left = self.term()
@@ -101,7 +113,7 @@ class _Parser:
     def term(self) -> Expr:
         kind, text = self.take()
         if kind == "str":
-            s = json.loads(text)
+            s = _string(text)
             return lambda v: s
         if kind == "num":
             n = float(text) if any(c in text for c in ".eE") else int(text)
@@ -111,13 +123,13 @@ class _Parser:
             return lambda v: lit
         if kind == "word" and text in ("select", "not"):
             self.take("(")
-            inner = self.pipe()
+            inner = self.nested()
             self.take(")")
             if text == "not":
                 return lambda v: not _truthy(inner(v))
             return lambda v: v if _truthy(inner(v)) else _SKIP
         if (kind, text) == ("punct", "("):
-            inner = self.pipe()
+            inner = self.nested()
             self.take(")")
             return inner
         if kind == "path":
@@ -137,7 +149,7 @@ class _Parser:
                 if k == "num" and t.lstrip("-").isdigit():
                     steps.append(int(t))
                 elif k == "str":
-                    steps.append(json.loads(t))
+                    steps.append(_string(t))
                 else:
                     raise YqError(f"index {t!r} is not supported")
                 self.take("]")
@@ -146,12 +158,21 @@ class _Parser:
         return lambda v: _walk(v, steps)
 
 
-def _either(a: Expr, b: Expr) -> Expr:
-    return lambda v: _truthy(a(v)) or _truthy(b(v))
+def _string(text: str) -> str:
+    """A double-quoted string literal (JSON's escapes), or a YqError saying why not."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise YqError(f"cannot read the string {text}: {e.msg}") from None
+    return str(value)
 
 
-def _both(a: Expr, b: Expr) -> Expr:
-    return lambda v: _truthy(a(v)) and _truthy(b(v))
+def _any(terms: list[Expr]) -> Expr:
+    return lambda v: any(_truthy(t(v)) for t in terms)
+
+
+def _all(terms: list[Expr]) -> Expr:
+    return lambda v: all(_truthy(t(v)) for t in terms)
 
 
 def _walk(value: Any, steps: list[str | int]) -> Any:

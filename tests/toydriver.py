@@ -94,7 +94,7 @@ class ToyDriver:
         return False
 
     def pid(self, inst: store.Instance) -> int | None:
-        return pids.live(inst.dir / PID, pids.hostagent_marks(inst.name))
+        return pids.live(inst.dir / PID, pids.hostagent_marks(inst.name, inst.dir))
 
     def stop(self, inst: store.Instance, timeout: float) -> bool:
         record(inst.dir, "stop")

@@ -16,12 +16,13 @@ from typing import Any
 
 from limapy.cidata import Step, provisions
 from limapy.config.model import Mount, Spec
+from limapy.config.validate_fields import ENV_KEY, HOSTNAME, resolve_host
 from limapy.errors import LimapyError
 from limapy.names import hostname_for, mount_tag
 
 LABEL = "cidata"
 SEED_MOUNT = "/mnt/lima-cidata"
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_ENV_KEY = ENV_KEY
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -50,7 +51,7 @@ def _mounts(spec: Spec) -> list[dict[str, str]]:
 
 
 MAX_CERT_BYTES = 1 << 20
-_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_HOSTNAME = HOSTNAME
 
 
 def ca_certs(spec: Spec) -> dict[str, Any] | None:
@@ -88,17 +89,16 @@ def nameservers(spec: Spec) -> list[str]:
 
 
 def host_entries(spec: Spec) -> bytes:
-    """hostResolver.hosts as /etc/hosts lines (boot.sh puts them between markers, as /etc/environment)."""
-    import ipaddress
-
+    """hostResolver.hosts as /etc/hosts lines (boot.sh puts them between markers, as /etc/environment); a value
+    that names host.lima.internal or another entry is written as the address it stands for."""
+    hosts = dict(spec.host_resolver.hosts)
     lines = []
-    for name, addr in sorted(spec.host_resolver.hosts.items()):
+    for name, addr in sorted(hosts.items()):
         if not _HOSTNAME.fullmatch(name):
             raise LimapyError(f"hostResolver.hosts: `{name}` is not a host name")
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            raise LimapyError(f"hostResolver.hosts.{name}: `{addr}` is not an IP address") from None
+        ip = resolve_host(addr, hosts)
+        if ip is None:
+            raise LimapyError(f"hostResolver.hosts.{name}: `{addr}` is not an IP address")
         lines.append(f"{ip} {name}\n")
     return "".join(lines).encode()
 

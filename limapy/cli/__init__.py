@@ -6,6 +6,7 @@ imports what it needs when it runs.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -18,13 +19,30 @@ COMMANDS = (
     # issue 13 (module cmd_<name>; the command itself may be spelled with a dash)
     "restart", "edit", "clone", "factory_reset", "protect", "show_ssh", "tunnel", "snapshot", "disk", "prune",
     "template", "completion",
+    "doctor", "windows", "help",  # issue 28
 )
 
 
-def _debug_requested(argv: Sequence[str]) -> bool:
+def _no_space(e: OSError) -> LimapyError:
+    import tempfile
+    from pathlib import Path
+
+    from limapy import dirs
+    from limapy.fsutil import no_space
+
+    return no_space(e, [dirs.limapy_home(), dirs.cache_dir(), Path(tempfile.gettempdir())])
+
+
+def _debug_env() -> bool:
     from limapy.dirs import ENV_DEBUG
 
-    return "--debug" in argv or os.environ.get(ENV_DEBUG) not in (None, "", "0")
+    return os.environ.get(ENV_DEBUG) not in (None, "", "0")
+
+
+def _debug() -> bool:
+    from limapy.cli import globalflags
+
+    return globalflags.CURRENT.debug
 
 
 def build_app() -> object:
@@ -33,6 +51,7 @@ def build_app() -> object:
     import typer
 
     from limapy import __version__
+    from limapy.cli._util import values_of as _values
 
     app = typer.Typer(
         name="limapy",
@@ -55,8 +74,12 @@ def build_app() -> object:
             False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
         debug: bool = typer.Option(False, "--debug", help="Debug logging and tracebacks."),
-        log_level: str | None = typer.Option(None, "--log-level", help="debug, info, warn or error."),
-        log_format: str = typer.Option("text", "--log-format", help="text or json (one object per line)."),
+        log_level: str | None = typer.Option(
+            None, "--log-level", help="debug, info, warn or error.", autocompletion=_values("--log-level")
+        ),
+        log_format: str = typer.Option(
+            "text", "--log-format", help="text or json (one object per line).", autocompletion=_values("--log-format")
+        ),
         tty: str | None = typer.Option(
             None, "--tty", help="true/false: live progress and prompts (default: when stderr is a terminal)."
         ),
@@ -73,6 +96,19 @@ def build_app() -> object:
             raise
         mod.register(app)
     return app
+
+
+def build_group() -> object:
+    """The typer app as the click group that runs it: every command given the global flags (globalflags), its
+    aliases and its examples (examples)."""
+    import typer.main
+
+    from limapy.cli import examples, globalflags
+
+    group = typer.main.get_command(build_app())  # type: ignore[arg-type]
+    globalflags.attach(group)
+    examples.apply(group)
+    return group
 
 
 def report(err: LimapyError) -> None:
@@ -128,9 +164,15 @@ def _typer(args: list[str]) -> int:
     `limapy:` line and a hint naming the command's help, as every other error."""
     from typer._click import exceptions as click_exc
 
+    from limapy.cli import globalflags
+
     try:
-        app = build_app()
-        rv = app(args=args, prog_name="limapy", standalone_mode=False)  # type: ignore[operator]
+        group = build_group()
+        before = globalflags.CURRENT.key()
+        args = globalflags.take_click(group, args, globalflags.CURRENT)
+        if globalflags.CURRENT.key() != before:
+            globalflags.apply(globalflags.CURRENT)
+        rv = group.main(args=args, prog_name="limapy", standalone_mode=False)  # type: ignore[attr-defined]
     except click_exc.NoArgsIsHelpError as e:
         e.show()
         return 0
@@ -148,7 +190,7 @@ def _dispatch(args: list[str]) -> int:
     """The fast path (limapy.cli.fast) for what people run all day, else the typer app."""
     from limapy.cli import fast
 
-    answer = fast.dispatch(args, COMMANDS, _typer, build_app)
+    answer = fast.dispatch(args, COMMANDS, _typer, build_group)
     return answer if answer is not None else _typer(args)
 
 
@@ -156,7 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The one error ladder: every LimapyError is `limapy: ...` lines and its exit code, Ctrl-C and SIGTERM one
     line each, a bug one line (a traceback with --debug)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = _debug_requested(args)
     from limapy.cli import globalflags
 
     try:
@@ -164,7 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LimapyError as e:
         report(e)
         return e.exit_code
-    settings.debug = settings.debug or debug
+    settings.debug = settings.debug or _debug_env()
+    globalflags.CURRENT = settings  # the fast path and typer add the flags that follow the command
     globalflags.apply(settings)
     import signal
 
@@ -173,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except LimapyError as e:
-        if debug:
+        if _debug():
             raise
         report(e)
         return e.exit_code
@@ -188,7 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else EXIT_FAILED
     except Exception as e:  # a bug: one line unless --debug
-        if debug:
+        if _debug():
             raise
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):  # not a bug: a full disk
+            full = _no_space(e)
+            report(full)
+            return full.exit_code
         print(f"limapy: internal error: {type(e).__name__}: {e} (run with --debug for a traceback)", file=sys.stderr)
         return EXIT_FAILED

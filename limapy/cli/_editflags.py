@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from limapy.cli._util import values_of
 from limapy.editflags import EditFlags
 
 _F = Callable[..., Any]
@@ -24,20 +25,24 @@ FLAGS: list[tuple[str, Any, Any]] = [
     ("mounts", list[str], typer.Option([], "--mount", help="Add a mount: DIR[:w] (repeatable, comma list).")),
     ("mount_only", list[str], typer.Option([], "--mount-only", help="Only these mounts: DIR[:w] (repeatable).")),
     ("mount_none", bool, typer.Option(False, "--mount-none", help="No mounts.")),
-    ("mount_type", str | None, typer.Option(None, "--mount-type", help="reverse-sshfs, 9p or virtiofs.")),
+    ("mount_type", str | None, typer.Option(None, "--mount-type", help="reverse-sshfs, 9p or virtiofs.",
+                                            autocompletion=values_of("--mount-type"))),
     ("mount_writable", bool, typer.Option(False, "--mount-writable", help="Make every mount writable.")),
     ("networks", list[str], typer.Option([], "--network", help="Add a network: lima:NAME or vzNAT (repeatable).")),
     ("port_forwards", list[str], typer.Option(
         [], "--port-forward", help="Forward HOST:GUEST[,static=true] (127.0.0.1; repeatable).")),
     ("ssh_port", int | None, typer.Option(None, "--ssh-port", help="SSH port on 127.0.0.1 (0: pick one).")),
     ("video", bool | None, typer.Option(None, "--video/--no-video", help="A display (video.display).")),
-    ("vm_type", str | None, typer.Option(None, "--vm-type", help="vmType (limapy runs qemu).")),
+    ("vm_type", str | None, typer.Option(None, "--vm-type", help="vmType (limapy runs qemu).",
+                                         autocompletion=values_of("--vm-type"))),
     ("shell", str | None, typer.Option(None, "--shell", help="The guest user's login shell (user.shell).")),
     ("dns", list[str], typer.Option([], "--dns", help="DNS servers IP[,IP] (turns hostResolver off).")),
-    ("arch", str | None, typer.Option(None, "--arch", help="Guest architecture (create only).")),
+    ("arch", str | None, typer.Option(None, "--arch", help="Guest architecture (create only).",
+                                      autocompletion=values_of("--arch"))),
     ("plain", bool | None, typer.Option(None, "--plain/--no-plain", help="No mounts, forwards (create only).")),
     ("containerd", str | None, typer.Option(
-        None, "--containerd", help="user, system, user+system or none (create only; limapy installs none).")),
+        None, "--containerd", help="user, system, user+system or none (create only; limapy installs none).",
+        autocompletion=values_of("--containerd"))),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 COMPLETE_VAR = "_LIMAPY_COMPLETE"
+SHELL_NAMES = ("bash", "zsh", "fish", "powershell")
 
 
 def script(shell: str) -> str:
@@ -32,7 +33,12 @@ def register(app: typer.Typer) -> None:
         completion_init()
 
     @app.command("completion")
-    def completion(shell: str = typer.Argument(..., help="bash, zsh, fish or powershell")) -> None:
+    def completion(
+        shell: str = typer.Argument(
+            ..., help="bash, zsh, fish or powershell",
+            autocompletion=lambda incomplete: [s for s in SHELL_NAMES if s.startswith(incomplete)],
+        ),
+    ) -> None:
         """Print a shell completion script, e.g. `source <(limapy completion bash)`."""
         import sys
 

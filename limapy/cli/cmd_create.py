@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from limapy.cli._editflags import with_edit_flags
-from limapy.cli._util import say
+from limapy.cli._util import instances_for, say, values_of
 from limapy.editflags import EditFlags
 
 
@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
     @with_edit_flags
     def create(
         template: str | None = typer.Argument(
-            None, help="FILE.yaml, template:NAME, https://URL, or - (stdin, needs --name)"
+            None, help="FILE.yaml, template:NAME, https://URL, or - (stdin, needs --name); default: template:default",
+            autocompletion=instances_for("create")
         ),
         name: str | None = typer.Option(None, "--name", help="Instance name (default: from the template)."),
         allow_local_files: bool = typer.Option(
@@ -22,7 +23,8 @@ def register(app: typer.Typer) -> None:
         ),
         list_templates: bool = typer.Option(False, "--list-templates", help="List the template:NAMEs and exit."),
         driver: str | None = typer.Option(
-            None, "--driver", help="Engine: qemu (default) or libvirt (default from $LIMAPY_DRIVER)."),
+            None, "--driver", help="Engine: qemu (default) or libvirt (default from $LIMAPY_DRIVER).",
+            autocompletion=values_of("--driver")),
         connect: str | None = typer.Option(
             None, "--connect", help="libvirt URI (default $LIBVIRT_DEFAULT_URI), e.g. qemu+ssh://root@host/system."),
         *,
@@ -34,15 +36,10 @@ def register(app: typer.Typer) -> None:
 
             print("\n".join(t.name for t in names()))
             return
-        if template is None:
-            from limapy.errors import UsageError
-
-            raise UsageError("create needs a template (FILE.yaml, template:NAME, URL or -)",
-                             hint="`limapy create --list-templates` lists the template:NAMEs")  # fmt: skip
         from limapy.editflags import to_edits
         from limapy.ops.create import create as do_create
 
-        inst = do_create(template, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
-                         driver_name=driver, connect=connect)  # fmt: skip
+        inst = do_create(template or "template:default", name=name, sets=to_edits(flags), say=say,
+                         allow_local=allow_local_files, driver_name=driver, connect=connect)  # fmt: skip
         say(f"created `{inst.name}` in {inst.dir}")
         say(f"Run `limapy start {inst.name}` to start the instance.")

@@ -7,8 +7,11 @@ import typer
 
 def register(app: typer.Typer) -> None:
     @app.command("hostagent", hidden=True)
-    def hostagent(name: str = typer.Argument(...)) -> int:
+    def hostagent(
+        name: str = typer.Argument(...),
+        dir: str | None = typer.Option(None, "--dir", help="The instance directory (marks the process as its own)."),
+    ) -> int:
         """Run the host agent of NAME in the foreground."""
         from limapy.hostagent import main
 
-        return main(name)
+        return main(name, dir)

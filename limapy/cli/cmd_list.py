@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import complete_instances, say
+from limapy.cli._util import complete_instances, say, values_of
 
 
 def register(app: typer.Typer) -> None:
@@ -17,7 +17,8 @@ def register(app: typer.Typer) -> None:
             None, help="Only these instances, in this order", autocompletion=complete_instances
         ),
         fmt: str | None = typer.Option(
-            None, "--format", "-f", help="table (default), json, yaml, or a Go template ('{{.Name}} {{.Status}}')."
+            None, "--format", "-f", help="table (default), json, yaml, or a Go template ('{{.Name}} {{.Status}}').",
+            autocompletion=values_of("list --format"),
         ),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per line (Lima's keys); --format json."),
         quiet: bool = typer.Option(False, "-q", "--quiet", help="Names only."),

@@ -19,4 +19,6 @@ def register(app: typer.Typer) -> None:
         from limapy.units import format_size
 
         r = do_prune(keep_referred=keep_referred)
+        for path in r.leftovers:
+            say(f"removed {path}, left by an interrupted create, clone or delete")
         say(f"removed {len(r.removed)} cache entries ({format_size(r.freed)}), kept {len(r.kept)}")

@@ -35,7 +35,10 @@ def register(app: typer.Typer) -> None:
         start: bool = typer.Option(False, "--start", help="Start the instance first when it is stopped."),
         reconnect: bool = typer.Option(False, "--reconnect", help="Open a new SSH connection (drop the shared one)."),
     ) -> None:
-        """Open a shell in the guest, or run a command there."""
+        """Open a shell in the guest, or run a command there.
+
+        Options (the global ones too) come before NAME: everything after it is the command, verbatim. A guest
+        that is still booting is waited for."""
         from limapy.ops import shell as ops
 
         cmd = list(command or [])

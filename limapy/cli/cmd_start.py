@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 
 from limapy.cli._editflags import with_edit_flags
-from limapy.cli._util import complete_instances, say
+from limapy.cli._util import instances_for, say, values_of
 from limapy.editflags import EditFlags
 
 
 class Display:
-    """Phases on one live line on a TTY (rich), plain lines otherwise."""
+    """The host agent's phase lines, the same on a terminal and a pipe (limapy.term.Live: no markup, no
+    timestamps); on a terminal one live line below them names the current phase and how long it has taken."""
 
     def __init__(self) -> None:
-        self.status = None
-        from limapy.term import interactive
+        from limapy.term import Live
 
-        if interactive(sys.stderr):
-            from rich.console import Console
-
-            self.console = Console(stderr=True)
-            self.status = self.console.status("starting")
-            self.status.start()
+        self.live = Live()
 
     def show(self, msg: str) -> None:
-        if self.status is not None:
-            self.status.update(msg)
-            self.console.log(msg)
-        else:
-            say(msg)
+        self.live.line(msg)
+        phase, bracket, _ = msg[1:].partition("]")
+        if msg.startswith("[") and bracket and phase != "console":
+            self.live.status(phase)
 
     def close(self) -> None:
-        if self.status is not None:
-            self.status.stop()
+        self.live.close()
 
 
 def register(app: typer.Typer) -> None:
@@ -43,14 +34,16 @@ def register(app: typer.Typer) -> None:
     def start(
         target: str = typer.Argument(
             "default", help="An instance name (or unique prefix), or a template to create from",
-            autocompletion=complete_instances,
+            autocompletion=instances_for("start"),
         ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
             None, "--timeout", help="Wait at most this long (default 10m; a Windows install 90m, or 6h under TCG)."
         ),
         dry_run: bool = typer.Option(
-            False, "--dry-run", help="Print the command the boot would run; change nothing, boot nothing."
+            False, "--dry-run",
+            help="Print the command the boot would run; change nothing, boot nothing (a template creates no "
+            "instance; its images are still fetched into the download cache: the plan reads them).",
         ),
         foreground: bool = typer.Option(False, "--foreground", help="Run the host agent in this terminal."),
         progress: bool = typer.Option(False, "--progress", help="Show the guest's console output while booting."),
@@ -58,7 +51,8 @@ def register(app: typer.Typer) -> None:
             False, "--allow-local-files", help="Let a template from the network read files on this host."
         ),
         driver: str | None = typer.Option(
-            None, "--driver", help="Engine for a new instance: qemu (default) or libvirt ($LIMAPY_DRIVER)."),
+            None, "--driver", help="Engine for a new instance: qemu (default) or libvirt ($LIMAPY_DRIVER).",
+            autocompletion=values_of("--driver")),
         connect: str | None = typer.Option(
             None, "--connect", help="libvirt URI for a new instance (default $LIBVIRT_DEFAULT_URI)."),
         *,
@@ -71,14 +65,15 @@ def register(app: typer.Typer) -> None:
 
         wait = parse_duration(timeout) if timeout else None
         edits = to_edits(flags, existing=True)
+        if dry_run:  # the flags shape the plan; nothing is written, a template creates no instance
+            print(ops.dry_run_target(target, name=name, sets=to_edits(flags), existing_sets=edits, say=say,
+                                     allow_local=allow_local_files, driver_name=driver, connect=connect,
+                                     create_only=flags.given_create_only()))  # fmt: skip
+            return
         inst = ops.resolve_target(
             target, name=name, sets=to_edits(flags), say=say, allow_local=allow_local_files,
-            existing_sets=() if dry_run else edits, create_only=flags.given_create_only(),
-            driver_name=driver, connect=connect,
+            existing_sets=edits, create_only=flags.given_create_only(), driver_name=driver, connect=connect,
         )  # fmt: skip
-        if dry_run:  # the flags shape the plan; lima.yaml is not written
-            print(ops.dry_run(inst, edits if ops.existed(inst, target) else ()))
-            return
         if foreground:
             ops.run_foreground(inst)
             return

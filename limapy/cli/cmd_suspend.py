@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import complete_instances, say
+from limapy.cli._util import instances_for, say
 
 
 def register(app: typer.Typer) -> None:
     @app.command("suspend")
     def suspend(
         names: list[str] = typer.Argument(
-            ..., help="Instances (names or unique prefixes)", autocompletion=complete_instances
+            ..., help="Instances (names or unique prefixes)", autocompletion=instances_for("suspend")
         ),
     ) -> None:
         """Save running instances' memory and devices to their directory and stop them; `start` resumes."""

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from limapy.cli._util import instance_arg, say
+from limapy.cli._util import instance_arg, say, values_of
 
 
 def register(app: typer.Typer) -> None:
     @app.command("tunnel")
     def tunnel(
         name: str = instance_arg(),
-        kind: str = typer.Option("socks", "--type", help="Tunnel type (only socks)."),
+        kind: str = typer.Option(
+            "socks", "--type", help="Tunnel type (only socks).", autocompletion=values_of("--type")
+        ),
         socks_port: int = typer.Option(0, "--socks-port", help="SOCKS port on 127.0.0.1 (0: pick a free one)."),
     ) -> None:
         """A SOCKS proxy on 127.0.0.1 through the instance (ssh -D), until Ctrl-C."""

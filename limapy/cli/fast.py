@@ -110,6 +110,15 @@ def copy(args: list[str]) -> int | None:
 FAST: dict[str, Callable[[list[str]], int | None]] = {
     "shell": shell, "list": list_, "validate": validate, "copy": copy,
 }
+#: For the global flags after the command (globalflags.take_after): the options of each that take a value,
+#: and whether options may follow its arguments (`shell`: not after the instance name, which starts the
+#: command run in the guest). The typer commands say the same (tests/unit/test_cli_fastpath.py).
+GRAMMAR: dict[str, tuple[tuple[str, ...], bool]] = {
+    "shell": (("--workdir", "--shell", "--instance"), False),
+    "list": (("-f", "--format", "--yq", "-l", "--filter", "--connect"), True),
+    "validate": ((), True),
+    "copy": ((), True),
+}
 
 
 def dispatch(
@@ -122,6 +131,8 @@ def dispatch(
         from limapy.cli import complete
 
         return complete.answer(commands, build)
+    if args[:1] == ["help"]:  # cobra's `help CMD`: `CMD --help`, from the help cache
+        args = [*args[1:], "--help"]
     if args == ["--version"]:
         from limapy import __version__
 
@@ -130,4 +141,13 @@ def dispatch(
     if is_help(args, commands):
         return cached_help(args, commands, render)
     fast = FAST.get(args[0])
-    return fast(args[1:]) if fast is not None else None
+    if fast is None:
+        return None
+    from limapy.cli import globalflags
+
+    before = globalflags.CURRENT.key()
+    valued, interspersed = GRAMMAR[args[0]]
+    rest = globalflags.take_after(args[1:], globalflags.CURRENT, valued=valued, interspersed=interspersed)
+    if globalflags.CURRENT.key() != before:
+        globalflags.apply(globalflags.CURRENT)
+    return fast(rest)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -80,6 +81,7 @@ def check(
     from limapy.config.yamlread import format_path
 
     _remote_policy(doc)
+    _remote_sockets(doc)
     warnings = list(doc.warnings)
     for path in unknown_keys(doc.data):
         warnings.append(f"{doc.where(path)}: warning: field `{format_path(path)}` is unknown to Lima 2.2 (typo?)")
@@ -90,7 +92,7 @@ def check(
         d = _read_layer(dirs.config_dir() / "default.yaml")
         o = _read_layer(dirs.config_dir() / "override.yaml")
         layered = defaults.layer(d, doc.data, o)
-        warnings += _containerd_warnings(doc, layered)
+        warnings += _containerd_warnings(doc, layered) + _network_warnings(doc, layered)
         cfg = defaults.fill(
             layered,
             host=host or hostinfo.detect(),
@@ -117,6 +119,19 @@ def _containerd_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
     return [f"{doc.where(('containerd', key))}: warning: field `containerd.{key}` is true, but limapy does not "
             "install containerd (the field is filled as Lima fills it, and ignored)"
             for key in ("system", "user") if cont.get(key) is True]  # fmt: skip
+
+
+def _network_warnings(doc: Any, layered: dict[str, Any]) -> list[str]:
+    """`networks` (socket_vmnet, `lima:user-v2`, vzNAT; `--network`) is valid Lima, and limapy attaches none of
+    them: each entry is a warning, so a guest that misses its second NIC is no surprise."""
+    out = []
+    for i, net in enumerate(layered.get("networks") or []):
+        if not isinstance(net, dict):
+            continue
+        what = next((f"{k}: {net[k]}" for k in ("lima", "socket", "vzNAT") if net.get(k) not in (None, "")), "")
+        out.append(f"{doc.where(('networks', i))}: warning: networks[{i}] ({what}) is not attached: limapy gives "
+                   "the guest its user-mode network only (127.0.0.1 forwards)")  # fmt: skip
+    return out
 
 
 #: Fields naming host files that limapy reads or writes later (not at load time, unlike provision `file:`).
@@ -169,3 +184,30 @@ def load_instance(inst: InstanceLike) -> Loaded:
 
 def instance_spec(inst: InstanceLike) -> Spec:
     return load_instance(inst).spec
+
+
+#: Where a template from the network may put a host socket: `NAME` (filled into <instance>/sock/NAME) or
+#: `{{.Dir}}/sock/NAME`, as Lima's own templates write it.
+_REMOTE_SOCKET = re.compile(r"(?:\{\{\s*\.Dir\s*\}\}/sock/)?[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+
+
+def _remote_sockets(doc: Any) -> None:
+    """A template from the network names host sockets in the instance's `sock/` directory only: elsewhere a
+    forward would replace a host file (the host agent removes a stale socket before forwarding)."""
+    if not doc.remote_sources or doc.allow_local:
+        return
+    from limapy.config.locate import REMOTE_HINT, RemoteReadsLocal
+
+    problems = []
+    for i, pf in enumerate(doc.data.get("portForwards") or []):
+        sock = pf.get("hostSocket") if isinstance(pf, dict) else None
+        path = ("portForwards", i, "hostSocket")
+        if not sock or doc.mark(path)[0] not in doc.remote_sources:
+            continue
+        ok = isinstance(sock, str) and _REMOTE_SOCKET.fullmatch(sock) and ".." not in sock.split("/")
+        if not ok:
+            problems.append(f"{doc.where(path)}: refusing the host socket `{sock}` (portForwards[{i}].hostSocket): "
+                            "this template came from the network; it may name a socket in the instance's sock/ "
+                            "directory only")  # fmt: skip
+    if problems:
+        raise RemoteReadsLocal(problems, hint=REMOTE_HINT)

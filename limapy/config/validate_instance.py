@@ -59,7 +59,9 @@ def windows_user_problems(name: str) -> list[str]:
 
 
 def instance_problems(cfg: dict[str, Any]) -> list[Problem]:
-    return [*_user(cfg), *_sizes(cfg), *_provision(cfg)]
+    from limapy.config.validate_fields import field_problems
+
+    return [*_user(cfg), *_sizes(cfg), *_provision(cfg), *field_problems(cfg)]
 
 
 def _user(cfg: dict[str, Any]) -> list[Problem]:

@@ -30,7 +30,7 @@ from typing import Any
 from limapy import proc
 from limapy.download import cache, transfer
 from limapy.download.progress import ProgressReporter as ProgressReporter
-from limapy.errors import LimapyError, NotFoundError
+from limapy.errors import LimapyError, NotFoundError, UsageError, shown
 
 Progress = Callable[[int, int | None], None]
 Say = Callable[[str], None]
@@ -95,7 +95,10 @@ def fetch(
 ) -> Path:
     """A local, verified (and, for compressed names, decompressed) copy of `location`."""
     want = split_digest(digest) if digest else None
-    parsed = urllib.parse.urlparse(location)
+    try:
+        parsed = urllib.parse.urlparse(location)
+    except ValueError as e:  # `https://[::1` (an unclosed IPv6 address)
+        raise UsageError(f"{shown(location)}: not a valid URL ({e})") from None
     if parsed.scheme in ("http", "https"):
         return _fetch_remote(location, want, decompress, progress, max_bytes, deadline, say)
     if parsed.scheme == "file":
@@ -265,6 +268,8 @@ def _decompressed(src: Path, where: Path, progress: Progress | None, *, name: st
         if recorded and cache.remembered_digest(out, where / ".decompressed.check", stat_file) == recorded:
             return out
         cache.quarantine(out)
+    if isinstance(progress, ProgressReporter):
+        progress.stage = "decompressing"  # what its header line names
     digest = _decompress(src, out, progress, name=name)
     cache.write(digest_file, digest)
     cache.write(stat_file, cache.stat_key(out))

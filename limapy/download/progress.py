@@ -1,66 +1,96 @@
-"""Progress of a download: a rich bar on a TTY, otherwise a plain line every 10 % (or 10 s)."""
+"""Progress of a download, as lines (the same on a terminal and a pipe) and, on a terminal, one live line.
+
+Nothing is printed until bytes move: a cache hit shows no download line. The first report prints
+`downloading LABEL: URL`; then a line every 10 % (or 10 s) on a pipe, and on a terminal the live line
+(bytes, percentage, rate, ETA) with the last of those lines once it is done. Sizes as Lima's progress bar
+prints them (MiB, GiB: limapy.units.format_transfer).
+"""
 
 from __future__ import annotations
 
-import sys
 import time
-from typing import IO, Any
+from typing import IO
+
+from limapy.units import format_transfer
+
+#: A rate over the last few seconds, so the ETA follows a connection that slows down or speeds up.
+RATE_WINDOW = 5.0
 
 
 class ProgressReporter:
-    """A progress callback. Use as `with ProgressReporter("ubuntu.img") as p: fetch(url, digest=d, progress=p)`.
+    """A progress callback. Use as `with ProgressReporter("image", url) as p: fetch(url, progress=p, say=p.say)`.
 
-    A resumed download starts at the bytes already there; the first report says how many."""
+    A resumed download starts at the bytes already there; the first report says how many. `stage` is what the
+    header says is happening (the download module sets it to "decompressing" before it decompresses)."""
 
-    def __init__(self, label: str, stream: IO[str] | None = None) -> None:
+    def __init__(self, label: str, url: str = "", stream: IO[str] | None = None) -> None:
+        from limapy.term import Live
+
         self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self._rich: Any = None
-        self._task: Any = None
+        self.url = url
+        self.stage = "downloading"
+        self.live = Live(stream)
+        self._started = ""  # the stage whose header was printed
         self._last_pct = -10
         self._last_time = 0.0
-        self._first = True
+        self._last_line = ""
+        self._printed_last = False
+        self._samples: list[tuple[float, int]] = []
 
     def __enter__(self) -> ProgressReporter:
-        from limapy.term import interactive
-
-        if interactive(self.stream):
-            from rich.console import Console
-            from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
-
-            self._rich = Progress(
-                *Progress.get_default_columns(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                console=Console(file=self.stream),
-                transient=False,
-            )
-            self._rich.start()
-            self._task = self._rich.add_task(self.label, total=None)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._rich is not None:
-            self._rich.stop()
+        self.live.close()
+        if self.live.enabled and self._last_line and not self._printed_last and exc[0] is None:
+            self.live.line(self._last_line)  # the pipe's last line, once the live line is gone
+
+    def _header(self) -> None:
+        if self._started != self.stage:
+            self._started = self.stage
+            self._samples.clear()
+            where = f": {self.url}" if self.url and self.stage == "downloading" else ""
+            self.live.line(f"{self.stage} {self.label}{where}")
 
     def say(self, message: str) -> None:
-        if self._rich is not None:
-            self._rich.console.log(f"{self.label}: {message}")
-        else:
-            print(f"{self.label}: {message}", file=self.stream, flush=True)
+        self._header()
+        self.live.line(f"{self.label}: {message}")
+
+    def rate(self, now: float, done: int) -> float | None:
+        """Bytes per second over the last RATE_WINDOW seconds (None until there are two samples)."""
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW:
+            self._samples.pop(0)
+        t0, d0 = self._samples[0]
+        return (done - d0) / (now - t0) if now > t0 and done >= d0 else None
+
+    def text(self, done: int, total: int | None, rate: float | None = None) -> str:
+        """`12.34 MiB / 330.00 MiB (3%)`, and with a rate `..., 10.52 MiB/s, ETA 30s`."""
+        from limapy.term import elapsed
+
+        out = f"{self.label}: {format_transfer(done)}"
+        if total:
+            out += f" / {format_transfer(total)} ({done * 100 // total}%)"
+        if rate:
+            out += f", {format_transfer(rate)}/s"
+            if total and total > done:
+                out += f", ETA {elapsed((total - done) / rate)}"
+        return out
 
     def __call__(self, done: int, total: int | None) -> None:
-        if self._rich is not None:
-            self._rich.update(self._task, completed=done, total=total)
-            return
+        self._header()
         now = time.monotonic()
+        if self.live.enabled:
+            self.live.status(self.text(done, total, self.rate(now, done)), restart=False)
         pct = done * 100 // total if total else -1
-        if not self._first:
+        line = self.text(done, total)
+        self._last_line, self._printed_last = line, False
+        if self._last_time:
             if total and pct < self._last_pct + 10 and done != total and now - self._last_time < 10:
                 return
             if not total and now - self._last_time < 10:
                 return
-        self._first = False
         self._last_pct, self._last_time = pct, now
-        size = f"{done >> 20} MiB" + (f" of {total >> 20} MiB ({pct}%)" if total else "")
-        print(f"{self.label}: {size}", file=self.stream, flush=True)
+        if not self.live.enabled:  # a terminal has the live line instead
+            self.live.line(line)
+            self._printed_last = True

@@ -34,9 +34,9 @@ BUILTIN = {"qemu": "limapy.driver.qemu", "libvirt": "limapy.driver.libvirt"}
 #: Engines whose machine process is found without importing the engine (pid file + command-line marks), so
 #: `list`, `shell` and completion tell Running from Stopped cheaply; the engine's own `pid` must agree.
 LIGHT_PIDS: dict[str, Callable[[store.Instance], int | None]] = {
-    "qemu": lambda inst: pids.live(inst.qemu_pid, pids.qemu_marks(inst.name)),
+    "qemu": lambda inst: pids.live(inst.qemu_pid, pids.qemu_marks(inst.name, inst.qemu_pid)),
     # the domain runs on the libvirt host; the host agent that runs it names itself in `libvirt.active`
-    "libvirt": lambda inst: pids.live(inst.dir / "libvirt.active", pids.hostagent_marks(inst.name)),
+    "libvirt": lambda inst: pids.live(inst.dir / "libvirt.active", pids.hostagent_marks(inst.name, inst.dir)),
 }
 #: The driver a `vmType` means when no other is chosen; Lima's other types have none in limapy.
 VM_TYPES = {"qemu": "qemu"}
@@ -157,10 +157,11 @@ class Driver(Protocol):
 class Snapshot:
     """One snapshot of an instance (a plain class: this module stays free of `dataclasses`, see above)."""
 
-    __slots__ = ("date", "tag", "vm_clock", "vm_state_size")
+    __slots__ = ("date", "id", "tag", "vm_clock", "vm_state_size")
 
-    def __init__(self, tag: str, vm_state_size: int, date: int, vm_clock: float) -> None:
+    def __init__(self, tag: str, vm_state_size: int, date: int, vm_clock: float, id: str = "") -> None:
         self.tag = tag
+        self.id = id  # the engine's own ID (QEMU numbers its snapshots), "" when it has none
         self.vm_state_size = vm_state_size  # bytes of machine state (0: a disk-only snapshot, taken while stopped)
         self.date = date  # seconds since the epoch
         self.vm_clock = vm_clock  # the guest's running time when taken, seconds

@@ -155,6 +155,9 @@ class Forwarder:
             else:
                 flag, spec_ = "-L", f"{host}:{rule.guest_socket}"
             if not rule.reverse:
+                if not _replaceable(host):  # a stale socket goes; a file (the instance's disk...) never does
+                    self._warn("socket", 0, f"hostSocket {host} exists and is not a socket; not forwarded")
+                    continue
                 host.unlink(missing_ok=True)
             cp = self._ssh("-O", "forward", flag, spec_)
             entry = {"type": "reverse" if rule.reverse else "forward", "guestAddr": rule.guest_socket,
@@ -256,6 +259,16 @@ class Forwarder:
                         lines.append(line)
         finally:
             chan.close()
+
+
+def _replaceable(path: Path) -> bool:
+    """Nothing is there, or a socket (one a forward left): what `ssh -L` may bind to after removing it."""
+    import stat
+
+    try:
+        return stat.S_ISSOCK(path.lstat().st_mode)
+    except FileNotFoundError:
+        return True
 
 
 def _inside(path: Path, root: Path) -> bool:

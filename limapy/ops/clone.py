@@ -77,7 +77,11 @@ def rename(old: store.Instance, new_name: str) -> store.Instance:
     """The same machine under a new name: files that name the old one (ssh.config, the .rdp file, the seed)
     are dropped and made again at the next boot."""
     require_stopped(old, "rename")
+    from limapy import disk
+
     with store.lock(old, what="rename"):
         for stale in (old.ssh_config, old.rdp_file, old.cidata_iso, old.forwards_file):
             stale.unlink(missing_ok=True)
-        return store.rename(old, new_name)
+        new = store.rename(old, new_name)
+        disk.move_claims(old.dir, new.dir)  # its additional disks stay its own (`disk delete` sees them used)
+        return new

@@ -40,6 +40,8 @@ def load_template(locator: str, sets: Sequence[str | Edit], *, allow_local: bool
             n = len(path)
             doc.marks = {p: m for p, m in doc.marks.items() if p[:n] != path}
             doc.marks[path] = (edit.origin, 0, 0)
+            for k in range(1, n):  # a field the edit made to hold it (`.foo.bar = 1` makes `foo`) is the edit's too
+                doc.marks.setdefault(path[:k], (edit.origin, 0, 0))
     return doc
 
 
@@ -47,8 +49,8 @@ def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: b
     from limapy import download
 
     if location.startswith(("http://", "https://")):
-        say(f"downloading {what}: {location}")
-        with download.ProgressReporter(what) as progress:
+        # the reporter prints `downloading WHAT: URL` once bytes move: a cache hit prints nothing
+        with download.ProgressReporter(what, location) as progress:
             return download.fetch(location, digest=digest, decompress=decompress, progress=progress, say=progress.say)
     return download.fetch(location, digest=digest, decompress=decompress)
 
@@ -75,7 +77,7 @@ def windows_media(spec: Spec, say: Say) -> Fetched:
         iso = winmedia.require_iso(loc, arch, image_pos=spec.images.index(image))
         if image.digest:
             iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
-    sel = winedition.select(iso, spec)  # refuses an image without a language Setup can be answered in
+    sel = winedition.select(iso, spec)  # refuses non-install media, and an image without a usable language
     assert sel.index is not None  # choose_image always names an index
     more = winedition.check_server_media(sel.info, arch=arch, index=sel.index, product_key=spec.windows.product_key)
     for w in [*sel.warnings, *more]:
@@ -127,6 +129,10 @@ def linux_media(spec: Spec, say: Say) -> Fetched:
     )
 
 
+class _DryRun(Exception):
+    """Raised inside `store.creating` once a dry run has seen the instance: its temp dir is removed."""
+
+
 def create(
     locator: str,
     *,
@@ -137,9 +143,13 @@ def create(
     allow_local: bool = False,
     driver_name: str | None = None,
     connect: str | None = None,
+    inspect: Callable[[store.Instance], None] | None = None,
 ) -> store.Instance:
     """Create the instance; `for_start` also refuses what would stop the boot that follows (a taken
-    ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind."""
+    ssh.localPort) before the instance exists, so a failed `start TEMPLATE` leaves nothing behind.
+
+    `inspect` makes it a dry run (`start --dry-run TEMPLATE`): it is called with the instance laid out in its
+    temp dir, which is then removed; nothing is created (downloads stay in the cache, as any download does)."""
     from limapy import driver, preflight
     from limapy.config import check, hostinfo
     from limapy.config.load import stored_yaml
@@ -161,6 +171,9 @@ def create(
     if connect and drv_name != "libvirt":
         raise UsageError(f"--connect names a libvirt host; this instance's driver is {drv_name}",
                          hint="add `--driver libvirt`")  # fmt: skip
+    from limapy.driver import hosttools
+
+    hosttools.require(hosttools.Request.of(spec, drv_name, connect))  # QEMU, qemu-img, ...: before any download
     drv = driver.load(drv_name)
     drv.check(spec, connect)  # before any download: no progress lines ahead of a refusal
     if for_start:
@@ -175,5 +188,23 @@ def create(
         if product_key is not None:
             store.atomic_write(new.product_key_file, (product_key + "\n").encode(), 0o600)
         driver.record(tmp, drv_name, connect)
-        drv.create(tmp, spec, fetched, say)
+        drv.create(tmp, spec, fetched, say if inspect is None else _quiet)
+        if inspect is not None:
+            inspect(store.Instance(name, tmp))
+            raise _DryRun
     return layout
+
+
+def dry_run(locator: str, plan: Callable[[store.Instance], str], **kwargs: Any) -> str:
+    """What `plan` says about the instance `create(locator, **kwargs)` would make, with its paths and MAC as
+    they will be (it is laid out in a temp dir that is then removed): `start --dry-run TEMPLATE`."""
+    from limapy import netutil
+
+    seen: list[tuple[store.Instance, str]] = []
+    try:
+        create(locator, inspect=lambda tmp: seen.append((tmp, plan(tmp))), **kwargs)
+    except _DryRun:
+        pass
+    (tmp, text), final = seen[0], store.instance_dir(seen[0][0].name)
+    text = text.replace(netutil.mac_address(tmp.dir), netutil.mac_address(final))
+    return text.replace(str(tmp.dir), str(final))

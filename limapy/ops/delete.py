@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 
 from limapy import store
@@ -44,6 +46,16 @@ def delete(name: str, *, force: bool = False) -> bool:
             pass
         trash = d.with_name(f".{name}.deleting")
         shutil.rmtree(trash, ignore_errors=True)
-        d.rename(trash)
-    shutil.rmtree(trash, ignore_errors=True)
+        # held while the trash is removed: only a delete that was killed leaves one nobody holds (limapy.leftovers)
+        held = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            d.rename(trash)
+        except BaseException:
+            os.close(held)
+            raise
+    try:
+        shutil.rmtree(trash, ignore_errors=True)
+    finally:
+        os.close(held)
     return True

@@ -1,8 +1,11 @@
 """`disk create|list|delete|resize|import|unlock`: the shared disks of `additionalDisks`, kept as Lima keeps
 them in `$LIMAPY_HOME/_disks/<name>/datadisk`, with an `in_use_by` link naming the instance that holds one.
 
-A disk is held only while that instance runs (the link of a stopped or deleted instance is taken over at the
-next boot); `delete`, `resize` and `unlock` refuse a disk a running instance holds, whatever the flags.
+A disk is held while that instance runs or is suspended (its saved memory holds the disk's state); the link
+of a stopped or deleted instance is taken over at the next boot. `delete`, `resize` and `unlock` refuse a disk
+a running or suspended instance holds, whatever the flags; `delete` without `-f` also refuses one a stopped
+instance names (its link, or its `additionalDisks`). Nothing under `_disks` is followed through a link
+limapy did not make.
 """
 
 from __future__ import annotations
@@ -30,20 +33,21 @@ class DiskInfo:
 
 
 def _existing(name: str) -> Path:
-    validate_name(name)
-    path = disk.additional_disk_path(name)
+    path = disk.checked_disk_path(name)
     if not path.is_file():
         raise disk.missing_additional_disk(name)
     return path
 
 
 def _refuse_running(name: str, what: str) -> None:
-    owner = disk.disk_owner(name)
-    if owner is not None and disk.owner_running(owner):
-        raise InstanceError(
-            f"cannot {what} disk `{name}`: it is in use by the running instance `{owner.name}`",
-            hint=f"`limapy stop {owner.name}` first",
-        )
+    held = disk.holder(name)
+    if held is not None:
+        owner, how = held
+        hint = f"`limapy stop {owner.name}` first"
+        if how == "suspended":
+            hint += " (it resumes and powers down; `stop -f` discards its saved state instead)"
+        raise InstanceError(f"cannot {what} disk `{name}`: it is in use by the {how} instance `{owner.name}`",
+                            hint=hint)  # fmt: skip
 
 
 def create(name: str, size: int, fmt: str = "qcow2") -> Path:
@@ -52,6 +56,7 @@ def create(name: str, size: int, fmt: str = "qcow2") -> Path:
         raise UsageError(f"--format {fmt!r}: use qcow2 or raw")
     if size <= 0:
         raise UsageError("--size must be more than 0")
+    disk.checked_disk_path(name)
     if disk.additional_disk_dir(name).exists():
         raise LimapyError(f"disk `{name}` already exists ({disk.additional_disk_dir(name)})")
     return disk.ensure_additional_disk(name, size, fmt)
@@ -60,17 +65,19 @@ def create(name: str, size: int, fmt: str = "qcow2") -> Path:
 def info(name: str) -> DiskInfo:
     path = _existing(name)
     meta = disk.info(path)
-    owner = disk.disk_owner(name)
-    held = owner is not None and disk.owner_running(owner)
+    held = disk.holder(name)
+    owner = held[0] if held is not None else None
     return DiskInfo(name, int(meta.get("virtual-size", 0)), str(meta.get("format", "")), str(path.parent),
-                    owner.name if held and owner else "", str(owner) if held and owner else "")  # fmt: skip
+                    owner.name if owner else "", str(owner) if owner else "")  # fmt: skip
 
 
 def names() -> list[str]:
+    """The disks under `_disks` (a link there, at any level, is not limapy's and is not listed)."""
     root = disk.additional_disk_dir("x").parent
-    if not root.is_dir():
+    if not root.is_dir() or root.is_symlink():
         return []
-    return sorted(p.name for p in root.iterdir() if (p / disk.DATADISK).is_file())
+    return sorted(p.name for p in root.iterdir()
+                  if not p.is_symlink() and not (p / disk.DATADISK).is_symlink() and (p / disk.DATADISK).is_file())
 
 
 def list_disks(*, as_json: bool) -> str:
@@ -85,17 +92,38 @@ def list_disks(*, as_json: bool) -> str:
     return "".join("    ".join(v.ljust(widths[c]) for c, v in enumerate(r)).rstrip() + "\n" for r in rows)
 
 
+def _listed_by(name: str) -> list[str]:
+    """The instances of this home whose `additionalDisks` name disk `name` (from their summaries)."""
+    from limapy import store, summary
+
+    out = []
+    for n in store.list_instances():
+        try:
+            if any(d.name == name for d in summary.spec(store.Instance(n, store.instance_dir(n))).additional_disks):
+                out.append(n)
+        except LimapyError:
+            continue
+    return out
+
+
 def delete(name: str, *, force: bool = False) -> None:
-    """A disk a stopped instance still names (its link) needs `force`; a running instance's never goes."""
+    """A disk a stopped instance still names (its link, or its lima.yaml) needs `force`; a running or suspended
+    instance's never goes. What a failed `disk create` left (a directory without an image) just goes."""
+    d = disk.additional_disk_dir(name)
+    path = disk.checked_disk_path(name)
+    if d.is_dir() and not path.exists() and not path.is_symlink():
+        shutil.rmtree(d)  # no image in it: the remains of a create that failed (an older limapy left them)
+        return
     _existing(name)
     _refuse_running(name, "delete")
     owner = disk.disk_owner(name)
-    if owner is not None and owner.is_dir() and not force:
+    users = [owner.name] if owner is not None and owner.is_dir() else _listed_by(name)
+    if users and not force:
         raise InstanceError(
-            f"disk `{name}` is attached to the stopped instance `{owner.name}`",
+            f"disk `{name}` is attached to the stopped instance `{users[0]}`",
             hint=f"`limapy disk delete -f {name}` deletes it anyway",
         )
-    shutil.rmtree(disk.additional_disk_dir(name))
+    shutil.rmtree(d)
 
 
 def unlock(name: str) -> bool:
@@ -118,7 +146,7 @@ def resize(name: str, size: int) -> bool:
 
 def import_disk(name: str, source: Path) -> Path:
     """A copy of the image `source` (qcow2 or raw, kept in its format) as disk `name`."""
-    validate_name(name)
+    disk.checked_disk_path(name)
     if not source.is_file():
         raise NotFoundError(f"{source}: no such disk image")
     meta = disk.info(source)

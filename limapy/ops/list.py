@@ -270,6 +270,7 @@ def run(req: Request, *, say: Say) -> int:
     if template is not None:
         _template_check(template)
     exprs = _Exprs(req) if (req.yq or req.filters) else None
+    _warn_leftovers(say)
     present = store.list_dirs()
     if not present:
         say("warning: No instance found. Run `limapy create` to create an instance.")
@@ -284,6 +285,13 @@ def run(req: Request, *, say: Say) -> int:
     if unmatched:
         raise LimapyError("unmatched instances")
     return 0
+
+
+def _warn_leftovers(say: Say) -> None:
+    from limapy import leftovers
+
+    for path in leftovers.find():
+        say(f"warning: {path} was left by an interrupted create, clone or delete; `limapy prune` removes it")
 
 
 DOMAIN_COLUMNS = ("NAME", "STATUS", "DOMAIN", "HOST", "HERE", "DIR")
@@ -334,9 +342,8 @@ class _Exprs:
 def _template_check(template: str) -> None:
     from limapy import gotmpl
 
-    sample = {go: None for go in GO_FIELDS}
     try:
-        gotmpl.check(template, sample, {go: key for go, key in GO_FIELDS.items()})
+        gotmpl.check(template)
     except gotmpl.TemplateError as e:
         raise UsageError(f"--format {template!r}: {e}", hint="see `limapy list --list-fields`") from None
 
@@ -353,7 +360,10 @@ def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any
         host = _host_fields()
         aliases = dict(GO_FIELDS)
         for r in rows:
-            print(gotmpl.render(template, {**r, **host}, aliases))
+            try:
+                print(gotmpl.render(template, {**r, **host}, aliases))
+            except gotmpl.TemplateError as err:  # what depends on the row (as Go's template execution fails)
+                raise LimapyError(f"--format {template!r}: instance `{r.get('name')}`: {err}") from None
     elif fmt == "json":
         for r in rows:
             value: Any = r

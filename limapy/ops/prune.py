@@ -4,7 +4,8 @@ Lima removes the whole download cache (its instances hold renamed copies of thei
 instance's disk is a qcow2 overlay on a cached image, so the blobs instances stand on (disk backing files,
 linked install ISOs, virtio-win, the OpenSSH MSI) are always kept, or their disks would lose their base.
 `--keep-referred` also keeps what any instance's lima.yaml names (each image, kernel, initrd, virtio-win ISO
-and MSI URL, for every arch), so re-creating those needs no download.
+and MSI URL, for every arch), so re-creating those needs no download. It also removes what a killed create,
+clone or delete left in $LIMAPY_HOME (`limapy.leftovers`; `list` warns about them).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Pruned:
     removed: list[Path] = field(default_factory=list)
     kept: list[Path] = field(default_factory=list)
     freed: int = 0
+    leftovers: list[Path] = field(default_factory=list)  # what killed creates, clones and deletes left in the home
 
 
 def _used_paths(inst: store.Instance) -> list[Path]:
@@ -53,6 +55,14 @@ def _referred_urls(inst: store.Instance) -> Iterable[str]:
     return out
 
 
+def _leftovers(result: Pruned) -> None:
+    from limapy import leftovers
+
+    for path in leftovers.find():
+        result.freed += leftovers.remove(path)
+        result.leftovers.append(path)
+
+
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
@@ -62,6 +72,7 @@ def prune(*, keep_referred: bool = False) -> Pruned:
 
     root = cache.root()
     result = Pruned()
+    _leftovers(result)
     if not root.is_dir():
         return result
     instances = [store.Instance(n, store.instance_dir(n)) for n in store.list_instances()]
@@ -87,6 +98,10 @@ def prune(*, keep_referred: bool = False) -> Pruned:
             keep = in_use(d) or d in keep_urls or (kind == "by-content-sha256" and d.name in keep_blobs)
             if keep:
                 result.kept.append(d)
+                continue
+            if d.is_symlink() or not d.is_dir():  # not an entry limapy made: the link goes, never its target
+                d.unlink()
+                result.removed.append(d)
                 continue
             with cache.locked(d):  # not while a download of that URL is under way
                 result.freed += _size(d)

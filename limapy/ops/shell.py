@@ -16,6 +16,8 @@ from limapy.errors import ExternalToolError, LimapyError, NotFoundError
 
 ENV_INSTANCE = "LIMAPY_INSTANCE"
 DEFAULT_INSTANCE = "default"
+#: How long `shell` waits for a guest that is still booting (a `start`'s own default).
+WAIT_READY = 600.0
 #: Words that are limapy commands: `limapy shell start` most likely meant `limapy start` (Lima's hint).
 _COMMAND_WORDS = ("create", "start", "stop", "delete", "shell", "list")
 
@@ -106,11 +108,70 @@ def _resolve(name: str) -> store.Instance:
         raise
 
 
+def booting_phase(inst: store.Instance) -> str | None:
+    """The phase of a running instance whose guest is not ready yet (its host agent's last event), None once
+    it is ready (every event after `ready` keeps that phase) or when there is no event log to read."""
+    try:
+        with open(inst.ha_stdout_log, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - 8192))
+            tail = f.read()
+    except OSError:
+        return None
+    lines = [ln for ln in tail.split(b"\n") if ln.strip()]
+    if not lines:
+        return "starting"
+    import json
+
+    try:
+        phase = json.loads(lines[-1]).get("phase")
+    except (ValueError, AttributeError):
+        return None
+    return None if phase == "ready" else str(phase or "starting")
+
+
+def wait_until_ready(inst: store.Instance, phase: str, *, timeout: float = WAIT_READY) -> None:
+    """Wait for a booting guest (Lima's shell says "waiting for the instance to be ready"): the host agent's
+    events until `ready`, on a terminal with the live line (limapy.term.Live)."""
+    import time
+
+    from limapy.ops.start import Follower
+    from limapy.term import Live
+
+    with Live() as live:
+        live.line(f"limapy: instance `{inst.name}` is not ready yet ({phase}): waiting for it to be ready")
+        live.status(phase)
+        follower = Follower(inst.ha_stdout_log)
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = f"logs: {inst.ha_stderr_log}, {inst.serial_log}"
+            for ev in follower.poll():
+                phase = str(ev.get("phase") or phase)
+                live.status(phase)
+                if phase == "ready":
+                    return
+                st = ev.get("status") or {}
+                if st.get("exiting"):
+                    why = "; ".join(st.get("errors") or []) or str(ev.get("message") or "")
+                    raise LimapyError(f"instance `{inst.name}` stopped before it was ready: {why}", hint=logs)
+            if store.ha_pid(inst) is None:
+                raise LimapyError(f"instance `{inst.name}` stopped before it was ready", hint=logs)
+            if time.monotonic() > deadline:
+                raise LimapyError(
+                    f"instance `{inst.name}` was not ready after {timeout:.0f} s (still: {phase})",
+                    hint=f"it keeps booting; `limapy start {inst.name}` waits for it with its progress",
+                )
+            time.sleep(0.2)
+
+
 def require_running(inst: store.Instance, *, start: bool = False) -> None:
     from limapy import driver
 
     st = driver.status(inst)
     if st == store.RUNNING:
+        phase = booting_phase(inst)
+        if phase is not None:
+            wait_until_ready(inst, phase)
         return
     if start and st == store.STOPPED:
         from limapy.ops.start import start_instance

@@ -19,8 +19,12 @@ def options(inst: store.Instance) -> list[str]:
 
 
 def _quote(opt: str) -> str:
-    """An option as one shell word: a value holding `"` goes inside single quotes (as Lima prints it)."""
-    return f"'{opt}'" if '"' in opt else opt
+    """An option as one shell word, quoted for POSIX sh (shlex.quote): a value holding `"` goes inside single
+    quotes as Lima prints it, and a `'` in it (a home under /home/o'brien) is escaped, so the printed line
+    pastes as exactly these words and nothing in a path (`$(cmd)`, backquotes) is run by the shell."""
+    import shlex
+
+    return shlex.quote(opt)
 
 
 def render(inst: store.Instance, fmt: str) -> str:
@@ -32,7 +36,7 @@ def render(inst: store.Instance, fmt: str) -> str:
     alias = host_alias(inst)
     if fmt == "options":
         return "".join(o + "\n" for o in opts)
-    if fmt == "config":
+    if fmt == "config":  # the values are ssh_config values already (paths double-quoted by limapy.ssh)
         lines = [f"Host {alias}"]
         for o in opts:
             key, _, value = o.partition("=")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from limapy import proc, store
+from limapy import pids, proc, store
 from limapy.edits import Edit
 from limapy.errors import LimapyError
 
@@ -49,12 +49,11 @@ def resolve_target(
     """The instance `start TARGET` boots: an existing one (name or unique prefix), its lima.yaml edited first
     by `existing_sets` (Lima applies the flags to it; the create-only ones are named and ignored), or one
     created from a template. `start` alone boots `default`, creating it from template:default when missing."""
-    if target == "default" and name is None and "default" not in store.list_instances():
-        target, name = "template:default", "default"
+    target, name = default_target(target, name)
     if not looks_like_template(target):
         inst = store.resolve(target)
-        for flag in [*create_only, *(["--driver"] if driver_name else []), *(["--connect"] if connect else [])]:
-            say(f"warning: {flag} applies only when an instance is created; ignored for `{inst.name}`")
+        _ignored(inst, [*create_only, *(["--driver"] if driver_name else []), *(["--connect"] if connect else [])],
+                 say)  # fmt: skip
         if existing_sets:
             from limapy.ops.edit import apply_edits
 
@@ -66,6 +65,37 @@ def resolve_target(
                   driver_name=driver_name, connect=connect)  # fmt: skip
     say(f"created `{inst.name}`")
     return inst
+
+
+def _ignored(inst: store.Instance, flags: Sequence[str], say: Show) -> None:
+    for flag in flags:
+        say(f"warning: {flag} applies only when an instance is created; ignored for `{inst.name}`")
+
+
+def default_target(target: str, name: str | None) -> tuple[str, str | None]:
+    """`start` alone (`start default`) creates `default` from template:default when it does not exist."""
+    if target == "default" and name is None and "default" not in store.list_instances():
+        return "template:default", "default"
+    return target, name
+
+
+def dry_run_target(
+    target: str, *, name: str | None, sets: Sequence[str | Edit], existing_sets: Sequence[str | Edit], say: Show,
+    allow_local: bool = False, driver_name: str | None = None, connect: str | None = None,
+    create_only: Sequence[str] = (),
+) -> str:
+    """`start --dry-run TARGET`: the plan of an existing instance with the flags applied in memory, or of the
+    instance a template would create, laid out in a temp dir that is then removed: nothing is created."""
+    target, name = default_target(target, name)
+    if not looks_like_template(target):
+        inst = store.resolve(target)
+        _ignored(inst, [*create_only, *(["--driver"] if driver_name else []), *(["--connect"] if connect else [])],
+                 say)  # fmt: skip
+        return dry_run(inst, existing_sets)
+    from limapy.ops.create import dry_run as create_dry_run
+
+    return create_dry_run(target, dry_run, name=name, sets=sets, say=say, for_start=True, allow_local=allow_local,
+                          driver_name=driver_name, connect=connect)  # fmt: skip
 
 
 def default_timeout(inst: store.Instance) -> float:
@@ -82,11 +112,6 @@ def default_timeout(inst: store.Instance) -> float:
     if not spec.is_windows:
         return DEFAULT_TIMEOUT
     return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if emulated else WINDOWS_FIRST_BOOT_TIMEOUT
-
-
-def existed(inst: store.Instance, target: str) -> bool:
-    """Whether `start TARGET` named an existing instance (not a template it was just created from)."""
-    return not looks_like_template(target) and target != "template:default"
 
 
 def dry_run(inst: store.Instance, sets: Sequence[str | Edit] = ()) -> str:
@@ -113,7 +138,8 @@ def spawn_hostagent(inst: store.Instance) -> proc.Process[bytes]:
     out_fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_APPEND)
     err_fd = store.open_private(inst.ha_stderr_log, os.O_WRONLY | os.O_APPEND)
     with open(out_fd, "ab") as out, open(err_fd, "ab") as err:
-        p = proc.spawn(proc.python_module("limapy", "hostagent", inst.name), stdout=out, stderr=err, env=env)
+        argv = proc.python_module("limapy", *pids.hostagent_args(inst.name, inst.dir))
+        p = proc.spawn(argv, stdout=out, stderr=err, env=env)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if store.ha_pid(inst) is not None:
@@ -249,6 +275,18 @@ def _startable(inst: store.Instance) -> bool:
     return True
 
 
+def _require_tools(inst: store.Instance) -> None:
+    """The host tools this boot needs (limapy.driver.hosttools), before the host agent is spawned."""
+    from limapy import summary
+    from limapy.driver import hosttools
+
+    try:
+        spec = summary.refresh(inst).spec
+    except LimapyError:
+        return  # the host agent reports what is wrong with the configuration
+    hosttools.require(hosttools.for_instance(inst, spec))
+
+
 def run_foreground(inst: store.Instance) -> None:
     """`start --foreground`: become the host agent (its log lines on this terminal, events in ha.stdout.log);
     Ctrl-C stops the guest as `limapy stop` does."""
@@ -258,7 +296,7 @@ def run_foreground(inst: store.Instance) -> None:
         fd = store.open_private(inst.ha_stdout_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(fd, 1)
         os.close(fd)
-    proc.exec_replace(proc.python_module("limapy", "hostagent", inst.name))
+    proc.exec_replace(proc.python_module("limapy", *pids.hostagent_args(inst.name, inst.dir)))
 
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
@@ -266,6 +304,7 @@ def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, p
     with store.lock(inst, what="start"):
         if not _startable(inst):
             return False
+        _require_tools(inst)
         agent = spawn_hostagent(inst)
     wait_ready(inst, agent, timeout if timeout is not None else default_timeout(inst), show, progress=progress)
     show_message(inst, show)

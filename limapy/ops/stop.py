@@ -35,8 +35,8 @@ def force_stop(inst: store.Instance) -> None:
     if ha is not None:
         pids.wait_gone(ha, 5.0)
     for p in inst.dir.iterdir():
-        if p.suffix in RUNTIME_SUFFIXES and p.name != inst.lock_file.name:
-            p.unlink(missing_ok=True)
+        if p.suffix in RUNTIME_SUFFIXES and p.name != inst.lock_file.name and not p.is_dir():
+            p.unlink(missing_ok=True)  # a directory named so is not a runtime file limapy made: it stays
 
 
 def _suspended(inst: store.Instance, force: bool, say: Callable[[str], None]) -> bool:
@@ -55,8 +55,23 @@ def _suspended(inst: store.Instance, force: bool, say: Callable[[str], None]) ->
     return True
 
 
-def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None] = lambda _m: None) -> bool:
-    """False when it was not running."""
+def not_running(inst: store.Instance, status: str) -> LimapyError:
+    """`stop` of an instance that does not run: an error, as limactl's ("expected status `Running`")."""
+    return LimapyError(
+        f"instance `{inst.name}` is not running: expected status `{store.RUNNING}`, got `{status}`",
+        hint=f"`limapy stop -f {inst.name}` cleans up what a crashed instance left behind",
+    )
+
+
+def stop(
+    inst: store.Instance,
+    *,
+    force: bool = False,
+    say: Callable[[str], None] = lambda _m: None,
+    status: Callable[[str], None] = lambda _m: None,
+) -> bool:
+    """False when it was not running. `say` gets the lines to show, `status` what the live line names while
+    waiting (limapy.term.Live)."""
     if driver.status(inst) == store.SUSPENDED and not _suspended(inst, force, say):
         return True
     ha = store.ha_pid(inst)
@@ -70,6 +85,8 @@ def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None
         return True
     if ha is not None:
         _kill(ha, signal.SIGTERM)
+        say(f"waiting for `{inst.name}` to power off (up to {GRACE:.0f} s)")
+        status("shutting down")
         deadline = time.monotonic() + GRACE
         while time.monotonic() < deadline:
             if store.ha_pid(inst) is None and driver.driver_pid(inst) is None:
@@ -81,5 +98,6 @@ def stop(inst: store.Instance, *, force: bool = False, say: Callable[[str], None
             f"instance `{inst.name}` did not stop within {GRACE:.0f} s", hint=f"`limapy stop -f {inst.name}`"
         )
     say(f"`{inst.name}` has no host agent; powering the machine down directly")
+    status("powering off")
     driver.for_instance(inst).stop(inst, ORPHAN_TIMEOUT)
     return True

@@ -49,6 +49,10 @@ def copy(locator: str, dest: str, mode: str = "verbatim") -> bytes | None:
         path = path / f"{name_from_locator(locator) or 'template'}.yaml"
     if path.exists():
         raise UsageError(f"{path} already exists; not overwriting it")
+    if not path.parent.is_dir():
+        why = "is not a directory" if path.parent.exists() else "does not exist"
+        raise UsageError(f"cannot write {path}: {path.parent} {why}",
+                         hint=f"create it first (`mkdir -p {path.parent}`), or give an existing directory")  # fmt: skip
     atomic_write(path, data, 0o644)
     return None
 

@@ -118,7 +118,8 @@ def test_reset_clone_boots_first_time_with_its_own_identity_and_the_disk_lock_ho
     assert mac.strip() == mac_address(module_home / "q") != mac_address(module_home / "p")
     assert guest(module_home, "q", "nproc") == "1\n"  # the edited lima.yaml came along
     cp = module_run("start", "p", timeout=300)
-    assert cp.returncode != 0 and "additional disk `shared` is in use by instance `q`" in cp.stderr, cp.stderr
+    assert cp.returncode != 0, cp.stderr
+    assert "additional disk `shared` is in use by the running instance `q`" in cp.stderr, cp.stderr
     assert status_of(module_run, "p") == "Stopped"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from limapy import pids
 from tests.procs import sleeper
 
 STANDIN_SSH = """#!/bin/sh
@@ -54,7 +55,8 @@ class Env:
 
     def run_fake(self, name: str, port: int = 60022) -> None:
         d = self.home / name
-        agent, qemu = sleeper("hostagent", name), sleeper("-name", f"limapy-{name}")
+        agent = sleeper(*pids.hostagent_args(name, d))
+        qemu = sleeper("-name", f"limapy-{name}", "-pidfile", str(d / "qemu.pid"))
         self.procs += [agent, qemu]
         (d / "ha.pid").write_text(f"{agent.pid}\n")
         (d / "qemu.pid").write_text(f"{qemu.pid}\n")

@@ -382,7 +382,8 @@ def test_completion_bash_completes_commands_and_instance_names(env: Env) -> None
     env.create("beta")
     assert {"start", "stop", "show-ssh"} <= set(_complete(env, "limapy s", 1))
     assert "rm" not in _complete(env, "limapy r", 1)  # aliases stay hidden
-    assert _complete(env, "limapy stop al", 2) == ["alpha", "alps"]
+    assert _complete(env, "limapy start al", 2) == ["alpha", "alps"]
+    assert _complete(env, "limapy stop al", 2) == []  # all stopped: nothing for stop to stop
     assert _complete(env, "limapy protect ''", 2) == ["alpha", "alps", "beta"]
     assert _complete(env, "limapy clone b", 2) == ["beta"]
 
@@ -460,10 +461,12 @@ def test_disk_commands(env: Env, tmp_path: Path) -> None:
 
 
 def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
-    """A process whose command line carries `hostagent NAME`: limapy believes the instance runs. Returned
-    once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI met
-    that race)."""
-    p = sleeper("hostagent", inst.name)
+    """A process whose command line carries `hostagent NAME --dir DIR`: limapy believes the instance runs.
+    Returned once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI
+    met that race)."""
+    from limapy import pids
+
+    p = sleeper(*pids.hostagent_args(inst.name, inst))
     (inst / "ha.pid").write_text(f"{p.pid}\n")
     return p
 
@@ -479,7 +482,7 @@ def test_disk_lock_follows_the_running_instance(env: Env) -> None:
     agent = _fake_hostagent(a)
     try:
         disk.claim_additional_disk("shared", a)
-        with pytest.raises(InstanceError, match="in use by instance `a`"):
+        with pytest.raises(InstanceError, match="in use by the running instance `a`"):
             disk.claim_additional_disk("shared", b)
         assert json.loads(env.run("disk", "list", "--json").out)["instance"] == "a"
         for args in (("delete", "-f", "shared"), ("resize", "shared", "--size", "1GiB"), ("unlock", "shared")):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import store
+from limapy import pids, store
 from limapy.ops import stop as stop_ops
 
 LINGER = 1.5
@@ -35,7 +35,7 @@ def test_stop_waits_for_the_host_agent_to_exit(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("LIMAPY_HOME", str(tmp_path))
     inst = store.Instance("w", tmp_path / "w")
     inst.dir.mkdir(mode=0o700)
-    agent = subprocess.Popen([sys.executable, "-c", AGENT, str(inst.ha_pid), "hostagent", "w"])
+    agent = subprocess.Popen([sys.executable, "-c", AGENT, str(inst.ha_pid), *pids.hostagent_args("w", inst.dir)])
     try:
         deadline = time.monotonic() + 10
         while store.ha_pid(inst) is None:

@@ -174,13 +174,14 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     vw = isos["virtio-win"] if arch == "aarch64" else None
-    cp = limapy(
-        home, "start", "--dry-run", "--name", "windows", *windows_sets(arch, isos[arch], tpm=tpm, virtio_win=vw),
-        str(TEMPLATE),
-    )  # fmt: skip
+    sets = windows_sets(arch, isos[arch], tpm=tpm, virtio_win=vw)
+    cp = limapy(home, "start", "--dry-run", "--name", "windows", *sets, str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
+    no_instances(home)  # a dry run of a template creates nothing
+    created = limapy(home, "create", "--name", "windows", *sets, str(TEMPLATE))
+    assert created.returncode == 0, created.stderr
     inst = home / "windows"
-    assert not (inst / "windows-password").exists() and not (inst / "cidata.iso").exists()  # a dry run writes nothing
+    assert not (inst / "windows-password").exists() and not (inst / "cidata.iso").exists()  # made by a start
     prep = prepare(home, "windows")
     assert prep.returncode == 0, prep.stderr
     password = (inst / "windows-password").read_text().strip()
@@ -341,10 +342,7 @@ def test_windows_2025_dry_run_picks_standard_desktop(home: Path, isos: dict[str,
         f'.osOpts.Windows.virtioWin = [{{location: "{isos["virtio-win"]}", arch: "x86_64"}}]',
         '.video.display = "none"', '.osOpts.Windows.opensshSource = "capability"',
     ]  # fmt: skip
-    cp = limapy(
-        home, "start", "--dry-run", "--name", "server", *[a for x in sets for a in ("--set", x)],
-        "template:windows-2025",
-    )  # fmt: skip
+    cp = limapy(home, "create", "--name", "server", *[a for x in sets for a in ("--set", x)], "template:windows-2025")
     assert cp.returncode == 0, cp.stderr
     prep = prepare(home, "server")
     assert prep.returncode == 0, prep.stderr
@@ -432,7 +430,7 @@ def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path)
     both = f".osOpts.Windows.opensshMsi = [{entry('x86_64', 'x86_64')}, {entry('aarch64', 'aarch64')}]"
     for arch in ("x86_64", "aarch64"):
         vw = isos["virtio-win"] if arch == "aarch64" else None
-        cp = limapy(home, "start", "--dry-run", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
+        cp = limapy(home, "create", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
                     extra=(both,), openssh="msi"), str(TEMPLATE))
         assert cp.returncode == 0, cp.stderr
         assert prepare(home, f"w-{arch}").returncode == 0
@@ -459,7 +457,7 @@ def test_a_german_iso_is_answered_in_german(home: Path, tmp_path: Path) -> None:
     """The language fields come from the image's own default language (install.wim's image list): a de-DE ISO
     gets de-DE everywhere and the German keyboard (Microsoft's default input profile 0407:00000407)."""
     iso = build_standin_iso(tmp_path / "Win11_25H2_German_x64.iso", arch="x86_64", languages=("de-DE",))
-    cp = limapy(home, "start", "--dry-run", "--name", "w", *windows_sets("x86_64", iso), str(TEMPLATE))
+    cp = limapy(home, "create", "--name", "w", *windows_sets("x86_64", iso), str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
     assert "language de-DE" in cp.stderr
     assert prepare(home, "w").returncode == 0
@@ -469,7 +467,7 @@ def test_a_german_iso_is_answered_in_german(home: Path, tmp_path: Path) -> None:
         assert values and set(values) == {"de-DE"}, (field, values)  # windowsPE (and SetupUILanguage), specialize, oobe
     assert set(re.findall(r"<InputLocale>([^<]*)</InputLocale>", xml)) == {"0407:00000407"}
     # osOpts.Windows.locale: a Swiss keyboard and formats on the German image (the display stays German).
-    cp = limapy(home, "start", "--dry-run", "--name", "ch", *windows_sets(
+    cp = limapy(home, "create", "--name", "ch", *windows_sets(
         "x86_64", iso, extra=('.osOpts.Windows.locale = "de-CH"',)), str(TEMPLATE))  # fmt: skip
     assert cp.returncode == 0, cp.stderr
     assert prepare(home, "ch").returncode == 0

@@ -17,7 +17,7 @@ from tests.security.conftest import instances, limapy, one_error, qcow2, templat
         (["create", "--memory", "abc", "t.yaml"], "limapy: invalid value for '--memory': 'abc' is not a valid float",
          "create"),
         (["create", "--bogus"], "limapy: no such option: --bogus", "create"),
-        (["stop"], "limapy: missing argument 'names'", "stop"),
+        (["delete"], "limapy: missing argument 'names'", "delete"),  # `stop` alone stops `default`, as limactl
         (["nosuchcmd"], "limapy: no such command 'nosuchcmd'", ""),
         (["create", "--vm-type"], "limapy: option '--vm-type' requires an argument", "create"),
         (["list", "--bogus"], "limapy: no such option: --bogus", "list"),  # the fast path hands it to typer

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
      "limapy.winmsi", "limapy.winlocale", "limapy.virtiowin", "limapy.remote", "limapy.edits", "limapy.gotmpl",
      "limapy.editflags"),
-    ("limapy.store", "limapy.disk", "limapy.winedition", "limapy.summary"),
+    ("limapy.store", "limapy.leftovers", "limapy.disk", "limapy.winedition", "limapy.summary"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
     ("limapy.driver",),  # the seam: plan, sidecars, media, the registry

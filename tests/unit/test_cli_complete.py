@@ -23,11 +23,13 @@ FAST = [
     "limapy stop alpha b", "limapy shell a", "limapy rm ", "limapy remove al", "limapy clone b", "limapy list ",
     "limapy ls alpha ", "limapy info z", "limapy start ", "limapy protect alpha alps ", "limapy factory-reset a",
     "limapy show-ssh ", "limapy suspend b", "limapy rdp ", "limapy screenshot al",
+    "limapy validate ", "limapy create t", "limapy create template:de", "limapy start template:ub", "limapy doctor a",
+    "limapy start al",
 ]  # fmt: skip
 TYPER = [
     "limapy -", "limapy --debug s", "limapy stop -", "limapy stop -f a", "limapy start --name ",
     "limapy clone alpha ", "limapy snapshot ", "limapy snapshot create a", "limapy shell alpha l",
-    "limapy validate ", "limapy disk ", "limapy --log-level=",
+    "limapy disk ", "limapy --log-level=", "limapy create --driver ", "limapy list --format j",
 ]  # fmt: skip
 SHELLS = ["bash", "zsh", "fish:get-args", "fish:is-args", "powershell"]
 
@@ -105,7 +107,8 @@ def test_the_rest_is_left_to_typer(shell: str) -> None:
 
 
 def test_some_answers_as_a_user_sees_them() -> None:
-    assert _fast_answer(request_env("bash", "limapy stop al")) == (0, "alpha\nalps\n")
+    assert _fast_answer(request_env("bash", "limapy start al")) == (0, "alpha\nalps\n")
+    assert _fast_answer(request_env("bash", "limapy stop al")) == (0, "\n")  # all stopped: nothing to stop
     assert _fast_answer(request_env("bash", "limapy s"))[1].split() == [
         "start", "stop", "suspend", "shell", "screenshot", "show-ssh", "snapshot"]  # fmt: skip
     assert _fast_answer(request_env("bash", "limapy r"))[1].split() == ["rdp", "restart", "rename"]  # no rm
@@ -122,6 +125,8 @@ def test_instance_args_match_the_typer_commands() -> None:
     found: dict[str, int] = {}
     for name in group.list_commands(ctx):  # type: ignore[attr-defined]
         cmd = group.get_command(ctx, name)  # type: ignore[attr-defined]
+        if name == "completion":
+            continue  # its argument is a shell's name, which typer completes
         args = [p for p in cmd.params if p.param_type_name == "argument"]
         completed = [getattr(p, "_custom_shell_complete", None) is not None for p in args]
         if any(completed):
@@ -133,7 +138,7 @@ def test_instance_args_match_the_typer_commands() -> None:
 def test_a_completion_request_imports_no_typer(tmp_path: Path) -> None:
     code = "import sys\nfrom limapy.cli import main\nrc = main([])\nprint('typer' in sys.modules, file=sys.stderr)\n"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("_LIMAPY", "_TYPER", "COMP_"))}
-    for line in ("limapy s", "limapy s", "limapy stop a"):  # the first builds the command table once
+    for line in ("limapy s", "limapy s", "limapy start a"):  # the first builds the command table once
         env = {**base, **request_env("bash", line)}
         cp = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert cp.returncode == 0, cp.stderr
@@ -142,3 +147,36 @@ def test_a_completion_request_imports_no_typer(tmp_path: Path) -> None:
     env = {**base, **request_env("bash", "limapy s")}
     cp = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert cp.stdout.split()[:2] == ["start", "stop"] and cp.stderr.strip() == "False"
+
+
+def test_instance_names_per_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stop`/`suspend` offer what runs, `start` what does not (and the templates), the others every instance."""
+    from limapy import driver, store
+
+    monkeypatch.setattr(driver, "status", lambda inst: store.RUNNING if inst.name == "alpha" else store.STOPPED)
+    for line, want in (("limapy stop ", ["alpha"]), ("limapy suspend a", ["alpha"]), ("limapy start al", ["alps"]),
+                       ("limapy delete ", list(INSTANCES)), ("limapy shell a", ["alpha", "alps"])):  # fmt: skip
+        env = request_env("bash", line)
+        fast = _fast_answer(env)
+        assert fast == _typer_answer(env, monkeypatch), line
+        assert fast[1].split() == want, line
+    names = _fast_answer(request_env("bash", "limapy start "))[1].split()
+    assert names[:2] == ["alps", "beta"] and "template:debian" in names and "template:experimental/windows" in names
+
+
+@pytest.mark.parametrize(
+    ("line", "want"),
+    [("limapy create template:ubuntu-2", ["template:ubuntu-22.04", "template:ubuntu-24.04", "template:ubuntu-25.10"]),
+     ("limapy validate template:alp", ["template:alpine", "template:alpine-3.23"]),
+     ("limapy start --driver ", ["qemu", "libvirt"]), ("limapy create --driver l", ["libvirt"]),
+     ("limapy create --mount-type ", ["reverse-sshfs", "9p", "virtiofs"]),
+     ("limapy start --mount-type v", ["virtiofs"]),
+     ("limapy edit alpha --vm-type ", ["qemu"]), ("limapy create --containerd u", ["user", "user+system"]),
+     ("limapy --log-level ", ["trace", "debug", "info", "warn", "error"]), ("limapy stop --log-level w", ["warn"]),
+     ("limapy list --log-format ", ["text", "json"]), ("limapy list --format ", ["table", "json", "yaml"]),
+     ("limapy show-ssh alpha --format c", ["cmd", "config"]), ("limapy doctor --arch a", ["aarch64", "all"]),
+     ("limapy completion p", ["powershell"])],
+)  # fmt: skip
+def test_templates_and_flag_values_complete(monkeypatch: pytest.MonkeyPatch, line: str, want: list[str]) -> None:
+    rc, out = _typer_answer(request_env("bash", line), monkeypatch)
+    assert rc == 0 and out.split() == want, (line, out)

@@ -183,7 +183,7 @@ def test_additional_disks(fake: FakeQemuImg, tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(disk, "owner_running", lambda owner: owner in running)
     assert disk.claim_additional_disk("data", a) == p
     disk.claim_additional_disk("data", a)  # re-claim by the owner is fine
-    with pytest.raises(InstanceError, match="in use by instance `a`"):
+    with pytest.raises(InstanceError, match="in use by the running instance `a`"):
         disk.claim_additional_disk("data", b)
     running.clear()  # `a` stopped: its mark no longer holds the disk
     disk.claim_additional_disk("data", b)

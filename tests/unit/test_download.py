@@ -308,4 +308,4 @@ def test_plain_progress_lines() -> None:
             p(i << 20, 100 << 20)
     lines = buf.getvalue().splitlines()
     assert 5 <= len(lines) <= 12
-    assert lines[-1] == "img: 100 MiB of 100 MiB (100%)"
+    assert lines[-1] == "img: 100.00 MiB / 100.00 MiB (100%)"  # Lima's progress bar units

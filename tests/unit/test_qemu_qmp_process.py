@@ -104,7 +104,7 @@ def test_qemu_pid_only_for_this_instance(tmp_path: Path) -> None:
     inst = store.Instance("web", tmp_path / "web")
     inst.dir.mkdir()
     assert qemu.pid(inst) is None
-    p = sleeper("-name", "limapy-web")
+    p = sleeper("-name", "limapy-web", "-pidfile", str(inst.qemu_pid))
     try:
         inst.qemu_pid.write_text(f"{p.pid}\n")
         assert qemu.pid(inst) == p.pid
@@ -112,6 +112,10 @@ def test_qemu_pid_only_for_this_instance(tmp_path: Path) -> None:
         other.dir.mkdir()
         other.qemu_pid.write_text(f"{p.pid}\n")
         assert qemu.pid(other) is None
+        elsewhere = store.Instance("web", tmp_path / "home2" / "web")  # the same name in another LIMAPY_HOME
+        elsewhere.dir.mkdir(parents=True)
+        elsewhere.qemu_pid.write_text(f"{p.pid}\n")
+        assert qemu.pid(elsewhere) is None
     finally:
         p.kill()
         p.wait()

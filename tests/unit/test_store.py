@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import driver, proc, store
+from limapy import driver, pids, proc, store
 from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
 from tests.procs import sleeper
 
@@ -174,8 +174,9 @@ def test_pid_files_are_trusted_only_for_their_own_process(home: Path) -> None:
 def test_status(home: Path) -> None:
     inst = make("a")
     assert driver.status(inst) == store.STOPPED
-    agent, qemu = sleeper("-m", "limapy", "hostagent", "a"), sleeper("-name", "limapy-a")
-    other = sleeper("-name", "limapy-ab")
+    agent = sleeper("-m", "limapy", *pids.hostagent_args("a", inst.dir))
+    qemu = sleeper("-name", "limapy-a", "-pidfile", str(inst.qemu_pid))
+    other = sleeper("-name", "limapy-ab", "-pidfile", str(inst.dir.parent / "ab" / "qemu.pid"))
     try:
         inst.ha_pid.write_text(str(agent.pid))
         inst.qemu_pid.write_text(str(qemu.pid))

@@ -81,8 +81,8 @@ class QemuDriver:
         return accel == "tcg"
 
     def pid(self, inst: store.Instance) -> int | None:
-        """QEMU of `inst`, when `qemu.pid` names it (its command line says `-name limapy-NAME`)."""
-        return pids.live(inst.qemu_pid, pids.qemu_marks(inst.name))
+        """QEMU of `inst`, when `qemu.pid` names it (its command line names the instance and its pid file)."""
+        return pids.live(inst.qemu_pid, pids.qemu_marks(inst.name, inst.qemu_pid))
 
     def stop(self, inst: store.Instance, timeout: float) -> bool:
         pid = self.pid(inst)

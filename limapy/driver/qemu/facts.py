@@ -73,7 +73,7 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
         vars_plan = firmware.plan_vars(
             pair, spec.arch, padded_code=inst.qemu_efi_code, vars_store=inst.qemu_efi_vars
         )
-    adds = tuple(disk.additional_disk_path(d.name) for d in spec.additional_disks)
+    adds = tuple(disk.checked_disk_path(d.name) for d in spec.additional_disks)
     record_state, why = suspended.usable(inst, "qemu")
     port = record_state.ssh_port if record_state is not None else check_ssh_port(spec) or netutil.free_port()
     return Facts(

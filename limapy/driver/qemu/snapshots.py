@@ -2,6 +2,11 @@
 HMP `savevm`/`loadvm`/`delvm` (through QMP's human-monitor-command) on a running one. The snapshot lives in
 the instance's qcow2 disk (an overlay: the base image is never written).
 
+QEMU looks a snapshot up by ID as well as by name (`qemu-img snapshot -a 1` and `loadvm 1` find the snapshot
+*numbered* 1 first), so a tag that is all digits is refused at create, and apply and delete never trust the
+tag to QEMU blindly: they read the list, take the snapshot whose name is the tag exactly, and hand QEMU a
+word only that snapshot answers to (`address`).
+
 A stopped instance's UEFI variable store and TPM state are not in the disk; they are copied beside it
 (`snapshots/<tag>/`) and put back on apply, so a Windows guest comes back with the boot entries and TPM
 secrets of that moment. A running machine with a UEFI variable store cannot be saved at all (the store is a
@@ -26,9 +31,12 @@ _HMP = {"create": "savevm", "apply": "loadvm", "delete": "delvm"}
 _IMG = {"create": "-c", "apply": "-a", "delete": "-d"}
 
 
-def check_tag(tag: str) -> None:
+def check_tag(tag: str, action: str = "create") -> None:
     if not TAG_RE.fullmatch(tag):
         raise UsageError(f"snapshot tag {tag!r} is invalid: use 1-63 letters, digits, `.`, `_` or `-`")
+    if action == "create" and tag.isdigit():
+        raise UsageError(f"snapshot tag `{tag}` is all digits: QEMU would take it for the ID of another snapshot",
+                         hint="use a name with a letter in it, e.g. `snap" + tag + "`")  # fmt: skip
 
 
 def listed(inst: store.Instance) -> list[Snapshot]:
@@ -38,29 +46,62 @@ def listed(inst: store.Instance) -> list[Snapshot]:
     for s in disk.info(inst.disk).get("snapshots") or []:
         out.append(Snapshot(
             tag=str(s.get("name", "")), vm_state_size=int(s.get("vm-state-size", 0)), date=int(s.get("date-sec", 0)),
-            vm_clock=int(s.get("vm-clock-sec", 0)) + int(s.get("vm-clock-nsec", 0)) / 1e9,
+            vm_clock=int(s.get("vm-clock-sec", 0)) + int(s.get("vm-clock-nsec", 0)) / 1e9, id=str(s.get("id", "")),
         ))  # fmt: skip
     return out
+
+
+#: How QEMU 7.2 finds the snapshot a command names (tests/security/test_state.py pins it): `qemu-img snapshot
+#: -a` by ID, then by name; `qemu-img snapshot -d` and HMP `delvm` by name only; HMP `loadvm` checks that a
+#: snapshot of that name exists, then goes to the one with that *ID* first (so `loadvm 1` restores ID 1 even
+#: when another snapshot is named `1`).
+LOOKUP = {("apply", False): "id", ("delete", False): "name", ("apply", True): "name, then id", ("delete", True): "name"}
+
+
+def address(snaps: list[Snapshot], target: Snapshot, lookup: str) -> str | None:
+    """What to hand QEMU so that its `lookup` (a LOOKUP value) finds `target` and no other snapshot, or None
+    when no argument does (a duplicate name, or a name that is another snapshot's ID for `loadvm`)."""
+    others = [s for s in snaps if s is not target]
+    if lookup == "id":
+        return target.id if target.id and not any(s.id == target.id for s in others) else None
+    if any(s.tag == target.tag for s in others):
+        return None
+    if lookup == "name, then id" and any(s.id == target.tag for s in others):
+        return None
+    return target.tag
 
 
 def run(inst: store.Instance, action: str, tag: str, *, running: bool) -> None:
     if action not in ACTIONS:
         raise UsageError(f"unknown snapshot action {action!r}")
-    check_tag(tag)
-    tags = [s.tag for s in listed(inst)]
-    if action == "create" and tag in tags:
-        raise LimapyError(f"snapshot `{tag}` of `{inst.name}` already exists", hint="delete it first, or pick a tag")
-    if action != "create" and tag not in tags:
-        raise NotFoundError(
-            f"instance `{inst.name}` has no snapshot `{tag}`", hint=f"`limapy snapshot list {inst.name}`"
-        )
-    if running:
-        _online(inst, action, tag)
+    check_tag(tag, action)
+    snaps = listed(inst)
+    if action == "create":
+        if any(s.tag == tag for s in snaps):
+            raise LimapyError(f"snapshot `{tag}` of `{inst.name}` already exists",
+                              hint="delete it first, or pick a tag")  # fmt: skip
+        arg = tag
     else:
-        _offline(inst, action, tag)
+        target = next((s for s in snaps if s.tag == tag), None)  # the name, exactly: never an ID
+        if target is None:
+            raise NotFoundError(
+                f"instance `{inst.name}` has no snapshot `{tag}`", hint=f"`limapy snapshot list {inst.name}`"
+            )
+        found = address(snaps, target, LOOKUP[(action, running)])
+        if found is None:
+            raise LimapyError(
+                f"snapshot `{tag}` (ID {target.id}) of `{inst.name}` cannot be named to QEMU without naming another "
+                "snapshot: another one has the same name, or that name as its ID",
+                hint=f"`qemu-img snapshot -l {inst.disk}` lists them; delete or rename the other one first",
+            )
+        arg = found
+    if running:
+        _online(inst, action, arg, tag)
+    else:
+        _offline(inst, action, arg, tag)
 
 
-def _online(inst: store.Instance, action: str, tag: str) -> None:
+def _online(inst: store.Instance, action: str, arg: str, tag: str) -> None:
     from limapy.qemu.qmp import QMP
 
     if inst.qemu_efi_vars.exists():
@@ -71,13 +112,13 @@ def _online(inst: store.Instance, action: str, tag: str) -> None:
             "(and TPM state) with the disk",
         )
     with QMP.connect(inst.qmp_sock, timeout=SAVE_TIMEOUT) as qmp:
-        out = qmp.hmp(f"{_HMP[action]} {tag}").strip()
+        out = qmp.hmp(f"{_HMP[action]} {arg}").strip()
     if out:  # HMP answers success with nothing, and a failure with its message
         raise LimapyError(f"QEMU could not {action} snapshot `{tag}` of `{inst.name}`: {out}")
 
 
-def _offline(inst: store.Instance, action: str, tag: str) -> None:
-    proc.run([disk.QEMU_IMG, "snapshot", _IMG[action], tag, inst.disk])
+def _offline(inst: store.Instance, action: str, arg: str, tag: str) -> None:
+    proc.run([disk.QEMU_IMG, "snapshot", _IMG[action], arg, inst.disk])
     saved = inst.snapshot_files(tag)
     if action == "create":
         _save_state(inst, tag)
