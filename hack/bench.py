@@ -173,7 +173,7 @@ class Bench:
         wcfg = load_config(str(ROOT / "templates/windows.yaml"), name="win", instance_dir=inst_dir).spec
         seed_kw: dict[str, Any] = dict(name="bench", iid="iid-bench", ssh_pubkeys=[key], mac="52:55:55:12:34:56")
         win_kw: dict[str, Any] = dict(name="win", arch="x86_64", password="Bench-Passw0rd.x", ssh_pubkeys=[key],
-                                      image_index=None, image_name=None, is_server=False, virtio_win=False)
+                                      image_index=None, image_name=None, is_server=False)
         seed_files = linux.build_seed(lcfg, **seed_kw)
         win_files = windows.build_answer_files(wcfg, **win_kw)
         cases: list[tuple[str, str, Callable[[], None], Callable[[], None]]] = [

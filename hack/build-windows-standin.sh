@@ -12,7 +12,12 @@
 # What the guest does (emulating Windows' first logon, see limapy/cidata/windows.py):
 #   - limapy-firstlogon.service: finds the CD labelled `autounattend`, reads the user name from
 #     autounattend.xml (LocalAccount/Name), creates that user and installs `ssh_authorized_keys`; a few
-#     seconds after sshd is up it writes /var/lib/limapy-standin/lima-boot-done.txt.
+#     seconds after sshd is up it writes /var/lib/limapy-standin/lima-boot-done.txt. Like the real
+#     first-logon script it reports its phases on the serial port (COM1 there, ttyS0 here) as
+#     `LIMAPY-PHASE <step>: <text>` lines, and `LIMAPY-DONE` at the end.
+#   - A first logon that fails: when the answer media's provisioning runner sets PARAM_STANDIN_FAIL
+#     (`--set '.param.STANDIN_FAIL = "openssh"'`), it reports `LIMAPY-FAILED openssh: ...` and stops there,
+#     as first_logon.ps1 does when installing OpenSSH fails (no user, no SSH, no marker).
 #   - /usr/local/bin/PowerShell.exe: understands the probe limapy sends
 #     (`... Test-Path -Path '...lima-boot-done.txt' ...`): exit 0 once the marker exists, else 1; and the
 #     read of limapy-warnings.txt, which holds one line (as a first logon's warning would).
@@ -130,6 +135,11 @@ cat >"$root/usr/local/bin/cmd.exe" <<'EOF'
 if [ "${1:-}" = /c ] || [ "${1:-}" = /C ]; then shift; exec sh -c "$*"; fi
 exec sh -i
 EOF
+cat >"$root/usr/local/sbin/limapy-phase" <<'EOF'
+#!/bin/sh
+# limapy-phase KIND STEP TEXT: one progress line on the serial port, as first_logon.ps1's Send-Phase writes COM1.
+printf '\r\nLIMAPY-%s %s: %s\r\n' "$1" "$2" "$3" >/dev/ttyS0 2>/dev/null || true
+EOF
 cat >"$root/usr/local/sbin/limapy-firstlogon" <<'EOF'
 #!/bin/sh
 # Emulates the first logon of a limapy Windows guest: user + SSH key from the answer media.
@@ -145,6 +155,13 @@ done
 [ -n "$dev" ] || { echo "no CD labelled autounattend" >&2; exit 1; }
 mnt=$(mktemp -d)
 mount -o ro -t iso9660 "$dev" "$mnt"
+limapy-phase PHASE openssh "installing OpenSSH"
+if grep -q "PARAM_STANDIN_FAIL" "$mnt/provision/run-provision.ps1" 2>/dev/null; then
+    limapy-phase FAILED openssh \
+        'the stand-in was asked to fail (PARAM_STANDIN_FAIL) (the whole log: C:\ProgramData\Lima\first-logon.log)'
+    umount "$mnt"
+    exit 1
+fi
 user=$(awk '/<LocalAccount[ >]/ { f = 1 } f && /<Name>/ { sub(/.*<Name>/, ""); sub(/<\/Name>.*/, ""); print; exit }' \
     "$mnt/autounattend.xml")
 [ -n "$user" ] || { echo "no LocalAccount/Name in autounattend.xml" >&2; exit 1; }
@@ -154,11 +171,13 @@ install -d -m 700 -o "$user" -g "$user" "$home/.ssh"
 install -m 600 -o "$user" -g "$user" "$mnt/ssh_authorized_keys" "$home/.ssh/authorized_keys"
 umount "$mnt"
 rmdir "$mnt"
+limapy-phase PHASE sshd "starting sshd"
 mkdir -p "$state"
 echo "$user" >"$state/user-created"
 echo "limapy-firstlogon: user $user from $dev" >/dev/console
 EOF
-chmod 0755 "$root/usr/local/bin/PowerShell.exe" "$root/usr/local/bin/cmd.exe" "$root/usr/local/sbin/limapy-firstlogon"
+chmod 0755 "$root/usr/local/bin/PowerShell.exe" "$root/usr/local/bin/cmd.exe" "$root/usr/local/sbin/limapy-firstlogon" \
+    "$root/usr/local/sbin/limapy-phase"
 cat >"$root/etc/systemd/system/limapy-firstlogon.service" <<'EOF'
 [Unit]
 Description=limapy Windows stand-in: first logon (user and SSH key from the answer media)
@@ -180,7 +199,7 @@ After=ssh.service limapy-firstlogon.service
 Requires=limapy-firstlogon.service
 [Service]
 Type=oneshot
-ExecStart=/bin/sh -c 'sleep 6; mkdir -p /var/lib/limapy-standin; echo "this guest is the Linux stand-in, not Windows" >/var/lib/limapy-standin/limapy-warnings.txt; date >/var/lib/limapy-standin/lima-boot-done.txt'
+ExecStart=/bin/sh -c 'limapy-phase PHASE sshd "sshd started"; sleep 6; mkdir -p /var/lib/limapy-standin; echo "this guest is the Linux stand-in, not Windows" >/var/lib/limapy-standin/limapy-warnings.txt; date >/var/lib/limapy-standin/lima-boot-done.txt; limapy-phase DONE done "first logon finished"'
 RemainAfterExit=yes
 [Install]
 WantedBy=multi-user.target

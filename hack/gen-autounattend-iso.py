@@ -4,7 +4,8 @@ wrapper of `limapy windows answer-iso` (same flags), kept for checkouts and olde
 
     hack/gen-autounattend-iso.py --arch amd64 -o answer.iso [--config lima.yaml]
 
-The random administrator password is stored 0600 next to the ISO (<ISO>.password); it is never printed.
+The random password of the user is stored 0600 next to the ISO (<ISO>.password), with --server also the
+built-in Administrator's (<ISO>.admin-password); they are never printed.
 Manual test (x86_64 shown first, then aarch64; use -accel kvm -cpu host under KVM, hvf on macOS):
 
     cp /usr/share/OVMF/OVMF_VARS_4M.fd vars.fd; qemu-img create -f qcow2 disk.qcow2 64G
@@ -22,12 +23,13 @@ Manual test (x86_64 shown first, then aarch64; use -accel kvm -cpu host under KV
       -drive file=disk.qcow2,if=none,id=disk -device nvme,drive=disk,serial=limapy \\
       -device qemu-xhci -device usb-kbd -device usb-tablet -device ramfb \\
       -drive file=Win11_Arm64.iso,if=none,id=cd0,media=cdrom -device usb-storage,drive=cd0 \\
-      -drive file=virtio-win.iso,if=none,id=cd1,media=cdrom -device usb-storage,drive=cd1 \\
       -drive file=answer.iso,if=none,id=cd2,media=cdrom -device usb-storage,drive=cd2 \\
       -netdev user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=net0
 
-arm64 needs the virtio-win ISO (E:, between the install ISO and the answer ISO): Windows on arm64 has no
-inbox driver for a network device QEMU emulates, so Setup loads NetKVM from it (the answer file says so).
+arm64 needs NetKVM from the virtio-win ISO: Windows on arm64 has no inbox driver for a network device QEMU
+emulates. `--virtio-win virtio-win.iso` copies it (and viostor for an x86_64 virtio disk, --virtio-disk) onto
+the answer ISO under $WinPEDriver$, where Setup finds it on whatever drive letter; the virtio-win ISO itself
+need not be attached. `--language de-DE` for an ISO that is not English (United States).
 
 Press a key at "Press any key to boot from CD or DVD". When Setup is done, `ssh -p 2222 USER@127.0.0.1`
 with the key given (or ~/.ssh/id_*.pub; without any, the tool makes <ISO>.key) and check

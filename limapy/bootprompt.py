@@ -1,23 +1,25 @@
 """When to press a key for a Windows install ISO's "Press any key to boot from CD or DVD", and when to stop.
 
 A missed prompt is fatal for an unattended install: the firmware moves on to its next boot option (the
-empty disk, PXE, the UEFI shell) and nothing continues. A key too many is harmless only while the boot
-program is still waiting; after the first reboot it would boot the install media again. So the decisions
-here follow what the guest shows, not a clock:
+empty disk, PXE, the UEFI shell) and nothing continues. A key too many is harmless only until Setup's first
+reboot; after it a key would boot the install media again. So:
 
-- The firmware's console reaches the serial port (OVMF and AAVMF put it in ConOut), so the prompt text is
-  read from serial.log. Once it appears, a key is pressed every `PRESS_INTERVAL` until the prompt is left:
-  other output follows, or its dots stop for `QUIET` seconds.
-- If the firmware then falls through to another boot option anyway ("BdsDxe: loading Boot...", PXE, the
-  UEFI shell) within `MISS_GRACE` seconds, the prompt was missed: the guest is reset and watched again, at
-  most `MAX_ATTEMPTS` times.
-- Setup writing the disk (`SETUP_WRITES` bytes) is the evidence that Setup started; pressing ends there
-  in any case, and so does everything after `WINDOW` seconds.
-- Where the firmware writes nothing to the serial port (legacy BIOS prints on the screen only), keys are
-  pressed blindly every `BLIND_INTERVAL` from `BLIND_AFTER` seconds on, until Setup writes the disk.
+- Keys are pressed from the moment the firmware starts the install media (its boot line on the serial
+  console: OVMF's `BdsDxe: starting Boot0001 "UEFI QEMU DVD-ROM ..."`, AAVMF's `... "UEFI QEMU QEMU USB
+  HARDDRIVE ..."`; the install ISO is boot option 0), or `BLIND_AFTER` seconds after launch when no such line
+  comes (legacy BIOS prints on the screen only), every `BLIND_INTERVAL`, whatever else the serial console
+  says: the boot program's prompt need not reach it (issue 23). Installers that run real installs in their
+  CI do the same (dockur/windows presses from the firmware's DVD boot line; docs/windows.md).
+- When the prompt does show on the serial console (OVMF and AAVMF mirror ConOut there), the presses stop as
+  soon as it is left: other output follows it, or its dots stop for `QUIET` seconds.
+- Setup writing the disk (`SETUP_WRITES` bytes) is the evidence that Setup started; pressing ends there,
+  and so does everything after `WINDOW` seconds.
+- If the firmware goes on to another boot option (`BdsDxe: loading Boot...`, PXE, the UEFI shell) within
+  `MISS_GRACE` seconds of starting the install media, the key came too late: the guest is reset and watched
+  again, at most `MAX_ATTEMPTS` times. Later than that it is a restart: no key is sent any more.
 
-The class is pure (text, byte counts and times in; actions out) so the rules are unit-tested; the host
-agent reads the files and sends the keys through QMP.
+The class is pure (text, byte counts and times in; actions out) so the rules are unit-tested; the host agent
+reads the files and sends the keys through QMP.
 """
 
 from __future__ import annotations
@@ -26,19 +28,21 @@ import re
 from dataclasses import dataclass
 
 PROMPT = "Press any key to boot from"
+#: The firmware starting a boot option; the first one of an attempt is the install media (bootindex 0).
+CD_BOOT = re.compile(r"BdsDxe: starting Boot[0-9A-Fa-f]{4}\b|Booting from (?:DVD/CD|CD-Rom)")
 #: What the firmware prints when it moves on from a boot option to the next one, or gives up.
 FALL_THROUGH = re.compile(
-    r"BdsDxe: (?:loading|starting|failed to load) Boot|Start PXE over|UEFI Interactive Shell|Shell> "
+    r"BdsDxe: (?:loading|starting|failed to load|failed to start) Boot|Start PXE over|UEFI Interactive Shell|Shell> "
 )
 _PROMPT_WORDS = re.compile(r"^[^.\r\n]*")
 _ESCAPES = re.compile(r"\x1b\[[0-9;?=]*[A-Za-z]|\x1b[()][A-Za-z0-9]|[\x00\x07]")
 
 POLL = 0.2  # how often the host agent looks (seconds)
-PRESS_INTERVAL = 0.25
+PRESS_INTERVAL = 0.25  # while the prompt shows on the serial console
+BLIND_INTERVAL = 0.5  # while it does not
 QUIET = 2.5
 MISS_GRACE = 60.0
 BLIND_AFTER = 20.0
-BLIND_INTERVAL = 0.5
 SETUP_WRITES = 1 << 20
 WINDOW = 15 * 60.0
 MAX_ATTEMPTS = 3
@@ -67,13 +71,20 @@ class BootPrompt:
         self.start = start
         self.disk_base = disk_base
         self.attempt = 1
-        self.text = ""  # serial output of the current attempt, cleaned
-        self.prompt_at: int | None = None  # index in self.text where the prompt starts
-        self.last_growth = start
-        self.last_press = 0.0
-        self.presses = 0  # presses while the prompt was showing (this attempt)
-        self.answered_at: float | None = None
         self.finished = False
+        self._new_attempt(start)
+
+    def _new_attempt(self, now: float) -> None:
+        self.attempt_start = now
+        self.text = ""  # serial output of the current attempt, cleaned
+        self.cd_at: int | None = None  # index in self.text just after the install media's boot line
+        self.cd_time = now
+        self.pressing = False
+        self.prompt_at: int | None = None  # index in self.text where the prompt starts
+        self.last_growth = now
+        self.last_press = float("-inf")
+        self.presses = 0
+        self.answered_at: float | None = None
 
     def _end(self, message: str, *, answered: bool) -> Action:
         self.finished = True
@@ -86,51 +97,62 @@ class BootPrompt:
             self.text += clean(new_serial)
             self.last_growth = now
         if disk_allocated - self.disk_base >= SETUP_WRITES:
-            answered = f"answered the boot prompt ({PROMPT} CD or DVD); " if self.prompt_at is not None else ""
-            return self._end(f"{answered}Windows Setup started (it is writing the disk)", answered=True)
+            seen = self.prompt_at is not None and self.presses
+            how = f"answered the boot prompt ({PROMPT} CD or DVD); " if seen else ""
+            return self._end(f"{how}Windows Setup started (it is writing the disk)", answered=True)
         if now - self.start > WINDOW:
             return self._end(
                 f"no sign of Windows Setup after {WINDOW / 60:.0f} minutes; stopped pressing keys "
                 "(see `limapy screenshot`)",
                 answered=False,
             )
+        message = self._start_pressing(now)
+        if not self.pressing:
+            return Action()
+        if self.cd_at is not None and FALL_THROUGH.search(self.text, self.cd_at):
+            if now - self.cd_time <= MISS_GRACE:
+                return self._missed(now)
+            return self._end(
+                "the guest restarted before Windows Setup wrote the disk; no more keys (one now could start the "
+                "install media again; see `limapy screenshot`)",
+                answered=self.answered_at is not None,
+            )
         if self.prompt_at is None:
-            found = self.text.find(PROMPT)
+            found = self.text.find(PROMPT, self.cd_at or 0)
             if found >= 0:
                 self.prompt_at = found
-                return self._press(now, "the install media asks to press a key: pressing Enter")
-            if not self.text.strip() and now - self.start >= BLIND_AFTER:
-                if now - self.last_press >= BLIND_INTERVAL:
-                    self.last_press = now
-                    first = self.presses == 0
-                    self.presses += 1
-                    msg = "nothing on the serial console: pressing Enter until Setup writes the disk" if first else None
-                    return Action(press=True, message=msg)
-            return Action()
-        # What follows the prompt's words ("... CD or DVD"): its dots, then whatever comes next.
-        after = _PROMPT_WORDS.sub("", self.text[self.prompt_at + len(PROMPT) :], count=1)
-        if FALL_THROUGH.search(after):
-            if self.answered_at is None or now - self.answered_at <= MISS_GRACE:
-                return self._missed(now)
-            return Action()  # long after the answer: Setup's own restart, not a missed prompt
+                message = message or "the install media asks to press a key: pressing Enter"
         if self.answered_at is not None:
-            return Action()
-        if self.presses and after.replace(".", "").strip():
-            return self._answered(now)  # the boot program printed something else: it has gone on
-        if self.presses and now - self.last_growth >= QUIET:
-            return self._answered(now)  # its dots stopped: it has gone on
-        return self._press(now, None)
-
-    def _press(self, now: float, message: str | None) -> Action:
-        if now - self.last_press < PRESS_INTERVAL:
+            return Action(message=message)  # the prompt was left: watch for a miss, press nothing
+        if self.prompt_at is not None and self.presses:
+            # What follows the prompt's words ("... CD or DVD"): its dots, then whatever comes next.
+            after = _PROMPT_WORDS.sub("", self.text[self.prompt_at + len(PROMPT) :], count=1)
+            if after.replace(".", "").strip() or now - self.last_growth >= QUIET:
+                self.answered_at = now  # it printed something else, or its dots stopped: it has gone on
+                return Action(message=f"answered the boot prompt ({PROMPT} CD or DVD)", answered=True)
+        interval = PRESS_INTERVAL if self.prompt_at is not None else BLIND_INTERVAL
+        if now - self.last_press < interval:
             return Action(message=message)
         self.last_press = now
         self.presses += 1
         return Action(press=True, message=message)
 
-    def _answered(self, now: float) -> Action:
-        self.answered_at = now
-        return Action(message=f"answered the boot prompt ({PROMPT} CD or DVD)", answered=True)
+    def _start_pressing(self, now: float) -> str | None:
+        """Start pressing at the install media's boot line, or `BLIND_AFTER` seconds in without one."""
+        if self.cd_at is None:
+            m = CD_BOOT.search(self.text)
+            if m is not None:
+                self.cd_at, self.cd_time = m.end(), now
+                if not self.pressing:
+                    self.pressing = True
+                    return "the firmware is starting the install media: pressing Enter until Windows Setup starts"
+        if not self.pressing and now - self.attempt_start >= BLIND_AFTER:
+            self.pressing = True
+            return (
+                f"no boot line from the firmware on the serial console after {BLIND_AFTER:.0f} s: pressing Enter "
+                "until Windows Setup starts"
+            )
+        return None
 
     def _missed(self, now: float) -> Action:
         if self.attempt >= MAX_ATTEMPTS:
@@ -140,11 +162,7 @@ class BootPrompt:
                 answered=False,
             )
         self.attempt += 1
-        self.text = ""
-        self.prompt_at = None
-        self.presses = 0
-        self.answered_at = None
-        self.last_growth = now
+        self._new_attempt(now)
         return Action(
             reset=True,
             message=f"the boot prompt was missed (the firmware moved on); resetting the guest, attempt "

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from limapy import store
-from limapy.cidata.windows import DONE_FILE, WARNINGS_FILE
+from limapy.cidata.windows import DONE_FILE, PHASES_FILE, WARNINGS_FILE
 from limapy.dirs import ENV_DEBUG
 from limapy.driver.plan import READY_LINUX, READY_NONE, BootPlan
 from limapy.errors import LimapyError
@@ -34,8 +34,11 @@ log = logging.getLogger("limapy.hostagent")
 
 PROBE_INTERVAL = 2.0  # while SSH is not up yet
 READY_POLL = 0.5  # once it is
+# The first logon's progress lines (limapy.winserial) come with each probe: the only way they reach the host on
+# aarch64, where Windows has no COM1.
 WINDOWS_PROBE = (
-    "PowerShell.exe -NoProfile -NonInteractive -Command \"if (Test-Path -Path "
+    "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
+    f"'{PHASES_FILE}' -ErrorAction SilentlyContinue; if (Test-Path -Path "
     f"'{DONE_FILE}' -PathType Leaf) {{ exit 0 }} else {{ exit 1 }}\""
 )
 WINDOWS_WARNINGS = (
@@ -89,6 +92,9 @@ class HostAgent:
         self.guest_warnings: list[str] = []
         self.delete_on_stop: list[Path] = []
         self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
+        self.phases: Any = None  # the Windows first logon's progress: (limapy.winserial.Reader, serial.log _Tail)
+        self.serial_start = 0
+        self.plan_appends = False
         self.services: Any = None  # limapy.guest.services.Services (mounts, forwards)
 
     # -- signals ------------------------------------------------------------------------------------------
@@ -140,12 +146,15 @@ class HostAgent:
         self.events.port = plan.ssh_port
         for n in plan.notices:
             self.events.emit(message=n)
+        # Where this boot's serial output starts (an engine that appends keeps earlier boots' before it).
+        self.serial_start = _size(inst.serial_log)
         what = f"QEMU ({plan.accel})" if plan.driver == "qemu" else f"the {plan.driver} machine"
         if plan.resume:
             self.events.emit("resuming", f"resuming {what} from the saved state")
         else:
             self.events.emit("firmware", f"starting {what}")
         plan = self._launch(drv, spec, plan)
+        self.plan_appends = plan.serial_appends
         assert self.machine is not None
         self._engine_notices(self.machine)
         if plan.answer_boot_prompt:
@@ -195,7 +204,7 @@ class HostAgent:
 
         inst = self.inst
         prompt = BootPrompt(time.monotonic(), disk_base=machine.disk_allocated())
-        serial = _Tail(inst.serial_log)
+        serial = _Tail(inst.serial_log, self.serial_start if self.plan_appends else 0)
         self.events.emit("firmware", "waiting for the install media's boot prompt")
         while True:
             if self.stop_requested.is_set():
@@ -215,6 +224,22 @@ class HostAgent:
             if action.done:
                 return
             self.stop_requested.wait(POLL)
+
+    def _windows_phases(self, serial: str = "", lines: list[str] | None = None) -> None:
+        """Show the first logon's progress lines (from the serial console, or the phases file read with a probe)
+        as `[windows] ...`; a failure ends the wait with the step and the error (limapy.winserial)."""
+        from limapy import winserial
+
+        reader: winserial.Reader = self.phases[0]
+        events = reader.feed(serial) if serial else reader.lines(lines or [])
+        for event in events:
+            if event.kind == "FAILED":
+                raise LimapyError(
+                    winserial.failure_message(event, str(self.inst.serial_log)),
+                    hint=f"`limapy rdp {self.inst.name}` or `limapy screenshot {self.inst.name}` to look; "
+                    f"`limapy stop {self.inst.name}` and start again to retry (the first logon resumes)",
+                )
+            self.events.emit("windows", event.text)
 
     def _check_machine(self, machine: Machine) -> None:
         if self.stop_requested.is_set():
@@ -249,8 +274,14 @@ class HostAgent:
             plan.ssh_port, plan.user, key, connect_timeout=wait, gateway=proxy_command(inst)
         )
         # the connection stays open for the guest services (mounts, forwards); closed in _shutdown
+        if plan.windows and plan.install:
+            from limapy import winserial
+
+            self.phases = (winserial.Reader(), _Tail(inst.serial_log, self.serial_start if plan.serial_appends else 0))
         while True:
             self._check_machine(machine)
+            if self.phases is not None:
+                self._windows_phases(serial=self.phases[1].read())
             if plan.answer_boot_prompt and not ssh_up:
                 size = machine.disk_allocated()
                 if size > last_disk + (256 << 20):
@@ -276,6 +307,8 @@ class HostAgent:
                     self._set_clock(guest, plan, r)
                 self.events.emit("provisioning", "waiting for the boot scripts")
             if plan.windows:
+                if self.phases is not None:
+                    self._windows_phases(lines=r.stdout.splitlines())
                 if r.exit_code == 0:
                     self.guest_warnings = _windows_warnings(guest)
                     return True
@@ -350,12 +383,19 @@ class HostAgent:
             path.unlink(missing_ok=True)
 
 
-class _Tail:
-    """New text of a growing file (the serial log), decoded leniently."""
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
-    def __init__(self, path: Any) -> None:
+
+class _Tail:
+    """New text of a growing file (the serial log) from `offset` on, decoded leniently."""
+
+    def __init__(self, path: Any, offset: int = 0) -> None:
         self.path = path
-        self.offset = 0
+        self.offset = offset
 
     def read(self) -> str:
         try:

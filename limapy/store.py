@@ -126,8 +126,7 @@ class Instance:
 
     @property
     def qemu_efi_vars(self) -> Path:
-        """The instance's own UEFI variable store (limapy extension; Lima attaches none)."""
-        return self._p("qemu-efi-vars.fd")
+        return self._p("qemu-efi-vars.fd")  # the instance's own UEFI vars (limapy extension; Lima has none)
 
     @property
     def qemu_stderr_log(self) -> Path:
@@ -135,8 +134,7 @@ class Instance:
 
     @property
     def ha_qmp_sock(self) -> Path:
-        """A second QMP monitor, held by the host agent for events; qmp.sock stays free for everyone else."""
-        return self._p("ha.qmp.sock")
+        return self._p("ha.qmp.sock")  # the host agent's own QMP monitor (events); qmp.sock stays free
 
     @property
     def base_record(self) -> Path:
@@ -222,13 +220,15 @@ class Instance:
         return self._p("forwards.json")
 
     @property
-    def password_file(self) -> Path:
-        """The Windows guest's initial password (limapy extension); always 0600."""
+    def password_file(self) -> Path:  # the Windows guest's initial password (limapy extension); always 0600
         return self._p("windows-password")
 
     @property
-    def product_key_file(self) -> Path:
-        """osOpts.Windows.productKey, moved out of lima.yaml at create (limapy extension); always 0600."""
+    def admin_password_file(self) -> Path:  # Windows Server's built-in Administrator's (limapy extension); 0600
+        return self._p("windows-admin-password")
+
+    @property
+    def product_key_file(self) -> Path:  # osOpts.Windows.productKey, out of lima.yaml at create (limapy ext.); 0600
         return self._p("windows-product-key")
 
     @property

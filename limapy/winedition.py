@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from limapy import winlocale
 from limapy.config.model import Spec
 from limapy.errors import LimapyError
 from limapy.winmedia import LIMA_INDEX_CLIENT, LIMA_INDEX_SERVER, MediaInfo, WimImage, inspect_iso_lenient, ms_arch
@@ -144,16 +145,29 @@ class Selection:
     is_server: bool
     info: MediaInfo | None
     warnings: tuple[str, ...]
+    locale: winlocale.Locale = winlocale.DEFAULT
 
 
 def select(iso: Path, spec: Spec) -> Selection:
-    """Read the ISO's image list and choose the image `spec` asks for (osOpts.Windows edition/imageIndex)."""
+    """Read the ISO's image list and choose the image `spec` asks for (osOpts.Windows edition/imageIndex), and
+    the language Setup is answered in: the image's own (or osOpts.Windows.locale); none usable is an error."""
     info, warnings = inspect_iso_lenient(iso)
     index, name, more = choose_image(
         info, arch=spec.arch, edition=spec.windows.edition, image_index=spec.windows.image_index
     )
+    if any("has no sources/install." in w for w in warnings):  # no image to install: not install media
+        raise LimapyError(
+            f"{iso} is not Windows install media: it has no sources/install.wim (nor install.esd or install.swm)",
+            hint="point images[].location at a Windows 11 or Windows Server install ISO",
+        )
     is_server = bool(info.is_server) if info is not None else False
-    return Selection(index, name, is_server, info, (*warnings, *more))
+    image = next((img for img in info.images if img.index == index), None) if info is not None else None
+    locale = winlocale.choose(
+        image.languages if image is not None else (),
+        label=info.volume_label if info is not None else "",
+        override=spec.windows.locale,
+    )
+    return Selection(index, name, is_server, info, (*warnings, *more), locale)
 
 
 # --------------------------------------------------------------------------- server media

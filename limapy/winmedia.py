@@ -3,7 +3,8 @@
 A Windows install ISO carries `sources/install.wim` (or `install.esd`, or split `install.swm`) whose
 WIM header points at an XML resource listing the images (editions). That XML is stored uncompressed,
 as UTF-16LE with a BOM, so reading the 208-byte header and one resource is enough: the multi-GB file
-is never read. Microsoft ISOs keep the real tree in UDF (the ISO 9660 side is a stub), so UDF is
+is never read (a Server ISO's install.wim is over 4 GiB: its runs are read where they lie, see _Runs).
+Microsoft ISOs keep the real tree in UDF (the ISO 9660 side is a stub), so UDF is
 tried first, then Joliet, then plain ISO 9660.
 
 WIM header layout (little endian; see wimlib's include/wimlib/header.h):
@@ -315,6 +316,52 @@ def _locate_wim(iso: Any) -> tuple[str, str] | None:
     return None
 
 
+class _Runs:
+    """A file inside an ISO as a seekable read-only stream over its byte runs (get_file_byte_extents): a
+    multi-extent ISO 9660 file (over 4 GiB: several directory records) and a UDF file with several allocation
+    descriptors (each at most 1 GiB) read right whether or not the runs are contiguous."""
+
+    def __init__(self, fp: BinaryIO, runs: list[tuple[int, int]]) -> None:
+        self.fp, self.runs, self.pos = fp, runs, 0
+        self.size = sum(length for _, length in runs)
+
+    def length(self) -> int:
+        return self.size
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.pos = pos if whence == 0 else self.pos + pos if whence == 1 else self.size + pos
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n < 0 else max(0, min(n, self.size - self.pos))
+        out = bytearray()
+        start = 0  # the file offset where the current run begins
+        for at, length in self.runs:
+            if n <= len(out):
+                break
+            want = self.pos + len(out)
+            if start <= want < start + length:
+                self.fp.seek(at + want - start)
+                chunk = self.fp.read(min(n - len(out), start + length - want))
+                if not chunk:
+                    break
+                out += chunk
+            start += length
+        self.pos += len(out)
+        return bytes(out)
+
+
+def _read_xml(iso: Any, path: Path, kind: str, wim_path: str) -> bytes:
+    try:
+        runs = iso.get_file_byte_extents(**{f"{kind}_path": wim_path})
+    except AttributeError:  # pycdlib before 1.15: its own reader (contiguous files only)
+        with iso.open_file_from_iso(**{f"{kind}_path": wim_path}) as fp:
+            return read_wim_xml(fp, fp.length())
+    with open(path, "rb") as raw:
+        runs_fp = _Runs(raw, [(int(at), int(length)) for at, length in runs])
+        return read_wim_xml(runs_fp, runs_fp.length())  # type: ignore[arg-type]
+
+
 def inspect_iso(path: Path) -> MediaInfo:
     """Read an install ISO's volume label and WIM image list; raises WimMetadataError to allow fallback."""
     import pycdlib
@@ -336,8 +383,7 @@ def inspect_iso(path: Path) -> MediaInfo:
             raise WimMetadataError(f"{path} has no sources/install.wim or install.esd", partial)
         kind, wim_path = located
         try:
-            with iso.open_file_from_iso(**{f"{kind}_path": wim_path}) as fp:
-                data = read_wim_xml(fp, fp.length())
+            data = _read_xml(iso, path, kind, wim_path)
         except WimMetadataError as exc:
             raise WimMetadataError(f"{path}: {wim_path}: {exc.message}", partial) from None
         except (PyCdlibException, OSError, struct.error) as exc:

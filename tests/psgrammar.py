@@ -75,3 +75,40 @@ def _top_level(text: str | bytes) -> list[Any]:
         if child.type == "statement_list":
             return list(child.children)
     return []
+
+
+def calls(text: str | bytes, name: str) -> list[tuple[str, ...]]:
+    """Each `name ARG ARG ...` command, in source order: its arguments' source text, single-quoted literals
+    without their quotes and script blocks as their body (`Invoke-Step 'sshd' 'starting sshd' { Start-Sshd }` is
+    ('sshd', 'starting sshd', 'Start-Sshd'))."""
+    tree = parse(text)
+    out: list[tuple[int, tuple[str, ...]]] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.type != "command":
+            continue
+        command = node.child_by_field_name("command_name")
+        if command is None or command.text is None or command.text.decode() != name:
+            continue
+        args: list[str] = []
+        for elements in (c for c in node.children if c.type == "command_elements"):
+            for arg in (c for c in elements.children if c.type == "array_literal_expression"):
+                block = _first(arg, "script_block")
+                value = (block or arg).text.decode() if (block or arg).text else ""
+                if block is None and value.startswith("'") and value.endswith("'"):
+                    value = value[1:-1].replace("''", "'")
+                args.append(value.strip())
+        out.append((node.start_byte, tuple(args)))
+    return [a for _, a in sorted(out)]
+
+
+def _first(node: Any, kind: str) -> Any:
+    stack = [node]
+    while stack:
+        n = stack.pop(0)
+        if n.type == kind:
+            return n
+        stack.extend(n.children)
+    return None

@@ -28,11 +28,17 @@ def _cache_dir() -> Path:
     return Path(base) / "limapy" / "standin-efi"
 
 
-def boot_image(arch: str) -> bytes:
+#: Variants of the boot program: "" prints its prompt through ConOut (on the serial console too), "screen" on the
+#: graphics console only (a firmware that does not echo the prompt to the serial port).
+VARIANTS = {"": [], "screen": ["-DPROMPT_ON_SCREEN_ONLY"]}
+
+
+def boot_image(arch: str, variant: str = "") -> bytes:
     """The FAT El Torito image holding the stand-in boot program for `arch`."""
     target, name = _TARGETS[arch]
-    key = hashlib.sha256(SOURCE.read_bytes() + arch.encode()).hexdigest()[:16]
-    out = _cache_dir() / f"{arch}-{key}.img"
+    flags = VARIANTS[variant]
+    key = hashlib.sha256(SOURCE.read_bytes() + arch.encode() + " ".join(flags).encode()).hexdigest()[:16]
+    out = _cache_dir() / f"{arch}{'-' + variant if variant else ''}-{key}.img"
     if out.is_file():
         return out.read_bytes()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +47,7 @@ def boot_image(arch: str) -> bytes:
         subprocess.run(
             ["clang", f"--target={target}", "-ffreestanding", "-fshort-wchar", "-mno-red-zone", "-nostdlib",
              "-fno-stack-protector", "-fuse-ld=lld", "-Wl,-entry:efi_main", "-Wl,-subsystem:efi_application",
-             "-O2", "-Wall", "-Werror", "-o", str(efi), str(SOURCE)],
+             "-O2", "-Wall", "-Werror", *flags, "-o", str(efi), str(SOURCE)],
             check=True, capture_output=True,
         )  # fmt: skip
         img = Path(tmp) / "efiboot.img"

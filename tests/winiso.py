@@ -86,8 +86,9 @@ def image_xml(
         if with_ids:
             windows.append(f"<EDITIONID>{edition_id(name)}</EDITIONID>")
             windows.append(f"<INSTALLATIONTYPE>{installation_type(name)}</INSTALLATIONTYPE>")
-        langs = "".join(f"<LANGUAGE>{escape(lang)}</LANGUAGE>" for lang in languages)
-        windows.append(f"<LANGUAGES>{langs}<DEFAULT>{escape(languages[0])}</DEFAULT></LANGUAGES>")
+        if languages:
+            langs = "".join(f"<LANGUAGE>{escape(lang)}</LANGUAGE>" for lang in languages)
+            windows.append(f"<LANGUAGES>{langs}<DEFAULT>{escape(languages[0])}</DEFAULT></LANGUAGES>")
         parts.append(
             f'<IMAGE INDEX="{index}"><DIRCOUNT>1</DIRCOUNT><WINDOWS>{"".join(windows)}</WINDOWS>'
             f"<NAME>{escape(name)}</NAME><DESCRIPTION>{escape(name)}</DESCRIPTION>"
@@ -195,16 +196,19 @@ def build_standin_iso(
     wim_name: str = "install.wim",
     wim: bytes | None = None,
     trees: Sequence[str] = ("udf", "joliet", "iso"),
-    boot_prompt: bool = False,
+    boot_prompt: bool | str = False,
+    languages: Sequence[str] = ("en-US",),
 ) -> Path:
     """A small stand-in install ISO: sources/<wim_name> with a real header and image list; with `boot_prompt`,
-    bootable by UEFI into the stand-in of Windows' boot program (tests/standin/bootcd.c)."""
+    bootable by UEFI into the stand-in of Windows' boot program (tests/standin/bootcd.c; `boot_prompt="screen"`:
+    the variant whose prompt never reaches the serial console)."""
     if editions is None:
         editions = SERVER_EDITIONS if server else (ARM64_EDITIONS if arch == "aarch64" else X64_EDITIONS)
     if label is None:
-        label = SERVER_LABEL if server else LABELS[arch]
+        label = (SERVER_LABEL if server else LABELS[arch]).replace("EN-US", (languages or ["en-US"])[0].upper())
     if wim is None:
-        wim = wim_bytes(image_xml(editions, arch), image_count=len(editions), esd=wim_name.endswith(".esd"))
+        xml = image_xml(editions, arch, languages=languages)
+        wim = wim_bytes(xml, image_count=len(editions), esd=wim_name.endswith(".esd"))
     files = {
         f"sources/{wim_name}": wim,
         "setup.exe": b"MZ stand-in setup.exe\n",
@@ -214,7 +218,7 @@ def build_standin_iso(
     if boot_prompt:
         from tests.standin_efi import boot_image
 
-        efi = boot_image(arch)
+        efi = boot_image(arch, "" if boot_prompt is True else str(boot_prompt))
     return build_iso(Path(path), label=label, files=files, trees=trees, efi_boot=efi)
 
 
@@ -228,10 +232,121 @@ SERVER_EVAL_EDITIONS = [
 SERVER_EVAL_LABEL = "SSS_X64FREV_EN-US_DV9"
 
 
+#: A driver folder of virtio-win's layout (virtio-win-pkg-scripts): INF, catalog, driver, debug symbols.
+VIRTIO_WIN_FILES = ("{name}.inf", "{name}.cat", "{name}.sys", "{name}.pdb")
+
+
+def virtio_win_file(driver: str, version: str, arch: str, name: str) -> bytes:
+    """The stand-in content of one driver file: names its driver, version and arch, so a copy can be told apart."""
+    return f"; stand-in {driver} {version} {arch} {name}\r\n".encode()
+
+
 def build_virtio_win_iso(path: Path) -> Path:
-    """A stand-in virtio-win ISO: the driver folders the answer file names (no real drivers)."""
+    """A stand-in virtio-win ISO laid out as the real one (`<driver>/<version>/<arch>/<files>`), no real drivers;
+    more drivers than limapy copies, so a copy of the wrong ones shows."""
     files = {}
-    for driver in ("viostor", "NetKVM"):
+    for driver in ("viostor", "NetKVM", "vioscsi", "Balloon"):
         for version, arch in (("w11", "amd64"), ("w11", "ARM64"), ("2k25", "amd64")):
-            files[f"{driver}/{version}/{arch}/{driver.lower()}.inf"] = b"; stand-in driver\r\n"
+            for pattern in VIRTIO_WIN_FILES:
+                name = pattern.format(name=driver.lower())
+                files[f"{driver}/{version}/{arch}/{name}"] = virtio_win_file(driver, version, arch, name)
     return build_iso(Path(path), label="virtio-win-0.1.271", files=files, trees=("joliet", "iso"))
+
+
+# --------------------------------------------------------------------------- real-sized install.wim
+
+BIG_WIM = (4 << 30) + (300 << 20)  # over 4 GiB, as the Server 2025 ISO's install.wim
+
+
+class _SparseWim(io.RawIOBase):
+    """A read-only WIM of `size` bytes: the header at 0 and the XML image list at the end, zeros in between
+    (read without holding them in memory)."""
+
+    def __init__(self, size: int, xml: str) -> None:
+        super().__init__()
+        blob = b"\xff\xfe" + xml.encode("utf-16-le")
+        header = bytearray(wim_bytes(xml, filler=0)[:208])
+        self.xml_at = size - len(blob)
+        struct.pack_into("<QQ", header, 0x50, self.xml_at, len(blob))
+        self.chunks = {0: bytes(header), self.xml_at: blob}
+        self.size, self.pos = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = offset if whence == 0 else self.pos + offset if whence == 1 else self.size + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n < 0 else max(0, min(n, self.size - self.pos))
+        start, self.pos = self.pos, self.pos + n
+        if not any(off < start + n and start < off + len(d) for off, d in self.chunks.items()):
+            return bytes(n)
+        buf = bytearray(n)
+        for off, data in self.chunks.items():
+            lo, hi = max(off, start), min(off + len(data), start + n)
+            if lo < hi:
+                buf[lo - start : hi - start] = data[lo - off : hi - off]
+        return bytes(buf)
+
+
+class _HoleWriter(io.RawIOBase):
+    """Writes through to `f`, but seeks over blocks of zeros: the ISO file stays sparse."""
+
+    def __init__(self, f: io.BufferedWriter) -> None:
+        super().__init__()
+        self.f = f
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        if data.count(0) == len(data):
+            self.f.seek(len(data), 1)
+        else:
+            self.f.write(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+
+def build_big_standin_iso(
+    path: Path, *, editions: Sequence[str], arch: str = "x86_64", label: str, udf_only: bool = False,
+    size: int = BIG_WIM,
+) -> Path:
+    """An install ISO whose sources/install.wim is `size` bytes (over 4 GiB: multi-extent in ISO 9660, several
+    allocation descriptors in UDF), written sparse (a few hundred KiB on disk). `udf_only`: the file is in the UDF
+    tree only, as on Microsoft's media whose ISO 9660 side is a stub."""
+    import pycdlib
+
+    wim = _SparseWim(size, image_xml(editions, arch))
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, joliet=None if udf_only else 3, udf="2.60", vol_ident=label[:16])
+    iso.pvd.volume_identifier = label.encode("ascii").ljust(32, b" ")
+    try:
+        if udf_only:
+            stub = b"This disc contains a UDF file system.\n"
+            iso.add_fp(io.BytesIO(stub), len(stub), iso_path="/README.TXT;1")
+            iso.add_directory(udf_path="/sources")
+            iso.add_fp(wim, size, udf_path="/sources/install.wim")
+        else:
+            iso.add_directory(iso_path="/SOURCES", joliet_path="/sources", udf_path="/sources")
+            iso.add_fp(wim, size, iso_path="/SOURCES/INSTALL.WIM;1", joliet_path="/sources/install.wim",
+                       udf_path="/sources/install.wim")  # fmt: skip
+        with open(path, "wb") as f:
+            iso.write_fp(_HoleWriter(f))
+            f.truncate()
+    finally:
+        iso.close()
+    return Path(path)

@@ -1,12 +1,14 @@
 """The answer media that installs Windows unattended and ends with OpenSSH listening.
 
 The ISO (Joliet, label `autounattend`) holds autounattend.xml at its root, first_logon.ps1 (run by the
-only FirstLogonCommand, found by volume label rather than drive letter), ssh_authorized_keys,
-provision/<mode>/%08d files, and the OpenSSH MSI when one is given. The answer file is written from
-scratch for amd64 and arm64 (docs/windows.md says what each choice rests on).
+only FirstLogonCommand, found by volume label rather than drive letter, and again at startup until it has
+finished: resume_first_logon.ps1), ssh_authorized_keys, provision/<mode>/%08d files, the OpenSSH MSI, and the
+virtio-win drivers the guest's devices need under `$WinPEDriver$` (Setup looks for that folder on every drive),
+with limapy-winpe-drivers.cmd, which loads them in Windows PE from whatever letter the medium got. The answer
+file is written from scratch for amd64 and arm64 (docs/windows.md says what each choice rests on).
 
-Drive letter convention: with `virtio_win` the drivers are read from E:\\ (install ISO D:, virtio-win
-E:, answer ISO F:, Lima's attach order); DriverPaths cannot search by label in WinPE.
+No generated file names a fixed drive letter for media: WinPE letters the CD drives in arrival order, so
+nothing guarantees which one is virtio-win or the answer ISO (tests/unit/test_windows_media.py scans them all).
 """
 
 from __future__ import annotations
@@ -16,27 +18,29 @@ import os
 import re
 import secrets
 import string
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from limapy import winlocale
 from limapy.cidata import Step, provisions
 from limapy.config.model import Spec
 from limapy.errors import LimapyError
 
 LABEL = "autounattend"
 FIRST_LOGON = "first_logon.ps1"
+RESUME = "resume_first_logon.ps1"
+WINPE_LOADER = "limapy-winpe-drivers.cmd"
 OPENSSH_MSI = "OpenSSH.msi"
 DONE_FILE = r"C:\ProgramData\Lima\lima-boot-done.txt"
 WARNINGS_FILE = r"C:\ProgramData\Lima\limapy-warnings.txt"
+PHASES_FILE = r"C:\ProgramData\Lima\limapy-phases.txt"
 RUNNER = "provision/run-provision.ps1"
 TIME_ZONE = "UTC"
 #: The Remote Desktop firewall group, by its resource string (the same on every language of Windows).
 RDP_FIREWALL_GROUP = "@FirewallAPI.dll,-28752"
-VIRTIO_WIN_DRIVE = "E:"
-VIRTIO_WIN_DRIVERS = ("viostor", "NetKVM")
 DEFAULT_INDEX = {("x86_64", False): 6, ("aarch64", False): 3, ("x86_64", True): 1, ("aarch64", True): 1}
 _WIN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
-_VIRTIO_ARCH = {"x86_64": "amd64", "aarch64": "ARM64"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ORDER = {"dependency": 0, "data": 1, "system": 2, "user": 3}
 
@@ -48,6 +52,20 @@ FIRST_LOGON_COMMAND = (
     "Where-Object { $_.Label -ieq 'autounattend' -and $_.DriveLetter })[0].DriveLetter }; "
     "& (Join-Path ($d + '\\') 'first_logon.ps1')\""
 )
+
+# windowsPE RunSynchronous: find the answer medium by a file only it has (on any letter) and let it load its
+# drivers; `%d` is cmd's loop variable, never a fixed letter.
+WINPE_LOAD_COMMAND = (
+    "cmd.exe /d /c for %d in (C D E F G H I J K L M N O P Q R S T U V W X Y Z) do "
+    f"@if exist %d:\\{WINPE_LOADER} call %d:\\{WINPE_LOADER}"
+)
+_WINPE_LOADER_TEXT = """@echo off
+rem limapy: load the virtio-win drivers of this answer medium into Windows PE. Setup loads its
+rem $WinPEDriver$ folder itself; this is the fallback, run by the answer file's windowsPE RunSynchronous
+rem from whichever drive letter the medium got (%~d0: this file's own drive).
+for /r "%~d0\\$WinPEDriver$" %%f in (*.inf) do drvload.exe "%%f"
+exit /b 0
+"""
 
 _SYMBOLS = "-_.,;:!#%+=@"  # no quotes, <, > or &: readable in any file format
 
@@ -113,17 +131,19 @@ def _layout(legacy_bios: bool) -> tuple[list[dict[str, Any]], int]:
     ], 3
 
 
-def _lab_config(is_server: bool, tpm: bool) -> list[str]:
-    if is_server:
-        return []
-    keys = ["BypassSecureBootCheck", "BypassRAMCheck", "BypassCPUCheck", "BypassStorageCheck"]
-    if not tpm:
-        keys.insert(0, "BypassTPMCheck")
+def _lab_config() -> list[str]:
+    """Windows 11 Setup's hardware checks, bypassed whatever the TPM and the media (a firmware that does not
+    expose the TPM must not end at "This PC can't run Windows 11"; Server's Setup ignores the keys)."""
+    keys = ["BypassTPMCheck", "BypassSecureBootCheck", "BypassRAMCheck", "BypassCPUCheck", "BypassStorageCheck"]
     cmds = [f"reg.exe add HKLM\\SYSTEM\\Setup\\LabConfig /v {k} /t REG_DWORD /d 1 /f" for k in keys]
-    if not tpm:
-        mo_setup = "HKLM\\SYSTEM\\Setup\\MoSetup"
-        cmds.append(f"reg.exe add {mo_setup} /v AllowUpgradesWithUnsupportedTPMOrCPU /t REG_DWORD /d 1 /f")
+    mo_setup = "HKLM\\SYSTEM\\Setup\\MoSetup"
+    cmds.append(f"reg.exe add {mo_setup} /v AllowUpgradesWithUnsupportedTPMOrCPU /t REG_DWORD /d 1 /f")
     return cmds
+
+
+def _check_password(password: str, what: str) -> None:
+    if not password or _CONTROL.search(password) or len(password) > 127:
+        raise LimapyError(f"the {what} must be 1 to 127 characters without control characters")
 
 
 def render_autounattend(
@@ -135,8 +155,10 @@ def render_autounattend(
     image_index: int | None,
     image_name: str | None,
     is_server: bool,
-    virtio_win: bool,
+    locale: winlocale.Locale = winlocale.DEFAULT,
     product_key: str | None = None,
+    admin_password: str | None = None,
+    winpe_drivers: bool = False,
 ) -> str:
     from limapy.cidata.render import render
     from limapy.config import winopts
@@ -145,8 +167,9 @@ def render_autounattend(
         raise LimapyError(f"Windows guests are x86_64 or aarch64, not {arch!r}")
     user = spec.user
     check_user_name(user.name)
-    if not password or _CONTROL.search(password) or len(password) > 127:
-        raise LimapyError("the Windows password must be 1 to 127 characters without control characters")
+    _check_password(password, "Windows password")
+    if admin_password is not None:
+        _check_password(admin_password, "Administrator password")
     if image_index is not None:
         if image_index < 1:
             raise LimapyError(f"the Windows image index must be a positive number, not {image_index}")
@@ -156,30 +179,23 @@ def render_autounattend(
     else:
         image_key, image_value = "/IMAGE/INDEX", str(DEFAULT_INDEX[(arch, is_server)])
     partitions, install_partition = _partitions(spec.legacy_bios)
-    driver_paths = []
-    if virtio_win:
-        version = "2k25" if is_server else "w11"
-        driver_paths = [
-            f"{VIRTIO_WIN_DRIVE}\\{drv}\\{version}\\{_VIRTIO_ARCH[arch]}" for drv in VIRTIO_WIN_DRIVERS
-        ]
     comment = _CONTROL.sub("", user.comment) or user.name
     if product_key is not None and not winopts.PRODUCT_KEY_RE.fullmatch(product_key):
         raise LimapyError("osOpts.Windows.productKey is not a product key (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)")
     return render(
         "windows/autounattend.xml",
         arch=_WIN_ARCH[arch],
-        driver_paths=driver_paths,
-        locale="en-US",
-        input_locale="0409:00000409",
+        **locale.fields(),
         partitions=partitions,
         disk_id=0,
         install_partition=install_partition,
         image_key=image_key,
         image_value=image_value,
-        lab_config=_lab_config(is_server, spec.tpm),
+        run_synchronous=([WINPE_LOAD_COMMAND] if winpe_drivers else []) + _lab_config(),
         full_name=comment,
         computer_name=computer_name(name),
         password=password,
+        admin_password=admin_password if is_server else None,
         user_name=user.name,
         first_logon_command=FIRST_LOGON_COMMAND,
         # QEMU's RTC runs in UTC (-rtc base=utc) and Windows reads the RTC as local time: only the UTC
@@ -221,11 +237,14 @@ def build_answer_files(
     image_index: int | None,
     image_name: str | None,
     is_server: bool,
-    virtio_win: bool,
+    locale: winlocale.Locale = winlocale.DEFAULT,
     opensshmsi: bytes | None = None,
     product_key: str | None = None,
+    admin_password: str | None = None,
+    winpe_drivers: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """The files of the answer ISO, by path inside it."""
+    """The files of the answer ISO, by path inside it. `winpe_drivers` are limapy.virtiowin.read_drivers's
+    `$WinPEDriver$/...` files."""
     from limapy.cidata.render import render
 
     keys = [k.strip() for k in ssh_pubkeys if k.strip()]
@@ -234,6 +253,9 @@ def build_answer_files(
     for k in keys:
         if not k.isascii() or "\n" in k or "\r" in k:
             raise LimapyError("SSH public keys must be single ASCII lines")
+    drivers = dict(winpe_drivers or {})
+    if any(not path.startswith("$WinPEDriver$/") for path in drivers):
+        raise LimapyError("the answer media's drivers go under $WinPEDriver$/")
     user = spec.user
     home = f"C:\\Users\\{user.name}"
     files: dict[str, bytes] = {}
@@ -245,8 +267,10 @@ def build_answer_files(
         image_index=image_index,
         image_name=image_name,
         is_server=is_server,
-        virtio_win=virtio_win,
+        locale=locale,
         product_key=product_key,
+        admin_password=admin_password,
+        winpe_drivers=bool(drivers),
     ).encode("utf-8")
     provs = provisions(spec, name, allowed=("system", "user", "dependency", "data"), home=home)
     msi = None
@@ -258,13 +282,19 @@ def build_answer_files(
         "windows/first_logon.ps1",
         msi=msi,
         shell=_shell_kind(user.shell),
+        user_name=user.name,
+        drivers=bool(drivers),
         provisions=context,
         modes={mode: any(p["mode"] == mode for p in context) for mode in ("dependency", "system", "user")},
     )
     runner = render("windows/run_provision.ps1", params=[(f"PARAM_{k}", v) for k, v in sorted(spec.param.items())])
     files[FIRST_LOGON] = _crlf_ascii(script)
+    files[RESUME] = _crlf_ascii(render("windows/resume_first_logon.ps1"))
     files[RUNNER] = _crlf_ascii(runner)
     files["ssh_authorized_keys"] = ("\n".join(keys) + "\n").encode("ascii")
+    if drivers:
+        files.update(drivers)
+        files[WINPE_LOADER] = _crlf_ascii(_WINPE_LOADER_TEXT)
     return files
 
 
@@ -273,35 +303,9 @@ def _crlf_ascii(script: str) -> bytes:
     return script.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii")
 
 
-def write_answer_iso(
-    path: str | os.PathLike[str],
-    spec: Spec,
-    *,
-    name: str,
-    arch: str,
-    password: str,
-    ssh_pubkeys: list[str],
-    image_index: int | None,
-    image_name: str | None,
-    is_server: bool,
-    virtio_win: bool,
-    opensshmsi: bytes | None = None,
-    product_key: str | None = None,
-) -> None:
-    """Build the answer files and write them atomically (0600) as a Joliet ISO labelled `autounattend`."""
+def write_answer_iso(path: str | os.PathLike[str], spec: Spec, **answer: Any) -> None:
+    """Build the answer files (build_answer_files's keywords) and write them atomically (0600) as a Joliet ISO
+    labelled `autounattend`."""
     from limapy.iso import write_iso_file
 
-    files = build_answer_files(
-        spec,
-        name=name,
-        arch=arch,
-        password=password,
-        ssh_pubkeys=ssh_pubkeys,
-        image_index=image_index,
-        image_name=image_name,
-        is_server=is_server,
-        virtio_win=virtio_win,
-        opensshmsi=opensshmsi,
-        product_key=product_key,
-    )
-    write_iso_file(path, files, LABEL, joliet=True, rock_ridge=False)
+    write_iso_file(path, build_answer_files(spec, **answer), LABEL, joliet=True, rock_ridge=False)

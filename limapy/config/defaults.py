@@ -40,6 +40,20 @@ CONTAINERD_ARCHIVES: tuple[dict[str, str], ...] = (
      "digest": "sha256:6e4b687f1d138e750a3c8372abc0f81d3d7490b6359c48c0562fc7dfe98859b2"},
 )  # fmt: skip
 
+#: Win32-OpenSSH's MSIs (PowerShell/Win32-OpenSSH release 10.0.0.0p2-Preview, the one Lima's
+#: pkg/cidata/wincidata.TEMPLATE.d/first_logon.ps1 pins): filled into a Windows config's empty
+#: `osOpts.Windows.opensshMsi` unless `opensshSource: capability`, so the first logon installs sshd from the
+#: answer ISO in seconds, offline, instead of from Windows Update. The digests are the release's published
+#: SHA-256 (GitHub's release page lists them; Lima checks the same values).
+_OPENSSH = "https://github.com/PowerShell/Win32-OpenSSH/releases/download/10.0.0.0p2-Preview/OpenSSH-{}-v10.0.0.0.msi"
+OPENSSH_MSIS: tuple[dict[str, str], ...] = (
+    {"location": _OPENSSH.format("Win64"), "arch": "x86_64",
+     "digest": "sha256:ddec9c53864280759cf9f74791cefd387100e3946aa849a1c138a4ed1b96b7d9"},
+    {"location": _OPENSSH.format("ARM64"), "arch": "aarch64",
+     "digest": "sha256:7a17d0e22d004fb47ca4bfd8fef926fa305de4ebf70a6f3c7a29c39aabef0023"},
+)  # fmt: skip
+OPENSSH_SOURCES = ("msi", "capability")
+
 
 def _first(*values: Any) -> Any:
     for v in values:
@@ -377,6 +391,10 @@ def fill(
     _set(win, "imageIndex", None)
     if isinstance(win.get("opensshMsi"), dict):  # limapy extension: one mapping reads as a list of one
         win["opensshMsi"] = [win["opensshMsi"]]
+    if cfg["os"] == "Windows":
+        _set(win, "opensshSource", "msi")
+        if win["opensshSource"] == "msi" and not win.get("opensshMsi"):
+            win["opensshMsi"] = [dict(m) for m in OPENSSH_MSIS]
 
     if cfg["plain"]:
         cfg["mounts"] = []

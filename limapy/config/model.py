@@ -200,6 +200,8 @@ class WindowsOpts:
     image_index: int | None = None
     product_key: str | None = None
     rdp: bool = True
+    locale: str | None = None  # osOpts.Windows.locale: format and keyboard (limapy.winlocale)
+    openssh_source: str = "msi"  # "msi" (the answer ISO's Win32-OpenSSH MSI) or "capability" (Windows Update)
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,9 @@ class Spec:
 
     @property
     def openssh_msi(self) -> File | None:
+        """The OpenSSH MSI the answer ISO carries for this arch; None with `opensshSource: capability`."""
+        if self.windows.openssh_source == "capability":
+            return None
         return _for_arch(self.windows.openssh_msi, self.arch)
 
     @property
@@ -380,6 +385,8 @@ class Spec:
                 image_index=int(win["imageIndex"]) if win.get("imageIndex") is not None else None,
                 product_key=_opt(win.get("productKey")),
                 rdp=win.get("rdp") is not False,
+                locale=_opt(win.get("locale")),
+                openssh_source=str(win.get("opensshSource") or "msi"),
             ),
         )
 

@@ -182,6 +182,16 @@ class _V(NetRules):
                 "has no inbox driver for a network device QEMU emulates (its usb-net binds to usbser), so limapy "
                 "attaches virtio-net and Setup loads NetKVM from the virtio-win ISO (see templates/experimental/windows.yaml)",
             )
+        locale = win.get("locale")
+        if locale not in (None, ""):
+            from limapy import winlocale
+
+            if winlocale.known(str(locale)) is None:
+                self.add(
+                    (*at, "locale"),
+                    f"field `osOpts.Windows.locale` {go_q(locale)} is not a Windows language/region tag limapy knows "
+                    "a keyboard for (e.g. de-DE, en-GB, fr-CA, ja-JP)",
+                )
         product_key = win.get("productKey")
         if product_key not in (None, "") and not winopts.PRODUCT_KEY_RE.fullmatch(str(product_key).strip()):
             self.add(

@@ -23,6 +23,20 @@ MIN_DISK = 1 << 20
 #: Windows account names: what `net user` and the unattend file refuse.
 WINDOWS_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
 WINDOWS_RESERVED_USERS = {"administrator", "guest", "defaultaccount", "wdagutilityaccount", "wsiaccount", "none"}
+#: Windows' built-in local groups and well-known principals (Microsoft, "Security identifiers": the
+#: S-1-5-32-* aliases and the well-known names): an account cannot share a name with one (Setup would fail to
+#: create it, or the name would resolve to the group in ACLs and `net user`).
+WINDOWS_BUILTIN_GROUPS = {
+    "administrators", "users", "guests", "power users", "account operators", "server operators",
+    "print operators", "backup operators", "replicator", "remote desktop users", "network configuration operators",
+    "performance monitor users", "performance log users", "distributed com users", "iis_iusrs",
+    "cryptographic operators", "event log readers", "certificate service dcom access", "rds remote access servers",
+    "rds endpoint servers", "rds management servers", "hyper-v administrators", "access control assistance operators",
+    "remote management users", "device owners", "storage replica administrators", "openssh users",
+    "system managed accounts group", "user mode hardware operators", "everyone", "system", "local service",
+    "network service", "authenticated users", "interactive", "network", "service", "batch", "creator owner",
+    "anonymous logon", "iusr", "trustedinstaller",
+}  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -37,6 +51,8 @@ def windows_user_problems(name: str) -> list[str]:
         problems.append("must not end with a dot or be only dots and spaces")
     if name.lower() in WINDOWS_RESERVED_USERS:
         problems.append("must not be a built-in account name")
+    elif name.lower() in WINDOWS_BUILTIN_GROUPS:
+        problems.append("must not be the name of a built-in group or principal (Administrators, Users, ...)")
     return problems
 
 

@@ -107,7 +107,7 @@ def windows_files(inst: store.Instance, spec: Spec) -> Files:
         virtio_win=present(inst.virtio_win),
         openssh_msi=present(inst.openssh_msi),
         windows_boot=boot,
-        windows_image=WindowsImage(sel.index, sel.name, sel.is_server),
+        windows_image=WindowsImage(sel.index, sel.name, sel.is_server, sel.locale),
         image_warnings=sel.warnings,
         rdp_port=rdp,
     )

@@ -14,6 +14,8 @@ from limapy.qemu.cmdline import WIN_INSTALL as WIN_INSTALL  # how a Windows inst
 from limapy.qemu.cmdline import WIN_INSTALLED as WIN_INSTALLED
 from limapy.qemu.cmdline import WIN_SETUP as WIN_SETUP
 from limapy.qemu.firmware import VarsPlan
+from limapy.winlocale import DEFAULT as DEFAULT_LOCALE
+from limapy.winlocale import Locale
 
 #: How the host agent tells that the guest is ready.
 READY_LINUX = "linux"  # /run/lima-boot-done holds this boot's instance-id (over SSH)
@@ -43,6 +45,7 @@ class WindowsImage:
     index: int | None
     name: str | None
     is_server: bool
+    locale: Locale = DEFAULT_LOCALE  # the answer file's language fields (limapy.winlocale)
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Media:
     mac: str = ""
     windows: WindowsImage | None = None
     openssh_msi: Path | None = None
-    virtio_win: bool = False
+    virtio_win: Path | None = None  # the virtio-win ISO the answer media's $WinPEDriver$ is copied from
 
 
 MEDIA_NOCLOUD = "nocloud"
@@ -84,6 +87,8 @@ class BootPlan:
     resume: bool = False  # the machine starts from the instance's saved (suspended) state
     discard_state: bool = False  # a saved state that cannot be resumed from: removed, the guest boots cold
     document: str = ""  # what the engine is given when it is not a command line (libvirt: the domain XML)
+    #: serial.log keeps earlier boots' output (libvirt's console is appended): this boot's starts where it ended
+    serial_appends: bool = False
 
     @property
     def windows(self) -> bool:

@@ -1,7 +1,10 @@
 """`limapy windows answer-iso`: the Windows answer ISO (label `autounattend`) on its own, to boot a Windows install
 ISO with plain QEMU (docs/windows.md has the commands for both arches).
 
-The random administrator password is stored 0600 next to the ISO (<ISO>.password); it is never printed. Without
+The random password of the user is stored 0600 next to the ISO (<ISO>.password), with `--server` also the
+built-in Administrator's (<ISO>.admin-password); they are never printed. arm64 needs NetKVM, copied from a
+virtio-win ISO (`--virtio-win PATH`) onto the answer ISO's $WinPEDriver$ (x86_64 with `--virtio-disk`: viostor
+too); `--language` is the install ISO's language, `--locale` another format and keyboard. Without
 an SSH key given, the user's (limapy's own, then ~/.ssh/id_*.pub) are used; without any, a key pair is made next
 to the ISO (<ISO>.key, 0600), so the recipe works on a fresh machine.
 """
@@ -69,18 +72,31 @@ def answer_iso(
     server: bool = False,
     image_index: int | None = None,
     image_name: str | None = None,
-    virtio_win: bool = False,
+    virtio_win: Path | None = None,
+    virtio_disk: bool = False,
+    language: str = "en-US",
+    locale: str | None = None,
     product_key: str | None = None,
     openssh_msi: Path | None = None,
     openssh_msi_sha256: str | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
+    from limapy import virtiowin, winlocale
     from limapy.cidata.windows import new_password, write_answer_iso, write_password_file
 
     if arch not in ARCHES:
         raise UsageError(f"--arch {arch!r}: use amd64 or arm64")
     lima_arch = ARCHES[arch]
     spec = load_spec(config, lima_arch)
+    if lima_arch == "aarch64" and virtio_win is None:
+        raise LimapyError("arm64 needs NetKVM from virtio-win", hint="pass --virtio-win virtio-win.iso")
+    drivers = None
+    if virtio_win is not None:
+        drivers = virtiowin.read_drivers(
+            virtio_win, virtiowin.drivers_for(virtio_disk=virtio_disk and lima_arch == "x86_64"),
+            version=virtiowin.version_dir(server), arch=lima_arch,
+        )  # fmt: skip
+    chosen = winlocale.choose((language,), override=locale or spec.windows.locale)
     msi = None
     if openssh_msi is not None:
         try:
@@ -91,6 +107,7 @@ def answer_iso(
         if openssh_msi_sha256 and openssh_msi_sha256.lower().removeprefix("sha256:") != digest:
             raise LimapyError(f"{openssh_msi}: sha256 {digest} does not match --openssh-msi-sha256")
     password = new_password()
+    admin_password = new_password() if server else None
     keys, generated = ssh_keys(ssh_key, output)
     win = spec.windows
     write_answer_iso(
@@ -103,12 +120,16 @@ def answer_iso(
         image_index=image_index if image_index is not None else win.image_index,
         image_name=image_name or win.edition,
         is_server=server,
-        virtio_win=virtio_win or lima_arch == "aarch64" or spec.virtio_win is not None,
+        locale=chosen,
         opensshmsi=msi,
         product_key=product_key or win.product_key,
+        admin_password=admin_password,
+        winpe_drivers=drivers,
     )
     pw_file = output.with_name(output.name + ".password")
     write_password_file(pw_file, password)
+    if admin_password is not None:
+        write_password_file(output.with_name(output.name + ".admin-password"), admin_password)
     say(f"wrote {output} (label autounattend); the password of user {spec.user.name!r} is in {pw_file} (0600)")
     if generated is not None:
         say(f"no SSH key was found, so one was made: ssh -i {generated} -p 2222 {spec.user.name}@127.0.0.1")

@@ -24,7 +24,8 @@ Say = Callable[[str], None]
 def _kept(inst: store.Instance) -> list[Path]:
     """The files of `inst` a clone takes over as they are (the disk and lima.yaml are handled apart)."""
     return [
-        inst.lima_version, inst.driver_file, inst.product_key_file, inst.password_file, inst.win_done_installation,
+        inst.lima_version, inst.driver_file, inst.product_key_file, inst.password_file, inst.admin_password_file,
+        inst.win_done_installation,
         inst.kernel, inst.initrd, inst.kernel_cmdline, inst.qemu_efi_code, inst.qemu_efi_vars,
     ]  # fmt: skip
 

@@ -77,11 +77,12 @@ def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
 
     arch = spec.arch
     msi_entry = spec.openssh_msi
-    if spec.windows.openssh_msi and msi_entry is None:
-        have = ", ".join(sorted({f.arch for f in spec.windows.openssh_msi}))
+    if spec.windows.openssh_source == "msi" and msi_entry is None:
+        have = ", ".join(sorted({f.arch for f in spec.windows.openssh_msi})) or "none"
         raise LimapyError(
             f"osOpts.Windows.opensshMsi has no entry for arch {arch} (it has: {have})",
-            hint=f"add the {arch} MSI with `arch: {arch}`, or remove opensshMsi to install OpenSSH from Windows Update",
+            hint=f"add the {arch} MSI with `arch: {arch}`, or set `osOpts.Windows.opensshSource: capability` to "
+            "install OpenSSH from Windows Update",
         )
     image = spec.image
     loc = image.location
@@ -91,20 +92,26 @@ def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
         iso = winmedia.require_iso(loc, arch, image_pos=spec.images.index(image))
         if image.digest:
             iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
-    sel = winedition.select(iso, spec)
-    if any("has no sources/install." in w for w in sel.warnings):  # no image to install: not install media
-        raise LimapyError(
-            f"{iso} is not Windows install media: it has no sources/install.wim (nor install.esd or install.swm)",
-            hint="point images[].location at a Windows 11 or Windows Server install ISO",
-        )
+    sel = winedition.select(iso, spec)  # refuses non-install media, and an image without a usable language
     assert sel.index is not None  # choose_image always names an index
     more = winedition.check_server_media(sel.info, arch=arch, index=sel.index, product_key=spec.windows.product_key)
     for w in [*sel.warnings, *more]:
         say(f"warning: {w}")
-    say(f"Windows image: index {sel.index}" + (f" ({sel.name})" if sel.name else ""))
+    say(f"Windows image: index {sel.index}" + (f" ({sel.name})" if sel.name else "") + f", language {sel.locale.ui}"
+        + (f" (format and keyboard {sel.locale.locale})" if sel.locale.locale != sel.locale.ui else ""))  # fmt: skip
     msi = None
     if msi_entry is not None:
-        msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False, guards=guards)
+        try:
+            msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False, guards=guards)
+        except LimapyError as e:
+            if e.hint is not None:
+                raise
+            raise LimapyError(
+                e.message,
+                hint="offline? point osOpts.Windows.opensshMsi at a local copy of the MSI (the same digest), or set "
+                "`osOpts.Windows.opensshSource: capability` to install OpenSSH from Windows Update",
+                exit_code=e.exit_code,
+            ) from None
         winmsi.check_msi(msi, arch, msi_entry.location)
     vw = spec.virtio_win
     virtio = None

@@ -6,9 +6,9 @@ in `Paths`, so the same inputs always give the same argv and golden tests can pi
 Layouts (docs/windows.md, "Devices and drivers", says why):
 - Linux: x86_64 q35 / aarch64 virt, virtio boot disk (bootindex=0), NoCloud seed as virtio-scsi scsi-cd.
 - Windows without virtio-win (x86_64 only): q35 with AHCI disk + e1000e, inbox drivers only.
-- Windows with `osOpts.Windows.virtioWin` (always on aarch64): virtio disk and NIC, the virtio-win CD
-  between the install ISO and the answer ISO. aarch64: virt, one qemu-xhci, usb-kbd, usb-tablet, every CD
-  as usb-storage, ramfb.
+- Windows with `osOpts.Windows.virtioWin` (always on aarch64): virtio NIC (and on x86_64 a virtio disk), the
+  virtio-win CD between the install ISO and the answer ISO. aarch64: virt, the disk on NVMe (inbox stornvme),
+  one qemu-xhci, usb-kbd, usb-tablet, every CD as usb-storage, ramfb.
 """
 
 from __future__ import annotations
@@ -365,6 +365,14 @@ def _linux(
 WIN_INSTALL, WIN_SETUP, WIN_INSTALLED = "install", "setup", "installed"
 
 
+def windows_disk_bus(spec: Spec) -> str:
+    """The bus of a Windows guest's disks: aarch64 NVMe (Windows on Arm's inbox stornvme: Setup needs no driver
+    and no drive letter for its disk), x86_64 virtio-blk with virtio-win (viostor) or SATA/AHCI (inbox)."""
+    if spec.arch == "aarch64":
+        return "nvme"
+    return "virtio" if spec.windows_virtio else "sata"
+
+
 def _windows_media(spec: Spec, paths: Paths, boot: str) -> list[tuple[str, Path]]:
     if boot == WIN_INSTALLED:
         return []
@@ -398,23 +406,24 @@ def _windows(spec: Spec, paths: Paths, host: HostFacts, forwards: Forwards, mac:
     disk_boot = 1 if boot == WIN_INSTALL else 0
     media = _windows_media(spec, paths, boot)
     argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
-    if virtio:
-        disk_dev = "virtio-blk-pci,drive=boot-disk"
-    elif arch == "x86_64":
-        disk_dev = "ide-hd,drive=boot-disk,bus=ide.0"
-    else:
+    bus = windows_disk_bus(spec)
+    if bus == "nvme":
         disk_dev = "nvme,drive=boot-disk,serial=limapy0"
+    elif bus == "virtio":
+        disk_dev = "virtio-blk-pci,drive=boot-disk"
+    else:
+        disk_dev = "ide-hd,drive=boot-disk,bus=ide.0"
     argv += ["-device", _with_bootindex(disk_dev, disk_boot)]
-    if not virtio and arch == "x86_64" and len(paths.additional_disks) > 2:
+    if bus == "sata" and len(paths.additional_disks) > 2:
         raise LimapyError("Windows on AHCI takes at most 2 additional disks (6 SATA ports)")
     for i, extra in enumerate(paths.additional_disks, start=1):
         argv += _drive(extra, f"disk{i}", fmt=_extra_format(paths, i))
-        if virtio:
-            argv += ["-device", f"virtio-blk-pci,drive=disk{i}"]
-        elif arch == "x86_64":
-            argv += ["-device", f"ide-hd,drive=disk{i},bus=ide.{i + 3}"]
-        else:
+        if bus == "nvme":
             argv += ["-device", f"nvme,drive=disk{i},serial=limapy{i}"]
+        elif bus == "virtio":
+            argv += ["-device", f"virtio-blk-pci,drive=disk{i}"]
+        else:
+            argv += ["-device", f"ide-hd,drive=disk{i},bus=ide.{i + 3}"]
     for n, (drive_id, iso) in enumerate(media, start=1):
         argv += _drive(iso, drive_id, cdrom=True)
         cd_boot = 0 if drive_id == "cd0" and boot == WIN_INSTALL else None

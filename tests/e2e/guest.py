@@ -126,15 +126,27 @@ def leftovers(home: Path) -> list[str]:
     return sorted(p.name for p in home.iterdir() if p.name not in ("_config", "_disks"))
 
 
-def standin_instance_args(tmp_path: Path, tpm: bool) -> list[str]:
+def standin_instance_args(tmp_path: Path, tpm: bool, *extra: str) -> list[str]:
     """`limapy create` arguments for templates/experimental/windows.yaml on a stand-in install ISO: small,
-    headless, the TPM when swtpm is there."""
+    headless, the TPM when swtpm is there, and an OpenSSH MSI of its own (made with msitools: the template's is a
+    download) carried on the answer ISO as the default MSI path does."""
+    import hashlib
+    import shutil
+
     iso = build_standin_iso(tmp_path / "Win11_x64.iso", arch="x86_64")
     sets = [
         f'.images[0].location = "{iso}"', f".tpm = {str(tpm).lower()}", '.video.display = "none"',
         ".cpus = 2", '.memory = "2GiB"', '.disk = "4GiB"',
     ]  # fmt: skip
-    return [a for s in sets for a in ("--set", s)]
+    if shutil.which("msibuild"):
+        msi = tmp_path / "OpenSSH-Win64.msi"
+        subprocess.run(["msibuild", str(msi), "-s", "OpenSSH", "Microsoft", "x64;1033",
+                        "{8A62E7C8-9F4B-4E1C-A3D2-1B7C4D5E6F70}"], check=True)  # fmt: skip
+        digest = hashlib.sha256(msi.read_bytes()).hexdigest()
+        sets.append(f'.osOpts.Windows.opensshMsi = [{{location: "{msi}", arch: "x86_64", digest: "sha256:{digest}"}}]')
+    else:
+        sets.append('.osOpts.Windows.opensshSource = "capability"')
+    return [a for s in (*sets, *extra) for a in ("--set", s)]
 
 
 def put_on_standin_disk(inst: Path, standin_disk: Path) -> None:

@@ -8,7 +8,9 @@ media as AHCI CD-ROMs, swtpm TPM), whose boot service plays Windows' first logon
 
 Proven here: the first `limapy start` (its disk partitioned, as Setup leaves it after its first phase) attaches
 the install and answer media but boots the disk and sends no boot keys, waits through "OpenSSH up" until the
-probe succeeds, shows the first logon's warnings and the RDP address, and writes win-done-installation;
+probe succeeds, shows the first logon's warnings and the RDP address and its phases read from COM1
+(`[windows] installing OpenSSH`), and writes win-done-installation; a first logon that fails ends `limapy start`
+with the failing step within a minute of the failure, not at the 90-minute timeout;
 `limapy screenshot win` works during that boot; `limapy shell win` reaches the guest by prefix (exit codes
 pass through the cmd.exe shim); after `limapy stop` the next start attaches no install media (argv and QMP
 query-block); a suspend and resume in between keeps memory, the TPM's PCRs and the vars store; the Windows
@@ -87,10 +89,14 @@ def test_windows_first_boot_with_standin_guest(
         if start.poll() is None:
             start.kill()
     outputs.extend([out, err])
+    print(err)  # what `limapy start` showed (-rP), as docs/windows.md quotes it
     assert start.returncode == 0, err
     assert (inst / "win-done-installation").exists()
     for phase in ("[firmware]", "[OpenSSH up]", "[ready]"):
         assert phase in err, err
+    # The first logon's phases, from COM1 (the stand-in writes them to ttyS0 as first_logon.ps1 does to COM1).
+    assert "[windows] installing OpenSSH" in err and "[windows] sshd started" in err, err
+    assert err.index("[windows] installing OpenSSH") < err.index("[ready]"), err
     # The disk is partitioned (as after Setup's first phase): it boots first, no boot keys are sent.
     assert "Windows Setup has already written the disk" in err and "pressing Enter" not in err, err
     # What the first logon left in limapy-warnings.txt is shown; so is the Remote Desktop address.
@@ -145,3 +151,45 @@ def test_windows_first_boot_with_standin_guest(
     for log in ("ha.stdout.log", "ha.stderr.log", "serial.log"):
         assert password.encode() not in (inst / log).read_bytes(), log
     assert not [o for o in outputs if password in o]
+
+
+def test_windows_first_logon_failure_ends_the_start(
+    standin_disk: Path, limapy_home: Path, run_limapy: RunLimapy, tmp_path: Path
+) -> None:
+    """Issue 23, item 9: the guest reports a failed first-logon step on COM1; the host agent stops waiting and
+    `limapy start` fails with the step, the error and where the log is, within a minute of the failure."""
+    fail = ('.param.STANDIN_FAIL = "openssh"',
+            '.provision = [{"mode": "system", "script": "Write-Host $env:PARAM_STANDIN_FAIL"}]')  # a param is used
+    args = standin_instance_args(tmp_path, False, *fail)
+    cp = run_limapy("create", "--name", "failing", *args, str(TEMPLATE))
+    assert cp.returncode == 0, cp.stderr
+    inst = limapy_home / "failing"
+    put_on_standin_disk(inst, standin_disk)
+    env = dict(os.environ, LIMAPY_HOME=str(limapy_home), PYTHONPATH=str(REPO_ROOT))
+    began = time.monotonic()
+    start = subprocess.Popen(
+        [sys.executable, "-m", "limapy", "start", "failing", "--timeout", "20m"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    failed_at = None
+    try:
+        while start.poll() is None and time.monotonic() - began < 600:
+            log = inst / "serial.log"
+            if failed_at is None and log.exists() and b"LIMAPY-FAILED openssh" in log.read_bytes():
+                failed_at = time.monotonic()
+            time.sleep(0.5)
+        _, err = start.communicate(timeout=120)
+    finally:
+        if start.poll() is None:
+            start.kill()
+        run_limapy("stop", "-f", "failing", timeout=120)
+    ended = time.monotonic()
+    assert failed_at is not None, err
+    print(f"the failure came {failed_at - began:.0f} s into `limapy start`, which ended {ended - failed_at:.1f} s "
+          f"later ({ended - began:.0f} s in all)")
+    assert start.returncode != 0, err
+    assert ended - failed_at < 60, err
+    assert "[windows] installing OpenSSH" in err, err
+    assert "the Windows first logon failed at step `openssh`" in err, err
+    assert "PARAM_STANDIN_FAIL" in err and "first-logon.log" in err and str(inst / "serial.log") in err, err
+    assert "[ready]" not in err and not (inst / "win-done-installation").exists()

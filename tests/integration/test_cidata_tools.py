@@ -60,10 +60,13 @@ def test_answer_iso_names_with_isoinfo(tmp_path: Path) -> None:
     cfg["provision"] = [p for p in cfg["provision"] if p["mode"] != "boot"]
     spec = Spec.from_cfg({**cfg, "os": "Windows", "arch": "x86_64"})
     write_answer_iso(iso, spec, name="win", arch="x86_64", password="Test-Passw0rd.Fixed", ssh_pubkeys=[KEY],
-                     image_index=None, image_name=None, is_server=False, virtio_win=False)
+                     image_index=None, image_name=None, is_server=False,
+                     winpe_drivers={"$WinPEDriver$/NetKVM/netkvm.inf": b"; inf\r\n"})  # fmt: skip
     listing = _isoinfo(iso, "-J", "-l")
     names = {line.split()[-1] for line in listing.splitlines() if line.startswith("-")}
-    assert {"autounattend.xml", "ssh_authorized_keys", "first_logon.ps1"} <= names
+    assert {"autounattend.xml", "ssh_authorized_keys", "first_logon.ps1", "limapy-winpe-drivers.cmd"} <= names
+    # Setup looks for `$WinPEDriver$` by that name: Joliet keeps it (ISO 9660 cannot hold a `$`).
+    assert "/$WinPEDriver$/NetKVM/netkvm.inf" in _isoinfo(iso, "-J", "-f").split()
     assert "Volume id: autounattend" in _isoinfo(iso, "-d")
     assert "NO Rock Ridge present" in _isoinfo(iso, "-d")
 

@@ -82,7 +82,7 @@ def test_linux_dry_run_writes_nothing(home: Path) -> None:
 def test_windows_dry_run_writes_nothing(home: Path) -> None:
     iso = build_standin_iso(home / "Win11_x64.iso", arch="x86_64")
     cp = limapy(home, "create", "--name", "w", "--set", f'.images[0].location = "{iso}"', "--set", '.arch = "x86_64"',
-                "--set", ".tpm = false", "template:windows")
+                "--set", ".tpm = false", "--set", '.osOpts.Windows.opensshSource = "capability"', "template:windows")
     assert cp.returncode == 0, cp.stderr
     argv = unchanged_by_dry_run(home, "w")
     inst = home / "h" / "w"

@@ -60,7 +60,8 @@ def kernel(arch: str) -> tuple[str, list[str]]:
 
 def windows(template: str, arch: str, *extra: str, virtio: bool = False) -> tuple[str, list[str]]:
     iso = "Win11_x64.iso" if arch == "x86_64" else "Win11_Arm64.iso"
-    sets = [f'.arch = "{arch}"', f'.images[{0 if arch == "x86_64" else 1}].location = "$MEDIA/{iso}"']
+    sets = [f'.arch = "{arch}"', f'.images[{0 if arch == "x86_64" else 1}].location = "$MEDIA/{iso}"',
+            '.osOpts.Windows.opensshSource = "capability"']  # the MSI would be a download
     if virtio or arch == "aarch64":
         sets.append(f'.osOpts.Windows.virtioWin = [{{location: "$MEDIA/virtio-win.iso", arch: "{arch}"}}]')
     return template, [*sets, *extra]
@@ -96,7 +97,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "windows-2025-x86_64": (
         "template:windows-2025",
         ['.images[0].location = "$MEDIA/Server_eval.iso"', "del(.images[0].digest)",
-         '.osOpts.Windows.virtioWin = [{location: "$MEDIA/virtio-win.iso", arch: "x86_64"}]'],
+         '.osOpts.Windows.virtioWin = [{location: "$MEDIA/virtio-win.iso", arch: "x86_64"}]',
+         '.osOpts.Windows.opensshSource = "capability"'],
     ),
 }
 

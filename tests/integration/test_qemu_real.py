@@ -197,12 +197,13 @@ def test_windows_x86_64_legacy_bios_installed(inst: store.Instance) -> None:
 
 @pytest.mark.timeout(90)
 def test_windows_aarch64_virtio_win_tpm(inst: store.Instance) -> None:
-    """Windows on arm64: virtio-net (NetKVM from virtio-win) instead of usb-net, which Windows binds to usbser."""
+    """Windows on arm64: virtio-net (NetKVM from virtio-win) instead of usb-net, which Windows binds to usbser; the
+    disk on NVMe (inbox stornvme)."""
     cfg = cfg_for("Windows", "aarch64", tpm=True, osOpts={"Windows": {"virtioWin": [{"location": "x"}]}})
     qtree = run_layout(
         inst,
         cfg,
-        ["virtio-blk-pci", "usb-storage", "virtio-net-pci", "usb-kbd", "usb-tablet", "ramfb", "tpm-tis-device"],
+        ["nvme", "usb-storage", "virtio-net-pci", "usb-kbd", "usb-tablet", "ramfb", "tpm-tis-device"],
         ["boot-disk", "cd0", "cd1", "cd2"],
     )
     assert qtree.count("dev: qemu-xhci,") == 1

@@ -37,6 +37,7 @@ from tests.winiso import (
     X64_EDITIONS,
     build_standin_iso,
     build_virtio_win_iso,
+    virtio_win_file,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,7 +97,8 @@ def prepare(home: Path, name: str) -> subprocess.CompletedProcess[str]:
 
 
 def windows_sets(
-    arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[str, ...] = (), virtio_win: Path | None = None
+    arch: str, iso: Path | str, *, tpm: bool = False, extra: tuple[str, ...] = (), virtio_win: Path | None = None,
+    openssh: str = "capability",
 ) -> list[str]:
     """--set flags for the shipped template; aarch64 needs virtio-win, which the tests give as a local stand-in
     (the template's entry is a 700 MiB download)."""
@@ -106,6 +108,7 @@ def windows_sets(
         f".tpm = {'true' if tpm else 'false'}",
         '.video.display = "none"',
         ".cpus = 2",
+        f'.osOpts.Windows.opensshSource = "{openssh}"',  # the template's MSI is a download (no network here)
         *extra,
     ]
     if virtio_win is not None:
@@ -113,19 +116,23 @@ def windows_sets(
     return [a for s in sets for a in ("--set", s)]
 
 
-def answer_xml(cidata: Path) -> str:
+def iso_file(cidata: Path, joliet_path: str) -> bytes:
+    import io
+
     import pycdlib
 
     iso = pycdlib.PyCdlib()
     iso.open(str(cidata))
     try:
-        import io
-
         buf = io.BytesIO()
-        iso.get_file_from_iso_fp(buf, joliet_path="/autounattend.xml")
-        return buf.getvalue().decode("utf-8")
+        iso.get_file_from_iso_fp(buf, joliet_path=joliet_path)
+        return buf.getvalue()
     finally:
         iso.close()
+
+
+def answer_xml(cidata: Path) -> str:
+    return iso_file(cidata, "/autounattend.xml").decode("utf-8")
 
 
 def image_index(xml: str) -> int:
@@ -199,7 +206,11 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
         assert not [a for a in argv if a.startswith("usb-net")]
         assert any(a.startswith("virtio-net-pci,netdev=net0") for a in argv)
         assert f"file={inst}/virtio-win,if=none,id=cd1,format=raw,media=cdrom,readonly=on" in argv
-        assert "E:\\NetKVM\\w11\\ARM64" in xml
+        # NetKVM from the virtio-win stand-in, on the answer ISO where Setup finds it (issue 23); the disk NVMe.
+        assert "nvme,drive=boot-disk,serial=limapy0,bootindex=1" in argv
+        assert iso_file(inst / "cidata.iso", "/$WinPEDriver$/NetKVM/netkvm.sys") == virtio_win_file(
+            "NetKVM", "w11", "ARM64", "netkvm.sys")  # fmt: skip
+    assert not re.search(r"(?<![%\w$])[D-Z]:\\", xml)  # no fixed drive letter for media
 
     from limapy import store
     from limapy.driver.qemu.planner import swtpm_sidecar
@@ -329,18 +340,30 @@ def test_windows_2025_dry_run_picks_standard_desktop(home: Path, isos: dict[str,
     sets = [
         f'.images[0].location = "{isos["server-eval"]}"', "del(.images[0].digest)",
         f'.osOpts.Windows.virtioWin = [{{location: "{isos["virtio-win"]}", arch: "x86_64"}}]',
-        '.video.display = "none"',
+        '.video.display = "none"', '.osOpts.Windows.opensshSource = "capability"',
     ]  # fmt: skip
     cp = limapy(home, "create", "--name", "server", *[a for x in sets for a in ("--set", x)], "template:windows-2025")
     assert cp.returncode == 0, cp.stderr
-    assert prepare(home, "server").returncode == 0
+    prep = prepare(home, "server")
+    assert prep.returncode == 0, prep.stderr
     want = SERVER_EVAL_EDITIONS.index("Windows Server 2025 Standard Evaluation (Desktop Experience)") + 1
     assert want != 1  # Lima's fixed index would install Core
     assert f"Windows image: index {want}" in cp.stderr
     xml = answer_xml(home / "server" / "cidata.iso")
     assert image_index(xml) == want
     assert "<Key>" not in xml.split("<ProductKey>")[1].split("</ProductKey>")[0]  # keyless: evaluation media
-    assert "E:\\NetKVM\\2k25\\amd64" in xml and "LabConfig" not in xml
+    # viostor and NetKVM for Server 2025 (2k25) under $WinPEDriver$; the hardware-check bypasses always.
+    for driver in ("viostor", "NetKVM"):
+        name = f"{driver.lower()}.inf"
+        got = iso_file(home / "server" / "cidata.iso", f"/$WinPEDriver$/{driver}/{name}")
+        assert got == virtio_win_file(driver, "2k25", "amd64", name)
+    assert "BypassTPMCheck" in xml
+    # The built-in Administrator's password: random, 0600, in the answer file and in no output.
+    admin = home / "server" / "windows-admin-password"
+    secret = admin.read_text().strip()
+    assert len(secret) >= 16 and admin.stat().st_mode & 0o777 == 0o600
+    assert f"<AdministratorPassword>\n          <Value>{secret}</Value>" in xml
+    assert secret not in cp.stdout + cp.stderr + prep.stdout + prep.stderr
 
 
 def test_server_media_needs_a_key_unless_evaluation(home: Path, isos: dict[str, Path]) -> None:
@@ -394,12 +417,12 @@ def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path)
     # The x64 MSI listed for aarch64: refused by its platform, nothing created.
     bad = f".osOpts.Windows.opensshMsi = [{entry('aarch64', 'x86_64')}]"
     cp = limapy(home, "create", "--name", "w", *windows_sets("aarch64", isos["aarch64"], virtio_win=isos["virtio-win"],
-                extra=(bad,)), str(TEMPLATE))
+                extra=(bad,), openssh="msi"), str(TEMPLATE))
     assert cp.returncode != 0 and "installs for x64, but the instance arch is aarch64" in cp.stderr, cp.stderr
     no_instances(home)
     # No entry for this arch: refused, naming what there is.
     only_arm = f".osOpts.Windows.opensshMsi = [{entry('aarch64', 'aarch64')}]"
-    sets = windows_sets("x86_64", isos["x86_64"], extra=(only_arm,))
+    sets = windows_sets("x86_64", isos["x86_64"], extra=(only_arm,), openssh="msi")
     cp = limapy(home, "create", "--name", "w", *sets, str(TEMPLATE))
     assert cp.returncode != 0 and "no entry for arch x86_64 (it has: aarch64)" in cp.stderr, cp.stderr
     no_instances(home)
@@ -408,7 +431,7 @@ def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path)
     for arch in ("x86_64", "aarch64"):
         vw = isos["virtio-win"] if arch == "aarch64" else None
         cp = limapy(home, "create", "--name", f"w-{arch}", *windows_sets(arch, isos[arch], virtio_win=vw,
-                    extra=(both,)), str(TEMPLATE))
+                    extra=(both,), openssh="msi"), str(TEMPLATE))
         assert cp.returncode == 0, cp.stderr
         assert prepare(home, f"w-{arch}").returncode == 0
         inst = home / f"w-{arch}"
@@ -425,3 +448,39 @@ def test_openssh_msi_per_arch(home: Path, isos: dict[str, Path], tmp_path: Path)
         finally:
             iso.close()
         assert buf.getvalue() == msis[arch][0].read_bytes()
+
+
+# --------------------------------------------------------------------------- issue 23: any install language
+
+
+def test_a_german_iso_is_answered_in_german(home: Path, tmp_path: Path) -> None:
+    """The language fields come from the image's own default language (install.wim's image list): a de-DE ISO
+    gets de-DE everywhere and the German keyboard (Microsoft's default input profile 0407:00000407)."""
+    iso = build_standin_iso(tmp_path / "Win11_25H2_German_x64.iso", arch="x86_64", languages=("de-DE",))
+    cp = limapy(home, "create", "--name", "w", *windows_sets("x86_64", iso), str(TEMPLATE))
+    assert cp.returncode == 0, cp.stderr
+    assert "language de-DE" in cp.stderr
+    assert prepare(home, "w").returncode == 0
+    xml = answer_xml(home / "w" / "cidata.iso")
+    for field in ("UILanguage", "SystemLocale", "UserLocale"):
+        values = re.findall(rf"<{field}>([^<]*)</{field}>", xml)
+        assert values and set(values) == {"de-DE"}, (field, values)  # windowsPE (and SetupUILanguage), specialize, oobe
+    assert set(re.findall(r"<InputLocale>([^<]*)</InputLocale>", xml)) == {"0407:00000407"}
+    # osOpts.Windows.locale: a Swiss keyboard and formats on the German image (the display stays German).
+    cp = limapy(home, "create", "--name", "ch", *windows_sets(
+        "x86_64", iso, extra=('.osOpts.Windows.locale = "de-CH"',)), str(TEMPLATE))  # fmt: skip
+    assert cp.returncode == 0, cp.stderr
+    assert prepare(home, "ch").returncode == 0
+    xml = answer_xml(home / "ch" / "cidata.iso")
+    assert set(re.findall(r"<UILanguage>([^<]*)</UILanguage>", xml)) == {"de-DE"}
+    assert set(re.findall(r"<UserLocale>([^<]*)</UserLocale>", xml)) == {"de-CH"}
+    assert set(re.findall(r"<InputLocale>([^<]*)</InputLocale>", xml)) == {"0807:00000807"}
+
+
+def test_an_image_without_a_language_is_refused_before_anything_is_created(home: Path, tmp_path: Path) -> None:
+    iso = build_standin_iso(tmp_path / "custom.iso", arch="x86_64", languages=(), label="MY_OWN_X64FRE_DISC")
+    cp = limapy(home, "create", "--name", "w", *windows_sets("x86_64", iso), str(TEMPLATE))
+    assert cp.returncode != 0
+    (err,) = error_lines(cp)
+    assert "names no language" in err and "osOpts.Windows.locale" in cp.stderr
+    no_instances(home)

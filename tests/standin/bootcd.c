@@ -4,7 +4,10 @@
  *
  *   - It prints "Press any key to boot from CD or DVD" and a dot a second for about 5 seconds
  *     through the firmware's console (ConOut, which OVMF/AAVMF mirror to the serial port), polling
- *     the console input (ConIn: PS/2 or USB keyboard) for a key.
+ *     the console input (ConIn: PS/2 or USB keyboard) for a key. Built with -DPROMPT_ON_SCREEN_ONLY
+ *     it prints the prompt and its dots on the graphics console only (the text output the firmware's
+ *     GraphicsConsole driver puts on the GOP device), so nothing of it reaches the serial port: a
+ *     firmware that does not echo the prompt there (issue 23).
  *   - No key: it returns an error, so the firmware moves on to its next boot option, as the real
  *     one does (and a missed prompt ends in PXE or the UEFI shell).
  *   - A key: it plays Windows Setup's first steps: it writes a protective MBR, a GPT header and
@@ -91,8 +94,32 @@ typedef struct {
 
 static EFI_GUID block_io_guid = {0x964e5b21, 0x6459, 0x11d2, {0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b}};
 static OUT *out;
+static OUT *prompt_out; /* where the prompt goes: ConOut, or the graphics console only (or nowhere) */
 
 static void say(CHAR16 *s) { out->OutputString(out, s); }
+static void prompt(CHAR16 *s) {
+    if (prompt_out)
+        prompt_out->OutputString(prompt_out, s);
+}
+
+#ifdef PROMPT_ON_SCREEN_ONLY
+static EFI_GUID gop_guid = {0x9042a9de, 0x23dc, 0x4a38, {0x96, 0xfb, 0x7a, 0xde, 0xd0, 0x80, 0x51, 0x6a}};
+static EFI_GUID text_out_guid = {0x387477c2, 0x69c7, 0x11d2, {0x8e, 0x39, 0x00, 0xa0, 0xc9, 0x69, 0x72, 0x3b}};
+
+/* The text output edk2's GraphicsConsole installs on the handle of the graphics device it drives. */
+static OUT *screen_only(BOOT_SERVICES *bs) {
+    UINTN count = 0;
+    EFI_HANDLE *handles = 0;
+    if (bs->LocateHandleBuffer(BY_PROTOCOL, &gop_guid, 0, &count, &handles) != 0)
+        return 0;
+    for (UINTN i = 0; i < count; i++) {
+        OUT *text = 0;
+        if (bs->HandleProtocol(handles[i], &text_out_guid, (void **)&text) == 0 && text)
+            return text;
+    }
+    return 0;
+}
+#endif
 
 /* Setup's first steps, as far as the host can see them: partitions on disk 0, and data. */
 static int write_disk(BOOT_SERVICES *bs) {
@@ -135,11 +162,18 @@ EFI_STATUS efi_main(EFI_HANDLE image, SYSTEM_TABLE *st) {
     (void)image;
     out = st->ConOut;
     BOOT_SERVICES *bs = st->BootServices;
+#ifdef PROMPT_ON_SCREEN_ONLY
+    prompt_out = screen_only(bs);
+    say(prompt_out ? u"limapy-standin: the prompt shows on the screen only\r\n"
+                   : u"limapy-standin: no graphics console; the prompt shows nowhere\r\n");
+#else
+    prompt_out = out;
+#endif
     EFI_INPUT_KEY key;
     while (st->ConIn->ReadKeyStroke(st->ConIn, &key) == 0) {
         /* drop keys typed before the prompt, as the real boot program does */
     }
-    say(u"\r\nPress any key to boot from CD or DVD");
+    prompt(u"\r\nPress any key to boot from CD or DVD");
     for (int tick = 0; tick < 50; tick++) {
         if (st->ConIn->ReadKeyStroke(st->ConIn, &key) == 0) {
             say(u"\r\nlimapy-standin: key pressed, starting Setup\r\n");
@@ -152,7 +186,7 @@ EFI_STATUS efi_main(EFI_HANDLE image, SYSTEM_TABLE *st) {
             return EFI_NOT_FOUND;
         }
         if (tick % 10 == 0)
-            say(u".");
+            prompt(u".");
         bs->Stall(100000);
     }
     say(u"\r\nlimapy-standin: no key pressed\r\n");

@@ -23,10 +23,10 @@ PKG = REPO / "limapy"
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
     ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt", "limapy.shellenv", "limapy.yqparse", "limapy.yqlite", "limapy.yqformats",
-     "limapy.yqcli", "limapy.stamps", "limapy.term", "limapy.cachedir", "limapy.netpolicy"),
+     "limapy.proc", "limapy.bootprompt", "limapy.winserial", "limapy.shellenv", "limapy.yqparse", "limapy.yqlite",
+     "limapy.yqformats", "limapy.yqcli", "limapy.stamps", "limapy.term", "limapy.cachedir", "limapy.netpolicy"),
     ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
-     "limapy.winmsi", "limapy.remote", "limapy.edits", "limapy.gotmpl",
+     "limapy.winmsi", "limapy.winlocale", "limapy.virtiowin", "limapy.remote", "limapy.edits", "limapy.gotmpl",
      "limapy.editflags", "limapy.imagecheck"),
     ("limapy.store", "limapy.leftovers", "limapy.disk", "limapy.winedition", "limapy.summary"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh", "limapy.copytool"),

@@ -306,3 +306,22 @@ def test_empty_windows_shell_is_refused_with_limas_message() -> None:
     raw = b"os: Windows\nimages: [{location: /w.iso, arch: x86_64}]\nuser: {shell: ''}\n"
     assert problems(raw) == [
         "test.yaml:3:8: field `user.shell` must be one of [cmd.exe powershell.exe pwsh.exe] for Windows guest, got ``"]
+
+
+@pytest.mark.parametrize("name", ["Administrators", "users", "Remote Desktop Users", "SYSTEM", "Everyone"])
+def test_windows_user_named_like_a_builtin_group_is_refused_at_validate(name: str) -> None:
+    """Issue 23, item 10: an account cannot share a name with a built-in group (Setup fails to create it)."""
+    raw = f"os: Windows\nimages: [{{location: /w.iso, arch: x86_64}}]\nuser: {{name: '{name}'}}\n".encode()
+    (problem,) = problems(raw)
+    assert problem.startswith("test.yaml:3:"), problem
+    assert f"field `user.name` {name!r} cannot be a Windows account name" in problem
+    assert "built-in group" in problem
+
+
+def test_windows_locale_and_openssh_source_are_checked() -> None:
+    base = "os: Windows\nimages: [{location: /w.iso, arch: x86_64}]\nosOpts:\n  Windows:\n"
+    (problem,) = problems((base + "    locale: klingon\n").encode())
+    assert problem.startswith("test.yaml:5:5: field `osOpts.Windows.locale` `klingon` is not a Windows"), problem
+    (problem,) = problems((base + "    opensshSource: winget\n").encode())
+    assert problem.startswith("test.yaml:5:") and "opensshSource" in problem, problem
+    check(load_bytes((base + "    locale: de-CH\n    opensshSource: capability\n").encode(), "ok.yaml"), host=HOST)

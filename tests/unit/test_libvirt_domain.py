@@ -244,8 +244,8 @@ def test_windows_x86_64_with_virtio_win(boot: str, want: list[tuple[str, str, st
 
 
 def test_windows_aarch64_layout() -> None:
-    """virt + GICv3, virtio disk and NIC, every CD on USB storage (under the one qemu-xhci), ramfb, usb kbd and
-    tablet; tpm-tis (libvirt makes it tpm-tis-device on Arm)."""
+    """virt + GICv3, the disk on NVMe, virtio NIC, every CD on USB storage (under the one qemu-xhci), ramfb, usb
+    kbd and tablet; tpm-tis (libvirt makes it tpm-tis-device on Arm)."""
     spec = windows_spec("aarch64")
     root = build(spec, windows_boot=WIN_INSTALL)
     assert root.find("os/type").get("machine") == "virt"  # type: ignore[union-attr]
@@ -262,6 +262,17 @@ def test_windows_aarch64_layout() -> None:
     assert root.find("devices/tpm").get("model") == "tpm-tis"  # type: ignore[union-attr]
     assert root.find("pm") is None and root.find("features/hyperv") is None
     assert [b for _, b, _, _ in disks(build(spec, windows_boot=WIN_INSTALLED))] == ["virtio"]
+    # libvirt 9.0 has no NVMe disk bus: the virtio-blk disk's QEMU driver is replaced by `nvme` (issue 23), the
+    # same device the QEMU driver's command line has (`nvme,drive=boot-disk,serial=limapy0`).
+    assert root.find("devices/disk/alias").get("name") == "ua-limapydisk0"  # type: ignore[union-attr]
+    q = "{http://libvirt.org/schemas/domain/qemu/1.0}"
+    (device,) = root.iterfind(f"{q}override/{q}device")
+    assert device.get("alias") == "ua-limapydisk0"
+    props = {p.get("name"): (p.get("type"), p.get("value")) for p in device.iterfind(f"{q}frontend/{q}property")}
+    assert props == {"driver": ("string", "nvme"), "serial": ("string", "limapy0")}
+    assert 'xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0"' in domain.build(spec, inputs(spec))
+    x86 = windows_spec("x86_64", VIRTIO_WIN_X86)
+    assert ET.fromstring(domain.build(x86, inputs(x86))).find(f"{q}override") is None
 
 
 def test_windows_aarch64_without_virtio_win_refused() -> None:

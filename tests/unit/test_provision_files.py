@@ -133,8 +133,7 @@ def test_windows_answer_media_carry_binary_data_as_is() -> None:
            "user": {"name": "alice", "comment": "", "uid": 1000, "home": "/home/alice.guest", "shell": "cmd.exe"},
            "provision": [{"mode": "data", "content": BLOB, "path": "C:\\blob.bin"}]}  # fmt: skip
     files = build_answer_files(Spec.from_cfg(cfg), name="w", arch="x86_64", password="Test-Passw0rd.Fixed",
-                               ssh_pubkeys=[KEY], image_index=None, image_name=None, is_server=False,
-                               virtio_win=False)  # fmt: skip
+                               ssh_pubkeys=[KEY], image_index=None, image_name=None, is_server=False)
     assert files["provision/data/00000000"] == BLOB
 
 

@@ -249,7 +249,10 @@ def test_windows_aarch64_layout() -> None:
     assert f"virtio-net-pci,netdev=net0,mac={MAC}" in devices
     assert devices.count("qemu-xhci,id=usb-bus") == 1
     assert "ramfb" in devices and "usb-kbd,bus=usb-bus.0" in devices and "usb-tablet,bus=usb-bus.0" in devices
-    assert any(d.startswith("virtio-blk-pci,drive=boot-disk") for d in devices)
+    # The disk on NVMe (Windows on Arm's inbox stornvme: WinPE needs no viostor and no drive letter for it),
+    # never on virtio-blk (issue 23).
+    assert "nvme,drive=boot-disk,serial=limapy0,bootindex=1" in devices
+    assert not [d for d in devices if d.startswith("virtio-blk")]
     assert [d for d in devices if d.startswith("usb-storage")] == [
         "usb-storage,drive=cd0,bus=usb-bus.0,bootindex=0",
         "usb-storage,drive=cd1,bus=usb-bus.0",

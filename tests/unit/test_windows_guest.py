@@ -112,10 +112,10 @@ def test_other_powershell_snippets_parse() -> None:
 def test_sshd_starts_before_anything_writes_programdata_ssh(msi: bytes | None) -> None:
     script = variant("cmd.exe", msi, "none", {})[FIRST_LOGON].decode()
     funcs = psgrammar.functions(script)
-    main = psgrammar.commands(psgrammar.main_block(script))
-    setup = [c for c in main if c in funcs]
-    want = ["Install-OpenSSH", "Start-SshdOnce", "Set-SshFirewall", "Set-AuthorizedKeys", "Set-DefaultShell"]
-    assert setup[:5] == want
+    steps = [(name, body) for name, _phase, body in psgrammar.calls(script, "Invoke-Step")]
+    assert steps[steps.index(("openssh", "Install-OpenSSH")) + 1] == ("sshd", "Start-Sshd")
+    want = ["Start-SshdOnce", "Set-SshFirewall", "Set-AuthorizedKeys", "Set-DefaultShell", "Restart-Service"]
+    assert psgrammar.commands(funcs["Start-Sshd"]) == want
     # Installing never touches the folder; the first start comes before the keys are written into it.
     assert "$SshDir" not in funcs["Install-OpenSSH"] and "ProgramData\\ssh" not in funcs["Install-OpenSSH"]
     start = psgrammar.commands(funcs["Start-SshdOnce"])
@@ -188,11 +188,13 @@ def test_registry_key_not_recreated() -> None:
 @pytest.mark.parametrize("provs", sorted(PROVISION_SETS))
 def test_startup_tasks_for_system_and_user(provs: str) -> None:
     script = variant("cmd.exe", None, provs, {})[FIRST_LOGON].decode()
-    main = psgrammar.main_block(script)
+    main = psgrammar.functions(script)["Install-Provision"]
     modes = {p["mode"] for p in PROVISION_SETS[provs]}
     system = re.search(r"Register-ProvisionTask 'system' \(New-ScheduledTaskPrincipal -UserId 'S-1-5-18' "
                        r"-LogonType ServiceAccount -RunLevel Highest\)", main)
-    user = re.search(r"Register-ProvisionTask 'user' \(New-ScheduledTaskPrincipal -UserId \$me -LogonType S4U", main)
+    # The configured user (not the current identity: a resumed first logon runs as SYSTEM).
+    user = re.search(r"Register-ProvisionTask 'user' \(New-ScheduledTaskPrincipal -UserId \(\$env:COMPUTERNAME "
+                     r"\+ '\\' \+ \$UserName\) -LogonType S4U", main)
     assert bool(system) is ("system" in modes) and bool(user) is ("user" in modes)
     task = psgrammar.functions(script)["Register-ProvisionTask"]
     assert "New-ScheduledTaskTrigger -AtStartup" in task and "-TaskPath '\\limapy\\'" in task

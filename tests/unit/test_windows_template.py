@@ -45,3 +45,42 @@ def test_windows_2025_template() -> None:
     vw = [v for v in cfg["osOpts"]["Windows"]["virtioWin"] if v["arch"] == "x86_64"]
     assert len(vw) == 1 and re.fullmatch(r"sha256:[0-9a-f]{64}", vw[0]["digest"])
     assert cfg["osOpts"]["Windows"].get("productKey") is None  # evaluation media: keyless
+
+
+MSI_NAMES = {"x86_64": "OpenSSH-Win64-v10.0.0.0.msi", "aarch64": "OpenSSH-ARM64-v10.0.0.0.msi"}
+
+
+#: A Windows config as Lima's own templates write one: no opensshMsi.
+LIMA_STYLE = b"""os: Windows
+plain: true
+images:
+- {location: /isos/win11-x64.iso, arch: x86_64}
+- {location: /isos/win11-arm64.iso, arch: aarch64}
+osOpts:
+  Windows:
+    virtioWin:
+    - {location: "https://example.invalid/virtio-win.iso", arch: aarch64}
+"""
+
+
+@pytest.mark.parametrize(
+    ("locator", "arch"),
+    [("template:windows", "x86_64"), ("template:windows", "aarch64"), ("template:windows-2025", "x86_64"),
+     ("lima-style", "x86_64"), ("lima-style", "aarch64")],  # Server is x86_64 only
+)
+def test_openssh_comes_from_a_pinned_msi_of_the_instance_arch(locator: str, arch: str) -> None:
+    """Issue 23, item 3: the MSI by default (the shipped templates list it; a Windows config without any gets the
+    same pinned pair, so Lima's own templates do too); Windows Update only when asked."""
+    from limapy import edits
+    from limapy.config import check
+    from limapy.config.load import load, load_bytes
+
+    doc = load_bytes(LIMA_STYLE, "/tmp/lima-style.yaml") if locator == "lima-style" else load(locator)
+    edits.apply(doc.data, f'.arch = "{arch}"')
+    spec = check(doc, name="w").spec
+    msi = spec.openssh_msi
+    assert msi is not None and msi.arch == arch
+    assert msi.location == f"https://github.com/PowerShell/Win32-OpenSSH/releases/download/10.0.0.0p2-Preview/{MSI_NAMES[arch]}"
+    assert msi.digest and re.fullmatch(r"sha256:[0-9a-f]{64}", msi.digest)
+    edits.apply(doc.data, '.osOpts.Windows.opensshSource = "capability"')
+    assert check(doc, name="w").spec.openssh_msi is None  # the explicit opt-in: nothing to download

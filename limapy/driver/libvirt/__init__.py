@@ -191,7 +191,8 @@ class LibvirtDriver:
                 rdp = netutil.free_port() if local else 20000 + secrets.randbelow(30000)
             media = None if files.windows_image is None else Media(
                 MEDIA_AUTOUNATTEND, inst.cidata_iso, windows=files.windows_image,
-                openssh_msi=files.openssh_msi, virtio_win=files.virtio_win is not None)  # fmt: skip
+                openssh_msi=files.openssh_msi,
+                virtio_win=files.virtio_win if spec.windows_virtio else None)  # fmt: skip
             notices += files.image_warnings
             if windows_boot == WIN_SETUP:
                 notices.append(layout.SETUP_NOTICE)
@@ -247,6 +248,7 @@ class LibvirtDriver:
             rdp_port=rdp,
             resume=resume is not None,
             discard_state=bool(discard),
+            serial_appends=True,  # limapy.driver.libvirt.machine.Console appends to serial.log
         )
 
     def _resume_state(self, inst: store.Instance, dom: Any) -> tuple[dict[str, Any] | None, str]:

@@ -3,11 +3,11 @@
 Built with ElementTree (every name, path and value is escaped by the serializer, never pasted). The device
 layouts are the QEMU driver's (limapy.qemu.cmdline; docs/windows.md says why each): Linux on virtio with the
 NoCloud seed as a virtio-scsi CD; Windows on AHCI + e1000e (x86_64, inbox drivers) or on virtio with the
-virtio-win CD, CDs on USB storage on aarch64. One part is not in the XML: the user-mode NIC's SSH (and RDP,
-and static) forwards on 127.0.0.1. libvirt's `<interface type='user'>` forwards ports only with the passt
-back end, which Debian 12's libvirt 9.0 rejects (libvirt issue 462), so the domain starts paused and the
-forwards are added to its SLIRP netdev through QEMU's monitor (`hostfwd_add`) before it runs; DESIGN.md
-("libvirt driver") says more.
+virtio-win CD; on aarch64 the disk on NVMe (through `<qemu:override>`) and the CDs on USB storage. One part
+is not in the XML: the user-mode NIC's SSH (and RDP, and static) forwards on 127.0.0.1. libvirt's
+`<interface type='user'>` forwards ports only with the passt back end, which Debian 12's libvirt 9.0 rejects
+(libvirt issue 462), so the domain starts paused and the forwards are added to its SLIRP netdev through QEMU's
+monitor (`hostfwd_add`) before it runs; DESIGN.md ("libvirt driver") says more.
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ from limapy.qemu import cmdline
 
 LIMAPY_NS = "https://github.com/limapy/limapy/xmlns/domain/1"
 ET.register_namespace("limapy", LIMAPY_NS)
+#: libvirt's QEMU namespace (`<qemu:override>`: properties of a device libvirt defines, replaced).
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+ET.register_namespace("qemu", QEMU_NS)
+#: The user alias of a Windows guest's disks (libvirt's user aliases start `ua-`).
+DISK_ALIAS = "ua-limapydisk"
 
 NETDEV_ID = "limapynet0"
 #: The QEMU netdev libvirt makes for the NIC with alias `ua-limapynet0` ("host" + the alias).
@@ -146,7 +151,9 @@ def _os(root: ET.Element, spec: Spec, i: Inputs) -> None:
             _sub(os_el, "cmdline", i.kernel_cmdline)
 
 
-def _disk(devices: ET.Element, vol: Volume, *, device: str, bus: str, dev: str, boot: int | None) -> None:
+def _disk(
+    devices: ET.Element, vol: Volume, *, device: str, bus: str, dev: str, boot: int | None, alias: str | None = None
+) -> None:
     d = _sub(devices, "disk", type="file", device=device)
     drv = _sub(d, "driver", name="qemu", type=vol.format)
     if device == "disk":
@@ -155,6 +162,8 @@ def _disk(devices: ET.Element, vol: Volume, *, device: str, bus: str, dev: str, 
     _sub(d, "target", dev=dev, bus=bus)
     if device == "cdrom":
         _sub(d, "readonly")
+    if alias is not None:
+        _sub(d, "alias", name=alias)
     if boot is not None:
         _sub(d, "boot", order=str(boot))
 
@@ -190,13 +199,30 @@ def _windows_devices(devices: ET.Element, spec: Spec, i: Inputs) -> None:
                 raise LimapyError("osOpts.Windows.virtioWin is set but no virtio-win ISO was given")
             media.append(i.virtio_win)
         media.append(i.cidata)
-    disk_bus = "virtio" if virtio else "sata"
-    _disk(devices, i.disk, device="disk", bus=disk_bus, dev=_dev_name(disk_bus, 0), boot=2 if install else 1)
+    nvme = cmdline.windows_disk_bus(spec) == "nvme"
+    # libvirt 9.0 has no NVMe disk bus (only NVMe host devices): an aarch64 disk is defined as virtio-blk, a PCI
+    # device like NVMe, and its `-device` driver replaced by QEMU's `nvme` through <qemu:override> (_nvme_override).
+    disk_bus = "virtio" if virtio or nvme else "sata"
+    _disk(devices, i.disk, device="disk", bus=disk_bus, dev=_dev_name(disk_bus, 0), boot=2 if install else 1,
+          alias=f"{DISK_ALIAS}0" if nvme else None)  # fmt: skip
     cd_bus = "sata" if spec.arch == "x86_64" else "usb"
     first = 1 if cd_bus == "sata" and disk_bus == "sata" else 0
     for n, vol in enumerate(media):
         boot = 1 if n == 0 and install else None
         _disk(devices, vol, device="cdrom", bus=cd_bus, dev=_dev_name(cd_bus, first + n), boot=boot)
+
+
+def _nvme_override(root: ET.Element, spec: Spec) -> None:
+    """Windows on aarch64: the disk on QEMU's `nvme` (Windows on Arm's inbox stornvme), as the QEMU driver's
+    command line has it; libvirt's `<qemu:override>` (libvirt 8.2 and later) replaces the device's driver and adds
+    the serial number an NVMe controller needs, keeping libvirt's PCI address, drive and boot index."""
+    if not spec.is_windows or cmdline.windows_disk_bus(spec) != "nvme":
+        return
+    override = ET.SubElement(root, f"{{{QEMU_NS}}}override")
+    device = ET.SubElement(override, f"{{{QEMU_NS}}}device", {"alias": f"{DISK_ALIAS}0"})
+    frontend = ET.SubElement(device, f"{{{QEMU_NS}}}frontend")
+    for name, value in (("driver", "nvme"), ("serial", "limapy0")):
+        ET.SubElement(frontend, f"{{{QEMU_NS}}}property", {"name": name, "type": "string", "value": value})
 
 
 def _display(devices: ET.Element, spec: Spec) -> None:
@@ -301,6 +327,7 @@ def build(spec: Spec, i: Inputs) -> str:
     _display(devices, spec)
     _network(devices, spec, i)
     _sub(devices, "memballoon", model="none")
+    _nvme_override(root, spec)
     ET.indent(root)
     xml = ET.tostring(root, encoding="unicode") + "\n"
     bad = _NOT_XML.search(xml)  # ElementTree escapes markup but writes these as they are: no parser reads them

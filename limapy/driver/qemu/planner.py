@@ -79,7 +79,7 @@ def _media(inst: store.Instance, spec: Spec, facts: Facts) -> Media | None:
         inst.cidata_iso,
         windows=f.windows_image,
         openssh_msi=f.openssh_msi,
-        virtio_win=f.virtio_win is not None,
+        virtio_win=f.virtio_win if spec.windows_virtio else None,
     )
 
 

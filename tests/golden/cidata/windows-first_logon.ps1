@@ -1,21 +1,33 @@
-# limapy first-logon script, run once by the answer file's only FirstLogonCommand from the answer
-# media (volume label "autounattend"). Generated: every configured string below is a single-quoted
-# literal (or Base64-decoded), so nothing in it is expanded by PowerShell.
+# limapy first-logon script. The answer file's only FirstLogonCommand runs it from the answer media
+# (volume label "autounattend"); the startup task \limapy\first-logon (SYSTEM, registered before the
+# first step) runs it again at every boot until the install marker exists, so a restart in the middle
+# (a driver update, a power cut, `limapy restart`) resumes where it stopped. Each step is checkpointed
+# (C:\ProgramData\Lima\steps\<step>.done, written once the step succeeded) and safe to run again.
+# Each step's start and a failure are reported on COM1, which the host logs (serial.log) and shows.
+# Generated: every configured string below is a single-quoted literal (or Base64-decoded), so nothing
+# in it is expanded by PowerShell.
+param([switch]$Resume)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 $Media = $PSScriptRoot
+$UserName = 'alice'
 $LimaDir = Join-Path $env:ProgramData 'Lima'
 $DoneFile = Join-Path $LimaDir 'lima-boot-done.txt'
 $FailedFile = Join-Path $LimaDir 'lima-boot-failed.txt'
 $WarningsFile = Join-Path $LimaDir 'limapy-warnings.txt'
+$PhasesFile = Join-Path $LimaDir 'limapy-phases.txt'
+$StepsDir = Join-Path $LimaDir 'steps'
+$LogFile = Join-Path $LimaDir 'first-logon.log'
 $ProvisionDir = Join-Path $LimaDir 'provision'
 $SshDir = Join-Path $env:ProgramData 'ssh'
 # The ACL sshd itself gives C:\ProgramData\ssh when it creates it (Win32-OpenSSH, wmain_sshd.c,
 # create_prgdata_ssh_folder): owner Administrators; SYSTEM and Administrators full control,
 # Authenticated Users read and execute; not inherited.
 $SshDirSddl = 'O:BAD:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)(A;OICI;0x1200a9;;;AU)'
+$script:Step = 'start'
 New-Item -ItemType Directory -Force -Path $LimaDir | Out-Null
-Start-Transcript -Path (Join-Path $LimaDir 'first-logon.log') -Append | Out-Null
+New-Item -ItemType Directory -Force -Path $StepsDir | Out-Null
+Start-Transcript -Path $LogFile -Append | Out-Null
 
 function Write-AsciiFile([string]$Path, [string]$Text) {
   # ASCII, no BOM (PowerShell 5.1's Out-File/Set-Content would write UTF-16 or add a BOM).
@@ -26,6 +38,70 @@ function Add-LimapyWarning([string]$Text) {
   # The host agent reads this file once the guest is ready and shows each line.
   Write-Warning $Text
   [System.IO.File]::AppendAllText($WarningsFile, ($Text + "`r`n"), (New-Object System.Text.ASCIIEncoding))
+}
+
+function Send-Phase([string]$Kind, [string]$Name, [string]$Text) {
+  # One line on COM1 (QEMU's -serial: the 16550 UART of x86_64 machines; the host agent parses serial.log and
+  # shows "[windows] <text>"), and in limapy-phases.txt (read over SSH once it is up: Windows on Arm has no
+  # driver making the virt machine's PL011 a COM port). One ASCII line without control characters.
+  $line = 'LIMAPY-' + $Kind + ' ' + $Name + ': ' + ($Text -replace '[\x00-\x1f\x7f]', ' ')
+  if ($line.Length -gt 400) { $line = $line.Substring(0, 400) }
+  Write-Host $line
+  [System.IO.File]::AppendAllText($PhasesFile, ($line + "`r`n"), (New-Object System.Text.ASCIIEncoding))
+  try {
+    $port = New-Object System.IO.Ports.SerialPort 'COM1', 115200, 'None', 8, 'One'
+    $port.WriteTimeout = 2000
+    $port.Open()
+    try { $port.Write("`r`n" + $line + "`r`n") } finally { $port.Close() }
+  } catch {
+    Write-Host ('COM1 not written: ' + $_.Exception.Message)
+  }
+}
+
+function Invoke-Step([string]$Name, [string]$Phase, [scriptblock]$Body) {
+  # A step runs until it has succeeded once: its checkpoint is written only after it returned.
+  $script:Step = $Name
+  $mark = Join-Path $StepsDir ($Name + '.done')
+  if (Test-Path -LiteralPath $mark) { return }
+  if ($Phase) { Send-Phase 'PHASE' $Name $Phase }
+  & $Body
+  Write-AsciiFile $mark "done`r`n"
+}
+
+function Register-ResumeTask {
+  # AutoLogon logs the user on once, so only a startup task can finish an interrupted first logon.
+  Copy-Item -LiteralPath (Join-Path $Media 'resume_first_logon.ps1') -Destination (Join-Path $LimaDir 'resume-first-logon.ps1') -Force
+  $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "' + (Join-Path $LimaDir 'resume-first-logon.ps1') + '"'
+  $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
+  $trigger = New-ScheduledTaskTrigger -AtStartup
+  $principal = New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest
+  $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit (New-TimeSpan -Hours 4)
+  Register-ScheduledTask -TaskPath '\limapy\' -TaskName 'first-logon' -Action $action -Trigger $trigger `
+    -Principal $principal -Settings $settings -Force | Out-Null
+}
+
+function Unregister-ResumeTask {
+  Unregister-ScheduledTask -TaskPath '\limapy\' -TaskName 'first-logon' -Confirm:$false -ErrorAction SilentlyContinue
+}
+
+function Install-Drivers {
+  # Setup loads $WinPEDriver$ into Windows PE and the installed Windows; should it not have, the NIC still gets
+  # its driver here (pnputil adds and installs; a driver already installed is no error).
+  & pnputil.exe /add-driver (Join-Path $Media '$WinPEDriver$\*.inf') /subdirs /install | Out-Host
+  if ($LASTEXITCODE -ne 0 -and $LASTEXITCODE -ne 259 -and $LASTEXITCODE -ne 3010) {
+    Add-LimapyWarning "pnputil could not add the virtio-win drivers (exit code $LASTEXITCODE)"
+  }
+}
+
+function Set-PasswordNeverExpires {
+  # A local account's password expires after 42 days by default; limapy's RDP logins must not stop then.
+  # Not worth failing the first logon over: without the LocalAccounts module, the machine's maximum age.
+  try {
+    Set-LocalUser -Name $UserName -PasswordNeverExpires $true
+  } catch {
+    & net.exe accounts /maxpwage:unlimited | Out-Null
+    if ($LASTEXITCODE -ne 0) { Add-LimapyWarning "the password of $UserName will expire: $_" }
+  }
 }
 
 function Install-OpenSSH {
@@ -40,7 +116,7 @@ function Install-OpenSSH {
   $log = Join-Path $LimaDir 'openssh-msi.log'
   # msiexec is a GUI program: without -Wait PowerShell would not wait for it.
   $p = Start-Process -FilePath 'msiexec.exe' -ArgumentList @('/i', $msi, 'ADDLOCAL=Server', '/qn', '/norestart', '/l*v', $log) -Wait -PassThru
-  if ($p.ExitCode -ne 0 -and $p.ExitCode -ne 3010) { throw "msiexec failed with exit code $($p.ExitCode)" }
+  if ($p.ExitCode -ne 0 -and $p.ExitCode -ne 3010) { throw "msiexec failed with exit code $($p.ExitCode) (its log: $log)" }
   $deadline = (Get-Date).AddMinutes(30)
   while (-not (Get-Service -Name sshd -ErrorAction SilentlyContinue)) {
     if ((Get-Date) -gt $deadline) { throw 'the sshd service did not appear' }
@@ -99,12 +175,23 @@ function Set-DefaultShell {
   New-ItemProperty -Path 'HKLM:\SOFTWARE\OpenSSH' -Name 'DefaultShell' -Value $shell -PropertyType String -Force | Out-Null
 }
 
+function Start-Sshd {
+  Start-SshdOnce
+  Set-SshFirewall
+  Set-AuthorizedKeys
+  Set-DefaultShell
+  Restart-Service -Name sshd -Force
+}
+
 function Install-Provision {
   New-Item -ItemType Directory -Force -Path $ProvisionDir | Out-Null
   Copy-Item -LiteralPath (Join-Path $Media 'provision\run-provision.ps1') -Destination $ProvisionDir -Force
   Copy-Item -LiteralPath (Join-Path $Media 'provision\dependency\00000002') -Destination (Join-Path $ProvisionDir 'dependency-00000002.ps1') -Force
   Copy-Item -LiteralPath (Join-Path $Media 'provision\system\00000000') -Destination (Join-Path $ProvisionDir 'system-00000000.ps1') -Force
   Copy-Item -LiteralPath (Join-Path $Media 'provision\user\00000001') -Destination (Join-Path $ProvisionDir 'user-00000001.ps1') -Force
+  Register-ProvisionTask 'system' (New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest)
+  # S4U: runs at startup as this user without storing a password (no access to network shares).
+  Register-ProvisionTask 'user' (New-ScheduledTaskPrincipal -UserId ($env:COMPUTERNAME + '\' + $UserName) -LogonType S4U -RunLevel Limited)
 }
 
 function Install-DataFiles {
@@ -129,37 +216,49 @@ function Register-ProvisionTask([string]$Mode, $Principal) {
 }
 
 function Invoke-Provision([string]$Mode) {
+  if ($Mode -eq 'user' -and $Resume) {
+    # Resumed at startup as SYSTEM: the user's scripts run as the user, through the user's own task.
+    Start-ScheduledTask -TaskPath '\limapy\' -TaskName 'provision-user'
+    $deadline = (Get-Date).AddHours(2)
+    do { Start-Sleep -Seconds 5 } while ((Get-ScheduledTask -TaskPath '\limapy\' -TaskName 'provision-user').State -eq 'Running' -and (Get-Date) -lt $deadline)
+    return
+  }
   & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File (Join-Path $ProvisionDir 'run-provision.ps1') -Mode $Mode
   if ($LASTEXITCODE -ne 0) { Add-LimapyWarning "provisioning: a $Mode script failed (its log: limapy-provision-$Mode.log in $ProvisionDir, or in the user's profile for user scripts)" }
 }
 
-if (Test-Path -LiteralPath $DoneFile) { Write-Host 'limapy first-logon already done'; Stop-Transcript | Out-Null; exit 0 }
+if (Test-Path -LiteralPath $DoneFile) {
+  Write-Host 'limapy first-logon already done'
+  Unregister-ResumeTask
+  Stop-Transcript | Out-Null
+  exit 0
+}
+if ($Resume) { Write-Host 'limapy first-logon: resuming at startup' }
 try {
-  Install-OpenSSH
-  Start-SshdOnce
-  Set-SshFirewall
-  Set-AuthorizedKeys
-  Set-DefaultShell
-  Restart-Service -Name sshd -Force
+  Register-ResumeTask
+  Invoke-Step 'account' '' { Set-PasswordNeverExpires }
+  Invoke-Step 'openssh' 'installing OpenSSH' { Install-OpenSSH }
+  Invoke-Step 'sshd' 'starting sshd' { Start-Sshd }
+  Send-Phase 'PHASE' 'sshd' 'sshd started'
 } catch {
-  Write-AsciiFile $FailedFile ("OpenSSH setup failed: " + $_.ToString() + "`r`n")
+  $message = $_.ToString()
+  Write-AsciiFile $FailedFile ('first logon failed at ' + $script:Step + ': ' + $message + "`r`n")
+  Send-Phase 'FAILED' $script:Step ($message + ' (the whole log: ' + $LogFile + ')')
   Stop-Transcript | Out-Null
   exit 1
 }
 try {
-  Install-Provision
-  Register-ProvisionTask 'system' (New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest)
-  # S4U: runs at startup as this user without storing a password (no access to network shares).
-  $me = [System.Security.Principal.WindowsIdentity]::GetCurrent().Name
-  Register-ProvisionTask 'user' (New-ScheduledTaskPrincipal -UserId $me -LogonType S4U -RunLevel Limited)
   # Lima's order: dependency scripts, data files, system scripts, user scripts.
-  Invoke-Provision 'dependency'
-  Install-DataFiles
-  Invoke-Provision 'system'
-  Invoke-Provision 'user'
+  Invoke-Step 'provision-tasks' '' { Install-Provision }
+  Invoke-Step 'provision-dependency' 'running the dependency scripts' { Invoke-Provision 'dependency' }
+  Invoke-Step 'provision-data' '' { Install-DataFiles }
+  Invoke-Step 'provision-system' 'running the system scripts' { Invoke-Provision 'system' }
+  Invoke-Step 'provision-user' 'running the user scripts' { Invoke-Provision 'user' }
 } catch {
-  Add-LimapyWarning ("provisioning failed: " + $_.ToString())
+  Add-LimapyWarning ('provisioning failed at ' + $script:Step + ': ' + $_.ToString())
 }
-# The host agent waits for this file over SSH: it must stay the last step.
+# The host agent waits for this file over SSH: it stays the last step.
 Write-AsciiFile $DoneFile "done`r`n"
+Send-Phase 'DONE' 'done' 'first logon finished'
+Unregister-ResumeTask
 Stop-Transcript | Out-Null
