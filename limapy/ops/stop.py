@@ -88,12 +88,15 @@ def stop(
         say(f"waiting for `{inst.name}` to power off (up to {GRACE:.0f} s)")
         status("shutting down")
         deadline = time.monotonic() + GRACE
+        # The agent powers the guest down, stops the machine and its helpers, removes its pid files and exits:
+        # its exit is the moment (a pidfd wakes this wait), no polling interval is added to every stop.
+        pids.wait_gone(ha, GRACE)
         while time.monotonic() < deadline:
             if store.ha_pid(inst) is None and driver.driver_pid(inst) is None:
-                # the agent removes its pid file while it finishes: stopped means its process is gone too
+                # stopped means the agent's process is gone too (it removes its pid file while it finishes)
                 pids.wait_gone(ha, max(5.0, deadline - time.monotonic()))
                 return True
-            time.sleep(0.2)
+            time.sleep(0.2)  # only when the agent went without stopping the machine (killed): wait for it
         raise LimapyError(
             f"instance `{inst.name}` did not stop within {GRACE:.0f} s", hint=f"`limapy stop -f {inst.name}`"
         )
