@@ -11,7 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ConfigError, LimapyError
+from limapy.cli._report import report as report  # the one error format (also the fast path's)
+from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LimapyError
 
 TYPE_CHECKING = False
 
@@ -113,24 +114,6 @@ def build_group() -> object:
     globalflags.attach(group)
     examples.apply(group)
     return group
-
-
-def report(err: LimapyError) -> None:
-    """Every error as `limapy: ...` lines, one per problem (a ConfigError lists several), and one
-    `limapy: hint: ...`.
-
-    A message that spans lines (a tool's output appended to it) is folded into one line: the first line
-    says what failed, the rest follows after a `: ` separator."""
-    problems = err.problems if isinstance(err, ConfigError) else [err.message]
-    for problem in problems:
-        lines = [ln.strip() for ln in str(problem).splitlines() if ln.strip()]
-        if not lines:
-            continue
-        text = lines[0] if len(lines) == 1 else lines[0].rstrip(":") + ": " + " | ".join(lines[1:])
-        print(f"limapy: {text}", file=sys.stderr)
-    if err.hint:
-        hint = " ".join(ln.strip() for ln in err.hint.splitlines() if ln.strip())
-        print(f"limapy: hint: {hint}", file=sys.stderr)
 
 
 class Terminated(BaseException):

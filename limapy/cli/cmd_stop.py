@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
             False, "-f", "--force", help="Stop QEMU and the host agent at once (no guest shutdown)."
         ),
     ) -> None:
-        from limapy.cli import report
+        from limapy.cli._report import report
         from limapy.ops import stop as ops
 
         ops.run(ops.Request(names or (), force), report)

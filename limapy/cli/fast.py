@@ -82,7 +82,7 @@ def stop(args: list[str]) -> int | None:
     req = ops.parse(args)
     if req is None:
         return None
-    from limapy.cli import report
+    from limapy.cli._report import report
 
     return ops.run(req, report)
 
