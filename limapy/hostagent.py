@@ -194,15 +194,16 @@ class HostAgent:
     def _idle(self, machine: Machine) -> bool:
         """Up to a second of waiting for the machine to exit (True when it has); a stop signal ends the wait at
         once (`_on_signal` raises _Wake into it: `stop` waits for this process, not for a timeout). Every way
-        out of the `try` clears `waiting` inside it, so _Wake is never raised anywhere else."""
+        out clears `waiting` within the outer `try` (the handler clears it too), so _Wake is raised nowhere else,
+        whether the wait returns, fails or is interrupted."""
         try:
-            self.waiting = True
-            if self.stop_requested.is_set():  # a signal that came before `waiting` was set
+            try:
+                self.waiting = True
+                if self.stop_requested.is_set():  # a signal that came before `waiting` was set
+                    return False
+                return machine.wait_exit(1.0)
+            finally:
                 self.waiting = False
-                return False
-            exited = machine.wait_exit(1.0)
-            self.waiting = False
-            return exited
         except _Wake:
             return False
 

@@ -92,6 +92,24 @@ def test_a_stop_signal_ends_the_host_agents_idle_wait_at_once(tmp_path: Path) ->
         signal.signal(signal.SIGTERM, old)
 
 
+def test_a_failing_idle_wait_leaves_no_wake_armed(tmp_path: Path) -> None:
+    import io
+
+    from limapy.errors import LimapyError
+    from limapy.hostagent import Events, HostAgent
+
+    class Broken:
+        def wait_exit(self, timeout: float) -> bool:
+            raise LimapyError("the engine went away")
+
+    agent = HostAgent(store.Instance("w", tmp_path / "w"), Events(io.StringIO()))
+    with pytest.raises(LimapyError):
+        agent._idle(Broken())  # type: ignore[arg-type]
+    assert not agent.waiting  # a signal during the shutdown that follows must not raise there
+    agent._on_signal(15, None)  # outside the wait: recorded, not raised
+    assert agent.stop_requested.is_set()
+
+
 def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tmp_path: Path) -> None:
     """The port watcher reads the guest with a 1 s timeout; closing its connection first ends that read now."""
     from limapy.guest.services import Services
