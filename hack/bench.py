@@ -159,9 +159,9 @@ class Bench:
 
     # -- iso -----------------------------------------------------------------------------------------------
     def bench_iso(self) -> None:
+        from limapy.base.iso import write_iso_file
         from limapy.cidata import linux, windows
         from limapy.config import load_config
-        from limapy.iso import write_iso_file
 
         n = max(20, self.repeat * 5)
         key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchBenchBenchBenchBenchBenchBenchBenchBe bench"

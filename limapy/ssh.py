@@ -13,11 +13,12 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from limapy import dirs, proc, store
-from limapy.errors import UsageError
+from limapy.base import dirs, proc
+from limapy.base.errors import UsageError
+from limapy.instance import store
 
 # `limapy shell` imports this module on its hot path, with a summary of the instance's configuration
-# (limapy.summary.View) in place of the full `Spec`: what it reads of either is `ShellSpec`.
+# (limapy.instance.summary.View) in place of the full `Spec`: what it reads of either is `ShellSpec`.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
@@ -102,7 +103,7 @@ def openssh_version() -> tuple[int, int]:
     the cache dir, keyed by the binary's resolved path, size and mtime, so an upgrade asks again."""
     import json
 
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     key = _ssh_binary_key()
     cache = dirs.cache_dir() / VERSION_CACHE

@@ -20,22 +20,22 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from limapy import store
+from limapy.base.dirs import ENV_DEBUG
+from limapy.base.errors import LimapyError
 from limapy.cidata.windows import DONE_FILE, PHASES_FILE, WARNINGS_FILE
-from limapy.dirs import ENV_DEBUG
 from limapy.driver.plan import READY_LINUX, READY_NONE, BootPlan
-from limapy.errors import LimapyError
+from limapy.instance import store
 
 if TYPE_CHECKING:
     from limapy.config.model import Spec
     from limapy.driver import Driver, Machine
 
-log = logging.getLogger("limapy.hostagent")
+log = logging.getLogger("limapy.agent.hostagent")
 
 PROBE_INTERVAL = 2.0  # while SSH is not up yet
 READY_POLL = 0.5  # once it is
-# The first logon's progress lines (limapy.winserial) come with each probe: the only way they reach the host on
-# aarch64, where Windows has no COM1.
+# The first logon's progress lines (limapy.guest.windows.phases) come with each probe: the only way they reach
+# the host on aarch64, where Windows has no COM1.
 WINDOWS_PROBE = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
     f"'{PHASES_FILE}' -ErrorAction SilentlyContinue; if (Test-Path -Path "
@@ -92,7 +92,8 @@ class HostAgent:
         self.guest_warnings: list[str] = []
         self.delete_on_stop: list[Path] = []
         self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
-        self.phases: Any = None  # the Windows first logon's progress: (limapy.winserial.Reader, serial.log _Tail)
+        # the Windows first logon's progress: (limapy.guest.windows.phases.Reader, serial.log _Tail)
+        self.phases: Any = None
         self.serial_start = 0
         self.plan_appends = False
         self.services: Any = None  # limapy.guest.services.Services (mounts, forwards)
@@ -134,7 +135,8 @@ class HostAgent:
         return 0 if not errors else 1
 
     def _run(self) -> str:
-        from limapy import driver, summary
+        from limapy import driver
+        from limapy.instance import summary
 
         inst = self.inst
         self.events.emit("preparing", "reading the configuration")
@@ -199,8 +201,8 @@ class HostAgent:
 
     def _answer_boot_prompt(self, machine: Machine) -> None:
         """First boot of a Windows install: press Enter for the install media's "Press any key to boot from
-        CD or DVD" as limapy.bootprompt decides, until Setup has evidently started (never later)."""
-        from limapy.bootprompt import POLL, BootPrompt
+        CD or DVD" as limapy.guest.windows.bootprompt decides, until Setup has evidently started (never later)."""
+        from limapy.guest.windows.bootprompt import POLL, BootPrompt
 
         inst = self.inst
         prompt = BootPrompt(time.monotonic(), disk_base=machine.disk_allocated())
@@ -227,8 +229,8 @@ class HostAgent:
 
     def _windows_phases(self, serial: str = "", lines: list[str] | None = None) -> None:
         """Show the first logon's progress lines (from the serial console, or the phases file read with a probe)
-        as `[windows] ...`; a failure ends the wait with the step and the error (limapy.winserial)."""
-        from limapy import winserial
+        as `[windows] ...`; a failure ends the wait with the step and the error (limapy.guest.windows.phases)."""
+        from limapy.guest.windows import phases as winserial
 
         reader: winserial.Reader = self.phases[0]
         events = reader.feed(serial) if serial else reader.lines(lines or [])
@@ -275,7 +277,7 @@ class HostAgent:
         )
         # the connection stays open for the guest services (mounts, forwards); closed in _shutdown
         if plan.windows and plan.install:
-            from limapy import winserial
+            from limapy.guest.windows import phases as winserial
 
             self.phases = (winserial.Reader(), _Tail(inst.serial_log, self.serial_start if plan.serial_appends else 0))
         while True:

@@ -16,8 +16,8 @@ import os
 import stat
 from pathlib import Path
 
-from limapy import dirs
-from limapy.errors import LimapyError
+from limapy.base import dirs
+from limapy.base.errors import LimapyError
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -131,7 +131,7 @@ def read_memo(path: Path) -> bytes | None:
 def write_memo(path: Path, data: bytes) -> bool:
     """Write a memo (0600, atomically, in 0700 directories of the user's); False when the cache cannot take it
     (read-only, full, not the user's): the answer is computed again next time."""
-    from limapy.fsutil import atomic_write
+    from limapy.base.fsutil import atomic_write
 
     parts = within(path)
     if not parts:

@@ -48,7 +48,7 @@ def cache_dir() -> Path:
 
 def data_dir() -> Path:
     """The shipped templates/ and schemas/: beside the package in a checkout, inside it in a wheel."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parent.parent  # limapy/ (this module is limapy/base/dirs.py)
     bundled = pkg / "_data"
     if bundled.is_dir():
         return bundled

@@ -10,7 +10,7 @@ import stat
 from collections.abc import Collection
 from pathlib import Path
 
-from limapy.errors import InstanceError
+from limapy.base.errors import InstanceError
 
 LINK_HINT = "limapy does not follow links in an instance directory: remove the link (or re-create the instance)"
 HARDLINK_HINT = ("limapy writes these files in place and does not write through a hard link: remove that name "

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import proc
-from limapy.errors import ExternalToolError, LimapyError, NotFoundError
+from limapy.base import proc
+from limapy.base.errors import ExternalToolError, LimapyError, NotFoundError
 
 QEMU_IMG = "qemu-img"
 QCOW2_MAGIC = b"QFI\xfb"

@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from limapy.errors import LimapyError
-from limapy.fsutil import atomic_write
+from limapy.base.errors import LimapyError
+from limapy.base.fsutil import atomic_write
 
 #: 2000-01-01T00:00:00Z: the date every file and volume descriptor carries.
 FIXED_EPOCH = 946684800.0

@@ -21,7 +21,7 @@ import ipaddress
 import socket
 import urllib.parse
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 HINT = ("a template from the network may not make limapy read files on this host or reach loopback, link-local "
         "or private addresses (as a web page may not); if you trust it, pass --allow-local-files, or download it "

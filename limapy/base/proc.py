@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from limapy.errors import ExternalToolError
+from limapy.base.errors import ExternalToolError
 
 # `limapy shell` and `list` import this module on their hot path: subprocess and logging (~10 ms together)
 # are imported when a process is actually run, and debug lines go out only when --debug set logging up.
@@ -41,14 +41,14 @@ else:
         found = {"Completed": subprocess.CompletedProcess, "Process": subprocess.Popen,
                  "TimeoutExpired": subprocess.TimeoutExpired}.get(name)  # fmt: skip
         if found is None:
-            raise AttributeError(f"module 'limapy.proc' has no attribute {name!r}")
+            raise AttributeError(f"module 'limapy.base.proc' has no attribute {name!r}")
         return found
 
 
 def _debug(msg: str, *args: object) -> None:
     logging = sys.modules.get("logging")
     if logging is not None:
-        logging.getLogger("limapy.proc").debug(msg, *args)
+        logging.getLogger("limapy.base.proc").debug(msg, *args)
 
 
 def _args(argv: Sequence[str | Path]) -> list[str]:

@@ -57,7 +57,7 @@ def format_transfer(size: float) -> str:
 
 def parse_duration(text: str) -> float:
     """`90`, `90s`, `10m`, `1h30m` -> seconds."""
-    from limapy.errors import UsageError
+    from limapy.base.errors import UsageError
 
     t = text.strip()
     if re.fullmatch(r"\d+(\.\d+)?", t):

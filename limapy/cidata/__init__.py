@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from limapy.base.errors import LimapyError
+from limapy.base.names import hostname_for
 from limapy.config.model import Provision, Spec
-from limapy.errors import LimapyError
-from limapy.names import hostname_for
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from limapy.base.errors import LimapyError
+from limapy.base.names import hostname_for, mount_tag
 from limapy.cidata import Step, provisions
 from limapy.config.model import Mount, Spec
 from limapy.config.validate_fields import ENV_KEY, HOSTNAME, resolve_host
-from limapy.errors import LimapyError
-from limapy.names import hostname_for, mount_tag
 
 LABEL = "cidata"
 SEED_MOUNT = "/mnt/lima-cidata"
@@ -207,7 +207,7 @@ def build_seed(
 
 
 #: limapy's yq as the guest runs it: the entry script and the (stdlib-only) modules it imports.
-YQ_MODULES = ("yqparse.py", "yqlite.py", "yqformats.py", "yqcli.py")
+YQ_MODULES = ("expr/yqparse.py", "expr/yqlite.py", "expr/yqformats.py", "expr/yqcli.py")
 
 
 def yq_tool() -> dict[str, bytes]:
@@ -216,7 +216,8 @@ def yq_tool() -> dict[str, bytes]:
     src = files("limapy")
     out = {f"util/limapy/{m}": (src / m).read_bytes() for m in YQ_MODULES}
     out["util/limapy/__init__.py"] = b"# limapy's yq modules, carried by the seed (see boot.sh)\n"
-    out["util/limapy-yq"] = b"import sys\n\nfrom limapy.yqcli import main\n\nsys.exit(main())\n"
+    out["util/limapy/expr/__init__.py"] = b""
+    out["util/limapy-yq"] = b"import sys\n\nfrom limapy.expr.yqcli import main\n\nsys.exit(main())\n"
     return out
 
 
@@ -261,7 +262,7 @@ def write_seed_iso(
     mac: str,
 ) -> None:
     """Build the seed and write it atomically (0600) as a Rock Ridge + Joliet ISO labelled `cidata`."""
-    from limapy.iso import write_iso_file
+    from limapy.base.iso import write_iso_file
 
     files = build_seed(spec, name=name, iid=iid, ssh_pubkeys=ssh_pubkeys, mac=mac)
     write_iso_file(path, files, LABEL, joliet=True, rock_ridge=True, modes=seed_modes(files))

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 if TYPE_CHECKING:
     import jinja2

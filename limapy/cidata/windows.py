@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from limapy import winlocale
+from limapy.base.errors import LimapyError
 from limapy.cidata import Step, provisions
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
+from limapy.guest.windows import language as winlocale
 
 LABEL = "autounattend"
 FIRST_LOGON = "first_logon.ps1"
@@ -84,7 +84,7 @@ def new_password(length: int = 20) -> str:
 
 def write_password_file(path: str | os.PathLike[str], password: str) -> None:
     """Store the password 0600 (atomically); it is never printed or logged."""
-    from limapy.fsutil import atomic_write
+    from limapy.base.fsutil import atomic_write
 
     atomic_write(Path(path), (password + "\n").encode(), 0o600)
 
@@ -243,7 +243,7 @@ def build_answer_files(
     admin_password: str | None = None,
     winpe_drivers: Mapping[str, bytes] | None = None,
 ) -> dict[str, bytes]:
-    """The files of the answer ISO, by path inside it. `winpe_drivers` are limapy.virtiowin.read_drivers's
+    """The files of the answer ISO, by path inside it. `winpe_drivers` are limapy.guest.windows.virtiowin.read_drivers's
     `$WinPEDriver$/...` files."""
     from limapy.cidata.render import render
 
@@ -306,6 +306,6 @@ def _crlf_ascii(script: str) -> bytes:
 def write_answer_iso(path: str | os.PathLike[str], spec: Spec, **answer: Any) -> None:
     """Build the answer files (build_answer_files's keywords) and write them atomically (0600) as a Joliet ISO
     labelled `autounattend`."""
-    from limapy.iso import write_iso_file
+    from limapy.base.iso import write_iso_file
 
     write_iso_file(path, build_answer_files(spec, **answer), LABEL, joliet=True, rock_ridge=False)

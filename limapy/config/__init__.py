@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from limapy.base.errors import ConfigError
 from limapy.config.model import Spec
-from limapy.errors import ConfigError
 
 if TYPE_CHECKING:
     from limapy.config.locate import Fetcher
@@ -73,7 +73,7 @@ def check(
 
     `bootable`: also limapy's rules for what its `start` can boot (validate_instance); False checks Lima's
     validation alone (Lima's golden cases)."""
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.config import defaults, hostinfo
     from limapy.config.schema import binary_problems, schema_problems, unknown_keys
     from limapy.config.validate import lima_warnings, unused_params, validate

@@ -10,11 +10,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from limapy.base.names import LIMA_YAML
+from limapy.base.netutil import mac_from_seed
+from limapy.base.units import format_size
 from limapy.config.hostinfo import HostInfo, default_guest_user
 from limapy.config.listmerge import entry_key, merge_entry
-from limapy.names import LIMA_YAML
-from limapy.netutil import mac_from_seed
-from limapy.units import format_size
 
 # lists concatenated override + instance + default (first matching rule wins => override first)
 LIST_CONCAT = {
@@ -165,7 +165,7 @@ def fill(
     (default: `<instance_dir>/lima.yaml`). Template variables are rendered as Lima renders them
     (config.tmplvars); a field that does not render is kept as it was and named in `warnings`.
     """
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.config.tmplvars import expand_tilde, guest_data, host_data, params, render
 
     if file_path is None and instance_dir:
@@ -406,7 +406,7 @@ def fill(
 
 def _message(cfg: dict[str, Any], host_vars: dict[str, Any], host: HostInfo, warnings: list[str] | None) -> str:
     """`message` with the fields Lima's FormatData gives it (pkg/store/instance.go AddGlobalFields)."""
-    from limapy import gotmpl
+    from limapy.expr import gotmpl
 
     data = {"Name": host_vars["Name"], "Dir": host_vars["Dir"], "HostOS": host.os.lower(), "HostArch": host.arch,
             "LimaHome": host_vars["LimaHome"], "IdentityFile": os.path.join(host_vars["LimaHome"], "_config", "user"),

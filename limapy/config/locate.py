@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, netpolicy
-from limapy.errors import ConfigError
+from limapy.base import dirs, netpolicy
+from limapy.base.errors import ConfigError
 
-#: `fetcher(url)`, or `fetcher(url, guard)` for a URL a network template names (limapy.netpolicy.Guard).
+#: `fetcher(url)`, or `fetcher(url, guard)` for a URL a network template names (limapy.base.netpolicy.Guard).
 Fetcher = Callable[..., Path]
 
 
@@ -100,7 +100,7 @@ class PluginMissing(ConfigError):
 def _resolve_plugin(scheme: str, locator: str) -> str:
     import shutil
 
-    from limapy import proc
+    from limapy.base import proc
 
     for prog in (f"limapy-url-{scheme}", f"limactl-url-{scheme}"):
         exe = shutil.which(prog)

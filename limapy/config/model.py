@@ -14,8 +14,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from limapy.errors import LimapyError
-from limapy.units import parse_size
+from limapy.base.errors import LimapyError
+from limapy.base.units import parse_size
 
 #: The shells a Windows guest's `user.shell` may name (Win32-OpenSSH's DefaultShell).
 WINDOWS_SHELLS = ("cmd.exe", "powershell.exe", "pwsh.exe")
@@ -200,7 +200,7 @@ class WindowsOpts:
     image_index: int | None = None
     product_key: str | None = None
     rdp: bool = True
-    locale: str | None = None  # osOpts.Windows.locale: format and keyboard (limapy.winlocale)
+    locale: str | None = None  # osOpts.Windows.locale: format and keyboard (limapy.guest.windows.language)
     openssh_source: str = "msi"  # "msi" (the answer ISO's Win32-OpenSSH MSI) or "capability" (Windows Update)
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION
+from limapy.base.units import parse_size
 from limapy.config.golang import go_list, go_q, parse_semver
 from limapy.config.idents import validate_digest, validate_identifier
 from limapy.config.model import WINDOWS_SHELLS
 from limapy.config.validate_net import NetRules
 from limapy.config.yamlread import NodePath
-from limapy.units import parse_size
 
 OS_TYPES = ["Linux", "Darwin", "FreeBSD", "Windows"]
 ARCH_TYPES = ["x86_64", "aarch64", "armv7l", "ppc64le", "riscv64", "s390x"]
@@ -184,7 +184,7 @@ class _V(NetRules):
             )
         locale = win.get("locale")
         if locale not in (None, ""):
-            from limapy import winlocale
+            from limapy.guest.windows import language as winlocale
 
             if winlocale.known(str(locale)) is None:
                 self.add(

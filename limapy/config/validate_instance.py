@@ -3,7 +3,7 @@
 Lima refuses some of these only when it renders the seed (cidata's ValidateTemplateArgs: `user.name` root,
 `user.uid` 0) or when QEMU fails; limapy refuses them with every other problem, so `validate` says what
 `create` would refuse. Nothing here reads the host: what depends on it (memory vs the host's RAM, the disks
-in the store, the instance directory's path) is limapy.preflight's, at create.
+in the store, the instance directory's path) is limapy.ops.preflight's, at create.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from limapy.base.units import format_size, parse_size
 from limapy.config.validate import Problem
-from limapy.units import format_size, parse_size
 
 #: Guest user names a Linux guest's tools accept (useradd's default rule, as cloud-init passes it on).
 LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -118,9 +118,9 @@ def _sizes(cfg: dict[str, Any]) -> list[Problem]:
 
 
 def _provision(cfg: dict[str, Any]) -> list[Problem]:
-    """A `mode: yq` step must be within limapy's yq (limapy.yqlite), which the guest runs: Lima's yq is all of yq,
+    """A `mode: yq` step must be within limapy's yq (limapy.expr.yqlite), which the guest runs: Lima's yq is all of yq,
     so a template may use more; it is refused here, with the reason, rather than failing at boot."""
-    from limapy import yqformats, yqlite
+    from limapy.expr import yqformats, yqlite
 
     if cfg.get("os") == "Windows":
         return []  # Lima's validation limits Windows to system, user, dependency, data

@@ -14,8 +14,8 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from limapy import pids, store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import pids, store
 
 # `status` is on the hot path of `shell`, `list` and completion: this module imports neither typing nor
 # dataclasses (~15 ms together) at run time. The protocols are plain classes then; mypy sees Protocols.
@@ -177,7 +177,7 @@ class Snapshot:
 
 def check_ssh_port(spec: Spec) -> int:
     """The configured ssh.localPort (0 = pick one at boot); refused when something listens on it."""
-    from limapy import netutil
+    from limapy.base import netutil
 
     want = spec.ssh.local_port
     if want and not netutil.port_is_free(want):

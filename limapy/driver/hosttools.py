@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from limapy.errors import ExternalToolError, LimapyError
+from limapy.base.errors import ExternalToolError, LimapyError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from limapy import store
     from limapy.config.model import Spec
+    from limapy.instance import store
 
 #: The systems an install line is given for: (key, name, command prefix).
 SYSTEMS = (

@@ -13,11 +13,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import disk, netutil, store
+from limapy.base import netutil
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.driver import Fetched, Say
 from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, WindowsImage
-from limapy.errors import LimapyError
+from limapy.instance import disk, store
 
 SETUP_NOTICE = (
     "Windows Setup has already written the disk: booting from it to continue the install (no boot keys); "
@@ -90,7 +91,7 @@ def present(path: Path) -> Path | None:
 
 
 def windows_files(inst: store.Instance, spec: Spec) -> Files:
-    from limapy import winedition
+    from limapy.guest.windows import edition as winedition
 
     boot = windows_boot(inst)
     rdp = rdp_port(inst) if spec.rdp else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from limapy import ssh, store
+from limapy import ssh
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.driver.plan import MEDIA_AUTOUNATTEND, MEDIA_NOCLOUD, Media
-from limapy.errors import LimapyError
+from limapy.instance import store
 
 
 def _secret(path: Path) -> str:
@@ -53,8 +54,8 @@ def write(inst: store.Instance, spec: Spec, media: Media) -> None:
         return
     if media.kind != MEDIA_AUTOUNATTEND or media.windows is None:
         raise LimapyError(f"unknown first-boot media {media.kind!r}")
-    from limapy import virtiowin
     from limapy.cidata import windows
+    from limapy.guest.windows import virtiowin
     from limapy.qemu.cmdline import windows_disk_bus
 
     img = media.windows

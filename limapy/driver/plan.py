@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from limapy.guest.windows.language import DEFAULT as DEFAULT_LOCALE
+from limapy.guest.windows.language import Locale
 from limapy.qemu.cmdline import WIN_INSTALL as WIN_INSTALL  # how a Windows instance boots (re-exported)
 from limapy.qemu.cmdline import WIN_INSTALLED as WIN_INSTALLED
 from limapy.qemu.cmdline import WIN_SETUP as WIN_SETUP
 from limapy.qemu.firmware import VarsPlan
-from limapy.winlocale import DEFAULT as DEFAULT_LOCALE
-from limapy.winlocale import Locale
 
 #: How the host agent tells that the guest is ready.
 READY_LINUX = "linux"  # /run/lima-boot-done holds this boot's instance-id (over SSH)
@@ -32,7 +32,7 @@ class Sidecar:
     argv: tuple[str, ...]
     ready: Path  # a socket that exists once it serves
     pidfile: Path
-    marks: tuple[tuple[str, ...], ...]  # what its command line carries (limapy.pids)
+    marks: tuple[tuple[str, ...], ...]  # what its command line carries (limapy.instance.pids)
     stderr: Path
     state_dir: Path | None = None  # made 0700 before it starts
     writes_pidfile: bool = True  # False: the supervisor writes `pidfile` itself once it has started it
@@ -45,7 +45,7 @@ class WindowsImage:
     index: int | None
     name: str | None
     is_server: bool
-    locale: Locale = DEFAULT_LOCALE  # the answer file's language fields (limapy.winlocale)
+    locale: Locale = DEFAULT_LOCALE  # the answer file's language fields (limapy.guest.windows.language)
 
 
 @dataclass(frozen=True)

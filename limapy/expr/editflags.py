@@ -1,7 +1,7 @@
 """Lima's create/start/edit shortcut flags as `--set` expressions (lima-reference.md §1.2, editflags.go).
 
 Each flag becomes one `Edit` whose origin is the flag as typed, so a problem with the value is blamed on the
-flag. The expressions stay inside limapy's `--set` subset (limapy.edits), which has the forms they need:
+flag. The expressions stay inside limapy's `--set` subset (limapy.expr.edits), which has the forms they need:
 `=`, `+=`, prepending (`.a = [..] + .a`) and `[]` over every list entry.
 """
 
@@ -12,8 +12,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from limapy.edits import Edit, shortcut_sets
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
+from limapy.expr.edits import Edit, shortcut_sets
 
 #: Flags Lima applies only when an instance is created (a warning names them on an existing instance).
 CREATE_ONLY = ("arch", "containerd", "plain", "image_variant", "arch_variant")

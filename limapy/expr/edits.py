@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
 
 _SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\]|\[\"[^\"]+\"\])"
 _PATH_RE = re.compile(r"\.?" + _SEG + r"*\Z")

@@ -4,8 +4,8 @@
 
 The flags are yq v4's (the ones Lima's boot.sh passes: `--inplace --from-file F --input-format X --output-format
 X PATH`, and `--null-input --from-file F --output-format X` to create a file). `limactl yq` is yq itself; this
-is limapy's subset (limapy.yqlite) with yq's flags, exit status 1 on any error, and YAML/JSON/INI files
-(limapy.yqformats). The same code runs in the guest: boot.sh runs `util/limapy-yq` from the seed with the
+is limapy's subset (limapy.expr.yqlite) with yq's flags, exit status 1 on any error, and YAML/JSON/INI files
+(limapy.expr.yqformats). The same code runs in the guest: boot.sh runs `util/limapy-yq` from the seed with the
 guest's Python (cloud-init's), as Lima runs `lima-guestagent yq`. An in-place edit keeps the file's mode and
 owner (yq writes a temp file beside it and renames it). Runs on Python 3.7.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from limapy import yqformats, yqlite
+from limapy.expr import yqformats, yqlite
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

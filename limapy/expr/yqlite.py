@@ -20,14 +20,14 @@ from __future__ import annotations
 import copy
 import json
 
-from limapy.yqparse import Parser, YqError
+from limapy.expr.yqparse import Parser, YqError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from limapy.yqparse import Node
+    from limapy.expr.yqparse import Node
 
     Expr = Callable[[Any], Any]
     Path = tuple[Any, ...]

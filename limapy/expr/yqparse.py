@@ -1,4 +1,4 @@
-"""The syntax of limapy's yq subset: tokens and the parser (yq's precedences; see limapy.yqlite)."""
+"""The syntax of limapy's yq subset: tokens and the parser (yq's precedences; see limapy.expr.yqlite)."""
 
 from __future__ import annotations
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import proc, ssh, store
+from limapy import ssh
+from limapy.base import proc
 from limapy.config.model import PortForward, Spec
 from limapy.guest.listeners import WATCH_SCRIPT, Listener, parse_snapshot
+from limapy.instance import store
 
 log = logging.getLogger("limapy.guest.forwards")
 

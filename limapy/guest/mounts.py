@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from limapy.base.names import mount_tag
 from limapy.cidata.linux import kernel_mount_options
 from limapy.config.model import Mount, Spec
-from limapy.names import mount_tag
 
 log = logging.getLogger("limapy.guest.mounts")
 

@@ -8,9 +8,9 @@ import logging
 import threading
 from typing import Any
 
-from limapy import store
 from limapy.config.model import Spec
 from limapy.guest import forwards, mounts
+from limapy.instance import store
 
 log = logging.getLogger("limapy.guest.services")
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, imagecheck, proc
-from limapy.errors import ExternalToolError as ExternalToolError  # re-exported: callers catch it from here
-from limapy.errors import InstanceError, LimapyError, NotFoundError
-from limapy.store import validate_name
-from limapy.units import format_size
+from limapy.base import dirs, imagecheck, proc
+from limapy.base.errors import ExternalToolError as ExternalToolError  # re-exported: callers catch it from here
+from limapy.base.errors import InstanceError, LimapyError, NotFoundError
+from limapy.base.units import format_size
+from limapy.instance.store import validate_name
 
 QEMU_IMG = "qemu-img"
 DATADISK = "datadisk"
@@ -234,7 +234,7 @@ def disk_owner(name: str) -> Path | None:
 
 def owner_running(owner: Path) -> bool:
     """Whether the instance in `owner` runs now (its host agent is alive): only then does it hold the disk."""
-    from limapy import store
+    from limapy.instance import store
 
     return owner.is_dir() and store.ha_pid(store.Instance(owner.name, owner)) is not None
 
@@ -242,7 +242,7 @@ def owner_running(owner: Path) -> bool:
 def owner_suspended(owner: Path) -> bool:
     """Whether the instance in `owner` is suspended: its saved memory holds the disk's state, so the disk stays
     its own until it resumes or its state is discarded."""
-    from limapy import store
+    from limapy.instance import store
 
     inst = store.Instance(owner.name, owner)
     return inst.lima_yaml.is_file() and inst.suspend_record.is_file() and not owner_running(owner)
@@ -305,8 +305,8 @@ def move_claims(old_dir: Path, new_dir: Path) -> None:
 def record_base(record: Path, base: Path) -> None:
     """Remember which bytes an instance's overlay was created on (`record`, the instance's base-image.json,
     0600)."""
+    from limapy.base.fsutil import atomic_write
     from limapy.download import identity
-    from limapy.fsutil import atomic_write
 
     ident = identity(base)
     data = {"path": ident.path, "digest": ident.digest, "stat": ident.stat}

@@ -14,7 +14,7 @@ import os
 import re
 from pathlib import Path
 
-from limapy import dirs
+from limapy.base import dirs
 
 _LEFTOVER_RE = re.compile(r"\.(?P<name>[A-Za-z0-9._-]+)\.(?:tmp-[A-Za-z0-9_]+|deleting)")
 

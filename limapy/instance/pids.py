@@ -47,7 +47,7 @@ def cmdline(pid: int) -> list[str] | None:
         except OSError:
             return None
         return [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
-    from limapy import proc
+    from limapy.base import proc
 
     try:
         cp = proc.run(["ps", "-o", "command=", "-p", str(pid)], check=False, timeout=5)

@@ -16,14 +16,14 @@ import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from limapy import dirs, fsutil
-from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError, shown
-from limapy.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
-from limapy.fsutil import fsync_dir
-from limapy.fsutil import open_private as open_private  # re-exported: instance files are opened through store
-from limapy.names import LIMA_YAML
-from limapy.userkey import USER_KEY as USER_KEY  # re-exported: the key's home was here
-from limapy.userkey import ensure_user_key as ensure_user_key
+from limapy.base import dirs, fsutil
+from limapy.base.errors import InstanceError, LimapyError, NotFoundError, UsageError, shown
+from limapy.base.fsutil import atomic_write as atomic_write  # re-exported: instance files are written through store
+from limapy.base.fsutil import fsync_dir
+from limapy.base.fsutil import open_private as open_private  # re-exported: instance files are opened through store
+from limapy.base.names import LIMA_YAML
+from limapy.instance.userkey import USER_KEY as USER_KEY  # re-exported: the key's home was here
+from limapy.instance.userkey import ensure_user_key as ensure_user_key
 
 NAME_RE = re.compile(r"^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$")  # fullmatch only ($ alone accepts "x\n")
 MAX_NAME_LEN = 76
@@ -334,7 +334,7 @@ def resolve(prefix_or_name: str, *, exact: bool = False) -> Instance:
 
 def ha_pid(inst: Instance) -> int | None:
     """The host agent of `inst`, when `ha.pid` names it (its command line says `hostagent NAME --dir DIR`)."""
-    from limapy import pids
+    from limapy.instance import pids
 
     return pids.live(inst.ha_pid, pids.hostagent_marks(inst.name, inst.dir))
 

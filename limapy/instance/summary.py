@@ -24,7 +24,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from limapy import dirs, stamps
+from limapy.base import dirs, stamps
 
 TYPE_CHECKING = False  # typing itself costs ~4 ms on the hot path; mypy still sees the block
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
     from limapy.config import Loaded
     from limapy.config.model import Spec
-    from limapy.store import Instance
+    from limapy.instance.store import Instance
 
 VERSION = 5  # 5: issue 27 (Go templates, Lima's FillDefault fields, params as Go strings)
 
@@ -160,7 +160,7 @@ def _plain(value: Any) -> Any:
 
 def write(inst: Instance, loaded: Loaded) -> None:
     """Record `loaded` (just read in full) as `inst`'s summary; silently nothing when it cannot be keyed."""
-    from limapy import store
+    from limapy.instance import store
 
     doc = loaded.doc
     if doc is None or not getattr(doc, "local", False):
@@ -213,8 +213,8 @@ def _fresh(record: Mapping[str, Any], inst: Instance) -> bool:
 
 def cached(inst: Instance) -> Summary | None:
     """`inst`'s summary when it is fresh, else None. Never raises for a bad file."""
-    from limapy import store
-    from limapy.errors import LimapyError
+    from limapy.base.errors import LimapyError
+    from limapy.instance import store
 
     try:
         fd = store.open_private(inst.summary_file, os.O_RDONLY)

@@ -8,8 +8,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from limapy import dirs, proc
-from limapy.fsutil import atomic_write
+from limapy.base import dirs, proc
+from limapy.base.fsutil import atomic_write
 
 USER_KEY = "user"
 

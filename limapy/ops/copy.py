@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from limapy import driver, proc, store
-from limapy.errors import LimapyError
+from limapy import driver
+from limapy.base import proc
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 
 
 class Request:

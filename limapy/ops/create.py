@@ -11,11 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from limapy import LIMA_COMPAT_VERSION, store
+from limapy import LIMA_COMPAT_VERSION
+from limapy.base.errors import LimapyError, UsageError
 from limapy.config.model import Spec
 from limapy.driver import Fetched
-from limapy.edits import Edit
-from limapy.errors import LimapyError, UsageError
+from limapy.expr.edits import Edit
+from limapy.instance import store
 
 Say = Callable[[str], None]
 #: The netpolicy.Guard a URL needs (config.trust.guard_for: what a network template named), or None.
@@ -36,8 +37,8 @@ def load_template(
     """The template with the edits applied; each edited field's position names the edit (`--set '...'`,
     `--cpus 4`), so a problem with it is blamed on the flag, not on the template's first line.
     `names_instance`: the template's file name becomes the instance name, so it must be a valid one."""
-    from limapy import edits
     from limapy.config.load import load
+    from limapy.expr import edits
     from limapy.ops.fetch import template_fetcher
 
     doc = load(locator, fetcher=template_fetcher, allow_local=allow_local, check_name=names_instance)
@@ -73,7 +74,9 @@ def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: b
 def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
     """The install ISO exists, is for this arch, and holds the edition asked for;
     Server media is x86_64 and evaluation or keyed; virtio-win and the OpenSSH MSI are fetched and checked."""
-    from limapy import winedition, winmedia, winmsi
+    from limapy.guest.windows import edition as winedition
+    from limapy.guest.windows import media as winmedia
+    from limapy.guest.windows import msi as winmsi
 
     arch = spec.arch
     msi_entry = spec.openssh_msi
@@ -124,7 +127,7 @@ def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
 
 def linux_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
     """The image (a disk image to make the overlay on, or an ISO to boot), and its kernel and initrd."""
-    from limapy import disk
+    from limapy.instance import disk
 
     image = spec.image
     base = _fetch(image.location, image.digest, say, "image", guards=guards).resolve()
@@ -135,7 +138,7 @@ def linux_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
         initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False, guards=guards)
     iso = disk.is_iso9660(base)
     if not iso:
-        from limapy import imagecheck
+        from limapy.base import imagecheck
 
         imagecheck.verify(base, image.location)  # before anything is made; the overlay checks it again
     return Fetched(
@@ -169,10 +172,12 @@ def create(
 
     `inspect` makes it a dry run (`start --dry-run TEMPLATE`): it is called with the instance laid out in its
     temp dir, which is then removed; nothing is created (downloads stay in the cache, as any download does)."""
-    from limapy import dirs, driver, preflight
+    from limapy import driver
+    from limapy.base import dirs
     from limapy.config import check, hostinfo, trust
     from limapy.config.load import stored_yaml
     from limapy.download import refs
+    from limapy.ops import preflight
 
     if locator == "-" and not name:
         raise UsageError("`create -` (a template on stdin) requires --name", hint="e.g. `limapy create --name vm -`")
@@ -221,7 +226,7 @@ def create(
 def dry_run(locator: str, plan: Callable[[store.Instance], str], **kwargs: Any) -> str:
     """What `plan` says about the instance `create(locator, **kwargs)` would make, with its paths and MAC as
     they will be (it is laid out in a temp dir that is then removed): `start --dry-run TEMPLATE`."""
-    from limapy import netutil
+    from limapy.base import netutil
 
     seen: list[tuple[store.Instance, str]] = []
     try:

@@ -1,7 +1,7 @@
 """`limapy list`: Lima's columns, keys, formats and exit codes, read from instance summaries.
 
 `list` runs on every Tab of shell completion and in scripts, so it reads each instance's summary
-(limapy.summary: a fresh one costs a JSON read, no YAML parse) and its pid files, and imports nothing
+(limapy.instance.summary: a fresh one costs a JSON read, no YAML parse) and its pid files, and imports nothing
 heavy unless a format needs it. `parse` is the whole argument grammar (the CLI's fast path); the typer
 command builds the same `Request` for `--help` and what the fast path leaves to click.
 """
@@ -12,9 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from limapy import LIMA_COMPAT_VERSION, store
-from limapy.errors import LimapyError, UsageError
-from limapy.names import hostname_for
+from limapy import LIMA_COMPAT_VERSION
+from limapy.base.errors import LimapyError, UsageError
+from limapy.base.names import hostname_for
+from limapy.instance import store
 
 COLUMNS = ("NAME", "STATUS", "SSH", "VMTYPE", "ARCH", "CPUS", "MEMORY", "DISK", "DIR")
 FORMATS = ("table", "json", "yaml")
@@ -118,7 +119,8 @@ def _broken(name: str, path: Path, error: str) -> dict[str, Any]:
 
 def info(inst: store.Instance) -> dict[str, Any]:
     """One instance as Lima's `limactl list --json` describes it (empty fields left out, as Lima does)."""
-    from limapy import driver, summary
+    from limapy import driver
+    from limapy.instance import summary
 
     if not inst.lima_yaml.is_file():
         return _broken(inst.name, inst.dir, f"{inst.lima_yaml}: not found")
@@ -187,7 +189,7 @@ def ssh_port(inst: store.Instance) -> int:
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Lima's columns; an RDP column at the end only when a listed Windows guest has Remote Desktop."""
-    from limapy.units import format_size
+    from limapy.base.units import format_size
 
     home = str(Path.home())
     rdp = any(r.get("rdpAddress") for r in rows)
@@ -236,7 +238,7 @@ def _check(req: Request) -> str:
 def _host_fields() -> dict[str, Any]:
     import platform
 
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.config.hostinfo import lima_arch
 
     return {"HostOS": platform.system().lower(), "HostArch": lima_arch(platform.machine()),
@@ -288,7 +290,7 @@ def run(req: Request, *, say: Say) -> int:
 
 
 def _warn_leftovers(say: Say) -> None:
-    from limapy import leftovers
+    from limapy.instance import leftovers
 
     for path in leftovers.find():
         say(f"warning: {path} was left by an interrupted create, clone or delete; `limapy prune` removes it")
@@ -326,7 +328,7 @@ def _domains(req: Request, fmt: str, say: Say) -> int:
 
 class _Exprs:
     def __init__(self, req: Request) -> None:
-        from limapy import yqlite
+        from limapy.expr import yqlite
 
         self.yqlite = yqlite
         try:
@@ -340,7 +342,7 @@ class _Exprs:
 
 
 def _template_check(template: str) -> None:
-    from limapy import gotmpl
+    from limapy.expr import gotmpl
 
     try:
         gotmpl.check(template)
@@ -355,7 +357,7 @@ def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any
         for r in rows:
             print(r["name"])
     elif template is not None:
-        from limapy import gotmpl
+        from limapy.expr import gotmpl
 
         host = _host_fields()
         aliases = dict(GO_FIELDS)

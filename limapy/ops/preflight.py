@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from limapy.base.errors import LimapyError
+from limapy.base.units import format_size
 from limapy.config.hostinfo import HostInfo
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.units import format_size
 
 Say = Callable[[str], None]
 #: Where a field was set, for a message: `t.yaml:3:1`, `--memory 64`, `--set '.cpus = 2'`.
@@ -57,7 +57,7 @@ def _sizes(spec: Spec, host: HostInfo, say: Say, at: Callable[..., str]) -> None
 def _paths(instance_dir: Path) -> None:
     text = str(instance_dir)
     if '"' in text or not text.isprintable():
-        from limapy import dirs
+        from limapy.base import dirs
 
         raise LimapyError(
             f"the instance directory {text!r} holds a `\"` or a control character, which ssh's config cannot carry",
@@ -66,7 +66,7 @@ def _paths(instance_dir: Path) -> None:
 
 
 def _disks(spec: Spec, at: Callable[..., str]) -> None:
-    from limapy import disk
+    from limapy.instance import disk
 
     for i, d in enumerate(spec.additional_disks):
         if not disk.checked_disk_path(d.name).is_file():
@@ -88,7 +88,7 @@ def _forwards(spec: Spec, instance_dir: Path, at: Callable[..., str]) -> None:
                 hint="remove hostIP (its default is 127.0.0.1); reach the port from elsewhere with an SSH tunnel",
             )
         if rule.host_socket:
-            from limapy import store
+            from limapy.instance import store
 
             where = f"{at('portForwards', i, 'hostSocket')}portForwards[{i}].hostSocket {rule.host_socket}"
             sock = os.path.normpath(rule.host_socket)

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import proc, store
-from limapy.errors import LimapyError
+from limapy.base import proc
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 
 FREERDP_X11 = ("xfreerdp3", "xfreerdp")
 FREERDP_WAYLAND = ("wlfreerdp3", "wlfreerdp")
@@ -35,14 +36,15 @@ class Target:
 
 
 def rdp_port(inst: store.Instance) -> int:
-    from limapy.netutil import read_port
+    from limapy.base.netutil import read_port
 
     return read_port(inst.rdp_port_file)
 
 
 def target(inst: store.Instance) -> Target:
     """Where the running Windows guest's Remote Desktop answers, or a LimapyError saying why not."""
-    from limapy import driver, summary
+    from limapy import driver
+    from limapy.instance import summary
 
     spec = summary.spec(inst)
     if not spec.is_windows:

@@ -16,8 +16,9 @@ import shutil
 import sys
 import tempfile
 
-from limapy import proc, store
-from limapy.errors import LimapyError, UsageError
+from limapy.base import proc
+from limapy.base.errors import LimapyError, UsageError
+from limapy.instance import store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ def run_synced(inst: store.Instance, req: Request, *, ready: Callable[[store.Ins
                env_of: Callable[[], Mapping[str, str]]) -> int:  # fmt: skip
     """The remote command's exit code (after syncing back, when it succeeded). `ready` starts (or refuses) a
     stopped instance and `env_of` gives --preserve-env's variables, as for every shell."""
-    from limapy import ssh, summary
+    from limapy import ssh
+    from limapy.instance import summary
 
     ready(inst, req.start)
     spec = summary.load(inst).spec
@@ -118,7 +120,7 @@ def ssh_quote(text: str) -> str:
 
 def sync_back(inst: store.Instance, host_dir: str, guest_dir: str) -> None:
     """The guest copy's changes to `host_dir` (asked first on a terminal), then the copy removed."""
-    from limapy import term
+    from limapy.base import term
 
     if term.interactive(sys.stdout) and sys.stdin.isatty():
         changes = proc.run(_rsync(inst, (guest_dir, True), (host_dir, False), "--dry-run", "--itemize-changes"),

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from limapy import pids, proc, store
-from limapy.edits import Edit
-from limapy.errors import LimapyError
+from limapy.base import proc
+from limapy.base.errors import LimapyError
+from limapy.expr.edits import Edit
+from limapy.instance import pids, store
 
 DEFAULT_TIMEOUT = 600.0
 #: Windows Setup takes 20-60 minutes with KVM/HVF (docs/windows.md), hours under TCG.
@@ -102,7 +103,8 @@ def default_timeout(inst: store.Instance) -> float:
     """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours when emulated."""
     if inst.win_done_installation.exists():
         return DEFAULT_TIMEOUT
-    from limapy import driver, summary
+    from limapy import driver
+    from limapy.instance import summary
 
     try:
         spec = summary.refresh(inst).spec
@@ -197,7 +199,7 @@ class ConsoleTail:
         self.buf = b""
 
     def lines(self) -> list[str]:
-        from limapy.errors import shown
+        from limapy.base.errors import shown
 
         try:
             with open(self.path, "rb") as f:
@@ -277,8 +279,8 @@ def _startable(inst: store.Instance) -> bool:
 
 def _require_tools(inst: store.Instance) -> None:
     """The host tools this boot needs (limapy.driver.hosttools), before the host agent is spawned."""
-    from limapy import summary
     from limapy.driver import hosttools
+    from limapy.instance import summary
 
     try:
         spec = summary.refresh(inst).spec
@@ -301,7 +303,8 @@ def run_foreground(inst: store.Instance) -> None:
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
     """Start and wait, then run the `mode: ansible` playbooks (Lima's order); False when it was already running."""
-    from limapy import config, dirs
+    from limapy import config
+    from limapy.base import dirs
     from limapy.download import refs
     from limapy.ops import ansible
 

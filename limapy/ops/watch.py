@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from limapy import store
-from limapy.errors import LimapyError, NotFoundError
+from limapy.base.errors import LimapyError, NotFoundError
+from limapy.instance import store
 
 POLL = 0.2
 

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from limapy.base.errors import LimapyError
+from limapy.base.names import mount_tag
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.names import mount_tag
 from limapy.qemu.host import HostFacts
 
 if TYPE_CHECKING:
-    from limapy.store import Instance
+    from limapy.instance.store import Instance
 
 #: Remote Desktop's port in a Windows guest.
 RDP_PORT = 3389

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 
 class QMPError(LimapyError):

@@ -56,7 +56,7 @@ def test_template_to_argv(
 
 
 def test_every_shipped_template_has_a_case() -> None:
-    from limapy.dirs import shipped_templates_dir
+    from limapy.base.dirs import shipped_templates_dir
 
     root = shipped_templates_dir()
     shipped = {p.relative_to(root).as_posix()[: -len(".yaml")] for p in root.rglob("*.yaml")}

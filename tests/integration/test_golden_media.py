@@ -128,7 +128,7 @@ class Norm:
     """What depends on the run, replaced by names."""
 
     def __init__(self, home: Path, media: Path, inst: Any) -> None:
-        from limapy import dirs
+        from limapy.base import dirs
 
         self.pairs: list[tuple[str, str]] = []
         for path, name in ((inst.password_file, "$WINDOWS_PASSWORD"), (inst.admin_password_file, "$ADMIN_PASSWORD")):
@@ -213,7 +213,8 @@ def test_generated_files(
         rc, _, err = cli(capsys, "create", "--name", NAME, *flags, template)
         assert rc == 0, err
 
-        from limapy import config, driver, store
+        from limapy import config, driver
+        from limapy.instance import store
 
         inst = store.resolve(NAME)
         spec = config.instance_spec(inst)

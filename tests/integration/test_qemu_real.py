@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from limapy import pids, store
 from limapy.config.model import Spec
 from limapy.driver import layout
 from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, BootPlan, WindowsImage
 from limapy.driver.qemu import facts, machine, planner
+from limapy.instance import pids, store
 from limapy.qemu import firmware
 from limapy.qemu.host import HostProbe, detect_host
 from limapy.qemu.qmp import QMP

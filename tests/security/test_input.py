@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from limapy import store
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
+from limapy.instance import store
 from tests.security.conftest import REPO, instances, limapy, one_error, qcow2, template
 
 S = Spec.from_cfg
@@ -41,7 +41,7 @@ def test_every_name_and_key_validator_refuses_a_trailing_newline(home: Path) -> 
     for what in ("param", "env"):
         with pytest.raises(LimapyError, match="not a valid environment variable name"):
             _env_lines({"x\n": "v"}, what)
-    from limapy import units
+    from limapy.base import units
 
     with pytest.raises(ValueError):
         units.parse_size("4GiB\n")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk, store
-from limapy.errors import InstanceError
+from limapy.base.errors import InstanceError
+from limapy.instance import disk, store
 from tests.security.conftest import Server, instances, limapy, one_error, qcow2, template
 
 GiB = 1 << 30

@@ -2,11 +2,11 @@
 
 - imports flow one way, down the layers below (module-level and function-level imports alike), with no cycle;
 - commands and the host agent reach an engine only through limapy.driver (never limapy.qemu or an engine);
-- only limapy/proc.py starts programs (no `subprocess` import, no os.exec*/spawn*/system/popen elsewhere);
+- only limapy/base/proc.py starts programs (no `subprocess` import, no os.exec*/spawn*/system/popen elsewhere);
 - no module (limapy/, hack/, tests/) is over 500 lines;
 - outside limapy/config/, nothing indexes the raw configuration dict: Lima's field names are read through
   config.model.Spec;
-- the names of instance files are written in limapy/store.py only (lima.yaml also in limapy/names.py).
+- the names of instance files are written in limapy/instance/store.py only (lima.yaml also in limapy/base/names.py).
 """
 
 from __future__ import annotations
@@ -22,22 +22,26 @@ PKG = REPO / "limapy"
 
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
-    ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt", "limapy.winserial", "limapy.shellenv", "limapy.yqparse", "limapy.yqlite",
-     "limapy.yqformats", "limapy.yqcli", "limapy.stamps", "limapy.term", "limapy.cachedir", "limapy.netpolicy"),
-    ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
-     "limapy.winmsi", "limapy.winlocale", "limapy.virtiowin", "limapy.remote", "limapy.edits", "limapy.gotmpl",
-     "limapy.editflags", "limapy.imagecheck"),
-    ("limapy.store", "limapy.leftovers", "limapy.disk", "limapy.winedition", "limapy.summary"),
+    ("limapy", "limapy.base.errors", "limapy.base.dirs", "limapy.base.fsutil", "limapy.base.names",
+     "limapy.base.units", "limapy.base.netutil", "limapy.base.proc", "limapy.guest.windows.bootprompt",
+     "limapy.guest.windows.phases", "limapy.expr.shellenv", "limapy.expr.yqparse", "limapy.expr.yqlite",
+     "limapy.expr.yqformats", "limapy.expr.yqcli", "limapy.base.stamps", "limapy.base.term", "limapy.base.cachedir",
+     "limapy.base.netpolicy"),
+    ("limapy.config", "limapy.instance.pids", "limapy.instance.userkey", "limapy.base.iso", "limapy.download",
+     "limapy.guest.windows.media", "limapy.guest.windows.msi", "limapy.guest.windows.language",
+     "limapy.guest.windows.virtiowin", "limapy.remote", "limapy.expr.edits", "limapy.expr.gotmpl",
+     "limapy.expr.editflags", "limapy.base.imagecheck"),
+    ("limapy.instance.store", "limapy.instance.leftovers", "limapy.instance.disk", "limapy.guest.windows.edition",
+     "limapy.instance.summary"),
     ("limapy.cidata", "limapy.qemu", "limapy.ssh", "limapy.copytool"),
     ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
     ("limapy.driver",),  # the seam: plan, sidecars, media, the registry
     ("limapy.driver.qemu", "limapy.driver.libvirt"),  # engines
-    ("limapy.preflight", "limapy.hostagent", "limapy.ops"),
+    ("limapy.ops.preflight", "limapy.agent.hostagent", "limapy.ops"),
     ("limapy.cli", "limapy.__main__"),
 ]
 ENGINE_INTERNALS = ("limapy.qemu", "limapy.driver.qemu", "limapy.driver.libvirt")
-ABOVE_THE_SEAM = ("limapy.preflight", "limapy.hostagent", "limapy.ops", "limapy.cli")
+ABOVE_THE_SEAM = ("limapy.ops.preflight", "limapy.agent.hostagent", "limapy.ops", "limapy.cli")
 
 
 def module_name(path: Path) -> str:
@@ -149,7 +153,7 @@ SPAWNERS = {"execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
 def test_only_proc_starts_programs() -> None:
     wrong = []
     for name, path in MODULES.items():
-        if name == "limapy.proc":
+        if name == "limapy.base.proc":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("subprocess", "pty") for a in node.names):
@@ -219,7 +223,7 @@ def test_no_raw_config_indexing_outside_config() -> None:
 
 
 def instance_file_names() -> set[str]:
-    from limapy import store
+    from limapy.instance import store
 
     inst = store.Instance("vm", Path("/x/vm"))
     names = set()
@@ -237,7 +241,7 @@ def test_instance_file_names_only_in_store() -> None:
     assert {"lima.yaml", "qmp.sock", "ha.qmp.sock", "swtpm.sock", "windows-password", "base-image.json"} <= names
     wrong = []
     for name, path in MODULES.items():
-        if name in ("limapy.store", "limapy.names"):  # names: LIMA_YAML, which config/ needs too
+        if name in ("limapy.instance.store", "limapy.base.names"):  # names: LIMA_YAML, which config/ needs too
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from limapy import store
 from limapy.config.model import Spec
 from limapy.guest import forwards
 from limapy.guest.listeners import Listener
+from limapy.instance import store
 
 WILD = Listener("0.0.0.0", 18080)
 WILD6 = Listener("::", 18080)

@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 
-from limapy import config, edits
+from limapy import config
+from limapy.base.errors import LimapyError
 from limapy.config.load import load, load_bytes
 from limapy.config.model import Spec
 from limapy.driver.libvirt import domain
 from limapy.driver.libvirt.domain import Firmware, Inputs, Volume
-from limapy.errors import LimapyError
+from limapy.expr import edits
 from limapy.qemu.cmdline import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP
 
 REPO = Path(__file__).resolve().parents[2]

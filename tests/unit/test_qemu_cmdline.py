@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
+from limapy.base.errors import LimapyError
+from limapy.base.names import mount_tag
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.names import mount_tag
+from limapy.instance.store import Instance
 from limapy.qemu import cmdline
 from limapy.qemu.cmdline import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, Paths
 from limapy.qemu.host import HostFacts
-from limapy.store import Instance
 from tests.golden import compare
 
 INST = Path("/home/u/.limapy/inst")

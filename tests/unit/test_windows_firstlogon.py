@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from limapy import winserial
 from limapy.cidata.windows import FIRST_LOGON, RESUME
+from limapy.guest.windows import phases as winserial
 from tests import psgrammar
 from tests.unit.test_windows_guest import variant
 
@@ -210,9 +210,9 @@ def test_the_host_agent_shows_phases_and_stops_at_a_failure(tmp_path: Any) -> No
     import io
     import json
 
-    from limapy import store
-    from limapy.errors import LimapyError
-    from limapy.hostagent import Events, HostAgent
+    from limapy.agent.hostagent import Events, HostAgent
+    from limapy.base.errors import LimapyError
+    from limapy.instance import store
 
     out = io.StringIO()
     agent = HostAgent(store.Instance("win", tmp_path), Events(out))

@@ -1,4 +1,4 @@
-"""limapy's yq: the expression subset (limapy.yqlite), the file formats, the command line (`limapy yq`), and the
+"""limapy's yq: the expression subset (limapy.expr.yqlite), the file formats, the command line (`limapy yq`), and the
 copy of them the seed carries for `mode: yq` steps, run here with the system's Python and PyYAML as a guest runs
 them (no ruamel.yaml there).
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from limapy import yqcli, yqformats, yqlite
+from limapy.expr import yqcli, yqformats, yqlite
 
 DOCKER = ".features.cdi = true |\n.features.containerd-snapshotter = true\n"  # Lima's templates/docker.yaml
 

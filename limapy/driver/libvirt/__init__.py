@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, netutil, ssh, store, summary
+from limapy import ssh
+from limapy.base import dirs, netutil
+from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, Spec
 from limapy.driver import Fetched, Say, Snapshot, check_ssh_port, layout
 from limapy.driver.libvirt import conn as lvconn
@@ -37,7 +39,7 @@ from limapy.driver.plan import (
     BootPlan,
     Media,
 )
-from limapy.errors import LimapyError
+from limapy.instance import store, summary
 
 log = logging.getLogger("limapy.driver.libvirt")
 

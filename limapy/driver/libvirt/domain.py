@@ -16,8 +16,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
 from limapy.qemu import cmdline
 
 LIMAPY_NS = "https://github.com/limapy/limapy/xmlns/domain/1"

@@ -10,13 +10,14 @@ import xml.etree.ElementTree as ET
 import zlib
 from typing import Any
 
-from limapy import disk, ssh, store
+from limapy import ssh
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.driver import media
 from limapy.driver.libvirt import conn as lvconn
 from limapy.driver.libvirt import domain, target
 from limapy.driver.plan import BootPlan
-from limapy.errors import LimapyError
+from limapy.instance import disk, store
 
 log = logging.getLogger("limapy.driver.libvirt")
 
@@ -35,7 +36,7 @@ def _import_disk(conn: Any, pool: Any, inst: store.Instance) -> Any:
     name = lvconn.vol_name(inst.name, ".qcow2")
     base = disk.backing_file(inst.disk)
     if base is not None:
-        from limapy import imagecheck
+        from limapy.base import imagecheck
         from limapy.download import identity
 
         fmt = imagecheck.verify(base, f"the base image of `{inst.name}`").format  # libvirt is told, never probes

@@ -8,11 +8,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import disk, netutil, store
+from limapy.base import netutil
+from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, Spec
 from limapy.driver import check_ssh_port, suspended
 from limapy.driver.layout import Files, present, windows_files
-from limapy.errors import LimapyError
+from limapy.instance import disk, store
 from limapy.qemu import firmware, host, virtiofsd
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from limapy import pids, store
 from limapy.config.model import Spec
 from limapy.driver import suspended
 from limapy.driver.layout import SETUP_NOTICE
@@ -23,6 +22,7 @@ from limapy.driver.plan import (
     Sidecar,
 )
 from limapy.driver.qemu.facts import Facts
+from limapy.instance import pids, store
 from limapy.qemu import cmdline, tpm, virtiofsd
 
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from limapy.gotmpl.funcs import BUILTINS, FUNCS, LIMA_FUNCS
-from limapy.gotmpl.syntax import MISSING, NO_VALUE, Node, Parser, TemplateError, go_str, go_type, truth
+from limapy.expr.gotmpl.funcs import BUILTINS, FUNCS, LIMA_FUNCS
+from limapy.expr.gotmpl.syntax import MISSING, NO_VALUE, Node, Parser, TemplateError, go_str, go_type, truth
 
 __all__ = ["FUNCS", "LIMA_FUNCS", "MISSING", "NO_VALUE", "TemplateError", "check", "execute", "go_str", "parse",
            "render", "truth"]

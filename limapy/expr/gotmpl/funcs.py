@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from limapy.gotmpl.syntax import MISSING, TemplateError, go_str, go_type, truth
+from limapy.expr.gotmpl.syntax import MISSING, TemplateError, go_str, go_type, truth
 
 # -- Go's builtin functions -------------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Go's text/template syntax: values as Go prints them, the lexer and the parser (see limapy.gotmpl)."""
+"""Go's text/template syntax: values as Go prints them, the lexer and the parser (see limapy.expr.gotmpl)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Which image of a Windows install ISO to install, and what Windows Server media needs.
 
-The image list comes from limapy.winmedia (the WIM's XML, read from the ISO). Client media install Pro
+The image list comes from limapy.guest.windows.media (the WIM's XML, read from the ISO). Client media install Pro
 unless told otherwise; server media install Standard (Desktop Experience), on x86_64 only, keyless only
 when they are evaluation media.
 """
@@ -10,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import winlocale
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.winmedia import LIMA_INDEX_CLIENT, LIMA_INDEX_SERVER, MediaInfo, WimImage, inspect_iso_lenient, ms_arch
+from limapy.guest.windows import language as winlocale
+from limapy.guest.windows.media import (
+    LIMA_INDEX_CLIENT,
+    LIMA_INDEX_SERVER,
+    MediaInfo,
+    WimImage,
+    inspect_iso_lenient,
+    ms_arch,
+)
 
 # --------------------------------------------------------------------------- choosing
 

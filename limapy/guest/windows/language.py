@@ -2,7 +2,7 @@
 
 Setup stops at its language page when the answer file's UILanguage is not a language of the image (an en-US
 answer file on a de-DE ISO), so the language fields come from the chosen image's default language in
-install.wim's image list (`WINDOWS/LANGUAGES/DEFAULT`, limapy.winmedia), or from the ISO's label
+install.wim's image list (`WINDOWS/LANGUAGES/DEFAULT`, limapy.guest.windows.media), or from the ISO's label
 (`CCCOMA_X64FRE_DE-DE_DV9`) when the list cannot be read. `osOpts.Windows.locale` picks another format and
 keyboard (SystemLocale, UserLocale, InputLocale); it is also the display language when the image has it.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 _IME_JA = "0411:{03B5835F-F03C-411B-9CE2-AA23E1171E36}{A76C93D9-5523-4E90-AAFA-4DB112F9AC76}"
 _IME_KO = "0412:{A028AE76-01B1-46C2-99C4-ACD9858AE02F}{B5FE1F02-D5F2-4445-9C03-C568F23C99A1}"

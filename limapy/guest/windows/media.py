@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 WIM_MAGIC = b"MSWIM\x00\x00\x00"
 WIM_HEADER_SIZE = 208

@@ -5,8 +5,8 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from limapy.errors import LimapyError
-from limapy.winmedia import ms_arch
+from limapy.base.errors import LimapyError
+from limapy.guest.windows.media import ms_arch
 
 # --------------------------------------------------------------------------- OpenSSH MSI
 

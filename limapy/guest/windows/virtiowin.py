@@ -21,7 +21,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 WINPE_DRIVER_DIR = "$WinPEDriver$"
 #: Files no driver needs at install time.
