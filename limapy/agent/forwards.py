@@ -1,7 +1,7 @@
 """Automatic port forwards: every TCP port the guest listens on, forwarded to the same port on the host's
 127.0.0.1 while it listens, following `portForwards` in Lima's order (first matching rule wins).
 
-The guest's listeners come from limapy.guest.listeners over the host agent's SSH connection; the forwards
+The guest's listeners come from limapy.guest.linux.listeners over the host agent's SSH connection; the forwards
 themselves are OpenSSH's (`ssh -O forward -L` on the instance's ControlMaster, Lima's own SSH forwarder),
 as are the Unix-socket rules (`guestSocket` -> `hostSocket`, `-R` for `reverse: true`). Only TCP is
 forwarded automatically; UDP only by static rules (QEMU's hostfwd). Every host end is on 127.0.0.1 or a
@@ -21,10 +21,10 @@ from typing import Any
 from limapy import ssh
 from limapy.base import proc
 from limapy.config.model import PortForward, Spec
-from limapy.guest.listeners import WATCH_SCRIPT, Listener, parse_snapshot
+from limapy.guest.linux.listeners import WATCH_SCRIPT, Listener, parse_snapshot
 from limapy.instance import store
 
-log = logging.getLogger("limapy.guest.forwards")
+log = logging.getLogger("limapy.agent.forwards")
 
 PRIVILEGED = 1024
 LOOPBACK = "127.0.0.1"
@@ -235,7 +235,7 @@ class Forwarder:
 
     # -- the watcher ---------------------------------------------------------------------------------------
     def watch(self, guest: Any, stop: threading.Event) -> None:
-        """Read the guest's listener snapshots (limapy.guest.listeners) until `stop` or the channel closes."""
+        """Read the guest's listener snapshots (limapy.guest.linux.listeners) until `stop` or the channel closes."""
         chan = guest.exec_channel(WATCH_SCRIPT)
         chan.settimeout(1.0)
         buf = b""

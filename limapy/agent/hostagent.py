@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from limapy.base.dirs import ENV_DEBUG
 from limapy.base.errors import LimapyError
-from limapy.cidata.windows import DONE_FILE, PHASES_FILE, WARNINGS_FILE
 from limapy.driver.plan import READY_LINUX, READY_NONE, BootPlan
+from limapy.guest.windows.answer import DONE_FILE, PHASES_FILE, WARNINGS_FILE
 from limapy.instance import store
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class HostAgent:
         self.phases: Any = None
         self.serial_start = 0
         self.plan_appends = False
-        self.services: Any = None  # limapy.guest.services.Services (mounts, forwards)
+        self.services: Any = None  # limapy.agent.services.Services (mounts, forwards)
 
     # -- signals ------------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -165,7 +165,7 @@ class HostAgent:
         if plan.readiness != READY_NONE and not self._wait_ready(spec, plan, self.machine):
             return "QEMU exited before the guest was ready"
         if plan.readiness == READY_LINUX:
-            from limapy.guest.services import Services
+            from limapy.agent.services import Services
 
             self.services = Services(inst, spec, self.guest, ssh_port=plan.ssh_port, emit=self.events.emit)
             self.services.start()
@@ -291,7 +291,7 @@ class HostAgent:
                     self.events.emit(phase, f"disk {size >> 20} MiB written")
                     last_disk = size
             if plan.resume and not ssh_up and not plan.windows:
-                from limapy.guest import clock
+                from limapy.guest.linux import clock
 
                 script = f"{clock.linux(time.time())}; {LINUX_PROBE}"
             elif not plan.windows:
@@ -322,10 +322,10 @@ class HostAgent:
             self.stop_requested.wait(READY_POLL)
 
     def _set_clock(self, guest: Any, plan: BootPlan, r: Any) -> None:
-        """A resumed guest's clock stands where it was suspended: set it to the host's (limapy.guest.clock).
+        """A resumed guest's clock stands where it was suspended: set it to the host's (limapy.guest.linux.clock).
         A Linux guest's first probe did it already (`r` says how that went)."""
         from limapy import remote
-        from limapy.guest import clock
+        from limapy.guest.linux import clock
 
         if plan.windows:
             try:

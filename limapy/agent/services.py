@@ -1,6 +1,6 @@
 """The guest services of one running Linux instance, started by the host agent once the guest is ready and
-stopped before it powers the guest down: mounts (limapy.guest.mounts) and port forwards
-(limapy.guest.forwards). `plain: true` has neither (static forwards are QEMU's)."""
+stopped before it powers the guest down: mounts (limapy.guest.linux.mounts) and port forwards
+(limapy.agent.forwards). `plain: true` has neither (static forwards are QEMU's)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import logging
 import threading
 from typing import Any
 
+from limapy.agent import forwards, sftpjail
 from limapy.config.model import Spec
-from limapy.guest import forwards, mounts
+from limapy.guest.linux import mounts
 from limapy.instance import store
 
-log = logging.getLogger("limapy.guest.services")
+log = logging.getLogger("limapy.agent.services")
 
 
 class Services:
@@ -38,7 +39,8 @@ class Services:
             fallback = []
             if spec.mount_type in ("9p", "virtiofs"):
                 fallback = mounts.check_kernel_mounts(self.guest, spec, self.warn)
-            self.live = mounts.reverse_sshfs(self.guest, [*spec.mounts_of("reverse-sshfs"), *fallback], self.warn)
+            self.live = mounts.reverse_sshfs(self.guest, [*spec.mounts_of("reverse-sshfs"), *fallback], self.warn,
+                                            sftpjail.serve)
             for rm in self.live:
                 self.emit(message=f"mounted {rm.mount.location} at {rm.mount.mount_point} (reverse-sshfs)")
         if spec.plain or spec.is_windows:

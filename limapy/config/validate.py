@@ -161,7 +161,7 @@ class _V(NetRules):
 
     def windows(self) -> None:
         """limapy's own rules for `osOpts.Windows` (Lima has no such fields, or does not check them)."""
-        from limapy.config import winopts
+        from limapy.guest.windows import opts as winopts
 
         at: NodePath = ("osOpts", "Windows")
         win = winopts.windows_opts(self.cfg)

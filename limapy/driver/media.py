@@ -14,7 +14,7 @@ from limapy.instance import store
 
 def _secret(path: Path) -> str:
     """A random password kept 0600 at `path`, made once; never printed or logged."""
-    from limapy.cidata import windows
+    from limapy.guest.windows import answer as windows
 
     try:
         pw = path.read_text().strip()
@@ -48,13 +48,13 @@ def windows_product_key(inst: store.Instance) -> str | None:
 def write(inst: store.Instance, spec: Spec, media: Media) -> None:
     keys = ssh.authorized_keys(spec)
     if media.kind == MEDIA_NOCLOUD:
-        from limapy.cidata import linux
+        from limapy.guest.linux import seed as linux
 
         linux.write_seed_iso(media.path, spec, name=inst.name, iid=media.iid, ssh_pubkeys=keys, mac=media.mac)
         return
     if media.kind != MEDIA_AUTOUNATTEND or media.windows is None:
         raise LimapyError(f"unknown first-boot media {media.kind!r}")
-    from limapy.cidata import windows
+    from limapy.guest.windows import answer as windows
     from limapy.guest.windows import virtiowin
     from limapy.qemu.cmdline import windows_disk_bus
 

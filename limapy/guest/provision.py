@@ -50,7 +50,7 @@ def template_fields(spec: Spec, name: str, *, home: str | None = None) -> dict[s
 def provisions(spec: Spec, name: str, *, allowed: tuple[str, ...], home: str | None = None) -> list[Step]:
     """The provision entries with their text expanded; a mode outside `allowed` is an error. `ansible` steps are
     not on the media: the host runs them (Lima's appendProvisionEntries skips them too)."""
-    from limapy.cidata.render import expand_vars
+    from limapy.guest.render import expand_vars
 
     if not spec.user.name:
         raise LimapyError("the configuration has no user.name (defaults were not filled)")

@@ -1,7 +1,8 @@
 """The jinja2 environment for first-boot files, the escaping filters, and Lima's provision variables.
 
-Templates live in limapy/cidata/templates/. StrictUndefined turns a missing variable into an error;
-templates whose name ends in .xml are autoescaped. Filters for the other languages:
+Templates live in each guest OS package's templates/ directory and are named `PACKAGE/FILE` (`linux/user-data`
+is limapy/guest/linux/templates/user-data). StrictUndefined turns a missing variable into an error; templates
+whose name ends in .xml are autoescaped. Filters for the other languages:
 
 - ``yaml``: a string as a YAML double-quoted scalar (JSON string syntax, which YAML accepts);
 - ``ps``: a string as an inert PowerShell expression (see ps_quote).
@@ -73,8 +74,12 @@ def yaml_quote(value: Any) -> str:
 def environment() -> jinja2.Environment:
     import jinja2
 
+    def load(name: str) -> tuple[str, str, Any]:
+        path = _template_file(name)
+        return path.read_text(encoding="utf-8"), str(path), lambda: True
+
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("limapy.cidata", "templates"),
+        loader=jinja2.FunctionLoader(load),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(enabled_extensions=("xml",), default_for_string=False),
         keep_trailing_newline=True,
@@ -99,7 +104,7 @@ def render(template: str, /, **context: Any) -> str:
 
 # --- Lima's template variables in provision scripts -------------------------------------------------
 
-log = logging.getLogger("limapy.cidata")
+log = logging.getLogger("limapy.guest.render")
 
 _ACTION = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
 _FIELD = re.compile(r"\s*\.(Name|Hostname|User|Home|UID|Param\.([A-Za-z_][A-Za-z0-9_]*))\s*\Z")
@@ -156,8 +161,16 @@ def _expand(text: str, fields: Mapping[str, str], params: Mapping[str, str]) -> 
     return "".join(out)
 
 
-def raw_template(name: str) -> str:
-    """A file from the templates directory, verbatim (shell scripts that are not rendered)."""
+def _template_file(name: str) -> Any:
+    """`PACKAGE/FILE`: FILE in the templates directory of the guest OS package limapy.guest.PACKAGE."""
     from importlib.resources import files
 
-    return (files("limapy.cidata") / "templates" / name).read_text(encoding="utf-8")
+    package, _, rest = name.partition("/")
+    if not package.isidentifier() or not rest:
+        raise LimapyError(f"internal error: no template {name!r}")
+    return files(f"limapy.guest.{package}").joinpath("templates", *rest.split("/"))
+
+
+def raw_template(name: str) -> str:
+    """A file from a templates directory (`PACKAGE/FILE`), verbatim (shell scripts that are not rendered)."""
+    return str(_template_file(name).read_text(encoding="utf-8"))

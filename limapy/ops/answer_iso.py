@@ -81,9 +81,9 @@ def answer_iso(
     openssh_msi_sha256: str | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
-    from limapy.cidata.windows import new_password, write_answer_iso, write_password_file
     from limapy.guest.windows import language as winlocale
     from limapy.guest.windows import virtiowin
+    from limapy.guest.windows.answer import new_password, write_answer_iso, write_password_file
 
     if arch not in ARCHES:
         raise UsageError(f"--arch {arch!r}: use amd64 or arm64")

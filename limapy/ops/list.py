@@ -169,7 +169,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
         if port_rdp:
             out["rdpAddress"] = f"127.0.0.1:{port_rdp}"  # limapy extension: a Windows guest's Remote Desktop
     if running:
-        from limapy.guest.forwards import active
+        from limapy.agent.forwards import active
 
         fwd = active(inst)
         if fwd:

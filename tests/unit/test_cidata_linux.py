@@ -15,9 +15,9 @@ from ruamel.yaml import YAML
 
 from limapy.base.errors import LimapyError
 from limapy.base.names import mount_tag
-from limapy.cidata.linux import build_seed, write_seed_iso
-from limapy.cidata.render import expand_vars
 from limapy.config.model import Spec
+from limapy.guest.linux.seed import build_seed, write_seed_iso
+from limapy.guest.render import expand_vars
 from tests.golden import compare
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"

@@ -16,8 +16,9 @@ import pycdlib
 import pytest
 
 from limapy.base.errors import LimapyError
-from limapy.cidata.render import ps_quote
-from limapy.cidata.windows import (
+from limapy.config.model import Spec
+from limapy.guest.render import ps_quote
+from limapy.guest.windows.answer import (
     FIRST_LOGON,
     RUNNER,
     WINPE_LOAD_COMMAND,
@@ -27,7 +28,6 @@ from limapy.cidata.windows import (
     new_password,
     write_answer_iso,
 )
-from limapy.config.model import Spec
 from tests.golden import compare
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from limapy.agent import forwards
 from limapy.config.model import Spec
-from limapy.guest import forwards
-from limapy.guest.listeners import Listener
+from limapy.guest.linux.listeners import Listener
 from limapy.instance import store
 
 WILD = Listener("0.0.0.0", 18080)

@@ -289,10 +289,10 @@ def test_windows_setup_in_progress_boots_the_disk_with_media() -> None:
 
 
 def test_windows_clock_is_utc_both_sides() -> None:
-    """QEMU's RTC in UTC, the answer file's TimeZone UTC (limapy.cidata.windows.TIME_ZONE): Windows reads the
+    """QEMU's RTC in UTC, the answer file's TimeZone UTC (limapy.guest.windows.answer.TIME_ZONE): Windows reads the
     RTC as local time, so only this pair gives the right clock. `-rtc base=localtime` with UTC was off by the
     host's offset."""
-    from limapy.cidata.windows import TIME_ZONE
+    from limapy.guest.windows.answer import TIME_ZONE
 
     assert TIME_ZONE == "UTC"
     assert after(argv_of("windows-x86_64"), "-rtc") == ["base=utc,driftfix=slew"]

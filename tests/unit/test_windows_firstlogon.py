@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from limapy.cidata.windows import FIRST_LOGON, RESUME
 from limapy.guest.windows import phases as winserial
+from limapy.guest.windows.answer import FIRST_LOGON, RESUME
 from tests import psgrammar
 from tests.unit.test_windows_guest import variant
 

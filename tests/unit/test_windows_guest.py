@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from limapy.base.errors import LimapyError
-from limapy.cidata.windows import FIRST_LOGON, FIRST_LOGON_COMMAND, RUNNER
+from limapy.guest.windows.answer import FIRST_LOGON, FIRST_LOGON_COMMAND, RUNNER
 from tests import psgrammar
 from tests.unit.test_cidata_windows import NS, build, cfg
 
@@ -78,7 +78,7 @@ def test_every_generated_script_parses(shell: str, msi: bytes | None, provs: str
 
 
 def _base64_of(value: str) -> str:
-    from limapy.cidata.render import ps_quote
+    from limapy.guest.render import ps_quote
 
     quoted = ps_quote(value)
     assert "FromBase64String" in quoted, quoted
@@ -94,7 +94,7 @@ def _command_text(line: str) -> str:
 
 def test_other_powershell_snippets_parse() -> None:
     from limapy.agent.hostagent import WINDOWS_PROBE, WINDOWS_WARNINGS
-    from limapy.guest import clock
+    from limapy.guest.linux import clock
     from limapy.ssh import _windows_script
 
     for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock.windows(1_700_000_000.123)):
@@ -163,7 +163,7 @@ def test_default_shell_is_guarded(shell: str) -> None:
 def test_guest_warnings_reach_the_host() -> None:
     """The host agent reads limapy-warnings.txt once ready; the file the script appends to is the one it reads."""
     from limapy.agent.hostagent import WINDOWS_WARNINGS
-    from limapy.cidata.windows import WARNINGS_FILE
+    from limapy.guest.windows.answer import WARNINGS_FILE
 
     script = variant("pwsh.exe", None, "none", {})[FIRST_LOGON].decode()
     assert "$WarningsFile = Join-Path $LimaDir 'limapy-warnings.txt'" in script

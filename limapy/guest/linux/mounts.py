@@ -3,8 +3,9 @@
 9p and virtiofs mounts are in the seed (cloud-init `mounts:`, QEMU's devices): here each is checked in the
 guest, and when the guest's kernel lacks that file system the mount falls back to reverse-sshfs with one
 warning that names the fix. reverse-sshfs mounts are made here: `sshfs -o slave` in the guest, as the guest
-user, talking SFTP over an exec channel of the host agent's SSH connection to limapy.guest.sftpjail, which
-serves only the mount's folder. They end with the host agent (its SSH connection).
+user, talking SFTP over an exec channel of the host agent's SSH connection to the SFTP server the host agent
+gives (limapy.agent.sftpjail), which serves only the mount's folder. They end with the host agent (its SSH
+connection).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from limapy.base.names import mount_tag
-from limapy.cidata.linux import kernel_mount_options
 from limapy.config.model import Mount, Spec
+from limapy.guest.linux.seed import kernel_mount_options
 
-log = logging.getLogger("limapy.guest.mounts")
+log = logging.getLogger("limapy.guest.linux.mounts")
 
 MOUNT_TIMEOUT = 30.0
 Warn = Callable[[str], None]
+#: The host side of a reverse-sshfs mount: SFTP on a channel, confined to a folder (limapy.agent.sftpjail.serve).
+Serve = Callable[..., None]
 
 
 @dataclass
@@ -117,10 +120,9 @@ def _wait_mounted(guest: Any, m: Mount, thread: threading.Thread) -> bool:
     return False
 
 
-def reverse_sshfs(guest: Any, mounts: list[Mount], warn: Warn) -> list[ReverseMount]:
-    """Mount each folder with sshfs in the guest; returns the live mounts (stop them with `unmount`)."""
-    from limapy.guest import sftpjail
-
+def reverse_sshfs(guest: Any, mounts: list[Mount], warn: Warn, serve: Serve) -> list[ReverseMount]:
+    """Mount each folder with sshfs in the guest, its SFTP served by `serve` (the host agent's
+    limapy.agent.sftpjail.serve); returns the live mounts (stop them with `unmount`)."""
     if not mounts:
         return []
     ok, allow_other = _prepare(guest, mounts, warn)
@@ -132,7 +134,7 @@ def reverse_sshfs(guest: Any, mounts: list[Mount], warn: Warn) -> list[ReverseMo
         cmd = f"exec sshfs -f -o {_q(sshfs_options(m, allow_other=allow_other))} :/ {_q(m.mount_point)}"
         chan = guest.exec_channel(cmd)
         thread = threading.Thread(
-            target=_serve, args=(sftpjail.serve, chan, Path(m.location), not m.writable),
+            target=_serve, args=(serve, chan, Path(m.location), not m.writable),
             name=f"sftp {m.location}", daemon=True,
         )  # fmt: skip
         thread.start()

@@ -18,9 +18,9 @@ from typing import Any
 
 from limapy.base.errors import LimapyError
 from limapy.base.names import hostname_for, mount_tag
-from limapy.cidata import Step, provisions
 from limapy.config.model import Mount, Spec
 from limapy.config.validate_fields import ENV_KEY, HOSTNAME, resolve_host
+from limapy.guest.provision import Step, provisions
 
 LABEL = "cidata"
 SEED_MOUNT = "/mnt/lima-cidata"
@@ -132,7 +132,7 @@ def build_seed(
     mac: str,
 ) -> dict[str, bytes]:
     """The files of the NoCloud seed, by path inside the ISO."""
-    from limapy.cidata.render import raw_template, render
+    from limapy.guest.render import raw_template, render
 
     user = spec.user
     if user.name == "root" or user.uid == 0:

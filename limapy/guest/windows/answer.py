@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from limapy.base.errors import LimapyError
-from limapy.cidata import Step, provisions
 from limapy.config.model import Spec
+from limapy.guest.provision import Step, provisions
 from limapy.guest.windows import language as winlocale
 
 LABEL = "autounattend"
@@ -160,8 +160,8 @@ def render_autounattend(
     admin_password: str | None = None,
     winpe_drivers: bool = False,
 ) -> str:
-    from limapy.cidata.render import render
-    from limapy.config import winopts
+    from limapy.guest.render import render
+    from limapy.guest.windows import opts as winopts
 
     if arch not in _WIN_ARCH:
         raise LimapyError(f"Windows guests are x86_64 or aarch64, not {arch!r}")
@@ -245,7 +245,7 @@ def build_answer_files(
 ) -> dict[str, bytes]:
     """The files of the answer ISO, by path inside it. `winpe_drivers` are limapy.guest.windows.virtiowin.read_drivers's
     `$WinPEDriver$/...` files."""
-    from limapy.cidata.render import render
+    from limapy.guest.render import render
 
     keys = [k.strip() for k in ssh_pubkeys if k.strip()]
     if not keys:

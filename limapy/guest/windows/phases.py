@@ -1,6 +1,6 @@
 """The Windows first logon's progress lines, as the host reads them from the serial console.
 
-The first-logon script (limapy/cidata/templates/windows/first_logon.ps1, `Send-Phase`) writes one line per step
+The first-logon script (limapy/guest/windows/templates/first_logon.ps1, `Send-Phase`) writes one line per step
 to COM1 and to C:\\ProgramData\\Lima\\limapy-phases.txt:
 
     LIMAPY-PHASE openssh: installing OpenSSH
