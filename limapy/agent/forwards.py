@@ -1,11 +1,11 @@
 """Automatic port forwards: every TCP port the guest listens on, forwarded to the same port on the host's
 127.0.0.1 while it listens, following `portForwards` in Lima's order (first matching rule wins).
 
-The guest's listeners come from limapy.guest.linux.listeners over the host agent's SSH connection; the forwards
-themselves are OpenSSH's (`ssh -O forward -L` on the instance's ControlMaster, Lima's own SSH forwarder),
-as are the Unix-socket rules (`guestSocket` -> `hostSocket`, `-R` for `reverse: true`). Only TCP is
-forwarded automatically; UDP only by static rules (QEMU's hostfwd). Every host end is on 127.0.0.1 or a
-socket under the instance directory.
+The guest's listeners come from its OS's query (limapy.guest.GuestOS.listeners: Linux's reads /proc) over the host
+agent's SSH connection; the forwards themselves are OpenSSH's (`ssh -O forward -L` on the instance's ControlMaster,
+Lima's own SSH forwarder), as are the Unix-socket rules (`guestSocket` -> `hostSocket`, `-R` for `reverse: true`).
+Only TCP is forwarded automatically; UDP only by static rules (QEMU's hostfwd). Every host end is on 127.0.0.1 or
+a socket under the instance directory.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limapy import ssh
 from limapy.base import proc
 from limapy.config.model import PortForward, Spec
-from limapy.guest.linux.listeners import WATCH_SCRIPT, Listener, parse_snapshot
+from limapy.guest.listeners import Listener
 from limapy.instance import store
+
+if TYPE_CHECKING:
+    from limapy.guest import ListenerQuery
 
 log = logging.getLogger("limapy.agent.forwards")
 
@@ -234,9 +237,10 @@ class Forwarder:
         store.atomic_write(self.inst.forwards_file, (json.dumps(data) + "\n").encode(), 0o600)
 
     # -- the watcher ---------------------------------------------------------------------------------------
-    def watch(self, guest: Any, stop: threading.Event) -> None:
-        """Read the guest's listener snapshots (limapy.guest.linux.listeners) until `stop` or the channel closes."""
-        chan = guest.exec_channel(WATCH_SCRIPT)
+    def watch(self, guest: Any, stop: threading.Event, query: ListenerQuery) -> None:
+        """Read the guest's listener snapshots (its OS's `query`: limapy.guest.GuestOS.listeners) until `stop` or
+        the channel closes."""
+        chan = guest.exec_channel(query.script)
         chan.settimeout(1.0)
         buf = b""
         lines: list[str] = []
@@ -255,7 +259,7 @@ class Forwarder:
                     raw, buf = buf.split(b"\n", 1)
                     line = raw.decode(errors="replace").strip()
                     if line == "--":
-                        self.apply(parse_snapshot(lines))
+                        self.apply(query.parse(lines))
                         lines = []
                     else:
                         lines.append(line)

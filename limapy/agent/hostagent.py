@@ -22,30 +22,18 @@ from typing import TYPE_CHECKING, Any
 
 from limapy.base.dirs import ENV_DEBUG
 from limapy.base.errors import LimapyError
-from limapy.driver.plan import READY_LINUX, READY_NONE, BootPlan
-from limapy.guest.windows.answer import DONE_FILE, PHASES_FILE, WARNINGS_FILE
+from limapy.driver.plan import READY_NONE, BootPlan
 from limapy.instance import store
 
 if TYPE_CHECKING:
     from limapy.config.model import Spec
     from limapy.driver import Driver, Machine
+    from limapy.guest import GuestOS
 
 log = logging.getLogger("limapy.agent.hostagent")
 
 PROBE_INTERVAL = 2.0  # while SSH is not up yet
 READY_POLL = 0.5  # once it is
-# The first logon's progress lines (limapy.guest.windows.phases) come with each probe: the only way they reach
-# the host on aarch64, where Windows has no COM1.
-WINDOWS_PROBE = (
-    "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
-    f"'{PHASES_FILE}' -ErrorAction SilentlyContinue; if (Test-Path -Path "
-    f"'{DONE_FILE}' -PathType Leaf) {{ exit 0 }} else {{ exit 1 }}\""
-)
-WINDOWS_WARNINGS = (
-    "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
-    f"'{WARNINGS_FILE}' -ErrorAction SilentlyContinue\""
-)
-LINUX_PROBE = "cat /run/lima-boot-done 2>/dev/null || true"
 STOP_TIMEOUT = 180.0
 
 
@@ -92,8 +80,9 @@ class HostAgent:
         self.guest_warnings: list[str] = []
         self.delete_on_stop: list[Path] = []
         self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
-        # the Windows first logon's progress: (limapy.guest.windows.phases.Reader, serial.log _Tail)
+        # an install's progress (the guest OS's limapy.guest.InstallPhases, serial.log's _Tail)
         self.phases: Any = None
+        self.os: GuestOS | None = None  # the guest OS (limapy.guest): its probe, its services
         self.serial_start = 0
         self.plan_appends = False
         self.services: Any = None  # limapy.agent.services.Services (mounts, forwards)
@@ -135,12 +124,13 @@ class HostAgent:
         return 0 if not errors else 1
 
     def _run(self) -> str:
-        from limapy import driver
+        from limapy import driver, guest
         from limapy.instance import summary
 
         inst = self.inst
         self.events.emit("preparing", "reading the configuration")
         spec = summary.refresh(inst).spec
+        self.os = guest.for_spec(spec)
         drv = driver.for_instance(inst)
         spec = drv.adapt(spec)
         plan = drv.plan(inst, spec)
@@ -164,13 +154,12 @@ class HostAgent:
         self.events.emit("booting", "guest booting", running=False)
         if plan.readiness != READY_NONE and not self._wait_ready(spec, plan, self.machine):
             return "QEMU exited before the guest was ready"
-        if plan.readiness == READY_LINUX:
+        if plan.readiness != READY_NONE:
             from limapy.agent.services import Services
 
             self.services = Services(inst, spec, self.guest, ssh_port=plan.ssh_port, emit=self.events.emit)
             self.services.start()
-        if plan.windows and not inst.win_done_installation.exists():
-            store.atomic_write(inst.win_done_installation, b"", 0o600)
+            self.os.booted(inst)
         for line in self.guest_warnings:
             self.events.emit(message=f"warning: guest: {line}")
         if plan.rdp_port:
@@ -200,12 +189,12 @@ class HostAgent:
         return plan
 
     def _answer_boot_prompt(self, machine: Machine) -> None:
-        """First boot of a Windows install: press Enter for the install media's "Press any key to boot from
-        CD or DVD" as limapy.guest.windows.bootprompt decides, until Setup has evidently started (never later)."""
-        from limapy.guest.windows.bootprompt import POLL, BootPrompt
-
+        """First boot of an install: press Enter for the install media's "Press any key to boot from CD or DVD"
+        as the guest OS's prompt decides (limapy.guest.windows.bootprompt), until its installer has evidently
+        started (never later)."""
+        assert self.os is not None
         inst = self.inst
-        prompt = BootPrompt(time.monotonic(), disk_base=machine.disk_allocated())
+        prompt = self.os.boot_prompt(time.monotonic(), machine.disk_allocated())
         serial = _Tail(inst.serial_log, self.serial_start if self.plan_appends else 0)
         self.events.emit("firmware", "waiting for the install media's boot prompt")
         while True:
@@ -225,23 +214,16 @@ class HostAgent:
                 self.events.emit("firmware", action.message)
             if action.done:
                 return
-            self.stop_requested.wait(POLL)
+            self.stop_requested.wait(prompt.poll)
 
-    def _windows_phases(self, serial: str = "", lines: list[str] | None = None) -> None:
-        """Show the first logon's progress lines (from the serial console, or the phases file read with a probe)
-        as `[windows] ...`; a failure ends the wait with the step and the error (limapy.guest.windows.phases)."""
-        from limapy.guest.windows import phases as winserial
-
-        reader: winserial.Reader = self.phases[0]
-        events = reader.feed(serial) if serial else reader.lines(lines or [])
-        for event in events:
-            if event.kind == "FAILED":
-                raise LimapyError(
-                    winserial.failure_message(event, str(self.inst.serial_log)),
-                    hint=f"`limapy rdp {self.inst.name}` or `limapy screenshot {self.inst.name}` to look; "
-                    f"`limapy stop {self.inst.name}` and start again to retry (the first logon resumes)",
-                )
-            self.events.emit("windows", event.text)
+    def _phases(self, serial: str = "", lines: list[str] | None = None) -> None:
+        """Show an install's progress lines (from the serial console, or read with a probe) as the guest OS's
+        phase (`[windows] ...`); a failure ends the wait with the step and the error."""
+        reader = self.phases[0]
+        for item in reader.feed(serial) if serial else reader.lines(lines or []):
+            if isinstance(item, LimapyError):
+                raise item
+            self.events.emit(reader.name, item)
 
     def _check_machine(self, machine: Machine) -> None:
         if self.stop_requested.is_set():
@@ -259,13 +241,15 @@ class HostAgent:
             self.events.emit(message=f"warning: {notices.pop(0)}")
 
     def _wait_ready(self, spec: Spec, plan: BootPlan, machine: Machine) -> bool:
-        """Probe over one kept-open SSH connection (limapy.remote, fabric) until the guest says it is done."""
+        """Probe over one kept-open SSH connection (limapy.remote, fabric) until the guest OS's probe says the
+        boot is done."""
         from limapy import remote
 
+        assert self.os is not None
+        os_ = self.os
         inst = self.inst
         ssh_up = False
         last_disk = 0
-        script = WINDOWS_PROBE if plan.windows else LINUX_PROBE
         key, _ = store.ensure_user_key()
         # A resumed guest's sshd is up but slow for a while (TCG translates its code anew): a short timeout
         # would only cut its first answer off and retry later.
@@ -276,26 +260,20 @@ class HostAgent:
             plan.ssh_port, plan.user, key, connect_timeout=wait, gateway=proxy_command(inst)
         )
         # the connection stays open for the guest services (mounts, forwards); closed in _shutdown
-        if plan.windows and plan.install:
-            from limapy.guest.windows import phases as winserial
-
-            self.phases = (winserial.Reader(), _Tail(inst.serial_log, self.serial_start if plan.serial_appends else 0))
+        if plan.install:
+            reader = os_.install_phases(inst)
+            if reader is not None:
+                self.phases = (reader, _Tail(inst.serial_log, self.serial_start if plan.serial_appends else 0))
         while True:
             self._check_machine(machine)
             if self.phases is not None:
-                self._windows_phases(serial=self.phases[1].read())
+                self._phases(serial=self.phases[1].read())
             if plan.answer_boot_prompt and not ssh_up:
                 size = machine.disk_allocated()
                 if size > last_disk + (256 << 20):
-                    phase = "Windows Setup" if size < (8 << 30) else "first logon"
-                    self.events.emit(phase, f"disk {size >> 20} MiB written")
+                    self.events.emit(os_.install_progress(size), f"disk {size >> 20} MiB written")
                     last_disk = size
-            if plan.resume and not ssh_up and not plan.windows:
-                from limapy.guest.linux import clock
-
-                script = f"{clock.linux(time.time())}; {LINUX_PROBE}"
-            elif not plan.windows:
-                script = LINUX_PROBE
+            script = os_.probe(iid=plan.iid, resume=plan.resume, ssh_up=ssh_up, now=time.time())
             try:
                 r = guest.run(script, timeout=30)
             except remote.RemoteError as e:  # not up yet (slirp accepts before the guest listens)
@@ -304,39 +282,25 @@ class HostAgent:
                 continue
             if not ssh_up:
                 ssh_up = True
-                self.events.emit("ssh" if not plan.windows else "OpenSSH up", "SSH is up")
+                self.events.emit(os_.ssh_phase, "SSH is up")
                 if plan.resume:
-                    self._set_clock(guest, plan, r)
+                    self._set_clock(guest, r)
                 self.events.emit("provisioning", "waiting for the boot scripts")
-            if plan.windows:
-                if self.phases is not None:
-                    self._windows_phases(lines=r.stdout.splitlines())
-                if r.exit_code == 0:
-                    self.guest_warnings = _windows_warnings(guest)
-                    return True
-            elif r.stdout.strip() == plan.iid or (plan.resume and r.stdout.strip()):
-                # a resumed guest is past this boot's scripts: /run (tmpfs) holds the suspended boot's id
-                self._copy_to_host(guest, spec)
+            if self.phases is not None:
+                self._phases(lines=r.stdout.splitlines())
+            if os_.probe_ready(r, iid=plan.iid, resume=plan.resume):
+                if os_.copies_to_host:
+                    self._copy_to_host(guest, spec)
+                self.guest_warnings = os_.ready_warnings(guest)
                 return True
             # a probe on an open connection costs milliseconds: look often once SSH is up
             self.stop_requested.wait(READY_POLL)
 
-    def _set_clock(self, guest: Any, plan: BootPlan, r: Any) -> None:
-        """A resumed guest's clock stands where it was suspended: set it to the host's (limapy.guest.linux.clock).
-        A Linux guest's first probe did it already (`r` says how that went)."""
-        from limapy import remote
-        from limapy.guest.linux import clock
-
-        if plan.windows:
-            try:
-                r = guest.run(clock.windows(time.time()), timeout=30)
-            except remote.RemoteError as e:
-                log.warning("setting the resumed guest's clock: %s", e.message)
-                r = None
-            ok = r is not None and r.exit_code == 0
-        else:
-            ok = clock.FAILED not in r.stderr
-        if ok:
+    def _set_clock(self, guest: Any, first: Any) -> None:
+        """A resumed guest's clock stands where it was suspended: set it to the host's (the guest OS's way:
+        limapy.guest.linux.clock did it with the first probe). `first` is that probe's result."""
+        assert self.os is not None
+        if self.os.after_resume(guest, first, time.time()):
             self.events.emit(message="the resumed guest's clock was set to the host's")
         else:
             self.events.emit(message="warning: could not set the resumed guest's clock to the host's")
@@ -414,19 +378,6 @@ class _Tail:
             self.offset = os.stat(self.path).st_size
         except OSError:
             pass
-
-
-def _windows_warnings(guest: Any) -> list[str]:
-    """Lines the first-logon script left in limapy-warnings.txt (e.g. a user.shell that is not installed)."""
-    from limapy import remote
-
-    try:
-        r = guest.run(WINDOWS_WARNINGS, timeout=30)
-    except remote.RemoteError:
-        return []
-    if r.exit_code != 0:
-        return []
-    return [line.strip() for line in r.stdout.splitlines() if line.strip()][:20]
 
 
 def main(name: str, instance_dir: str | None = None) -> int:

@@ -1,6 +1,7 @@
-"""The guest services of one running Linux instance, started by the host agent once the guest is ready and
-stopped before it powers the guest down: mounts (limapy.guest.linux.mounts) and port forwards
-(limapy.agent.forwards). `plain: true` has neither (static forwards are QEMU's)."""
+"""The guest services of one running instance, started by the host agent once the guest is ready and stopped
+before it powers the guest down: host folders (as the guest OS mounts them: limapy.guest.GuestOS.host_folders)
+and port forwards (limapy.agent.forwards, on the guest OS's listener query). `plain: true` has neither (static
+forwards are QEMU's); a guest OS that has no way yet (Windows) has neither either."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import logging
 import threading
 from typing import Any
 
+from limapy import guest as guests
 from limapy.agent import forwards, sftpjail
 from limapy.config.model import Spec
-from limapy.guest.linux import mounts
 from limapy.instance import store
 
 log = logging.getLogger("limapy.agent.services")
@@ -23,11 +24,14 @@ class Services:
         self.guest = guest
         self.ssh_port = ssh_port
         self.emit = emit
-        self.live: list[mounts.ReverseMount] = []
+        self.os = guests.for_spec(spec)
+        self.folders = self.os.host_folders()
+        self.live: list[Any] = []
         self.forwarder: forwards.Forwarder | None = None
         self.watcher: Any = None
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
+        self.query: guests.ListenerQuery | None = None
 
     def warn(self, text: str) -> None:
         log.warning("%s", text)
@@ -35,16 +39,14 @@ class Services:
 
     def start(self) -> None:
         spec = self.spec
-        if spec.shared_mounts:
-            fallback = []
-            if spec.mount_type in ("9p", "virtiofs"):
-                fallback = mounts.check_kernel_mounts(self.guest, spec, self.warn)
-            self.live = mounts.reverse_sshfs(self.guest, [*spec.mounts_of("reverse-sshfs"), *fallback], self.warn,
-                                            sftpjail.serve)
+        if spec.shared_mounts and self.folders is not None:
+            self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve)
             for rm in self.live:
                 self.emit(message=f"mounted {rm.mount.location} at {rm.mount.mount_point} (reverse-sshfs)")
-        if spec.plain or spec.is_windows:
+        query = self.os.listeners()
+        if spec.plain or query is None:
             return
+        self.query = query
         self.forwarder = fw = forwards.Forwarder(self.inst, spec, ssh_port=self.ssh_port, emit=self.emit)
         try:
             fw.start_master()
@@ -63,9 +65,9 @@ class Services:
         self.thread.start()
 
     def _watch(self) -> None:
-        assert self.forwarder is not None
+        assert self.forwarder is not None and self.query is not None
         try:
-            self.forwarder.watch(self.watcher, self.stop_event)
+            self.forwarder.watch(self.watcher, self.stop_event, self.query)
         except Exception as e:  # the guest went away; the main loop notices QEMU's exit
             log.info("port watcher ended: %s", e)
 
@@ -77,5 +79,6 @@ class Services:
             self.watcher.close()
         if self.forwarder is not None:
             self.forwarder.close()
-        mounts.unmount(self.guest, self.live)
+        if self.folders is not None:
+            self.folders.unmount(self.guest, self.live)
         self.live = []

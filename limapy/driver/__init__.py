@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from limapy.base.errors import LimapyError
+from limapy.guest import Fetched as Fetched  # what create fetched (the guest OS's), for the engine to lay out
 from limapy.instance import pids, store
 
 # `status` is on the hot path of `shell`, `list` and completion: this module imports neither typing nor
@@ -42,35 +43,6 @@ LIGHT_PIDS: dict[str, Callable[[store.Instance], int | None]] = {
 VM_TYPES = {"qemu": "qemu"}
 
 Say = Callable[[str], None]
-
-
-class Fetched:
-    """What `create` downloaded and checked, for the driver to lay out in the new instance's directory."""
-
-    __slots__ = ("base", "disk_size", "initrd", "iso", "kernel", "kernel_cmdline", "openssh_msi", "virtio_win")
-
-    def __init__(
-        self,
-        disk_size: int,
-        base: Path | None = None,  # a disk image to make the overlay on
-        iso: Path | None = None,  # boot/install media (a Linux ISO image, the Windows install ISO)
-        kernel: Path | None = None,
-        initrd: Path | None = None,
-        kernel_cmdline: str | None = None,
-        virtio_win: Path | None = None,
-        openssh_msi: Path | None = None,
-    ) -> None:
-        self.disk_size = disk_size
-        self.base = base
-        self.iso = iso
-        self.kernel = kernel
-        self.initrd = initrd
-        self.kernel_cmdline = kernel_cmdline
-        self.virtio_win = virtio_win
-        self.openssh_msi = openssh_msi
-
-    def __repr__(self) -> str:
-        return "Fetched(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
 
 
 class Machine(Protocol):

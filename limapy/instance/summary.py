@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from limapy.config.model import Spec
     from limapy.instance.store import Instance
 
-VERSION = 5  # 5: issue 27 (Go templates, Lima's FillDefault fields, params as Go strings)
+VERSION = 6  # 5: issue 27 (Go templates, Lima's FillDefault fields, params as Go strings); 6: the view's `os`
 
 
 class _Obj:
@@ -47,7 +47,7 @@ class _Obj:
 class View:
     """What `list` and `shell` read of the configuration, precomputed from the `Spec` when the summary is
     written, so they need neither the YAML reader nor the config model: the fields of a list row, and
-    limapy.ssh.ShellSpec (Windows or not, the user, the ssh options, the mount locations)."""
+    limapy.ssh.ShellSpec (the guest OS, the user, the ssh options, the mount locations)."""
 
     vm_type: str
     arch: str
@@ -55,7 +55,7 @@ class View:
     memory: int
     disk: int
     message: str
-    is_windows: bool
+    os: str  # the guest OS (Lima's `os` value: limapy.guest picks its shell from it)
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.__dict__.update({k: v for k, v in fields.items() if not k.startswith("view_")})
@@ -84,7 +84,7 @@ def view_fields(spec: Spec) -> dict[str, Any]:
     """The `View` of `spec`, as JSON."""
     return {
         "vm_type": spec.vm_type, "arch": spec.arch, "cpus": spec.cpus, "memory": spec.memory, "disk": spec.disk,
-        "message": spec.message, "is_windows": spec.is_windows,
+        "message": spec.message, "os": spec.os.value,
         "view_user": {"name": spec.user.name, "shell": spec.user.shell},
         "view_ssh": {"load_dot_ssh_pubkeys": spec.ssh.load_dot_ssh_pubkeys, "forward_agent": spec.ssh.forward_agent,
                 "forward_x11": spec.ssh.forward_x11, "forward_x11_trusted": spec.ssh.forward_x11_trusted},
@@ -182,7 +182,7 @@ def write(inst: Instance, loaded: Loaded) -> None:
 
 
 _VIEW_TYPES = {"vm_type": str, "arch": str, "cpus": int, "memory": int, "disk": int, "message": str,
-               "is_windows": bool, "view_user": dict, "view_ssh": dict, "view_mounts": list}  # fmt: skip
+               "os": str, "view_user": dict, "view_ssh": dict, "view_mounts": list}  # fmt: skip
 
 
 def _view_ok(view: object) -> bool:

@@ -162,7 +162,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
         "limaVersion": version or LIMA_COMPAT_VERSION,
         "param": listed["param"],
     }
-    if running and spec.is_windows:
+    if running and _remote_desktop(spec):
         from limapy.ops.rdp import rdp_port
 
         port_rdp = rdp_port(inst)
@@ -175,6 +175,16 @@ def info(inst: store.Instance) -> dict[str, Any]:
         if fwd:
             out["portForwards"] = fwd  # limapy extension: the automatic forwards open now
     return {k: v for k, v in out.items() if k in ALWAYS or v not in (0, "", None, [], {})}
+
+
+def _remote_desktop(view: Any) -> bool:
+    """The guest OS offers Remote Desktop (an `os` limapy has no package for offers nothing)."""
+    from limapy import guest
+
+    try:
+        return guest.for_spec(view).remote_desktop
+    except LimapyError:
+        return False
 
 
 def _ssh_port(inst: store.Instance) -> int:

@@ -43,13 +43,13 @@ def rdp_port(inst: store.Instance) -> int:
 
 def target(inst: store.Instance) -> Target:
     """Where the running Windows guest's Remote Desktop answers, or a LimapyError saying why not."""
-    from limapy import driver
+    from limapy import driver, guest
     from limapy.instance import summary
 
     spec = summary.spec(inst)
-    if not spec.is_windows:
+    if not guest.for_spec(spec).remote_desktop:
         raise LimapyError(f"instance `{inst.name}` is not a Windows guest", hint=f"`limapy shell {inst.name}`")
-    if not spec.rdp:
+    if not spec.windows.rdp:
         raise LimapyError(
             f"Remote Desktop is off for `{inst.name}` (osOpts.Windows.rdp: false)",
             hint="it is set when Windows is installed: enable it in the guest, or re-create the instance",

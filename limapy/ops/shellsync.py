@@ -63,8 +63,11 @@ def _rsync(inst: store.Instance, src: tuple[str, bool], dst: tuple[str, bool], *
 
 def check(inst: store.Instance, spec: Spec, req: Request) -> tuple[str, str]:
     """(the host directory, its copy in the guest), or the reason `--sync` cannot run."""
-    if spec.is_windows:
-        raise LimapyError("cannot use `--sync` with a Windows guest: it has no rsync")
+    from limapy import guest
+
+    os_ = guest.for_spec(spec)
+    if not os_.rsync:
+        raise LimapyError(f"cannot use `--sync` with a {os_.name} guest: it has no rsync")
     if spec.mounts:
         raise LimapyError("cannot use `--sync` when the instance has host mounts configured, start the instance "
                           "with `--mount-none` to disable mounts")  # fmt: skip

@@ -20,9 +20,6 @@ from limapy.expr.edits import Edit
 from limapy.instance import pids, store
 
 DEFAULT_TIMEOUT = 600.0
-#: Windows Setup takes 20-60 minutes with KVM/HVF (docs/windows.md), hours under TCG.
-WINDOWS_FIRST_BOOT_TIMEOUT = 90 * 60.0
-WINDOWS_FIRST_BOOT_TIMEOUT_TCG = 6 * 3600.0
 
 Show = Callable[[str], None]
 
@@ -100,20 +97,18 @@ def dry_run_target(
 
 
 def default_timeout(inst: store.Instance) -> float:
-    """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours when emulated."""
-    if inst.win_done_installation.exists():
-        return DEFAULT_TIMEOUT
-    from limapy import driver
+    """10 minutes, or what the guest OS needs for this boot (the first boot of a Windows install: 90 minutes, 6
+    hours when emulated)."""
+    from limapy import driver, guest
     from limapy.instance import summary
 
     try:
         spec = summary.refresh(inst).spec
-        emulated = driver.for_instance(inst).emulated(spec)
+        os_ = guest.for_spec(spec)
+        longer = os_.boot_timeout(inst, driver.for_instance(inst).emulated(spec))
     except LimapyError:
         return DEFAULT_TIMEOUT  # the host agent reports what is wrong with it
-    if not spec.is_windows:
-        return DEFAULT_TIMEOUT
-    return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if emulated else WINDOWS_FIRST_BOOT_TIMEOUT
+    return DEFAULT_TIMEOUT if longer is None else longer
 
 
 def dry_run(inst: store.Instance, sets: Sequence[str | Edit] = ()) -> str:

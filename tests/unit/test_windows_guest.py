@@ -93,11 +93,10 @@ def _command_text(line: str) -> str:
 
 
 def test_other_powershell_snippets_parse() -> None:
-    from limapy.agent.hostagent import WINDOWS_PROBE, WINDOWS_WARNINGS
-    from limapy.guest.linux import clock
-    from limapy.ssh import _windows_script
+    from limapy.guest.windows.agent import WINDOWS_PROBE, WINDOWS_WARNINGS, clock
+    from limapy.guest.windows.shell import _windows_script
 
-    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock.windows(1_700_000_000.123)):
+    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock(1_700_000_000.123)):
         assert psgrammar.errors(_command_text(snippet)) == [], snippet
     for command, workdir in ((["Get-ChildItem", "-Force"], "C:\\it's"), ([], "C:\\x"), (["exit", "3"], None)):
         encoded = _windows_script("powershell.exe", command, workdir, "cmd.exe").rsplit(" ", 1)[1]
@@ -162,7 +161,7 @@ def test_default_shell_is_guarded(shell: str) -> None:
 
 def test_guest_warnings_reach_the_host() -> None:
     """The host agent reads limapy-warnings.txt once ready; the file the script appends to is the one it reads."""
-    from limapy.agent.hostagent import WINDOWS_WARNINGS
+    from limapy.guest.windows.agent import WINDOWS_WARNINGS
     from limapy.guest.windows.answer import WARNINGS_FILE
 
     script = variant("pwsh.exe", None, "none", {})[FIRST_LOGON].decode()

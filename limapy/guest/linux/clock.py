@@ -11,12 +11,3 @@ FAILED = "limapy-clock-not-set"
 def linux(now: float) -> str:
     """A POSIX sh snippet (passwordless sudo, as Lima's guest user has) that sets the clock, silently."""
     return f"if ! sudo -n date -u -s @{now:.3f} >/dev/null 2>&1; then echo {FAILED} >&2; fi"
-
-
-def windows(now: float) -> str:
-    """A cmd.exe line for an administrator's OpenSSH session (Lima's Windows user is one)."""
-    ms = int(now * 1000)
-    return (
-        'PowerShell.exe -NoProfile -NonInteractive -Command "Set-Date -Date '
-        f'([DateTimeOffset]::FromUnixTimeMilliseconds({ms}).LocalDateTime) | Out-Null"'
-    )

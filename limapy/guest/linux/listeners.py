@@ -7,7 +7,8 @@ local addresses of the LISTEN (state 0A) rows whenever they change; this module 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+
+from limapy.guest.listeners import Listener
 
 #: Runs in the guest (POSIX sh + awk, which every Linux guest has). It prints one `LOCAL_ADDRESS` per
 #: listening socket, then a `--` line, each time the set changes; checks every INTERVAL seconds.
@@ -18,24 +19,6 @@ WATCH_SCRIPT = (
     'if [ "$cur" != "$prev" ]; then printf "%s\\n--\\n" "$cur"; prev=$cur; fi; '
     f"sleep {INTERVAL}; done"
 )
-
-
-@dataclass(frozen=True, order=True)
-class Listener:
-    ip: str  # "0.0.0.0", "127.0.0.1", "::", "::1", ...
-    port: int
-
-    @property
-    def unspecified(self) -> bool:
-        return ipaddress.ip_address(self.ip).is_unspecified
-
-    @property
-    def loopback(self) -> bool:
-        return ipaddress.ip_address(self.ip).is_loopback
-
-    @property
-    def version(self) -> int:
-        return ipaddress.ip_address(self.ip).version
 
 
 def parse_address(text: str) -> Listener | None:
@@ -59,3 +42,15 @@ def parse_address(text: str) -> Listener | None:
 
 def parse_snapshot(lines: list[str]) -> set[Listener]:
     return {lst for line in lines if line.strip() and (lst := parse_address(line)) is not None}
+
+
+class ProcNetQuery:
+    """Linux's answer to limapy.guest.ListenerQuery: WATCH_SCRIPT's snapshots, parsed."""
+
+    script = WATCH_SCRIPT
+
+    def parse(self, lines: list[str]) -> set[Listener]:
+        return parse_snapshot(lines)
+
+
+QUERY = ProcNetQuery()

@@ -163,3 +163,20 @@ def unmount(guest: Any, live: list[ReverseMount]) -> None:
         except Exception:
             log.debug("unmount of %s failed", rm.mount.mount_point, exc_info=True)
         rm.channel.close()
+
+
+class Folders:
+    """Linux's host folders (limapy.guest.HostFolders): the seed's 9p/virtiofs mounts checked (reverse-sshfs where
+    the kernel lacks them), reverse-sshfs mounts made."""
+
+    def mount(self, conn: Any, spec: Spec, warn: Warn, serve: Serve) -> list[ReverseMount]:
+        fallback = []
+        if spec.mount_type in ("9p", "virtiofs"):
+            fallback = check_kernel_mounts(conn, spec, warn)
+        return reverse_sshfs(conn, [*spec.mounts_of("reverse-sshfs"), *fallback], warn, serve)
+
+    def unmount(self, conn: Any, live: list[Any]) -> None:
+        unmount(conn, live)
+
+
+FOLDERS = Folders()

@@ -90,7 +90,7 @@ def write_password_file(path: str | os.PathLike[str], password: str) -> None:
 
 
 def check_user_name(name: str) -> None:
-    from limapy.config.validate_instance import windows_user_problems
+    from limapy.guest.windows.rules import windows_user_problems
 
     problems = windows_user_problems(name)
     if problems:

@@ -67,6 +67,8 @@ class Action:
 class BootPrompt:
     """Feed it what is new on the serial console and the disk's allocated bytes; do what it says."""
 
+    poll = POLL
+
     def __init__(self, start: float, *, disk_base: int = 0) -> None:
         self.start = start
         self.disk_base = disk_base
