@@ -1,7 +1,11 @@
 """The shape DESIGN.md's package map describes, enforced on the source (AST, no imports executed):
 
 - imports flow one way, down the layers below (module-level and function-level imports alike), with no cycle;
-- commands and the host agent reach an engine only through limapy.driver (never limapy.qemu or an engine);
+- commands and the host agent reach an engine only through limapy.driver (never limapy.qemu or an engine), and
+  a guest OS only through limapy.guest (the seams load their implementations by name);
+- outside limapy/guest/, nothing branches on the guest OS (`os_branches` says what counts), but for at most
+  ALLOWED_OS_BRANCHES, each marked `# OS branch: <why>`;
+- at most 10 modules directly under limapy/: the packages show the layers;
 - only limapy/base/proc.py starts programs (no `subprocess` import, no os.exec*/spawn*/system/popen elsewhere);
 - no module (limapy/, hack/, tests/) is over 500 lines;
 - outside limapy/config/, nothing indexes the raw configuration dict: Lima's field names are read through
@@ -111,6 +115,19 @@ def test_engines_only_through_the_driver_seam() -> None:
     assert not wrong, "\n".join(wrong)
     # the registry loads engines by name (importlib), so the seam itself never names one
     assert not [d for d in GRAPH["limapy.driver"] if within(d, "limapy.driver.qemu")]
+
+
+#: Guest OS packages (loaded by limapy.guest by name), and the commands that are one OS's by definition.
+GUEST_OSES = ("limapy.guest.linux", "limapy.guest.windows")
+OS_COMMANDS = ("limapy.ops.answer_iso",)  # `limapy windows answer-iso`
+
+
+def test_guest_oses_only_through_the_guest_seam() -> None:
+    assert not [d for d in GRAPH["limapy.guest"] if any(within(d, p) for p in GUEST_OSES)]
+    wrong = [f"{m} imports {d}" for m, deps in GRAPH.items()
+             if not within(m, "limapy.guest") and m not in OS_COMMANDS
+             for d in deps if any(within(d, p) for p in GUEST_OSES)]  # fmt: skip
+    assert not wrong, "\n".join(wrong)
 
 
 def test_no_import_cycle() -> None:
@@ -246,3 +263,9 @@ def test_instance_file_names_only_in_store() -> None:
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 wrong.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_package_root_holds_few_modules() -> None:
+    """Issue 25: the base utilities, the instance store, the CLI plumbing, ... each in a package."""
+    root = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(root) <= 10, root
