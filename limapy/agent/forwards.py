@@ -25,6 +25,7 @@ from limapy.guest.listeners import Listener
 from limapy.instance import store
 
 if TYPE_CHECKING:
+    from limapy.base.records import ForwardRow
     from limapy.guest import ListenerQuery
 
 log = logging.getLogger("limapy.agent.forwards")
@@ -104,7 +105,7 @@ class Forwarder:
         self.rules = rules(spec)
         self.reserved = {ssh_port}
         self.active: dict[Listener, int] = {}  # listener -> host port
-        self.sockets: list[dict[str, str]] = []
+        self.sockets: list[ForwardRow] = []
         self.warned: set[tuple[str, int]] = set()
         self.lock = threading.Lock()
         self.master: proc.Process[bytes] | None = None
@@ -165,8 +166,8 @@ class Forwarder:
                     continue
                 host.unlink(missing_ok=True)
             cp = self._ssh("-O", "forward", flag, spec_)
-            entry = {"type": "reverse" if rule.reverse else "forward", "guestAddr": rule.guest_socket,
-                     "hostAddr": str(host), "protocol": "unix"}  # fmt: skip
+            entry: ForwardRow = {"type": "reverse" if rule.reverse else "forward", "guestAddr": rule.guest_socket,
+                                 "hostAddr": str(host), "protocol": "unix"}  # fmt: skip
             if cp.returncode != 0:
                 self._warn("socket", 0, f"forwarding {rule.guest_socket}: {_last(cp)}")
                 continue
@@ -231,8 +232,11 @@ class Forwarder:
 
     def _record(self) -> None:
         with self.lock:
-            tcp = [{"type": "forward", "protocol": "tcp", "guestAddr": f"{lst.ip}:{lst.port}",
-                    "hostAddr": f"{LOOPBACK}:{port}"} for lst, port in sorted(self.active.items())]  # fmt: skip
+            tcp: list[ForwardRow] = [
+                {"type": "forward", "protocol": "tcp", "guestAddr": f"{lst.ip}:{lst.port}",
+                 "hostAddr": f"{LOOPBACK}:{port}"}
+                for lst, port in sorted(self.active.items())
+            ]
             data = [*tcp, *self.sockets]
         store.atomic_write(self.inst.forwards_file, (json.dumps(data) + "\n").encode(), 0o600)
 
@@ -290,10 +294,11 @@ def _last(cp: proc.Completed[bytes]) -> str:
     return err[-1] if err else f"ssh exit status {cp.returncode}"
 
 
-def active(inst: store.Instance) -> list[dict[str, Any]]:
+def active(inst: store.Instance) -> list[ForwardRow]:
     """The forwards the instance's host agent holds now (for `list --json` / `info`)."""
     try:
         data = json.loads(inst.forwards_file.read_text())
     except (OSError, ValueError):
         return []
-    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []
+    rows: list[ForwardRow] = [d for d in data if isinstance(d, dict)] if isinstance(data, list) else []  # type: ignore[misc]  # the host agent's own file
+    return rows

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from limapy.base.dirs import ENV_DEBUG
 from limapy.base.errors import LimapyError
@@ -26,6 +26,7 @@ from limapy.driver.plan import READY_NONE, BootPlan
 from limapy.instance import store
 
 if TYPE_CHECKING:
+    from limapy.base.records import Event, Status
     from limapy.config.model import Spec
     from limapy.driver import Driver, Machine
     from limapy.guest import GuestOS
@@ -46,17 +47,17 @@ class Events:
         self.phase = ""
         self.lock = threading.Lock()  # the port forwarder emits from its own thread
 
-    def emit(self, phase: str | None = None, message: str | None = None, **status: Any) -> None:
+    def emit(self, phase: str | None = None, message: str | None = None, **status: Unpack[Status]) -> None:
         with self.lock:
             self._emit(phase, message, **status)
 
-    def _emit(self, phase: str | None, message: str | None, **status: Any) -> None:
+    def _emit(self, phase: str | None, message: str | None, **status: Unpack[Status]) -> None:
         if phase:
             self.phase = phase
-        st = {k: v for k, v in status.items() if v not in (None, False, [], "")}
+        st: Status = {k: v for k, v in status.items() if v not in (None, False, [], "")}  # type: ignore[assignment]
         if self.port and "sshLocalPort" not in st:
             st["sshLocalPort"] = self.port
-        ev: dict[str, Any] = {
+        ev: Event = {
             "time": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
             "status": st,
             "phase": self.phase,

@@ -18,10 +18,13 @@ import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limapy.base import proc
 from limapy.base.errors import ExternalToolError, LimapyError, NotFoundError
+
+if TYPE_CHECKING:
+    from limapy.base.records import ImageInfo
 
 QEMU_IMG = "qemu-img"
 QCOW2_MAGIC = b"QFI\xfb"
@@ -134,11 +137,11 @@ def _extensions(f: Any, offset: int) -> list[tuple[int, bytes]]:
     return out
 
 
-def info(path: Path, fmt: str) -> dict[str, Any]:
+def info(path: Path, fmt: str) -> ImageInfo:
     """`qemu-img info -f FMT --output=json -U`: never a probe."""
     cp = proc.run([QEMU_IMG, "info", "-U", "--output=json", "-f", fmt, path])
     try:
-        data: dict[str, Any] = json.loads(cp.stdout)
+        data: ImageInfo = json.loads(cp.stdout)
     except ValueError as e:
         raise ExternalToolError(f"qemu-img info {path}: unreadable output") from e
     return data

@@ -20,10 +20,19 @@ import time as _time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from limapy.base.errors import LimapyError
 from limapy.base.fsutil import atomic_write
+
+
+class _Names(TypedDict, total=False):
+    """How pycdlib names an entry: ISO 9660's name, Joliet's, Rock Ridge's, and the POSIX mode."""
+
+    iso_path: str
+    joliet_path: str
+    rr_name: str
+    file_mode: int
 
 #: 2000-01-01T00:00:00Z: the date every file and volume descriptor carries.
 FIXED_EPOCH = 946684800.0
@@ -148,7 +157,7 @@ def write_iso(
                     continue
                 name = _iso_component(part, used[parent], is_dir=is_dir)
                 iso_path = f"{iso_names[parent]}/{name}"
-                kwargs: dict[str, Any] = {"iso_path": iso_path if is_dir else f"{iso_path};1"}
+                kwargs: _Names = {"iso_path": iso_path if is_dir else f"{iso_path};1"}
                 if joliet:
                     kwargs["joliet_path"] = "/" + long_path
                 if rock_ridge:

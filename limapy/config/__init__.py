@@ -16,10 +16,11 @@ from limapy.base.errors import ConfigError
 from limapy.config.model import Spec
 
 if TYPE_CHECKING:
+    from limapy.base.records import Listed
     from limapy.config.locate import Fetcher
 
 
-def listed(cfg: dict[str, Any]) -> dict[str, Any]:
+def listed(cfg: dict[str, Any]) -> Listed:
     """The filled fields Lima's `list --json` echoes as they are (additionalDisks, networks, param)."""
     return {
         "additionalDisks": cfg.get("additionalDisks") or [],
@@ -38,7 +39,7 @@ class Loaded:
     def spec(self) -> Spec:
         return Spec.from_cfg(self.cfg)
 
-    def listed(self) -> dict[str, Any]:
+    def listed(self) -> Listed:
         return listed(self.cfg)
 
 

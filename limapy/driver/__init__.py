@@ -22,8 +22,9 @@ from limapy.instance import pids, store
 # dataclasses (~15 ms together) at run time. The protocols are plain classes then; mypy sees Protocols.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Protocol
 
+    from limapy.base.records import DomainRow
     from limapy.config.model import Spec
     from limapy.driver.plan import BootPlan
 else:
@@ -216,14 +217,14 @@ def for_instance(inst: store.Instance) -> Driver:
     return load(name_of(inst))
 
 
-def inventory(connect: str | None, engine: str = "libvirt") -> list[dict[str, Any]]:
+def inventory(connect: str | None, engine: str = "libvirt") -> list[DomainRow]:
     """The machines limapy made that an engine holds on a host (`list --connect`): rows with name, status,
     domain, host (the machine whose limapy made it), here (this machine has the instance) and dir. An
     optional capability: only engines that keep machines on a host of their own have it."""
     listing = getattr(load(engine), "domains", None)
     if listing is None:
         raise LimapyError(f"the {engine} driver keeps no machines on a host to list")
-    rows: list[dict[str, Any]] = listing(connect)
+    rows: list[DomainRow] = listing(connect)
     return rows
 
 

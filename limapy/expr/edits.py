@@ -11,9 +11,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from limapy.base.errors import UsageError
+
+if TYPE_CHECKING:
+    from limapy.base.records import Config
 
 _SEG = r"(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\]|\[\"[^\"]+\"\])"
 _PATH_RE = re.compile(r"\.?" + _SEG + r"*\Z")
@@ -82,7 +85,7 @@ def _value(text: str, expr: str) -> Any:
                          ) from None
 
 
-def _parent(data: dict[str, Any], path: list[str | int], expr: str, create: bool) -> tuple[Any, str | int]:
+def _parent(data: Config, path: list[str | int], expr: str, create: bool) -> tuple[Any, str | int]:
     cur: Any = data
     for i, part in enumerate(path[:-1]):
         nxt_is_index = isinstance(path[i + 1], int)
@@ -106,7 +109,7 @@ _FILTER_RE = re.compile(r'\.([A-Za-z_]\w*)\s*=\s*\[\s*\.\1\[\]\s*\|\s*select\(\s
                         r'("(?:[^"\\]|\\.)*")\s*\)\s*\]')
 
 
-def _filter(data: dict[str, Any], m: re.Match[str]) -> tuple[str, ...]:
+def _filter(data: Config, m: re.Match[str]) -> tuple[str, ...]:
     import json
 
     key, field, want = m.group(1), m.group(2), json.loads(m.group(3))
@@ -115,7 +118,7 @@ def _filter(data: dict[str, Any], m: re.Match[str]) -> tuple[str, ...]:
     return (key,)
 
 
-def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
+def apply(data: Config, expr: str) -> list[tuple[str | int, ...]]:
     """Apply `expr`; returns the paths it set or removed (so messages can name the edit, not the file)."""
     changed: list[tuple[str | int, ...]] = []
     for part in _split(expr):
@@ -161,7 +164,7 @@ def apply(data: dict[str, Any], expr: str) -> list[tuple[str | int, ...]]:
     return changed
 
 
-def target_exists(data: dict[str, Any], expr: str) -> bool:
+def target_exists(data: Config, expr: str) -> bool:
     """Whether the field a `PATH = VALUE` expression sets is already there."""
     m = re.fullmatch(r"(\.[^=+]*?)\s*=.*", expr.strip(), flags=re.S)
     if not m:
@@ -177,7 +180,7 @@ def target_exists(data: dict[str, Any], expr: str) -> bool:
     return True
 
 
-def apply_one(data: dict[str, Any], path: list[str | int], value: Any, op: str, expr: str, prepend: bool) -> None:
+def apply_one(data: Config, path: list[str | int], value: Any, op: str, expr: str, prepend: bool) -> None:
     """One `=` / `+=` at `path` under `data` (no `[]` left in `path`)."""
     if EACH in path:
         raise UsageError(f"--set `{_shown(expr)}`: only one `[]` is supported")

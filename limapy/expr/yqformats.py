@@ -101,8 +101,8 @@ def _ini_value(raw: str) -> str:
     return v[: m.start()].rstrip() if m else v
 
 
-def ini_load(text: str) -> dict[str, Any]:
-    root: dict[str, Any] = {}
+def ini_load(text: str) -> dict[str, object]:
+    root: dict[str, object] = {}
     section = root
     for n, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()

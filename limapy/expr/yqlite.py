@@ -250,7 +250,7 @@ def _call(name: str, arg: Node | None, v: Any) -> list[Any]:
             return [_from_entries(entries)]
         keyed = [(json.dumps(run_node(arg, x), sort_keys=True, default=str), x) for x in v]
         if name == "unique_by":
-            seen: dict[str, Any] = {}
+            seen: dict[str, object] = {}
             for k, x in keyed:
                 seen.setdefault(k, x)
             return [list(seen.values())]

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from limapy.guest.registry import registry
 
 if TYPE_CHECKING:
+    from limapy.base.records import Config
     from limapy.config.yamlread import NodePath
 
 #: Lima's provision modes (validate.go).
@@ -32,7 +33,7 @@ class Checker(Protocol):
     """What a rule sees of Lima's validation (limapy.config.validate): the filled configuration, a way to report
     a problem at a field, and Lima's check of a file entry (location, arch, digest)."""
 
-    cfg: dict[str, Any]
+    cfg: Config
 
     def add(self, path: NodePath, msg: str) -> None: ...
 
@@ -57,7 +58,7 @@ class Rules:
         """Lima's default for `containerd.user`."""
         return False
 
-    def fill(self, cfg: dict[str, Any]) -> None:
+    def fill(self, cfg: Config) -> None:
         """Defaults of this OS's own options, once `osOpts` is filled (FillDefault's last steps)."""
 
     def validate(self, v: Checker) -> None:

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from limapy.base import dirs, imagecheck, proc
 from limapy.base.errors import ExternalToolError as ExternalToolError  # re-exported: callers catch it from here
@@ -21,12 +21,15 @@ from limapy.base.errors import InstanceError, LimapyError, NotFoundError
 from limapy.base.units import format_size
 from limapy.instance.store import validate_name
 
+if TYPE_CHECKING:
+    from limapy.base.records import ImageInfo
+
 QEMU_IMG = "qemu-img"
 DATADISK = "datadisk"
 IN_USE_BY = "in_use_by"
 
 
-def info(path: Path) -> dict[str, Any]:
+def info(path: Path) -> ImageInfo:
     """`qemu-img info --output=json` (with -U so it works while a VM holds the image) of one of limapy's own
     disks, with the format named (`-f`, from the magic bytes: qemu-img never probes; a guest can write a qcow2
     header into a raw disk). A qcow2 whose header names a data file is refused before qemu-img opens it;

@@ -30,6 +30,8 @@ TYPE_CHECKING = False  # typing itself costs ~4 ms on the hot path; mypy still s
 if TYPE_CHECKING:
     from typing import Any
 
+    from limapy.base.records import Config as Filled
+    from limapy.base.records import Listed, ViewFields
     from limapy.config import Loaded
     from limapy.config.model import Spec
     from limapy.instance.store import Instance
@@ -40,7 +42,7 @@ VERSION = 6  # 5: issue 27 (Go templates, Lima's FillDefault fields, params as G
 class _Obj:
     """Attributes from a JSON object, for the few fields the hot path reads (see `View`)."""
 
-    def __init__(self, fields: dict[str, Any]) -> None:
+    def __init__(self, fields: Mapping[str, object]) -> None:
         self.__dict__.update(fields)
 
 
@@ -57,7 +59,7 @@ class View:
     message: str
     os: str  # the guest OS (Lima's `os` value: limapy.guest picks its shell from it)
 
-    def __init__(self, fields: dict[str, Any]) -> None:
+    def __init__(self, fields: ViewFields) -> None:
         self.__dict__.update({k: v for k, v in fields.items() if not k.startswith("view_")})
         self.user = _User(fields["view_user"])
         self.ssh = _SSH(fields["view_ssh"])
@@ -80,7 +82,7 @@ class _Mount(_Obj):
     location: str
 
 
-def view_fields(spec: Spec) -> dict[str, Any]:
+def view_fields(spec: Spec) -> ViewFields:
     """The `View` of `spec`, as JSON."""
     return {
         "vm_type": spec.vm_type, "arch": spec.arch, "cpus": spec.cpus, "memory": spec.memory, "disk": spec.disk,
@@ -100,8 +102,8 @@ def _layers() -> list[Path]:
 class Summary:
     """A filled configuration, as a full read would give it (`cfg`), with its `Spec` built on demand."""
 
-    def __init__(self, cfg: dict[str, Any] | str, view: dict[str, Any] | None = None, warnings: list[str] | None = None,
-                 listed: dict[str, Any] | None = None) -> None:  # fmt: skip
+    def __init__(self, cfg: Filled | str, view: ViewFields | None = None, warnings: list[str] | None = None,
+                 listed: Listed | None = None) -> None:  # fmt: skip
         self._cfg = cfg  # from a summary: its JSON text, parsed only when asked for (`list` tables never do)
         self._view = view
         self._listed = listed
@@ -112,7 +114,7 @@ class Summary:
         return View(self._view if self._view is not None else view_fields(self.spec))
 
     @functools.cached_property
-    def cfg(self) -> dict[str, Any]:
+    def cfg(self) -> Filled:
         if isinstance(self._cfg, str):
             try:
                 value = json.loads(self._cfg)
@@ -122,12 +124,12 @@ class Summary:
         return self._cfg
 
     @functools.cached_property
-    def json_cfg(self) -> dict[str, Any]:
+    def json_cfg(self) -> Filled:
         """`cfg` as `list --json` shows it: plain JSON (a summary's own `cfg` is lossy there: see `json_default`;
         only a full read's, which `start` uses, carries binary content as bytes)."""
         if isinstance(self._cfg, str):
             return self.cfg
-        plain: dict[str, Any] = _plain(self._cfg)
+        plain: Filled = _plain(self._cfg)
         return plain
 
     @functools.cached_property
@@ -136,7 +138,7 @@ class Summary:
 
         return Spec.from_cfg(self.cfg)
 
-    def listed(self) -> dict[str, Any]:
+    def listed(self) -> Listed:
         """The filled fields Lima's `list --json` echoes as they are (additionalDisks, networks, param)."""
         if self._listed is not None:
             return self._listed

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from limapy.base.records import Row
 
 
-def host_info() -> dict[str, Any]:
+def host_info() -> dict[str, object]:
     import platform
 
     from limapy import LIMA_COMPAT_VERSION, __version__
@@ -75,7 +78,7 @@ def _plugins() -> list[dict[str, str]]:
     return list(found.values())
 
 
-def instance_info(name: str) -> dict[str, Any]:
+def instance_info(name: str) -> Row:
     """One instance as `limapy list --json` describes it (limapy extension: `info NAME`)."""
     from limapy.instance import store
     from limapy.ops.list import info

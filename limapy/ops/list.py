@@ -35,6 +35,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from limapy.base.records import HostFields, Row
+
 
 class Request:
     """One `limapy list` invocation, parsed (a plain class: `dataclasses` costs ~10 ms to import)."""
@@ -75,13 +77,15 @@ _FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet", "--list-fields": 
 def parse(args: Sequence[str]) -> Request | None:
     """The list grammar (flags and names in any order, `--` ends flags); None for `--help`, an unknown flag
     or a flag missing its value (left to the CLI framework, which says so)."""
-    values: dict[str, Any] = {"yq": [], "filters": [], "names": []}
+    lists: dict[str, list[str]] = {"yq": [], "filters": [], "names": []}
+    format: str | None = None
+    flags: set[str] = set()
     i, flags_done = 0, False
     while i < len(args):
         a = args[i]
         i += 1
         if flags_done or not a.startswith("-") or a == "-":
-            values["names"].append(a)
+            lists["names"].append(a)
             continue
         if a == "--":
             flags_done = True
@@ -94,30 +98,32 @@ def parse(args: Sequence[str]) -> Request | None:
                 value = args[i]
                 i += 1
             field = _VALUED[key]
-            if isinstance(values.get(field), list):
-                values[field].append(value)
+            if field in lists:
+                lists[field].append(value)
             else:
-                values[field] = value
+                format = value
         elif key in _FLAGS and not eq:
-            values[_FLAGS[key]] = True
+            flags.add(_FLAGS[key])
         else:
             return None
     return Request(
-        names=tuple(values.pop("names")), yq=tuple(values.pop("yq")), filters=tuple(values.pop("filters")), **values
-    )
+        names=tuple(lists["names"]), format=format, json="json" in flags, quiet="quiet" in flags,
+        list_fields="list_fields" in flags, all_fields="all_fields" in flags, yq=tuple(lists["yq"]),
+        filters=tuple(lists["filters"]),
+    )  # fmt: skip
 
 
 # -- rows -------------------------------------------------------------------------------------------------
 
 
-def _broken(name: str, path: Path, error: str) -> dict[str, Any]:
+def _broken(name: str, path: Path, error: str) -> Row:
     return {
         "name": name, "hostname": hostname_for(name), "status": store.BROKEN, "dir": str(path), "vmType": "",
         "arch": "", "errors": [error], "protected": False, "limaVersion": LIMA_COMPAT_VERSION,
     }  # fmt: skip
 
 
-def info(inst: store.Instance) -> dict[str, Any]:
+def info(inst: store.Instance) -> Row:
     """One instance as Lima's `limactl list --json` describes it (empty fields left out, as Lima does)."""
     from limapy import driver
     from limapy.instance import summary
@@ -138,7 +144,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
     except OSError:
         version = ""
     listed = found.listed()
-    out: dict[str, Any] = {
+    out: Row = {
         "name": inst.name,
         "hostname": hostname_for(inst.name),
         "status": st,
@@ -174,7 +180,9 @@ def info(inst: store.Instance) -> dict[str, Any]:
         fwd = active(inst)
         if fwd:
             out["portForwards"] = fwd  # limapy extension: the automatic forwards open now
-    return {k: v for k, v in out.items() if k in ALWAYS or v not in (0, "", None, [], {})}
+    for key in [k for k, v in out.items() if k not in ALWAYS and v in (0, "", None, [], {})]:
+        del out[key]  # type: ignore[misc]  # Go's omitempty: any of the optional keys
+    return out
 
 
 def _remote_desktop(view: Any) -> bool:
@@ -197,7 +205,7 @@ def ssh_port(inst: store.Instance) -> int:
     return _ssh_port(inst)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[Row]) -> str:
     """Lima's columns; an RDP column at the end only when a listed Windows guest has Remote Desktop."""
     from limapy.base.units import format_size
 
@@ -245,7 +253,7 @@ def _check(req: Request) -> str:
     return fmt
 
 
-def _host_fields() -> dict[str, Any]:
+def _host_fields() -> HostFields:
     import platform
 
     from limapy.base import dirs
@@ -347,7 +355,7 @@ class _Exprs:
         except yqlite.YqError as err:
             raise UsageError(f"--yq/--filter expression: {err}") from None
 
-    def matches(self, expr: str, row: dict[str, Any]) -> bool:
+    def matches(self, expr: str, row: Row) -> bool:
         return self.yqlite.matches(expr, row)
 
 
@@ -360,7 +368,7 @@ def _template_check(template: str) -> None:
         raise UsageError(f"--format {template!r}: {e}", hint="see `limapy list --list-fields`") from None
 
 
-def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any]], exprs: _Exprs | None) -> None:
+def _emit(req: Request, fmt: str, template: str | None, rows: list[Row], exprs: _Exprs | None) -> None:
     import json
 
     if req.quiet:

@@ -12,12 +12,15 @@ import shlex
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from limapy.base import proc
 from limapy.base.errors import LimapyError
 from limapy.expr.edits import Edit
 from limapy.instance import pids, store
+
+if TYPE_CHECKING:
+    from limapy.base.records import Event
 
 DEFAULT_TIMEOUT = 600.0
 
@@ -164,7 +167,7 @@ class Follower:
         self.offset = 0
         self.buf = b""
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[Event]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -177,7 +180,7 @@ class Follower:
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
             try:
-                ev = json.loads(line)
+                ev: Event = json.loads(line)
             except ValueError:
                 continue
             if isinstance(ev, dict):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,19 +75,18 @@ class Paths:
     @classmethod
     def for_instance(cls, inst: Instance, **overrides: Any) -> Paths:
         """The instance's own files (store.Instance names them); optional members come from `overrides`."""
-        base: dict[str, Any] = {
-            "dir": inst.dir,
-            "disk": inst.disk,
-            "cidata": inst.cidata_iso,
-            "serial_log": inst.serial_log,
-            "serial_sock": inst.serial_sock,
-            "qmp_sock": inst.qmp_sock,
-            "ha_qmp_sock": inst.ha_qmp_sock,
-            "pidfile": inst.qemu_pid,
-            "swtpm_sock": inst.swtpm_sock,
-        }
-        base.update(overrides)
-        return cls(**base)
+        base = cls(
+            dir=inst.dir,
+            disk=inst.disk,
+            cidata=inst.cidata_iso,
+            serial_log=inst.serial_log,
+            serial_sock=inst.serial_sock,
+            qmp_sock=inst.qmp_sock,
+            ha_qmp_sock=inst.ha_qmp_sock,
+            pidfile=inst.qemu_pid,
+            swtpm_sock=inst.swtpm_sock,
+        )
+        return replace(base, **overrides)
 
 
 def qemu_opt(value: str | Path) -> str:

@@ -45,7 +45,7 @@ class _State:
     def __init__(self, root: Any, funcs: Mapping[str, Callable[..., Any]], aliases: Mapping[str, str],
                  fold_case: bool) -> None:  # fmt: skip
         self.root, self.funcs, self.aliases, self.fold = root, funcs, aliases, fold_case
-        self.vars: list[dict[str, Any]] = [{"$": root}]
+        self.vars: list[dict[str, object]] = [{"$": root}]
         self.out: list[str] = []
 
     def field(self, value: Any, name: str) -> Any:

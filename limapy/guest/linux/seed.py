@@ -14,7 +14,7 @@ import base64
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from limapy.base.errors import LimapyError
 from limapy.base.names import hostname_for, mount_tag
@@ -53,10 +53,19 @@ def _mounts(spec: Spec) -> list[dict[str, str]]:
 
 
 MAX_CERT_BYTES = 1 << 20
+
+
+class CACertsConfig(TypedDict):
+    """cloud-init's `ca_certs` module configuration."""
+
+    remove_defaults: bool
+    trusted: list[str]
+
+
 _HOSTNAME = HOSTNAME
 
 
-def ca_certs(spec: Spec) -> dict[str, Any] | None:
+def ca_certs(spec: Spec) -> CACertsConfig | None:
     """cloud-init's `ca_certs` from Lima's caCerts: PEM text from `certs` and from the host files `files`."""
     certs = list(spec.ca_certs.certs)
     for f in spec.ca_certs.files:

@@ -111,14 +111,14 @@ def _shell_kind(shell: str) -> str:
     return base if base in ("pwsh", "powershell") else "cmd"
 
 
-def _partitions(legacy_bios: bool) -> tuple[list[dict[str, Any]], int]:
+def _partitions(legacy_bios: bool) -> tuple[list[dict[str, object]], int]:
     """CreatePartition/ModifyPartition rows and the PartitionID Windows is installed to."""
     layout, install_to = _layout(legacy_bios)
-    blank = {"size": None, "format": None, "label": None, "letter": None, "active": False}
+    blank: dict[str, object] = {"size": None, "format": None, "label": None, "letter": None, "active": False}
     return [{**blank, **row} for row in layout], install_to
 
 
-def _layout(legacy_bios: bool) -> tuple[list[dict[str, Any]], int]:
+def _layout(legacy_bios: bool) -> tuple[list[dict[str, object]], int]:
     if legacy_bios:
         return [
             {"order": 1, "type": "Primary", "size": 500, "format": "NTFS", "label": "System", "active": True},
@@ -207,7 +207,7 @@ def render_autounattend(
     )
 
 
-def _provision_context(steps: list[Step], files: dict[str, bytes]) -> list[dict[str, Any]]:
+def _provision_context(steps: list[Step], files: dict[str, bytes]) -> list[dict[str, object]]:
     out = []
     for p in sorted(steps, key=lambda p: (_ORDER[p.mode], p.index)):
         fname = f"{p.index:08d}"
@@ -215,7 +215,7 @@ def _provision_context(steps: list[Step], files: dict[str, bytes]) -> list[dict[
         if p.mode != "data" and not data.isascii():
             data = b"\xef\xbb\xbf" + data  # Windows PowerShell 5.1 needs the BOM to read UTF-8 scripts
         files[f"provision/{p.mode}/{fname}"] = data
-        item: dict[str, Any] = {"mode": p.mode, "file": f"provision\\{p.mode}\\{fname}"}
+        item: dict[str, object] = {"mode": p.mode, "file": f"provision\\{p.mode}\\{fname}"}
         if p.mode == "data":
             path = p.path or ""
             if not re.match(r"^[A-Za-z]:\\", path):

@@ -16,6 +16,7 @@ from limapy.guest.rules import Checker, Rules
 from limapy.guest.windows import opts as winopts
 
 if TYPE_CHECKING:
+    from limapy.base.records import Config
     from limapy.config.yamlread import NodePath
 
 #: The shells a Windows guest's `user.shell` may name (Win32-OpenSSH's DefaultShell).
@@ -80,7 +81,7 @@ class WindowsRules(Rules):
     host_folders = False  # Windows guests are `plain` for now (issue 26: SMB)
     kernel_boot = False
 
-    def fill(self, cfg: dict[str, Any]) -> None:
+    def fill(self, cfg: Config) -> None:
         win = cfg["osOpts"]["Windows"]
         if win.get("opensshSource") is None:
             win["opensshSource"] = "msi"
