@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from limapy.base.errors import LimapyError
-from limapy.guest import Fetched as Fetched  # what create fetched (the guest OS's), for the engine to lay out
 from limapy.instance import pids, store
 
 # `status` is on the hot path of `shell`, `list` and completion: this module imports neither typing nor
@@ -27,6 +26,7 @@ if TYPE_CHECKING:
     from limapy.base.records import DomainRow
     from limapy.config.model import Spec
     from limapy.driver.plan import BootPlan
+    from limapy.guest import Fetched as Fetched  # what create fetched (the guest OS's), for the engine to lay out
 else:
     Protocol = object
 
@@ -44,6 +44,15 @@ LIGHT_PIDS: dict[str, Callable[[store.Instance], int | None]] = {
 VM_TYPES = {"qemu": "qemu"}
 
 Say = Callable[[str], None]
+
+
+def __getattr__(name: str) -> object:
+    """`Fetched` (limapy.guest's), imported when an engine asks for it: `status` never needs the guest seam."""
+    if name == "Fetched":
+        from limapy.guest import Fetched
+
+        return Fetched
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Machine(Protocol):

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
         Conn,
         Fetched,
         Get,
+        GuestOS,
         HostFolders,
         InstallPhases,
         ListenerQuery,
@@ -127,3 +128,5 @@ class LinuxGuest:
 
 
 GUEST = LinuxGuest()
+if TYPE_CHECKING:
+    _GUEST: GuestOS = GUEST  # mypy checks the protocol here

@@ -8,7 +8,10 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # `shell` runs this on its hot path: typing costs milliseconds to import
+if TYPE_CHECKING:
+    from typing import Any
 
 _ENV_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 

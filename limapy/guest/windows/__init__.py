@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         Conn,
         Fetched,
         Get,
+        GuestOS,
         HostFolders,
         InstallPhases,
         ListenerQuery,
@@ -140,3 +141,5 @@ class WindowsGuest:
 
 
 GUEST = WindowsGuest()
+if TYPE_CHECKING:
+    _GUEST: GuestOS = GUEST  # mypy checks the protocol here
