@@ -13,6 +13,7 @@ progress): the JSON passes them on as they are, the human-readable form prints t
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -155,7 +156,8 @@ def watch(names: Sequence[str], *, as_json: bool, history: bool, verbose: bool, 
     if w.all and not w.discover():
         status(err, "No instances found")
     status(err, "Watching for events...")
-    while not stop():
+
+    def emit() -> None:
         for name in w.discover():
             status(err, f"New instance detected: {name}")
         events, logs = w.poll()
@@ -167,5 +169,16 @@ def watch(names: Sequence[str], *, as_json: bool, history: bool, verbose: bool, 
             else:
                 out.writelines(line + "\n" for line in human(name, ev))
         out.flush()
-        time.sleep(POLL)
+
+    try:
+        while not stop():
+            emit()
+            time.sleep(POLL)
+    except BaseException:
+        # Ended by an interrupt: what the logs already hold is printed first, so a watch ended just after an
+        # instance stopped still shows its last event (the poll interval is no window in which events are lost).
+        with contextlib.suppress(BaseException):
+            emit()
+        raise
+    emit()
     return 0

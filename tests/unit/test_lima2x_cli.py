@@ -96,6 +96,25 @@ def test_watch_json_lines(home: Path) -> None:
         watch(["nope"], as_json=True, history=False, verbose=False, stop=lambda: True)
 
 
+def test_watch_interrupted_prints_what_the_log_already_holds(home: Path) -> None:
+    """An interrupt right after an instance's last event (a stop returned, then Ctrl-C) still shows that event."""
+    from limapy.ops.watch import watch
+
+    a = dummy("a")
+    out, err = io.StringIO(), io.StringIO()
+    calls = iter([False])
+
+    def stop() -> bool:
+        if next(calls, None) is None:  # the second check: the stop's event lands, then the interrupt comes
+            _event(a, "2999-01-01T00:00:09+00:00", exiting=True)
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        watch(["a"], as_json=True, history=True, verbose=False, out=out, err=err, stop=stop)
+    assert [json.loads(x)["event"]["status"] for x in out.getvalue().splitlines()] == [{"exiting": True}]
+
+
 # -- shell --sync (cmd/limactl/shell.go) ----------------------------------------------------------------------------
 
 
