@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ConfigError, LimapyError
+from limapy.base.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ConfigError, LimapyError
 
 COMMANDS = (
     "create", "start", "stop", "suspend", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
@@ -29,14 +29,14 @@ def _no_space(e: OSError) -> LimapyError:
     import tempfile
     from pathlib import Path
 
-    from limapy import dirs
-    from limapy.fsutil import no_space
+    from limapy.base import dirs
+    from limapy.base.fsutil import no_space
 
     return no_space(e, [dirs.limapy_home(), dirs.cache_dir(), Path(tempfile.gettempdir())])
 
 
 def _debug_env() -> bool:
-    from limapy.dirs import ENV_DEBUG
+    from limapy.base.dirs import ENV_DEBUG
 
     return os.environ.get(ENV_DEBUG) not in (None, "", "0")
 

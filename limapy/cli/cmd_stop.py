@@ -22,9 +22,10 @@ def register(app: typer.Typer) -> None:
             False, "-f", "--force", help="Stop QEMU and the host agent at once (no guest shutdown)."
         ),
     ) -> None:
-        from limapy import driver, store
+        from limapy import driver
+        from limapy.base.errors import LimapyError
         from limapy.cli.cmd_start import Display
-        from limapy.errors import LimapyError
+        from limapy.instance import store
         from limapy.ops.stop import not_running
         from limapy.ops.stop import stop as do_stop
 

@@ -7,8 +7,9 @@ import signal
 import time
 from collections.abc import Callable
 
-from limapy import driver, pids, store
-from limapy.errors import LimapyError
+from limapy import driver
+from limapy.base.errors import LimapyError
+from limapy.instance import pids, store
 
 GRACE = 200.0
 #: A machine without its host agent gets this long to power down before it is forced.
@@ -71,7 +72,7 @@ def stop(
     status: Callable[[str], None] = lambda _m: None,
 ) -> bool:
     """False when it was not running. `say` gets the lines to show, `status` what the live line names while
-    waiting (limapy.term.Live)."""
+    waiting (limapy.base.term.Live)."""
     if driver.status(inst) == store.SUSPENDED and not _suspended(inst, force, say):
         return True
     ha = store.ha_pid(inst)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import pids, store
+from limapy.instance import pids, store
 from limapy.ops import stop as stop_ops
 
 LINGER = 1.5

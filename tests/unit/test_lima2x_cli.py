@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from limapy import cli, copytool, store
-from limapy.errors import LimapyError, UsageError
+from limapy import cli, copytool
+from limapy.base.errors import LimapyError, UsageError
+from limapy.instance import store
 
 
 @pytest.fixture
@@ -186,7 +187,7 @@ def test_copy_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_shortcut_flags(home: Path, tmp_path: Path) -> None:
-    from limapy.editflags import EditFlags, to_edits
+    from limapy.expr.editflags import EditFlags, to_edits
     from limapy.ops.create import load_template
 
     f = EditFlags(nested_virt=True, image_variant="minimal", arch_variant="v3")
@@ -208,7 +209,7 @@ def test_shortcut_flags(home: Path, tmp_path: Path) -> None:
 
 def test_edit_param(home: Path) -> None:
     """editflags.go BuildParamExpressions (line 185): a param the template does not define is refused."""
-    from limapy.editflags import EditFlags, to_edits
+    from limapy.expr.editflags import EditFlags, to_edits
     from limapy.ops.edit import apply_edits
 
     inst = dummy("e", "images: [{location: /x.img}]\nparam: {A: one}\nprovision: [{script: 'echo $PARAM_A'}]\n")
