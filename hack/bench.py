@@ -169,9 +169,10 @@ class Bench:
 
     # -- iso -----------------------------------------------------------------------------------------------
     def bench_iso(self) -> None:
-        from limapy.cidata import linux, windows
+        from limapy.base.iso import write_iso_file
         from limapy.config import load_config
-        from limapy.iso import write_iso_file
+        from limapy.guest.linux import seed as linux
+        from limapy.guest.windows import answer as windows
 
         n = max(20, self.repeat * 5)
         key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBenchBenchBenchBenchBenchBenchBenchBenchBe bench"

@@ -33,7 +33,7 @@ KINDS = {
 
 
 def bench_boot(self: Bench, kind: str = "boot") -> None:
-    from limapy.hostagent import PROBE_INTERVAL, READY_POLL
+    from limapy.agent.hostagent import PROBE_INTERVAL, READY_POLL
 
     options, name, what = KINDS[kind]
     tmpl = (self.template if kind == "boot" else None) or test_image_template(*options)

@@ -37,7 +37,7 @@ exit 0
 def _fake_running(bench: Bench, name: str) -> list[subprocess.Popen[bytes]]:
     """Make `name` look running to `driver.status`: live processes whose command lines carry the marks
     limapy checks (pids.hostagent_marks / pids.qemu_marks), named by its pid files; an ssh.config port."""
-    from limapy import pids
+    from limapy.instance import pids
 
     d = bench.home / name
     sleeper = [sys.executable, "-c", "import time; time.sleep(3600)"]

@@ -66,7 +66,7 @@ def _latency(self: Bench, name: str, port: int) -> float:
 
 
 def bench_shares(self: Bench) -> None:
-    from limapy.netutil import free_port
+    from limapy.base.netutil import free_port
 
     tmpl = self.template or test_image_template()
     share = self.work / "share"

@@ -9,7 +9,7 @@
 # Result: OUTDIR/<key>/disk.qcow2 (GPT: ESP with systemd-boot + kernel + initrd, ext4 root "rootfs").
 # The last line of stdout is the absolute path of disk.qcow2; progress goes to stderr.
 #
-# What the guest does (emulating Windows' first logon, see limapy/cidata/windows.py):
+# What the guest does (emulating Windows' first logon, see limapy/guest/windows/answer.py):
 #   - limapy-firstlogon.service: finds the CD labelled `autounattend`, reads the user name from
 #     autounattend.xml (LocalAccount/Name), creates that user and installs `ssh_authorized_keys`; a few
 #     seconds after sshd is up it writes /var/lib/limapy-standin/lima-boot-done.txt. Like the real

@@ -13,7 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from limapy import config, driver, store
+from limapy import config, driver
+from limapy.instance import store
 
 
 def main(name: str) -> int:

@@ -15,8 +15,9 @@ import shlex
 import shutil
 from collections.abc import Sequence
 
-from limapy import proc, store
-from limapy.errors import LimapyError, UsageError
+from limapy.base import proc
+from limapy.base.errors import LimapyError, UsageError
+from limapy.instance import store
 
 BACKENDS = ("auto", "rsync", "scp")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 
 log = logging.getLogger("limapy.remote")
 
@@ -117,7 +117,7 @@ class Guest:
         """Copy a guest file to `local_path` (SFTP on the same connection), atomically and 0600."""
         import paramiko
 
-        from limapy.fsutil import atomic_write
+        from limapy.base.fsutil import atomic_write
 
         try:
             if self._conn is None or not self._conn.is_connected:

@@ -1,5 +1,5 @@
 """OpenSSH plumbing: Lima's ssh options (lima-reference.md §6.3), `ssh.config` for `ssh -F`, argv for
-`shell` and `copy`, Lima's shell-script semantics (§1.3), and scripted runs for the host agent's probes.
+`shell` and `copy` (the remote command as the guest OS wants it: limapy.guest), and scripted runs.
 
 Everything targets 127.0.0.1 only. The `$SSH` environment variable overrides the ssh command, as in Lima.
 """
@@ -13,11 +13,12 @@ import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from limapy import dirs, proc, store
-from limapy.errors import UsageError
+from limapy.base import dirs, proc
+from limapy.base.errors import UsageError
+from limapy.instance import store
 
 # `limapy shell` imports this module on its hot path, with a summary of the instance's configuration
-# (limapy.summary.View) in place of the full `Spec`: what it reads of either is `ShellSpec`.
+# (limapy.instance.summary.View) in place of the full `Spec`: what it reads of either is `ShellSpec`.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Protocol
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
         """What `shell`, `ssh_options` and `ssh_argv` read of an instance's configuration."""
 
         @property
-        def is_windows(self) -> bool: ...
+        def os(self) -> object: ...  # the guest OS (config.model.OS, or its name in a summary's View)
         @property
         def user(self) -> _User: ...
         @property
@@ -102,7 +103,7 @@ def openssh_version() -> tuple[int, int]:
     the cache dir, keyed by the binary's resolved path, size and mtime, so an upgrade asks again."""
     import json
 
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     key = _ssh_binary_key()
     cache = dirs.cache_dir() / VERSION_CACHE
@@ -296,89 +297,6 @@ def ssh_argv(
 # -- shell semantics ----------------------------------------------------------------------------------------
 
 
-def _quote_env(arg: str) -> str:
-    key, _, value = arg.partition("=")
-    return f"{key}={shlex.quote(value)}"
-
-
-def _within(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
-
-
-def _linux_cd(spec: ShellSpec, workdir: str | None, cwd: Path, home: Path) -> str:
-    if workdir:
-        return f"cd {shlex.quote(workdir)} || exit 1"
-    locations = [Path(os.path.expanduser(m.location)) for m in spec.mounts if m.location]
-    if any(_within(cwd, loc) for loc in locations):
-        return f"cd {shlex.quote(str(cwd))} || cd {shlex.quote(str(home))}"
-    if any(_within(home, loc) for loc in locations):
-        return f"cd {shlex.quote(str(home))}"
-    return "false"  # the host's cwd is not in the guest: stay in the guest home
-
-
-CMD_SPECIAL = frozenset('()%!^"<>&|')
-#: Characters no Windows path holds (besides control characters).
-_WIN_PATH_BAD = frozenset('"<>|?*')
-
-
-def cmd_escape(line: str) -> str:
-    """Caret-escape every character cmd.exe would interpret, quotes included, so cmd passes `line` on intact.
-
-    With every `"` escaped cmd never enters quote mode and removes each caret; `%VAR%` becomes
-    `%VAR^%`, a variable name that does not exist, which cmd leaves alone before removing the caret.
-    """
-    return "".join("^" + c if c in CMD_SPECIAL else c for c in line)
-
-
-def _shell_name(shell: str) -> str:
-    return shell.rsplit("\\", 1)[-1].rsplit("/", 1)[-1].lower()
-
-
-def _windows_script(shell: str, command: Sequence[str], workdir: str | None, default_shell: str) -> str:
-    """The remote command for a Windows guest. Win32-OpenSSH runs it with the user's DefaultShell, which
-    limapy's first-logon script sets from `user.shell` (`cmd.exe /c <script>` for cmd.exe)."""
-    name = _shell_name(shell)
-    from limapy.config.model import WINDOWS_SHELLS
-
-    if name not in WINDOWS_SHELLS:
-        raise UsageError(
-            f"shell `{shell}` cannot be used with a Windows guest",
-            hint=f"use one of {', '.join(WINDOWS_SHELLS)}",
-        )
-    # Quote the shell only when it must be: sshd's own `cmd.exe /c` strips a leading quote pair.
-    shell = f'"{shell}"' if any(c.isspace() for c in shell) else shell
-    bad = workdir is not None and (not workdir or bool(_WIN_PATH_BAD & set(workdir)) or not workdir.isprintable())
-    if bad:
-        raise UsageError(
-            f"--workdir {workdir!r} is not a Windows path", hint='a Windows path has no `"`, `<`, `>`, `|`, `?` or `*`'
-        )
-    if name == "cmd.exe":
-        # The cd is escaped like the command: every cmd special character, quotes included, is literal.
-        cd = cmd_escape(f'cd /d "{workdir}"') if workdir else ""
-        if not command:
-            return f"{shell} /k {cd}" if cd else shell
-        # Arguments are literal (as on Linux guests): quoted for CommandLineToArgvW, then escaped for the
-        # one cmd.exe that parses the line, sshd's own `cmd.exe /c`.
-        joined = cmd_escape(proc.windows_cmdline(command))
-        line = f"{cd} && {joined}" if cd else joined
-        if _shell_name(default_shell) == "cmd.exe":
-            return line
-        return f'{shell} /c "{line}"'  # under another DefaultShell: Lima's form
-    # PowerShell: the text is what `-Command` would run (arguments joined with spaces, as PowerShell does);
-    # it travels base64-encoded so neither ssh nor the guest's cmd.exe can mangle quotes or metacharacters.
-    text = " ".join(command)
-    if workdir:
-        cd = "Set-Location -LiteralPath '" + workdir.replace("'", "''") + "'"
-        text = f"{cd}; {text}" if text else cd
-    if not text:
-        return shell
-    import base64
-
-    encoded = base64.b64encode(text.encode("utf-16-le")).decode()
-    no_exit = " -NoExit" if not command else ""
-    return f"{shell} -NoLogo{no_exit} -EncodedCommand {encoded}"
-
-
 def shell_script(
     spec: ShellSpec,
     command: Sequence[str],
@@ -389,26 +307,12 @@ def shell_script(
     cwd: Path | None = None,
     host_home: Path | None = None,
 ) -> str:
-    """The remote command `limapy shell` sends (Lima's semantics, lima-reference.md §1.3)."""
-    if spec.is_windows:
-        default_shell = spec.user.shell
-        return _windows_script(shell or default_shell, command, workdir, default_shell)
-    cd = _linux_cd(spec, workdir, cwd or Path.cwd(), host_home or Path.home())
-    sh = shell or spec.user.shell or "$SHELL"
-    sh_word = sh if sh == "$SHELL" else shlex.quote(sh)
-    env_words = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-    script = f"{cd} ; exec {'env ' + env_words + ' ' if env_words else ''}{sh_word} -l"
-    if command:
-        words = []
-        parsing_env = True
-        for arg in command:
-            if parsing_env and _ENV_ARG.match(arg):
-                words.append(_quote_env(arg))
-            else:
-                parsing_env = False
-                words.append(shlex.quote(arg))
-        script += f" -c {shlex.quote(' '.join(words))}"
-    return script
+    """The remote command `limapy shell` sends (Lima's semantics, lima-reference.md §1.3), as the instance's guest
+    OS runs it (limapy.guest.GuestOS.shell_script: a POSIX shell's `-c`, cmd.exe's or PowerShell's quoting)."""
+    from limapy import guest
+
+    return guest.for_spec(spec).shell_script(spec, command, workdir=workdir, shell=shell, env=env, cwd=cwd,
+                                             host_home=host_home)  # fmt: skip
 
 
 # -- running things ---------------------------------------------------------------------------------------

@@ -13,11 +13,11 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from limapy import pids, store
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.driver import Fetched, Say, Snapshot
 from limapy.driver.plan import READY_NONE, BootPlan
-from limapy.errors import LimapyError
+from limapy.instance import pids, store
 
 CALLS = "toy.calls"
 PID = "toy.pid"

@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from limapy.base.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LimapyError
 from limapy.cli._report import report as report  # the one error format (also the fast path's)
-from limapy.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LimapyError
 
 TYPE_CHECKING = False
 
@@ -32,14 +32,14 @@ def _no_space(e: OSError) -> LimapyError:
     import tempfile
     from pathlib import Path
 
-    from limapy import dirs
-    from limapy.fsutil import no_space
+    from limapy.base import dirs
+    from limapy.base.fsutil import no_space
 
     return no_space(e, [dirs.limapy_home(), dirs.cache_dir(), Path(tempfile.gettempdir())])
 
 
 def _debug_env() -> bool:
-    from limapy.dirs import ENV_DEBUG
+    from limapy.base.dirs import ENV_DEBUG
 
     return os.environ.get(ENV_DEBUG) not in (None, "", "0")
 

@@ -1,5 +1,5 @@
 """Lima's create/start/edit shortcut flags, declared once: `@with_edit_flags` adds them to a typer command,
-which then receives one `flags: EditFlags` argument (limapy.editflags turns it into `--set` edits)."""
+which then receives one `flags: EditFlags` argument (limapy.expr.editflags turns it into `--set` edits)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import typer
 
 from limapy.cli._util import values_of
-from limapy.editflags import EditFlags
+from limapy.expr.editflags import EditFlags
 
 _F = Callable[..., Any]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from limapy.errors import ConfigError, LimapyError
+from limapy.base.errors import ConfigError, LimapyError
 
 
 def report(err: LimapyError) -> None:

@@ -7,18 +7,22 @@ import sys
 TYPE_CHECKING = False  # `say` is on the fast path of `list`; typing costs ~4 ms there
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from typing import Any
+    from typing import Any, TypedDict
+
+    class CommandDoc(TypedDict, total=False):
+        help: str
+        epilog: str
 
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def doc(summary: str, *details: str, examples: Sequence[str] = ()) -> dict[str, Any]:
+def doc(summary: str, *details: str, examples: Sequence[str] = ()) -> CommandDoc:
     """A command's help (`summary`, then `details` as paragraphs) and its examples (its epilog, as limactl's
     help shows them; cli/examples.py adds its aliases), for `app.command(NAME, **doc(...))`. click rewraps
     paragraphs; the `\b` line keeps the examples' lines as written."""
-    out: dict[str, Any] = {"help": "\n\n".join([summary, *details])}
+    out: CommandDoc = {"help": "\n\n".join([summary, *details])}
     if examples:
         out["epilog"] = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples)
     return out

@@ -8,8 +8,8 @@ from limapy.cli._util import instance_arg, say
 
 
 def _start(name: str) -> None:
-    from limapy import store
     from limapy.cli.cmd_start import Display
+    from limapy.instance import store
     from limapy.ops.start import start_instance
 
     display = Display()
@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         start: bool = typer.Option(False, "--start", help="Start the clone."),
     ) -> None:
         """Clone a stopped instance (new MAC, hostname, SSH port, instance-id; disk as a qcow2 overlay copy)."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.clone import clone as do_clone
 
         inst = do_clone(store.resolve(src), dst, full=full, say=say)
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         start: bool = typer.Option(False, "--start", help="Start it after renaming."),
     ) -> None:
         """Rename a stopped instance."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.clone import rename as do_rename
 
         inst = do_rename(store.resolve(old, exact=True), new)

@@ -16,7 +16,7 @@ SHELL_NAMES = ("bash", "zsh", "fish", "powershell")
 def script(shell: str) -> str:
     from typer._completion_shared import get_completion_script
 
-    from limapy.errors import UsageError
+    from limapy.base.errors import UsageError
     from limapy.ops.completion import SHELLS
 
     if shell not in SHELLS:

@@ -6,7 +6,7 @@ import typer
 
 from limapy.cli._editflags import with_edit_flags
 from limapy.cli._util import instances_for, say, values_of
-from limapy.editflags import EditFlags
+from limapy.expr.editflags import EditFlags
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
             print("\n".join(t.name for t in names()))
             return
-        from limapy.editflags import to_edits
+        from limapy.expr.editflags import to_edits
         from limapy.ops.create import create as do_create
 
         inst = do_create(template or "template:default", name=name, sets=to_edits(flags), say=say,

@@ -11,8 +11,8 @@ from limapy.cli._util import say
 
 
 def _size(text: str) -> int:
-    from limapy.errors import UsageError
-    from limapy.units import parse_size
+    from limapy.base.errors import UsageError
+    from limapy.base.units import parse_size
 
     try:
         return int(parse_size(text))

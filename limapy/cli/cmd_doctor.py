@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
         for a in arch:
             if a not in ("x86_64", "aarch64", "all"):
-                from limapy.errors import UsageError
+                from limapy.base.errors import UsageError
 
                 raise UsageError(f"--arch {a!r}: use x86_64, aarch64 or all")
         req = ops.request_for(target, arches=arch, windows=windows, mount_type=mount_type, driver_name=driver,

@@ -6,7 +6,7 @@ import typer
 
 from limapy.cli._editflags import with_edit_flags
 from limapy.cli._util import instance_arg, say
-from limapy.editflags import EditFlags
+from limapy.expr.editflags import EditFlags
 
 
 def register(app: typer.Typer) -> None:
@@ -21,8 +21,8 @@ def register(app: typer.Typer) -> None:
         """Edit a stopped instance's lima.yaml (flags, --set, or $EDITOR on a terminal); validated first."""
         import sys
 
-        from limapy import store
-        from limapy.editflags import to_edits
+        from limapy.expr.editflags import to_edits
+        from limapy.instance import store
         from limapy.ops.edit import edit as do_edit
 
         inst = store.resolve(name)

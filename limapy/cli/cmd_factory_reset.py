@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("factory-reset")
     def factory_reset(name: str = instance_arg(default="default")) -> None:
         """Back to the first boot: a new disk and seed; lima.yaml is kept (Windows: installs again)."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.factory_reset import factory_reset as do_reset
 
         inst = store.resolve(name, exact=True)

@@ -12,6 +12,6 @@ def register(app: typer.Typer) -> None:
         dir: str | None = typer.Option(None, "--dir", help="The instance directory (marks the process as its own)."),
     ) -> int:
         """Run the host agent of NAME in the foreground."""
-        from limapy.hostagent import main
+        from limapy.agent.hostagent import main
 
         return main(name, dir)

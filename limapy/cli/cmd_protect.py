@@ -11,7 +11,7 @@ def register(app: typer.Typer) -> None:
     @app.command("protect")
     def protect(names: list[str] = instance_names_arg("Instances to protect")) -> None:
         """Protect instances from `delete` (also `delete -f`)."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.protect import protect as do_protect
 
         for n in names:
@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
     @app.command("unprotect")
     def unprotect(names: list[str] = instance_names_arg("Instances to unprotect")) -> None:
         """Allow `delete` again on protected instances."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.protect import unprotect as do_unprotect
 
         for n in names:

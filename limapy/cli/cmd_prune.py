@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Remove cached downloads no instance uses (the images instance disks stand on are always kept)."""
+        from limapy.base.units import format_size
         from limapy.ops.prune import prune as do_prune
-        from limapy.units import format_size
 
         r = do_prune(keep_referred=keep_referred, say=say)
         for path in r.leftovers:

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> int:
         """Open Remote Desktop to a Windows guest (FreeRDP or Remmina), or write a .rdp file."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.rdp import connect
 
         return connect(store.resolve(name), say=say, file=file, print_only=print_only)

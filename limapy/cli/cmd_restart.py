@@ -15,10 +15,10 @@ def register(app: typer.Typer) -> None:
         timeout: str | None = typer.Option(None, "--timeout", help="Wait at most this long for the start."),
     ) -> None:
         """Restart an instance (stop, then start; a stopped one is started)."""
-        from limapy import store
+        from limapy.base.units import parse_duration
         from limapy.cli.cmd_start import Display
+        from limapy.instance import store
         from limapy.ops.restart import restart as do_restart
-        from limapy.units import parse_duration
 
         inst = store.resolve(name)
         display = Display()

@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(Path("screenshot.png"), "-o", "--output", help="PNG file to write."),
     ) -> None:
         """Save a PNG of the guest's screen (works during a Windows install)."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.screenshot import screenshot as shot
 
         inst = store.resolve(name)

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Show the ssh command line (or its arguments, options, or an ssh_config block) for an instance."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.show_ssh import render
 
         sys.stdout.write(render(store.resolve(name), fmt))

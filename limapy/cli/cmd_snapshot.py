@@ -16,7 +16,7 @@ def _app() -> typer.Typer:
             name: str = instance_arg(),
             tag: str = typer.Option(..., "--tag", help="The snapshot's name."),
         ) -> None:
-            from limapy import store
+            from limapy.instance import store
             from limapy.ops.snapshot import run
 
             inst = store.resolve(name)
@@ -41,7 +41,7 @@ def _app() -> typer.Typer:
         """List the snapshots of an instance."""
         import sys
 
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.snapshot import snapshots, table
 
         items = snapshots(store.resolve(name))

@@ -6,15 +6,15 @@ import typer
 
 from limapy.cli._editflags import with_edit_flags
 from limapy.cli._util import instances_for, say, values_of
-from limapy.editflags import EditFlags
+from limapy.expr.editflags import EditFlags
 
 
 class Display:
-    """The host agent's phase lines, the same on a terminal and a pipe (limapy.term.Live: no markup, no
+    """The host agent's phase lines, the same on a terminal and a pipe (limapy.base.term.Live: no markup, no
     timestamps); on a terminal one live line below them names the current phase and how long it has taken."""
 
     def __init__(self) -> None:
-        from limapy.term import Live
+        from limapy.base.term import Live
 
         self.live = Live()
 
@@ -59,9 +59,9 @@ def register(app: typer.Typer) -> None:
         flags: EditFlags,
     ) -> None:
         """Start an instance, creating it from a template first when given one (flags edit an existing one)."""
-        from limapy.editflags import to_edits
+        from limapy.base.units import parse_duration
+        from limapy.expr.editflags import to_edits
         from limapy.ops import start as ops
-        from limapy.units import parse_duration
 
         wait = parse_duration(timeout) if timeout else None
         edits = to_edits(flags, existing=True)

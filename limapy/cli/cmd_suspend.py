@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Save running instances' memory and devices to their directory and stop them; `start` resumes."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.suspend import suspend as do_suspend
 
         for n in names:

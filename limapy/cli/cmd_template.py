@@ -20,7 +20,7 @@ def _app() -> typer.Typer:
         verbatim: bool = typer.Option(False, "--verbatim", help="The bytes as they are (the default)."),
     ) -> None:
         """Copy a template (verbatim, embedded, or filled)."""
-        from limapy.errors import UsageError
+        from limapy.base.errors import UsageError
         from limapy.ops.template import copy as do_copy
 
         modes = [m for m, on in (("embed", embed or embed_all), ("fill", fill), ("verbatim", verbatim)) if on]

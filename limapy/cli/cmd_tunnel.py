@@ -17,7 +17,7 @@ def register(app: typer.Typer) -> None:
         socks_port: int = typer.Option(0, "--socks-port", help="SOCKS port on 127.0.0.1 (0: pick a free one)."),
     ) -> None:
         """A SOCKS proxy on 127.0.0.1 through the instance (ssh -D), until Ctrl-C."""
-        from limapy import store
+        from limapy.instance import store
         from limapy.ops.tunnel import tunnel as do_tunnel
 
         do_tunnel(store.resolve(name), kind=kind, socks_port=socks_port, say=say)

@@ -1,6 +1,6 @@
 """`limapy yq [eval|e] [FLAGS] [EXPRESSION] [FILE...]`: yq's command line over limapy's yq subset.
 
-`limactl yq` runs the yq built into limactl; this runs limapy's (limapy.yqcli), the same code the guest runs for
+`limactl yq` runs the yq built into limactl; this runs limapy's (limapy.expr.yqcli), the same code the guest runs for
 `mode: yq` provision steps. The CLI's fast path (limapy.cli.fast) hands the arguments to it untouched; this
 command is here for `--help` and completion.
 """
@@ -20,6 +20,6 @@ def register(app: typer.Typer) -> None:
                                          help="yq's arguments: -i, -n, -p/-o yaml|json|ini, --from-file, -I, -r, -e"),
     ) -> int:
         """Query or edit YAML, JSON and INI files with yq expressions (limapy's safe subset of yq)."""
-        from limapy import yqcli
+        from limapy.expr import yqcli
 
         return yqcli.main(list(args or []))

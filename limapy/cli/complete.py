@@ -149,12 +149,12 @@ def command_lines(commands: tuple[str, ...], build: Build | None) -> list[tuple[
     import json
     import zlib
 
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.cli.sourcekey import source_key
 
     key = source_key(["complete", str(CACHE_VERSION)], commands, width=False)
     path = dirs.cache_dir() / CACHE_DIR / f"{zlib.crc32(key.encode()):08x}.json" if key else None
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     raw = cachedir.read_memo(path) if path is not None else None
     if raw is not None:

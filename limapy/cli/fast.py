@@ -35,12 +35,12 @@ def cached_help(args: list[str], commands: tuple[str, ...], render: Callable[[li
     import json
     import zlib
 
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.cli.sourcekey import source_key
 
     key = source_key(args, commands)
     path = dirs.cache_dir() / HELP_CACHE / f"{zlib.crc32(key.encode()):08x}.json" if key else None
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     raw = cachedir.read_memo(path) if path is not None else None
     if raw is not None:
@@ -115,7 +115,7 @@ def copy(args: list[str]) -> int | None:
 
 
 def yq(args: list[str]) -> int | None:
-    from limapy import yqcli
+    from limapy.expr import yqcli
 
     return yqcli.main(args)
 

@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Collection, Sequence
 
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -144,7 +144,7 @@ class _JSONFormatter:
 
 def apply(s: Settings) -> None:
     if s.tty is not None:
-        from limapy.term import ENV_TTY
+        from limapy.base.term import ENV_TTY
 
         os.environ[ENV_TTY] = "1" if s.tty else "0"
     level = LEVELS["debug"] if s.debug else LEVELS.get(s.log_level or "", None)

@@ -12,14 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from limapy.base.errors import ConfigError
 from limapy.config.model import Spec
-from limapy.errors import ConfigError
 
 if TYPE_CHECKING:
+    from limapy.base.records import Listed
     from limapy.config.locate import Fetcher
 
 
-def listed(cfg: dict[str, Any]) -> dict[str, Any]:
+def listed(cfg: dict[str, Any]) -> Listed:
     """The filled fields Lima's `list --json` echoes as they are (additionalDisks, networks, param)."""
     return {
         "additionalDisks": cfg.get("additionalDisks") or [],
@@ -38,7 +39,7 @@ class Loaded:
     def spec(self) -> Spec:
         return Spec.from_cfg(self.cfg)
 
-    def listed(self) -> dict[str, Any]:
+    def listed(self) -> Listed:
         return listed(self.cfg)
 
 
@@ -73,7 +74,7 @@ def check(
 
     `bootable`: also limapy's rules for what its `start` can boot (validate_instance); False checks Lima's
     validation alone (Lima's golden cases)."""
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.config import defaults, hostinfo
     from limapy.config.schema import binary_problems, schema_problems, unknown_keys
     from limapy.config.validate import lima_warnings, unused_params, validate

@@ -10,11 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from limapy.base.names import LIMA_YAML
+from limapy.base.netutil import mac_from_seed
+from limapy.base.units import format_size
 from limapy.config.hostinfo import HostInfo, default_guest_user
 from limapy.config.listmerge import entry_key, merge_entry
-from limapy.names import LIMA_YAML
-from limapy.netutil import mac_from_seed
-from limapy.units import format_size
+from limapy.guest.rules import for_os as guest_rules
 
 # lists concatenated override + instance + default (first matching rule wins => override first)
 LIST_CONCAT = {
@@ -40,19 +41,6 @@ CONTAINERD_ARCHIVES: tuple[dict[str, str], ...] = (
      "digest": "sha256:6e4b687f1d138e750a3c8372abc0f81d3d7490b6359c48c0562fc7dfe98859b2"},
 )  # fmt: skip
 
-#: Win32-OpenSSH's MSIs (PowerShell/Win32-OpenSSH release 10.0.0.0p2-Preview, the one Lima's
-#: pkg/cidata/wincidata.TEMPLATE.d/first_logon.ps1 pins): filled into a Windows config's empty
-#: `osOpts.Windows.opensshMsi` unless `opensshSource: capability`, so the first logon installs sshd from the
-#: answer ISO in seconds, offline, instead of from Windows Update. The digests are the release's published
-#: SHA-256 (GitHub's release page lists them; Lima checks the same values).
-_OPENSSH = "https://github.com/PowerShell/Win32-OpenSSH/releases/download/10.0.0.0p2-Preview/OpenSSH-{}-v10.0.0.0.msi"
-OPENSSH_MSIS: tuple[dict[str, str], ...] = (
-    {"location": _OPENSSH.format("Win64"), "arch": "x86_64",
-     "digest": "sha256:ddec9c53864280759cf9f74791cefd387100e3946aa849a1c138a4ed1b96b7d9"},
-    {"location": _OPENSSH.format("ARM64"), "arch": "aarch64",
-     "digest": "sha256:7a17d0e22d004fb47ca4bfd8fef926fa305de4ebf70a6f3c7a29c39aabef0023"},
-)  # fmt: skip
-OPENSSH_SOURCES = ("msi", "capability")
 
 
 def _first(*values: Any) -> Any:
@@ -165,7 +153,7 @@ def fill(
     (default: `<instance_dir>/lima.yaml`). Template variables are rendered as Lima renders them
     (config.tmplvars); a field that does not render is kept as it was and named in `warnings`.
     """
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.config.tmplvars import expand_tilde, guest_data, host_data, params, render
 
     if file_path is None and instance_dir:
@@ -179,7 +167,7 @@ def fill(
     if cfg.get("arch") in (None, "", "default"):
         cfg["arch"] = host.arch
     arch = cfg["arch"]
-    is_windows = cfg["os"] == "Windows"
+    rules = guest_rules(str(cfg["os"]))  # Lima's defaults for this `os` (limapy.guest.rules)
 
     images = cfg.get("images") or []
     for img in images:
@@ -210,16 +198,9 @@ def fill(
     _set(user, "name", uname)
     _set(user, "comment", host.full_name if host.uid != 0 else "")
     _set(user, "uid", uid)
-    if is_windows:
-        _set(user, "home", "C:\\Users\\{{.User}}")
-        _set(user, "shell", "cmd.exe")
-    elif cfg["os"] == "Darwin":
-        _set(user, "home", "/Users/{{.User}}.guest")
-        _set(user, "shell", "/bin/zsh")
-    else:
-        _set(user, "home", "/home/{{.User}}.guest")
-        _set(user, "shell", "/bin/sh" if cfg["os"] == "FreeBSD" else "/bin/bash")
-    _set(user, "passwordlessSudo", cfg["os"] != "Darwin")
+    _set(user, "home", rules.home)
+    _set(user, "shell", rules.shell)
+    _set(user, "passwordlessSudo", rules.passwordless_sudo)
     param = params(cfg.get("param"))  # Lima's param is map[string]string: YAML `true` is "true", null ""
     cfg["param"] = param
     user["home"] = render(str(user["home"]), guest_data(name, user, param), "`user.home` value", warnings)
@@ -293,7 +274,7 @@ def fill(
             _set(p, "format", "auto")
         if p["mode"] in ("data", "yq"):  # Lima's FillDefault, defaults.go lines 483-509
             if p.get("owner") is None:
-                p["owner"] = "root:wheel" if cfg["os"] in ("Darwin", "FreeBSD") else "root:root"
+                p["owner"] = rules.provision_owner
             elif isinstance(p["owner"], str):
                 p["owner"] = render(p["owner"], guest_vars, f"{what} owner", warnings)
             if isinstance(p.get("path"), str):
@@ -306,7 +287,7 @@ def fill(
     _set(cfg, "upgradePackages", False)
     cont = _d(cfg, "containerd")
     _set(cont, "system", False)
-    _set(cont, "user", cfg["os"] == "Linux" and arch in ("x86_64", "aarch64"))
+    _set(cont, "user", rules.containerd_user(arch))
     archives = cont.get("archives") or [dict(a) for a in CONTAINERD_ARCHIVES]  # every arch, as Lima's list
     for a in archives:
         if isinstance(a, dict) and not a.get("arch"):
@@ -391,10 +372,7 @@ def fill(
     _set(win, "imageIndex", None)
     if isinstance(win.get("opensshMsi"), dict):  # limapy extension: one mapping reads as a list of one
         win["opensshMsi"] = [win["opensshMsi"]]
-    if cfg["os"] == "Windows":
-        _set(win, "opensshSource", "msi")
-        if win["opensshSource"] == "msi" and not win.get("opensshMsi"):
-            win["opensshMsi"] = [dict(m) for m in OPENSSH_MSIS]
+    rules.fill(cfg)  # the OS's own options (Windows: where OpenSSH comes from)
 
     if cfg["plain"]:
         cfg["mounts"] = []
@@ -406,7 +384,7 @@ def fill(
 
 def _message(cfg: dict[str, Any], host_vars: dict[str, Any], host: HostInfo, warnings: list[str] | None) -> str:
     """`message` with the fields Lima's FormatData gives it (pkg/store/instance.go AddGlobalFields)."""
-    from limapy import gotmpl
+    from limapy.expr import gotmpl
 
     data = {"Name": host_vars["Name"], "Dir": host_vars["Dir"], "HostOS": host.os.lower(), "HostArch": host.arch,
             "LimaHome": host_vars["LimaHome"], "IdentityFile": os.path.join(host_vars["LimaHome"], "_config", "user"),

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from limapy.base.errors import ConfigError
 from limapy.config.listmerge import entry_key, merge_entry
 from limapy.config.locate import Fetcher, Located, PluginMissing, RemoteReadsLocal, locate, remote_url
 from limapy.config.yamlread import MAX_BYTES, Mark, NodePath, Parsed, format_path, parse
-from limapy.errors import ConfigError
 
 MAX_INLINE_BYTES = 4 << 20
 PREPENDED = ("provision", "probes")
@@ -420,7 +420,7 @@ def stored_yaml(data: dict[str, Any], doc: Document | None = None) -> tuple[str,
 def _readable(text: str) -> str:
     """Refuse a lima.yaml limapy could not read back: embedded files (base64 makes a binary one a third
     larger) can take it past the reader's 4 MiB."""
-    from limapy.units import format_size
+    from limapy.base.units import format_size
 
     size = len(text.encode())
     if size > MAX_BYTES:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, netpolicy
-from limapy.errors import ConfigError
+from limapy.base import dirs, netpolicy
+from limapy.base.errors import ConfigError
 
-#: `fetcher(url)`, or `fetcher(url, guard)` for a URL a network template names (limapy.netpolicy.Guard).
+#: `fetcher(url)`, or `fetcher(url, guard)` for a URL a network template names (limapy.base.netpolicy.Guard).
 Fetcher = Callable[..., Path]
 
 
@@ -100,7 +100,7 @@ class PluginMissing(ConfigError):
 def _resolve_plugin(scheme: str, locator: str) -> str:
     import shutil
 
-    from limapy import proc
+    from limapy.base import proc
 
     for prog in (f"limapy-url-{scheme}", f"limactl-url-{scheme}"):
         exe = shutil.which(prog)
@@ -250,13 +250,16 @@ def image_template(url: str) -> Located:
     there, with a warning); the instance name from the file name, as Lima makes it."""
     import json
 
+    from limapy.guest.rules import for_os as guest_rules
+
     image_os = next((os_ for word, os_ in _OS_KEYWORDS.items() if re.search(rf"(?i)\b{re.escape(word)}\b", url)),
                     "Linux")  # fmt: skip
     arch = next((a for word, a in _ARCH_KEYWORDS.items() if re.search(rf"\b{word}\b", url)), None)
     warnings: tuple[str, ...] = ()
     if arch is None:
-        arch = "aarch64" if image_os == "Darwin" else _host_arch()
-        if image_os != "Darwin":
+        only = guest_rules(image_os).only_arch  # Lima: a macOS image is aarch64
+        arch = only or _host_arch()
+        if only is None:
             warnings = (f"cannot determine image arch from URL `{url}`; assuming `{arch}`",)
     raw = f"os: {json.dumps(image_os)}\narch: {json.dumps(arch)}\nimages:\n- location: {json.dumps(url)}\n" \
           f"  arch: {json.dumps(arch)}\n"  # fmt: skip

@@ -2,8 +2,8 @@
 
 `Spec.from_cfg(filled)` is the only place outside `limapy.config` that looks at the raw keys; the filled dict
 itself stays for `lima.yaml`, `validate --fill` and `list --json`'s "config". Derived facts that used to be
-decided in several modules live here once: is it Windows, how does it boot, which image serves this arch,
-does Windows get virtio devices.
+decided in several modules live here once: how does it boot, which image serves this arch, which rules of its
+guest OS apply (limapy.guest.rules; everything else a guest OS decides is limapy.guest's).
 """
 
 from __future__ import annotations
@@ -14,11 +14,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from limapy.errors import LimapyError
-from limapy.units import parse_size
-
-#: The shells a Windows guest's `user.shell` may name (Win32-OpenSSH's DefaultShell).
-WINDOWS_SHELLS = ("cmd.exe", "powershell.exe", "pwsh.exe")
+from limapy.base.errors import LimapyError
+from limapy.base.units import parse_size
+from limapy.guest.rules import Rules
+from limapy.guest.rules import for_os as guest_rules
 
 
 class OS(StrEnum):
@@ -200,7 +199,7 @@ class WindowsOpts:
     image_index: int | None = None
     product_key: str | None = None
     rdp: bool = True
-    locale: str | None = None  # osOpts.Windows.locale: format and keyboard (limapy.winlocale)
+    locale: str | None = None  # osOpts.Windows.locale: format and keyboard (limapy.guest.windows.language)
     openssh_source: str = "msi"  # "msi" (the answer ISO's Win32-OpenSSH MSI) or "capability" (Windows Update)
 
 
@@ -243,13 +242,14 @@ class Spec:
     # -- derived facts -----------------------------------------------------------------------------------------
 
     @property
-    def is_windows(self) -> bool:
-        return self.os is OS.WINDOWS
+    def rules(self) -> Rules:
+        """lima.yaml as this guest OS reads it (limapy.guest.rules, found by name)."""
+        return guest_rules(self.os.value)
 
     @property
     def shared_mounts(self) -> tuple[Mount, ...]:
-        """The host folders the guest mounts: none in plain mode or on Windows (plain there)."""
-        return () if self.plain or self.is_windows else self.mounts
+        """The host folders the guest mounts: none in plain mode or where limapy has no way yet (Windows)."""
+        return () if self.plain or not self.rules.host_folders else self.mounts
 
     def mounts_of(self, kind: str) -> tuple[Mount, ...]:
         """The shared mounts when `mountType` is `kind` (9p, virtiofs, reverse-sshfs), else none."""
@@ -272,10 +272,10 @@ class Spec:
 
     @property
     def boot_kind(self) -> BootKind:
-        """Windows: UEFI (legacy BIOS on x86_64 when asked). Linux: the image's kernel when it has one (QEMU's
-        own loader, no firmware), else UEFI, or legacy BIOS when asked (x86_64 only)."""
+        """The image's kernel when it has one and the guest OS boots that way (Linux; QEMU's own loader, no
+        firmware), else UEFI, or legacy BIOS when asked (x86_64 only)."""
         bios = self.legacy_bios and self.arch == Arch.X86_64
-        if not self.is_windows:
+        if self.rules.kernel_boot:
             img = self.image_for_arch()
             if img is not None and img.kernel is not None:
                 return BootKind.KERNEL
@@ -287,19 +287,11 @@ class Spec:
         return _for_arch(self.windows.virtio_win, self.arch)
 
     @property
-    def windows_virtio(self) -> bool:
-        return self.is_windows and self.virtio_win is not None
-
-    @property
     def openssh_msi(self) -> File | None:
         """The OpenSSH MSI the answer ISO carries for this arch; None with `opensshSource: capability`."""
         if self.windows.openssh_source == "capability":
             return None
         return _for_arch(self.windows.openssh_msi, self.arch)
-
-    @property
-    def rdp(self) -> bool:
-        return self.is_windows and self.windows.rdp
 
     # -- from the filled dict ----------------------------------------------------------------------------------
 
@@ -338,8 +330,8 @@ class Spec:
                 comment=str(user.get("comment") or ""),
                 uid=int(user.get("uid") or 0),
                 home=str(user.get("home") or ""),
-                # FillDefault's Windows shell (defaults.py), also for a spec of a partial config
-                shell=str(user.get("shell") or ("cmd.exe" if str(cfg.get("os")) == OS.WINDOWS.value else "")),
+                # the guest OS's default (FillDefault's), also for a spec of a partial config
+                shell=str(user.get("shell") or guest_rules(str(cfg.get("os") or "Linux")).implied_shell),
                 passwordless_sudo=user.get("passwordlessSudo") is not False,
             ),
             ssh=SSH(

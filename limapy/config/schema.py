@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs
+from limapy.base import dirs
 from limapy.config.validate import Problem
 from limapy.config.yamlread import NodePath, format_path
 
@@ -72,7 +72,7 @@ def _textual(node: Any) -> Any:
 def schema_problems(doc: dict[str, Any]) -> list[Problem]:
     if _binary_paths(doc):
         doc = _textual(doc)
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     marker = _ok_marker(doc)
     if marker is not None and cachedir.read_memo(marker) is not None:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from limapy.names import hostname_for
+from limapy.base.names import hostname_for
 
 
 def go_string(value: Any) -> str:
@@ -49,7 +49,7 @@ def render(text: str, data: Mapping[str, Any], what: str, warnings: list[str] | 
     """`text` rendered; unchanged (with a warning) when Go's template would fail."""
     if "{{" not in text:
         return text
-    from limapy import gotmpl
+    from limapy.expr import gotmpl
 
     try:
         return gotmpl.execute(text, data)

@@ -9,7 +9,7 @@ mark): a field set by a network template (directly or through any chain of `base
   `osOpts.Windows.virtioWin[]`/`opensshMsi`): the file would become the guest's disk, kernel, firmware or
   install media (`location: ~/.ssh/id_rsa`);
 - name a URL whose host is, as written, a local address. What it resolves to is checked when it is fetched
-  (`guard_for` gives create the Guard for each URL; limapy.netpolicy).
+  (`guard_for` gives create the Guard for each URL; limapy.base.netpolicy).
 Each refusal is one line: position, field, value, and why; the hint names `--allow-local-files`. A URL on the
 network template's own origin is allowed: the user chose to fetch from there.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from limapy import netpolicy
+from limapy.base import netpolicy
 from limapy.config.yamlread import NodePath, format_path
 
 #: Fields naming host files that limapy reads or writes later (not at load time, unlike provision `file:`).

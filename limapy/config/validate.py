@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from limapy import LIMA_COMPAT_VERSION
+from limapy.base.units import parse_size
 from limapy.config.golang import go_list, go_q, parse_semver
 from limapy.config.idents import validate_digest, validate_identifier
-from limapy.config.model import WINDOWS_SHELLS
 from limapy.config.validate_net import NetRules
 from limapy.config.yamlread import NodePath
-from limapy.units import parse_size
+from limapy.guest.rules import PROVISION_MODES
+from limapy.guest.rules import for_os as guest_rules
 
 OS_TYPES = ["Linux", "Darwin", "FreeBSD", "Windows"]
 ARCH_TYPES = ["x86_64", "aarch64", "armv7l", "ppc64le", "riscv64", "s390x"]
 MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2"]
 VM_TYPES = ["qemu", "vz", "wsl2", "krunkit"]
-PROVISION_MODES = ["system", "user", "boot", "data", "dependency", "ansible", "yq"]
 RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
 PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # fullmatch only: shown as Lima shows it
 #: QEMU's -fsdev security_model, and the Linux 9p client's version= and cache= values.
@@ -74,15 +74,8 @@ class _V(NetRules):
         os_ = c.get("os")
         if os_ not in OS_TYPES:
             self.add(("os",), f"field `os` must be one of {go_list(OS_TYPES, quote=True)}; got `{os_}`")
-        if os_ == "Windows":
-            if c.get("vmType") != "qemu":
-                self.add(("vmType",), f"currently Windows guest is only supported on `qemu`; got `{c.get('vmType')}`")
-            if c.get("arch") not in ("x86_64", "aarch64"):
-                self.add(
-                    ("arch",),
-                    f"currently Windows guest is only supported on [`x86_64`, `aarch64`]; got `{c.get('arch')}`",
-                )
-            self.windows()
+        rules = guest_rules(str(os_))  # the rules of this guest OS (limapy.guest.rules), in Lima's order
+        rules.validate(self)
         if c.get("vmType") not in VM_TYPES:
             self.add(("vmType",), f"field `vmType` must be one of {go_list(VM_TYPES)}; got `{c.get('vmType')}`")
         arch = c.get("arch")
@@ -123,13 +116,13 @@ class _V(NetRules):
         self.networks()
         self.params()
         user = c.get("user") or {}
-        # validate.go lines 431-448 (GHSA-2j9v-p4xj-cjw2: no passwordless sudo without plain mode)
-        if os_ == "Darwin" and user.get("passwordlessSudo") is True:
-            self.add(("user", "passwordlessSudo"), "`user.passwordlessSudo: true` is not supported on macOS guests")
+        # validate.go lines 431-448 (GHSA-2j9v-p4xj-cjw2: no passwordless sudo without plain mode); the guest OS's
+        # own rule (macOS refuses `true`) cannot meet the WSL2 one (`false`), so their order is Lima's
         if c.get("vmType") == "wsl2" and user.get("passwordlessSudo") is False:
             self.add(("user", "passwordlessSudo"), "`user.passwordlessSudo: false` is not supported on WSL2 guest")
-        if user.get("passwordlessSudo") is False and os_ != "Darwin" and not c.get("plain"):
-            self.add(("user", "passwordlessSudo"), "`user.passwordlessSudo: false` requires `plain: true`")
+        sudo = rules.sudo_problem(user.get("passwordlessSudo"), bool(c.get("plain")))
+        if sudo:
+            self.add(("user", "passwordlessSudo"), sudo)
         if c.get("tpm") and arch not in ("x86_64", "aarch64", "armv7l", "riscv64"):
             self.add(("tpm",), f"field `tpm` is not supported on architecture {go_q(arch)}")
         audio_if = (c.get("audio") or {}).get("interface")
@@ -159,60 +152,8 @@ class _V(NetRules):
                 f"template requires Lima version {go_q(want)}; this is only {go_q(self.version)}",
             )
 
-    def windows(self) -> None:
-        """limapy's own rules for `osOpts.Windows` (Lima has no such fields, or does not check them)."""
-        from limapy.config import winopts
-
-        at: NodePath = ("osOpts", "Windows")
-        win = winopts.windows_opts(self.cfg)
-        arch = str(self.cfg.get("arch"))
-        for key in ("virtioWin", "opensshMsi"):
-            for i, f in enumerate(win.get(key) or []):
-                self.file(f, (*at, key, i), f"osOpts.Windows.{key}[{i}]")
-                if key == "opensshMsi" and isinstance(f, dict) and not f.get("digest"):
-                    self.add(
-                        (*at, key, i),
-                        f"field `osOpts.Windows.opensshMsi[{i}].digest` must be set (sha256:...): "
-                        "the guest installs the MSI the digest pins",
-                    )
-        if arch == "aarch64" and winopts.virtio_win(self.cfg) is None:
-            self.add(
-                (*at, "virtioWin") if win.get("virtioWin") else ("arch",),
-                "an aarch64 Windows guest needs `osOpts.Windows.virtioWin` with an aarch64 entry: Windows on arm64 "
-                "has no inbox driver for a network device QEMU emulates (its usb-net binds to usbser), so limapy "
-                "attaches virtio-net and Setup loads NetKVM from the virtio-win ISO (see templates/experimental/windows.yaml)",
-            )
-        locale = win.get("locale")
-        if locale not in (None, ""):
-            from limapy import winlocale
-
-            if winlocale.known(str(locale)) is None:
-                self.add(
-                    (*at, "locale"),
-                    f"field `osOpts.Windows.locale` {go_q(locale)} is not a Windows language/region tag limapy knows "
-                    "a keyboard for (e.g. de-DE, en-GB, fr-CA, ja-JP)",
-                )
-        product_key = win.get("productKey")
-        if product_key not in (None, "") and not winopts.PRODUCT_KEY_RE.fullmatch(str(product_key).strip()):
-            self.add(
-                (*at, "productKey"),
-                "field `osOpts.Windows.productKey` must be 25 letters or digits in five groups (XXXXX-XXXXX-XXXXX-XXXXX-XXXXX)",
-            )
-
     def user_shell(self) -> None:
-        shell = (self.cfg.get("user") or {}).get("shell")
-        windows = self.cfg.get("os") == "Windows"
-        if shell is None or (shell == "" and not windows):  # '' on Windows is no shell at all: refused
-            return
-        if windows:
-            base = re.split(r"[\\/]", str(shell))[-1].lower()
-            if base not in WINDOWS_SHELLS:
-                self.add(
-                    ("user", "shell"),
-                    f"field `user.shell` must be one of {go_list(list(WINDOWS_SHELLS))} for Windows guest, got `{shell}`",
-                )
-        elif not str(shell).startswith("/"):
-            self.add(("user", "shell"), f"field `user.shell` must be an absolute path, got `{shell}`")
+        guest_rules(str(self.cfg.get("os"))).validate_shell(self, (self.cfg.get("user") or {}).get("shell"))
 
     def images(self) -> None:
         images = self.cfg.get("images") or []
@@ -297,7 +238,7 @@ class _V(NetRules):
 
     def provisions(self) -> bool:
         """validate.go lines 191-276; False where Lima returns early (a data/yq entry without a path)."""
-        windows = self.cfg.get("os") == "Windows"
+        rules = guest_rules(str(self.cfg.get("os")))
         for i, p in enumerate(self.cfg.get("provision") or []):
             if not isinstance(p, dict):
                 continue
@@ -317,14 +258,15 @@ class _V(NetRules):
             if mode != "dependency" and p.get("skipDefaultDependencyResolution") is not None:
                 self.add(("provision", i, "skipDefaultDependencyResolution"),
                          f"field `{label}.mode` cannot set skipDefaultDependencyResolution, only valid on scripts of type `dependency`")  # fmt: skip
-            if windows and mode in ("ansible", "boot", "yq"):
-                self.add(("provision", i, "mode"), f"provision mode `{mode}` is not supported on Windows VM")
+            refused = rules.refuse_provision_mode(mode)
+            if refused:
+                self.add(("provision", i, "mode"), refused)
             if mode in ("data", "yq"):
                 path = p.get("path")
                 if path is None:
                     self.add(("provision", i, "path"), f"field `{label}.path` must not be empty when mode is `{mode}`")
                     return False
-                if not str(path).startswith("/") and not windows:
+                if not rules.absolute_guest_path(str(path)):
                     self.add(("provision", i, "path"), f"field `{label}.path` must be an absolute path")
                 if mode == "data" and p.get("content") is None:
                     self.add(("provision", i, "content"), f"field `{label}.content` must not be empty when mode is `data`")

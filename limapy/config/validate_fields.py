@@ -21,7 +21,7 @@ from limapy.config.validate import Problem
 
 #: What `export "$line"` takes as a name (POSIX: letters, digits, `_`, not starting with a digit).
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-#: A host name for /etc/hosts (what limapy.cidata.linux writes there).
+#: A host name for /etc/hosts (what limapy.guest.linux.seed writes there).
 HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Names Lima's host agent answers that a hostResolver.hosts value may point at: the host, as the guest sees it

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from limapy.errors import ConfigError
+from limapy.base.errors import ConfigError
 
 MAX_BYTES = 4 << 20  # Lima inlines templates up to 4 MiB
 MAX_EXPANDED_NODES = 200_000

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from limapy import netpolicy, proc
+from limapy.base import netpolicy, proc
+from limapy.base.errors import LimapyError, NotFoundError, UsageError, shown
 from limapy.download import cache, connect, space, transfer
 from limapy.download.progress import ProgressReporter as ProgressReporter
-from limapy.errors import LimapyError, NotFoundError, UsageError, shown
 
 Progress = Callable[[int, int | None], None]
 Say = Callable[[str], None]
@@ -104,7 +104,7 @@ class _Opts:
 
 
 def _default_deadline() -> tuple[float | None, str]:
-    from limapy.units import parse_duration
+    from limapy.base.units import parse_duration
 
     value = os.environ.get(ENV_DEADLINE, "").strip()
     if not value:
@@ -130,7 +130,7 @@ def fetch(
 ) -> Path:
     """A local, verified (and, for compressed names, decompressed) copy of `location`. `deadline`: seconds for
     the whole download (default: DOWNLOAD_DEADLINE or $LIMAPY_DOWNLOAD_TIMEOUT). `guard`: `location` was
-    named by a template from the network, so it may reach public addresses only (limapy.netpolicy)."""
+    named by a template from the network, so it may reach public addresses only (limapy.base.netpolicy)."""
     want = split_digest(digest) if digest else None
     try:
         parsed = urllib.parse.urlparse(location)

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from limapy import dirs
+from limapy.base import dirs
 
 Progress = Callable[[int, int | None], None]
 CHUNK = 1 << 20
@@ -48,7 +48,7 @@ def root() -> Path:
 def private_dir(path: Path) -> Path:
     """`path` inside the cache dir, it and its parents made 0700 (umask does not widen them) or checked: a real
     directory of the user's (cachedir.subdir; another user's tree or a link is refused with one line)."""
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     path = Path(path)
     parts = cachedir.within(path)
@@ -71,7 +71,7 @@ def path_dir(path: Path) -> Path:
 
 def read(path: Path) -> str | None:
     """A small record of the cache, only when it is a regular file of the user's (never through a link)."""
-    from limapy import cachedir
+    from limapy.base import cachedir
 
     raw = cachedir.read_own(path, 1 << 20)
     return raw.decode("utf-8", "replace").strip() if raw is not None else None

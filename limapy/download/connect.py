@@ -1,5 +1,5 @@
 """The HTTP(S) connections downloads use: a deadline from connect to last byte, redirects only where they may
-go, and, for what a network template named, only public addresses (limapy.netpolicy).
+go, and, for what a network template named, only public addresses (limapy.base.netpolicy).
 
 - *Deadline.* A socket timeout bounds each wait, not the sum: a server that trickles its status line and
   headers a byte every few seconds holds `urlopen` forever. A `Watchdog` shuts every socket of a download down
@@ -24,8 +24,9 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from limapy import __version__, netpolicy
-from limapy.errors import LimapyError
+from limapy import __version__
+from limapy.base import netpolicy
+from limapy.base.errors import LimapyError
 
 
 class DownloadError(LimapyError):

@@ -3,7 +3,7 @@
 Nothing is printed until bytes move: a cache hit shows no download line. The first report prints
 `downloading LABEL: URL`; then a line every 10 % (or 10 s) on a pipe, and on a terminal the live line
 (bytes, percentage, rate, ETA) with the last of those lines once it is done. Sizes as Lima's progress bar
-prints them (MiB, GiB: limapy.units.format_transfer).
+prints them (MiB, GiB: limapy.base.units.format_transfer).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import IO
 
-from limapy.units import format_transfer
+from limapy.base.units import format_transfer
 
 #: A rate over the last few seconds, so the ETA follows a connection that slows down or speeds up.
 RATE_WINDOW = 5.0
@@ -24,7 +24,7 @@ class ProgressReporter:
     header says is happening (the download module sets it to "decompressing" before it decompresses)."""
 
     def __init__(self, label: str, url: str = "", stream: IO[str] | None = None) -> None:
-        from limapy.term import Live
+        from limapy.base.term import Live
 
         self.label = label
         self.url = url
@@ -66,7 +66,7 @@ class ProgressReporter:
 
     def text(self, done: int, total: int | None, rate: float | None = None) -> str:
         """`12.34 MiB / 330.00 MiB (3%)`, and with a rate `..., 10.52 MiB/s, ETA 30s`."""
-        from limapy.term import elapsed
+        from limapy.base.term import elapsed
 
         out = f"{self.label}: {format_transfer(done)}"
         if total:

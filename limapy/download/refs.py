@@ -19,9 +19,9 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from limapy import dirs
+from limapy.base import dirs
+from limapy.base.errors import LimapyError
 from limapy.download import cache
-from limapy.errors import LimapyError
 
 HOMES = "homes"
 LOCK = ".prune.lock"

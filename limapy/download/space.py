@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from limapy import fsutil
+from limapy.base import fsutil
 from limapy.download.connect import DownloadError
 
 HINT = "free some space there, or set LIMAPY_CACHE_DIR to a directory on a larger file system"
@@ -29,7 +29,7 @@ def free(path: Path) -> int:
 
 def check_room(what: str, cache: Path, need: int) -> None:
     """Refuse, before a byte is written, a download of `need` more bytes that would not fit."""
-    from limapy.units import format_size
+    from limapy.base.units import format_size
 
     try:
         have = free(cache)

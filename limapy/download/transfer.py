@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from limapy import netpolicy
+from limapy.base import netpolicy
+from limapy.base.errors import LimapyError
+from limapy.base.units import format_size
 from limapy.download import cache, connect, space
 from limapy.download.connect import DownloadError as DownloadError
-from limapy.errors import LimapyError
-from limapy.units import format_size
 
 Progress = Callable[[int, int | None], None]
 SOCKET_TIMEOUT = 30.0
@@ -110,7 +110,7 @@ class _Clock(connect.Watchdog):
         self.window_bytes = 0
 
     def expired(self, url: str) -> DownloadError:
-        from limapy.units import format_duration
+        from limapy.base.units import format_duration
 
         return DownloadError(f"cannot download {url}: not done after {format_duration(self.total or 0)} (the time "
                              f"allowed{self.hint}); run the command again to resume")  # fmt: skip
@@ -140,7 +140,7 @@ def download(
 ) -> Result:
     """Fetch `url` into `partial` (resuming what is there); returns its sha256 once complete. `deadline`:
     seconds from the first connect to the last byte, retries included (`deadline_hint` says how to change it).
-    `guard`: the addresses a network template's URL may reach (limapy.netpolicy).
+    `guard`: the addresses a network template's URL may reach (limapy.base.netpolicy).
 
     On failure the partial file and its state stay for the next try, unless the server's answer makes them
     useless (then they are removed). Ctrl-C (KeyboardInterrupt) leaves them as they are."""

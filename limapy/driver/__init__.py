@@ -14,17 +14,19 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from limapy import pids, store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import pids, store
 
 # `status` is on the hot path of `shell`, `list` and completion: this module imports neither typing nor
 # dataclasses (~15 ms together) at run time. The protocols are plain classes then; mypy sees Protocols.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Protocol
+    from typing import Protocol
 
+    from limapy.base.records import DomainRow
     from limapy.config.model import Spec
     from limapy.driver.plan import BootPlan
+    from limapy.guest import Fetched as Fetched  # what create fetched (the guest OS's), for the engine to lay out
 else:
     Protocol = object
 
@@ -44,33 +46,13 @@ VM_TYPES = {"qemu": "qemu"}
 Say = Callable[[str], None]
 
 
-class Fetched:
-    """What `create` downloaded and checked, for the driver to lay out in the new instance's directory."""
+def __getattr__(name: str) -> object:
+    """`Fetched` (limapy.guest's), imported when an engine asks for it: `status` never needs the guest seam."""
+    if name == "Fetched":
+        from limapy.guest import Fetched
 
-    __slots__ = ("base", "disk_size", "initrd", "iso", "kernel", "kernel_cmdline", "openssh_msi", "virtio_win")
-
-    def __init__(
-        self,
-        disk_size: int,
-        base: Path | None = None,  # a disk image to make the overlay on
-        iso: Path | None = None,  # boot/install media (a Linux ISO image, the Windows install ISO)
-        kernel: Path | None = None,
-        initrd: Path | None = None,
-        kernel_cmdline: str | None = None,
-        virtio_win: Path | None = None,
-        openssh_msi: Path | None = None,
-    ) -> None:
-        self.disk_size = disk_size
-        self.base = base
-        self.iso = iso
-        self.kernel = kernel
-        self.initrd = initrd
-        self.kernel_cmdline = kernel_cmdline
-        self.virtio_win = virtio_win
-        self.openssh_msi = openssh_msi
-
-    def __repr__(self) -> str:
-        return "Fetched(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self.__slots__) + ")"
+        return Fetched
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Machine(Protocol):
@@ -177,7 +159,7 @@ class Snapshot:
 
 def check_ssh_port(spec: Spec) -> int:
     """The configured ssh.localPort (0 = pick one at boot); refused when something listens on it."""
-    from limapy import netutil
+    from limapy.base import netutil
 
     want = spec.ssh.local_port
     if want and not netutil.port_is_free(want):
@@ -244,14 +226,14 @@ def for_instance(inst: store.Instance) -> Driver:
     return load(name_of(inst))
 
 
-def inventory(connect: str | None, engine: str = "libvirt") -> list[dict[str, Any]]:
+def inventory(connect: str | None, engine: str = "libvirt") -> list[DomainRow]:
     """The machines limapy made that an engine holds on a host (`list --connect`): rows with name, status,
     domain, host (the machine whose limapy made it), here (this machine has the instance) and dir. An
     optional capability: only engines that keep machines on a host of their own have it."""
     listing = getattr(load(engine), "domains", None)
     if listing is None:
         raise LimapyError(f"the {engine} driver keeps no machines on a host to list")
-    rows: list[dict[str, Any]] = listing(connect)
+    rows: list[DomainRow] = listing(connect)
     return rows
 
 

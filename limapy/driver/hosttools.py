@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from limapy.errors import ExternalToolError, LimapyError
+from limapy.base.errors import ExternalToolError, LimapyError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from limapy import store
     from limapy.config.model import Spec
+    from limapy.instance import store
 
 #: The systems an install line is given for: (key, name, command prefix).
 SYSTEMS = (
@@ -190,13 +190,15 @@ class Request:
 
     @classmethod
     def of(cls, spec: Spec, driver: str = "qemu", connect: str | None = None) -> Request:
+        from limapy import guest
         from limapy.config.model import BootKind
 
         image = spec.image_for_arch()
         zst = image is not None and image.location.endswith(".zst")
         return cls(
             [spec.arch], uefi=[spec.arch] if spec.boot_kind is BootKind.UEFI and not spec.firmware_images else [],
-            tpm=spec.tpm, windows=spec.is_windows, virtiofs=bool(spec.mounts_of("virtiofs")), zstd=zst,
+            tpm=spec.tpm, windows=guest.for_spec(spec).remote_desktop, virtiofs=bool(spec.mounts_of("virtiofs")),
+            zstd=zst,
             driver=driver, connect=connect,
         )  # fmt: skip
 

@@ -10,18 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy.qemu.cmdline import WIN_INSTALL as WIN_INSTALL  # how a Windows instance boots (re-exported)
-from limapy.qemu.cmdline import WIN_INSTALLED as WIN_INSTALLED
-from limapy.qemu.cmdline import WIN_SETUP as WIN_SETUP
+from limapy.guest.boot import INSTALL, SETUP, Devices, Media
 from limapy.qemu.firmware import VarsPlan
-from limapy.winlocale import DEFAULT as DEFAULT_LOCALE
-from limapy.winlocale import Locale
 
 #: How the host agent tells that the guest is ready.
-READY_LINUX = "linux"  # /run/lima-boot-done holds this boot's instance-id (over SSH)
-READY_WINDOWS = "windows"  # C:\ProgramData\Lima\lima-boot-done.txt exists (over SSH)
+READY_GUEST = "guest"  # the guest OS's probe says so, over SSH (limapy.guest.GuestOS.probe)
 READY_NONE = "none"  # ready as soon as the machine runs (engines without a guest to ask)
-
 
 
 @dataclass(frozen=True)
@@ -32,37 +26,10 @@ class Sidecar:
     argv: tuple[str, ...]
     ready: Path  # a socket that exists once it serves
     pidfile: Path
-    marks: tuple[tuple[str, ...], ...]  # what its command line carries (limapy.pids)
+    marks: tuple[tuple[str, ...], ...]  # what its command line carries (limapy.instance.pids)
     stderr: Path
     state_dir: Path | None = None  # made 0700 before it starts
     writes_pidfile: bool = True  # False: the supervisor writes `pidfile` itself once it has started it
-
-
-@dataclass(frozen=True)
-class WindowsImage:
-    """The image of the install ISO to install, read from its image list (or Lima's fixed index)."""
-
-    index: int | None
-    name: str | None
-    is_server: bool
-    locale: Locale = DEFAULT_LOCALE  # the answer file's language fields (limapy.winlocale)
-
-
-@dataclass(frozen=True)
-class Media:
-    """The first-boot media to write: the NoCloud seed, or the Windows answer ISO."""
-
-    kind: str  # MEDIA_NOCLOUD | MEDIA_AUTOUNATTEND
-    path: Path
-    iid: str = ""
-    mac: str = ""
-    windows: WindowsImage | None = None
-    openssh_msi: Path | None = None
-    virtio_win: Path | None = None  # the virtio-win ISO the answer media's $WinPEDriver$ is copied from
-
-
-MEDIA_NOCLOUD = "nocloud"
-MEDIA_AUTOUNATTEND = "autounattend"
 
 
 @dataclass(frozen=True)
@@ -71,7 +38,7 @@ class BootPlan:
     argv: tuple[str, ...]
     ssh_port: int
     user: str  # the guest user the readiness probe logs in as
-    readiness: str  # READY_*
+    readiness: str  # READY_GUEST / READY_NONE
     iid: str
     accel: str = ""
     notices: tuple[str, ...] = ()
@@ -82,24 +49,21 @@ class BootPlan:
     record_base: bool = False  # the disk's base has no record yet (an instance from an older limapy)
     firmware: VarsPlan | None = None
     additional_disks: tuple[str, ...] = ()  # names to claim for this instance
-    windows_boot: str | None = None  # WIN_INSTALL / WIN_SETUP / WIN_INSTALLED
+    stage: str | None = None  # how far an install is (limapy.guest.boot.INSTALL, ...); None: no install
     rdp_port: int | None = None
     resume: bool = False  # the machine starts from the instance's saved (suspended) state
     discard_state: bool = False  # a saved state that cannot be resumed from: removed, the guest boots cold
     document: str = ""  # what the engine is given when it is not a command line (libvirt: the domain XML)
     #: serial.log keeps earlier boots' output (libvirt's console is appended): this boot's starts where it ended
     serial_appends: bool = False
-
-    @property
-    def windows(self) -> bool:
-        return self.readiness == READY_WINDOWS
+    devices: Devices | None = None  # the guest OS's devices for this boot (limapy.guest.GuestOS.devices)
 
     @property
     def install(self) -> bool:
-        """Windows media are attached: the install is not finished."""
-        return self.windows_boot in (WIN_INSTALL, WIN_SETUP)
+        """Install media are attached: the install is not finished."""
+        return self.stage in (INSTALL, SETUP)
 
     @property
     def answer_boot_prompt(self) -> bool:
         """The install media's "Press any key to boot from CD or DVD" must be answered (first boot only)."""
-        return self.windows_boot == WIN_INSTALL
+        return self.stage == INSTALL

@@ -11,9 +11,10 @@ import stat
 import time
 from pathlib import Path
 
-from limapy import pids, proc, store
+from limapy.base import proc
+from limapy.base.errors import ExternalToolError
 from limapy.driver.plan import Sidecar
-from limapy.errors import ExternalToolError
+from limapy.instance import pids, store
 
 log = logging.getLogger("limapy.driver.sidecars")
 

@@ -20,8 +20,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from limapy import store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 
 FORMAT = 1
 _CHUNK = 1 << 20

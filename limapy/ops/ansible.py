@@ -14,9 +14,10 @@ import shlex
 import shutil
 from collections.abc import Callable
 
-from limapy import proc, store
+from limapy.base import proc
+from limapy.base.errors import LimapyError
 from limapy.config.model import Provision, Spec
-from limapy.errors import LimapyError
+from limapy.instance import store
 
 PROGRAM = "ansible-playbook"
 
@@ -49,7 +50,7 @@ def inventory(inst: store.Instance, hostname: str) -> str:
 
 def run(inst: store.Instance, spec: Spec, show: Callable[[str], None]) -> None:
     """Each ansible step's playbook against the running instance; a failure is the start's failure."""
-    from limapy.names import hostname_for
+    from limapy.base.names import hostname_for
 
     found = steps(spec)
     if not found:

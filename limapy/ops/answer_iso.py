@@ -16,8 +16,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from limapy.base.errors import LimapyError, UsageError
 from limapy.config.model import Spec
-from limapy.errors import LimapyError, UsageError
 
 #: Microsoft's arch names (what Windows media and the answer file say) and Lima's.
 ARCHES = {"amd64": "x86_64", "arm64": "aarch64", "x86_64": "x86_64", "aarch64": "aarch64"}
@@ -44,12 +44,12 @@ def ssh_keys(paths: Sequence[Path], output: Path) -> tuple[list[str], Path | Non
     generated = None
     found = list(paths)
     if not found:
-        from limapy.dirs import config_dir
+        from limapy.base.dirs import config_dir
 
         found = [config_dir() / "user.pub"] if (config_dir() / "user.pub").exists() else []
         found += sorted((Path.home() / ".ssh").glob("id_*.pub"))
     if not found:
-        from limapy import proc
+        from limapy.base import proc
 
         generated = output.with_name(output.name + ".key")
         for old in (generated, generated.with_name(generated.name + ".pub")):
@@ -81,8 +81,9 @@ def answer_iso(
     openssh_msi_sha256: str | None = None,
     say: Callable[[str], None] = print,
 ) -> None:
-    from limapy import virtiowin, winlocale
-    from limapy.cidata.windows import new_password, write_answer_iso, write_password_file
+    from limapy.guest.windows import language as winlocale
+    from limapy.guest.windows import virtiowin
+    from limapy.guest.windows.answer import new_password, write_answer_iso, write_password_file
 
     if arch not in ARCHES:
         raise UsageError(f"--arch {arch!r}: use amd64 or arm64")

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from limapy import store
+from limapy.instance import store
 from limapy.ops.edit import require_stopped
 
 Say = Callable[[str], None]
@@ -37,7 +37,7 @@ def _links(inst: store.Instance) -> list[Path]:
 def _lima_yaml(src: store.Instance, say: Say) -> bytes:
     from limapy import config
     from limapy.config.load import load, stored_yaml
-    from limapy.edits import apply
+    from limapy.expr.edits import apply
 
     raw = src.lima_yaml.read_bytes()
     if config.instance_spec(src).ssh.local_port:
@@ -49,8 +49,9 @@ def _lima_yaml(src: store.Instance, say: Say) -> bytes:
 
 
 def clone(src: store.Instance, dst_name: str, *, full: bool = False, say: Say) -> store.Instance:
-    from limapy import dirs, disk
+    from limapy.base import dirs
     from limapy.download import refs
+    from limapy.instance import disk
 
     require_stopped(src, "clone")
     refs.register_quietly(dirs.limapy_home())  # the clone stands on the source's base too
@@ -79,7 +80,7 @@ def rename(old: store.Instance, new_name: str) -> store.Instance:
     """The same machine under a new name: files that name the old one (ssh.config, the .rdp file, the seed)
     are dropped and made again at the next boot."""
     require_stopped(old, "rename")
-    from limapy import disk
+    from limapy.instance import disk
 
     with store.lock(old, what="rename"):
         for stale in (old.ssh_config, old.rdp_file, old.cidata_iso, old.forwards_file):

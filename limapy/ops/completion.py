@@ -27,7 +27,7 @@ VALUES: dict[str, tuple[str, ...]] = {
 
 def instance_names() -> list[str]:
     """The instances under $LIMAPY_HOME, sorted. Every completion of an instance argument calls this."""
-    from limapy import store
+    from limapy.instance import store
 
     return store.list_instances()
 
@@ -45,7 +45,8 @@ def candidates(command: str, incomplete: str) -> list[str]:
     if command not in TEMPLATES_ONLY and not incomplete.startswith("template:"):
         out = [n for n in instance_names() if n.startswith(incomplete)]
         if command in NOT_RUNNING or command in NOT_STOPPED:
-            from limapy import driver, store
+            from limapy import driver
+            from limapy.instance import store
 
             skip = store.RUNNING if command in NOT_RUNNING else store.STOPPED
             out = [n for n in out if driver.status(store.Instance(n, store.instance_dir(n))) != skip]

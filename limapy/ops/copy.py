@@ -5,8 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from limapy import driver, proc, store
-from limapy.errors import LimapyError
+from limapy import driver
+from limapy.base import proc
+from limapy.base.errors import LimapyError
+from limapy.instance import store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from limapy import copytool
 
 
 class Request:
@@ -77,6 +83,19 @@ def copy(operands: Sequence[str], *, recursive: bool = False, verbose: bool = Fa
             raise LimapyError(f"instance `{op.inst.name}` is not running", hint=f"`limapy start {op.inst.name}`")
     if len(operands) < 2:
         return proc.call(scp_argv(operands, recursive=recursive, verbose=verbose))  # scp_argv says why
+    _guest_paths(ops)
+    guest_side = zip(operands, ops, strict=True)
+    operands = [raw if op.inst is None else f"{raw.partition(':')[0]}:{op.path}" for raw, op in guest_side]
     if copytool.choose(backend, ops) == "rsync":
         return proc.call(copytool.rsync_argv(ops, recursive=recursive, verbose=verbose))
     return proc.call(scp_argv(operands, recursive=recursive, verbose=verbose))
+
+
+def _guest_paths(ops: list[copytool.Operand]) -> None:
+    """Each guest path as its guest OS gives it to scp and rsync (limapy.guest.GuestOS.copy_path), in place."""
+    from limapy import guest
+    from limapy.instance import summary
+
+    for op in ops:
+        if op.inst is not None:
+            op.path = guest.for_spec(summary.load(op.inst).view).copy_path(op.path)

@@ -11,11 +11,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from limapy import LIMA_COMPAT_VERSION, store
-from limapy.config.model import Spec
-from limapy.driver import Fetched
-from limapy.edits import Edit
-from limapy.errors import LimapyError, UsageError
+from limapy import LIMA_COMPAT_VERSION
+from limapy.base.errors import LimapyError, UsageError
+from limapy.expr.edits import Edit
+from limapy.guest import Get
+from limapy.instance import store
 
 Say = Callable[[str], None]
 #: The netpolicy.Guard a URL needs (config.trust.guard_for: what a network template named), or None.
@@ -36,8 +36,8 @@ def load_template(
     """The template with the edits applied; each edited field's position names the edit (`--set '...'`,
     `--cpus 4`), so a problem with it is blamed on the flag, not on the template's first line.
     `names_instance`: the template's file name becomes the instance name, so it must be a valid one."""
-    from limapy import edits
     from limapy.config.load import load
+    from limapy.expr import edits
     from limapy.ops.fetch import template_fetcher
 
     doc = load(locator, fetcher=template_fetcher, allow_local=allow_local, check_name=names_instance)
@@ -70,82 +70,14 @@ def _fetch(location: str, digest: str | None, say: Say, what: str, decompress: b
     return download.fetch(location, digest=digest, decompress=decompress)
 
 
-def windows_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
-    """The install ISO exists, is for this arch, and holds the edition asked for;
-    Server media is x86_64 and evaluation or keyed; virtio-win and the OpenSSH MSI are fetched and checked."""
-    from limapy import winedition, winmedia, winmsi
+def getter(say: Say, guards: Guards = _unguarded) -> Get:
+    """How the guest OS's `fetch` (limapy.guest.GuestOS.fetch) gets a file: through the download cache, with
+    progress and the network template's guard."""
 
-    arch = spec.arch
-    msi_entry = spec.openssh_msi
-    if spec.windows.openssh_source == "msi" and msi_entry is None:
-        have = ", ".join(sorted({f.arch for f in spec.windows.openssh_msi})) or "none"
-        raise LimapyError(
-            f"osOpts.Windows.opensshMsi has no entry for arch {arch} (it has: {have})",
-            hint=f"add the {arch} MSI with `arch: {arch}`, or set `osOpts.Windows.opensshSource: capability` to "
-            "install OpenSSH from Windows Update",
-        )
-    image = spec.image
-    loc = image.location
-    if loc.startswith(("http://", "https://")):
-        iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False, guards=guards)
-    else:
-        iso = winmedia.require_iso(loc, arch, image_pos=spec.images.index(image))
-        if image.digest:
-            iso = _fetch(loc, image.digest, say, "Windows install ISO", decompress=False)
-    sel = winedition.select(iso, spec)  # refuses non-install media, and an image without a usable language
-    assert sel.index is not None  # choose_image always names an index
-    more = winedition.check_server_media(sel.info, arch=arch, index=sel.index, product_key=spec.windows.product_key)
-    for w in [*sel.warnings, *more]:
-        say(f"warning: {w}")
-    say(f"Windows image: index {sel.index}" + (f" ({sel.name})" if sel.name else "") + f", language {sel.locale.ui}"
-        + (f" (format and keyboard {sel.locale.locale})" if sel.locale.locale != sel.locale.ui else ""))  # fmt: skip
-    msi = None
-    if msi_entry is not None:
-        try:
-            msi = _fetch(msi_entry.location, msi_entry.digest, say, "OpenSSH MSI", decompress=False, guards=guards)
-        except LimapyError as e:
-            if e.hint is not None:
-                raise
-            raise LimapyError(
-                e.message,
-                hint="offline? point osOpts.Windows.opensshMsi at a local copy of the MSI (the same digest), or set "
-                "`osOpts.Windows.opensshSource: capability` to install OpenSSH from Windows Update",
-                exit_code=e.exit_code,
-            ) from None
-        winmsi.check_msi(msi, arch, msi_entry.location)
-    vw = spec.virtio_win
-    virtio = None
-    if vw is not None:
-        virtio = _fetch(vw.location, vw.digest, say, "virtio-win ISO", decompress=False, guards=guards).resolve()
-    return Fetched(
-        disk_size=spec.disk, iso=iso.resolve(), virtio_win=virtio, openssh_msi=msi.resolve() if msi else None
-    )
+    def get(location: str, digest: str | None, what: str, decompress: bool) -> Path:
+        return _fetch(location, digest, say, what, decompress=decompress, guards=guards)
 
-
-def linux_media(spec: Spec, say: Say, guards: Guards = _unguarded) -> Fetched:
-    """The image (a disk image to make the overlay on, or an ISO to boot), and its kernel and initrd."""
-    from limapy import disk
-
-    image = spec.image
-    base = _fetch(image.location, image.digest, say, "image", guards=guards).resolve()
-    kernel = initrd = None
-    if image.kernel is not None:
-        kernel = _fetch(image.kernel.location, image.kernel.digest, say, "kernel", decompress=False, guards=guards)
-    if image.initrd is not None:
-        initrd = _fetch(image.initrd.location, image.initrd.digest, say, "initrd", decompress=False, guards=guards)
-    iso = disk.is_iso9660(base)
-    if not iso:
-        from limapy import imagecheck
-
-        imagecheck.verify(base, image.location)  # before anything is made; the overlay checks it again
-    return Fetched(
-        disk_size=spec.disk,
-        base=None if iso else base,
-        iso=base if iso else None,
-        kernel=kernel,
-        initrd=initrd,
-        kernel_cmdline=image.kernel_cmdline if kernel is not None else None,
-    )
+    return get
 
 
 class _DryRun(Exception):
@@ -169,10 +101,12 @@ def create(
 
     `inspect` makes it a dry run (`start --dry-run TEMPLATE`): it is called with the instance laid out in its
     temp dir, which is then removed; nothing is created (downloads stay in the cache, as any download does)."""
-    from limapy import dirs, driver, preflight
+    from limapy import driver, guest
+    from limapy.base import dirs
     from limapy.config import check, hostinfo, trust
     from limapy.config.load import stored_yaml
     from limapy.download import refs
+    from limapy.ops import preflight
 
     if locator == "-" and not name:
         raise UsageError("`create -` (a template on stdin) requires --name", hint="e.g. `limapy create --name vm -`")
@@ -186,6 +120,7 @@ def create(
     for w in loaded.warnings:
         say(w)
     spec = loaded.spec
+    os_ = guest.for_spec(spec)  # an `os` limapy cannot run is refused here, before anything else
     preflight.check(spec, instance_dir=layout.dir, host=hostinfo.detect(), say=say, where=doc.where)
     drv_name = driver.chosen_for(spec, driver_name)
     if connect and drv_name != "libvirt":
@@ -203,7 +138,7 @@ def create(
     # in between, and this home is known to the cache (download.refs).
     with refs.using(dirs.limapy_home()):
         guards = functools.partial(trust.guard_for, loaded.doc)
-        fetched = windows_media(spec, say, guards) if spec.is_windows else linux_media(spec, say, guards)
+        fetched = os_.fetch(spec, getter(say, guards), say)  # the image, or the install media and drivers
         with store.creating(name) as tmp:
             new = store.Instance(name, tmp)
             store.atomic_write(new.lima_yaml, text.encode(), 0o644)
@@ -221,7 +156,7 @@ def create(
 def dry_run(locator: str, plan: Callable[[store.Instance], str], **kwargs: Any) -> str:
     """What `plan` says about the instance `create(locator, **kwargs)` would make, with its paths and MAC as
     they will be (it is laid out in a temp dir that is then removed): `start --dry-run TEMPLATE`."""
-    from limapy import netutil
+    from limapy.base import netutil
 
     seen: list[tuple[store.Instance, str]] = []
     try:

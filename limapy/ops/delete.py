@@ -6,8 +6,8 @@ import fcntl
 import os
 import shutil
 
-from limapy import store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 
 
 def delete(name: str, *, force: bool = False) -> bool:
@@ -36,7 +36,7 @@ def delete(name: str, *, force: bool = False) -> bool:
 
         force_stop(inst)
     with store.lock(inst, what="delete"):
-        from limapy import disk, summary
+        from limapy.instance import disk, summary
 
         driver.for_instance(inst).remove(inst)  # first: a refusal there leaves the instance as it was
         try:
@@ -46,7 +46,8 @@ def delete(name: str, *, force: bool = False) -> bool:
             pass
         trash = d.with_name(f".{name}.deleting")
         shutil.rmtree(trash, ignore_errors=True)
-        # held while the trash is removed: only a delete that was killed leaves one nobody holds (limapy.leftovers)
+        # held while the trash is removed: only a delete that was killed leaves one nobody holds
+        # (limapy.instance.leftovers)
         held = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(held, fcntl.LOCK_EX)

@@ -15,9 +15,9 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from limapy import disk
-from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
-from limapy.store import validate_name
+from limapy.base.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from limapy.instance import disk
+from limapy.instance.store import validate_name
 
 FORMATS = ("qcow2", "raw")
 
@@ -81,7 +81,7 @@ def names() -> list[str]:
 
 
 def list_disks(*, as_json: bool) -> str:
-    from limapy.units import format_size
+    from limapy.base.units import format_size
 
     items = [info(n) for n in names()]
     if as_json:
@@ -94,7 +94,7 @@ def list_disks(*, as_json: bool) -> str:
 
 def _listed_by(name: str) -> list[str]:
     """The instances of this home whose `additionalDisks` name disk `name` (from their summaries)."""
-    from limapy import store, summary
+    from limapy.instance import store, summary
 
     out = []
     for n in store.list_instances():
@@ -148,7 +148,7 @@ def import_disk(name: str, source: Path) -> Path:
     """A copy of the image `source` (raw or a self-contained qcow2, kept in its format) as disk `name`: no
     backing file, external data file or other format (those name files on this host that the guest would
     then read or write; imagecheck.verify)."""
-    from limapy import imagecheck
+    from limapy.base import imagecheck
 
     disk.checked_disk_path(name)
     if not source.is_file():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from limapy import store
 from limapy.driver import hosttools
 from limapy.driver.hosttools import Request
+from limapy.instance import store
 
 Out = Callable[[str], None]
 

@@ -14,10 +14,10 @@ import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from limapy import store
-from limapy.edits import Edit
-from limapy.errors import ConfigError, LimapyError, UsageError
-from limapy.units import format_size
+from limapy.base.errors import ConfigError, LimapyError, UsageError
+from limapy.base.units import format_size
+from limapy.expr.edits import Edit
+from limapy.instance import store
 
 Say = Callable[[str], None]
 REJECTED = "lima.REJECTED.yaml"
@@ -34,7 +34,7 @@ def require_stopped(inst: store.Instance, what: str = "edit") -> None:
 
 
 def _current_disk(inst: store.Instance, configured: int | None) -> int:
-    from limapy import disk
+    from limapy.instance import disk
 
     sizes = [configured or 0]
     if inst.disk.exists():
@@ -91,7 +91,7 @@ def apply_edits(inst: store.Instance, sets: Sequence[str | Edit], *, say: Say) -
 
 def edit_interactively(inst: store.Instance, *, say: Say, editor: str | None = None) -> bool:
     """Open lima.yaml in $EDITOR; False when nothing changed."""
-    from limapy import proc
+    from limapy.base import proc
     from limapy.config.load import load
 
     require_stopped(inst)

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from limapy import store
+from limapy.instance import store
 
 Say = Callable[[str], None]
 
@@ -29,15 +29,17 @@ def kept(inst: store.Instance) -> set[Path]:
 
 def _new_disk(inst: store.Instance, where: Path, say: Say) -> tuple[Path, Path | None]:
     """A first-boot disk in `where`; and the base it is an overlay on (None: an empty disk)."""
-    from limapy import config, disk
-    from limapy.ops.create import linux_media
+    from limapy import config, guest
+    from limapy.instance import disk
+    from limapy.ops.create import getter
 
     spec = config.instance_spec(inst)
     target = where / inst.disk.name
-    if spec.is_windows or inst.iso.exists():
+    os_ = guest.for_spec(spec)
+    if os_.installs or inst.iso.exists():  # an install (Windows), or an ISO image: onto an empty disk
         disk.create_empty(target, spec.disk)
         return target, None
-    fetched = linux_media(spec, say)
+    fetched = os_.fetch(spec, getter(say), say)
     if fetched.base is None:
         disk.create_empty(target, spec.disk)
         return target, None
@@ -46,8 +48,10 @@ def _new_disk(inst: store.Instance, where: Path, say: Say) -> tuple[Path, Path |
 
 
 def factory_reset(inst: store.Instance, *, say: Say) -> None:
-    from limapy import dirs, disk, driver
+    from limapy import driver
+    from limapy.base import dirs
     from limapy.download import refs
+    from limapy.instance import disk
     from limapy.ops.stop import force_stop
 
     if driver.status(inst) != store.STOPPED:

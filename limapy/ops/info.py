@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from limapy.base.records import Row
 
 
-def host_info() -> dict[str, Any]:
+def host_info() -> dict[str, object]:
     import platform
 
-    from limapy import LIMA_COMPAT_VERSION, __version__, dirs
+    from limapy import LIMA_COMPAT_VERSION, __version__
+    from limapy.base import dirs
     from limapy.config.hostinfo import lima_arch
     from limapy.config.templates import list_templates
 
@@ -37,8 +41,8 @@ def _shell_env_block() -> list[str]:
     """What `shell --preserve-env` does not send (Lima's list, or $LIMAPY_SHELLENV_BLOCK's)."""
     import os
 
-    from limapy import shellenv
-    from limapy.errors import LimapyError
+    from limapy.base.errors import LimapyError
+    from limapy.expr import shellenv
 
     try:
         return shellenv.block_list(os.environ)
@@ -48,8 +52,8 @@ def _shell_env_block() -> list[str]:
 
 def _default_template() -> Any:
     """template:default with every default filled in (Lima's defaultTemplate); null when it does not load."""
+    from limapy.base.errors import LimapyError
     from limapy.config import load_config
-    from limapy.errors import LimapyError
 
     try:
         return load_config("template:default").cfg
@@ -74,9 +78,9 @@ def _plugins() -> list[dict[str, str]]:
     return list(found.values())
 
 
-def instance_info(name: str) -> dict[str, Any]:
+def instance_info(name: str) -> Row:
     """One instance as `limapy list --json` describes it (limapy extension: `info NAME`)."""
-    from limapy import store
+    from limapy.instance import store
     from limapy.ops.list import info
 
     return info(store.resolve(name))

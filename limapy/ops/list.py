@@ -1,7 +1,7 @@
 """`limapy list`: Lima's columns, keys, formats and exit codes, read from instance summaries.
 
 `list` runs on every Tab of shell completion and in scripts, so it reads each instance's summary
-(limapy.summary: a fresh one costs a JSON read, no YAML parse) and its pid files, and imports nothing
+(limapy.instance.summary: a fresh one costs a JSON read, no YAML parse) and its pid files, and imports nothing
 heavy unless a format needs it. `parse` is the whole argument grammar (the CLI's fast path); the typer
 command builds the same `Request` for `--help` and what the fast path leaves to click.
 """
@@ -12,9 +12,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from limapy import LIMA_COMPAT_VERSION, store
-from limapy.errors import LimapyError, UsageError
-from limapy.names import hostname_for
+from limapy import LIMA_COMPAT_VERSION
+from limapy.base.errors import LimapyError, UsageError
+from limapy.base.names import hostname_for
+from limapy.instance import store
 
 COLUMNS = ("NAME", "STATUS", "SSH", "VMTYPE", "ARCH", "CPUS", "MEMORY", "DISK", "DIR")
 FORMATS = ("table", "json", "yaml")
@@ -33,6 +34,8 @@ Say = Callable[[str], None]
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
+
+    from limapy.base.records import HostFields, Row
 
 
 class Request:
@@ -74,13 +77,15 @@ _FLAGS = {"--json": "json", "-q": "quiet", "--quiet": "quiet", "--list-fields": 
 def parse(args: Sequence[str]) -> Request | None:
     """The list grammar (flags and names in any order, `--` ends flags); None for `--help`, an unknown flag
     or a flag missing its value (left to the CLI framework, which says so)."""
-    values: dict[str, Any] = {"yq": [], "filters": [], "names": []}
+    lists: dict[str, list[str]] = {"yq": [], "filters": [], "names": []}
+    format: str | None = None
+    flags: set[str] = set()
     i, flags_done = 0, False
     while i < len(args):
         a = args[i]
         i += 1
         if flags_done or not a.startswith("-") or a == "-":
-            values["names"].append(a)
+            lists["names"].append(a)
             continue
         if a == "--":
             flags_done = True
@@ -93,32 +98,35 @@ def parse(args: Sequence[str]) -> Request | None:
                 value = args[i]
                 i += 1
             field = _VALUED[key]
-            if isinstance(values.get(field), list):
-                values[field].append(value)
+            if field in lists:
+                lists[field].append(value)
             else:
-                values[field] = value
+                format = value
         elif key in _FLAGS and not eq:
-            values[_FLAGS[key]] = True
+            flags.add(_FLAGS[key])
         else:
             return None
     return Request(
-        names=tuple(values.pop("names")), yq=tuple(values.pop("yq")), filters=tuple(values.pop("filters")), **values
-    )
+        names=tuple(lists["names"]), format=format, json="json" in flags, quiet="quiet" in flags,
+        list_fields="list_fields" in flags, all_fields="all_fields" in flags, yq=tuple(lists["yq"]),
+        filters=tuple(lists["filters"]),
+    )  # fmt: skip
 
 
 # -- rows -------------------------------------------------------------------------------------------------
 
 
-def _broken(name: str, path: Path, error: str) -> dict[str, Any]:
+def _broken(name: str, path: Path, error: str) -> Row:
     return {
         "name": name, "hostname": hostname_for(name), "status": store.BROKEN, "dir": str(path), "vmType": "",
         "arch": "", "errors": [error], "protected": False, "limaVersion": LIMA_COMPAT_VERSION,
     }  # fmt: skip
 
 
-def info(inst: store.Instance) -> dict[str, Any]:
+def info(inst: store.Instance) -> Row:
     """One instance as Lima's `limactl list --json` describes it (empty fields left out, as Lima does)."""
-    from limapy import driver, summary
+    from limapy import driver
+    from limapy.instance import summary
 
     if not inst.lima_yaml.is_file():
         return _broken(inst.name, inst.dir, f"{inst.lima_yaml}: not found")
@@ -136,7 +144,7 @@ def info(inst: store.Instance) -> dict[str, Any]:
     except OSError:
         version = ""
     listed = found.listed()
-    out: dict[str, Any] = {
+    out: Row = {
         "name": inst.name,
         "hostname": hostname_for(inst.name),
         "status": st,
@@ -160,19 +168,31 @@ def info(inst: store.Instance) -> dict[str, Any]:
         "limaVersion": version or LIMA_COMPAT_VERSION,
         "param": listed["param"],
     }
-    if running and spec.is_windows:
+    if running and _remote_desktop(spec):
         from limapy.ops.rdp import rdp_port
 
         port_rdp = rdp_port(inst)
         if port_rdp:
             out["rdpAddress"] = f"127.0.0.1:{port_rdp}"  # limapy extension: a Windows guest's Remote Desktop
     if running:
-        from limapy.guest.forwards import active
+        from limapy.agent.forwards import active
 
         fwd = active(inst)
         if fwd:
             out["portForwards"] = fwd  # limapy extension: the automatic forwards open now
-    return {k: v for k, v in out.items() if k in ALWAYS or v not in (0, "", None, [], {})}
+    for key in [k for k, v in out.items() if k not in ALWAYS and v in (0, "", None, [], {})]:
+        del out[key]  # type: ignore[misc]  # Go's omitempty: any of the optional keys
+    return out
+
+
+def _remote_desktop(view: Any) -> bool:
+    """The guest OS offers Remote Desktop (an `os` limapy has no package for offers nothing)."""
+    from limapy import guest
+
+    try:
+        return guest.for_spec(view).remote_desktop
+    except LimapyError:
+        return False
 
 
 def _ssh_port(inst: store.Instance) -> int:
@@ -185,9 +205,9 @@ def ssh_port(inst: store.Instance) -> int:
     return _ssh_port(inst)
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(rows: list[Row]) -> str:
     """Lima's columns; an RDP column at the end only when a listed Windows guest has Remote Desktop."""
-    from limapy.units import format_size
+    from limapy.base.units import format_size
 
     home = str(Path.home())
     rdp = any(r.get("rdpAddress") for r in rows)
@@ -233,10 +253,10 @@ def _check(req: Request) -> str:
     return fmt
 
 
-def _host_fields() -> dict[str, Any]:
+def _host_fields() -> HostFields:
     import platform
 
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.config.hostinfo import lima_arch
 
     return {"HostOS": platform.system().lower(), "HostArch": lima_arch(platform.machine()),
@@ -288,7 +308,7 @@ def run(req: Request, *, say: Say) -> int:
 
 
 def _warn_leftovers(say: Say) -> None:
-    from limapy import leftovers
+    from limapy.instance import leftovers
 
     for path in leftovers.find():
         say(f"warning: {path} was left by an interrupted create, clone or delete; `limapy prune` removes it")
@@ -326,7 +346,7 @@ def _domains(req: Request, fmt: str, say: Say) -> int:
 
 class _Exprs:
     def __init__(self, req: Request) -> None:
-        from limapy import yqlite
+        from limapy.expr import yqlite
 
         self.yqlite = yqlite
         try:
@@ -335,12 +355,12 @@ class _Exprs:
         except yqlite.YqError as err:
             raise UsageError(f"--yq/--filter expression: {err}") from None
 
-    def matches(self, expr: str, row: dict[str, Any]) -> bool:
+    def matches(self, expr: str, row: Row) -> bool:
         return self.yqlite.matches(expr, row)
 
 
 def _template_check(template: str) -> None:
-    from limapy import gotmpl
+    from limapy.expr import gotmpl
 
     try:
         gotmpl.check(template)
@@ -348,14 +368,14 @@ def _template_check(template: str) -> None:
         raise UsageError(f"--format {template!r}: {e}", hint="see `limapy list --list-fields`") from None
 
 
-def _emit(req: Request, fmt: str, template: str | None, rows: list[dict[str, Any]], exprs: _Exprs | None) -> None:
+def _emit(req: Request, fmt: str, template: str | None, rows: list[Row], exprs: _Exprs | None) -> None:
     import json
 
     if req.quiet:
         for r in rows:
             print(r["name"])
     elif template is not None:
-        from limapy import gotmpl
+        from limapy.expr import gotmpl
 
         host = _host_fields()
         aliases = dict(GO_FIELDS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from limapy import store
+from limapy.instance import store
 
 
 def protect(inst: store.Instance) -> bool:

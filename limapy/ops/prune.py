@@ -9,7 +9,7 @@ entry whose last download is such a blob is kept with it (a digest-less "latest"
 back). `prune` takes the cache's lock exclusively: it waits for creates that are between their download and
 their overlay. `--keep-referred` also keeps what any instance's lima.yaml names (each image, kernel, initrd,
 virtio-win ISO and MSI URL, for every arch), so re-creating those needs no download. It also removes what a
-killed create, clone or delete left in $LIMAPY_HOME (`limapy.leftovers`; `list` warns about them).
+killed create, clone or delete left in $LIMAPY_HOME (`limapy.instance.leftovers`; `list` warns about them).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from limapy import store
+from limapy.instance import store
 
 Say = Callable[[str], None]
 
@@ -33,7 +33,7 @@ class Pruned:
 
 
 def _used_paths(inst: store.Instance) -> list[Path]:
-    from limapy import disk
+    from limapy.instance import disk
 
     out = []
     base = disk.backing_file(inst.disk) if inst.disk.exists() else None
@@ -47,7 +47,7 @@ def _used_paths(inst: store.Instance) -> list[Path]:
 
 def _referred_urls(inst: store.Instance) -> Iterable[str]:
     from limapy import config
-    from limapy.errors import LimapyError
+    from limapy.base.errors import LimapyError
 
     try:
         spec = config.instance_spec(inst)
@@ -60,7 +60,7 @@ def _referred_urls(inst: store.Instance) -> Iterable[str]:
 
 
 def _leftovers(result: Pruned) -> None:
-    from limapy import leftovers
+    from limapy.instance import leftovers
 
     for path in leftovers.find():
         result.freed += leftovers.remove(path)
@@ -83,7 +83,7 @@ def instance_dirs(home: Path) -> list[Path]:
 
 def _homes() -> list[Path]:
     """This home and every other registered one that still exists (the entries of vanished ones are dropped)."""
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.download import refs
 
     here = dirs.limapy_home()
@@ -99,7 +99,7 @@ def _homes() -> list[Path]:
 
 
 def prune(*, keep_referred: bool = False, say: Say | None = None) -> Pruned:
-    from limapy import dirs
+    from limapy.base import dirs
     from limapy.download import cache, refs
 
     root = cache.root()

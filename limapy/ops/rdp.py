@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import proc, store
-from limapy.errors import LimapyError
+from limapy.base import proc
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 
 FREERDP_X11 = ("xfreerdp3", "xfreerdp")
 FREERDP_WAYLAND = ("wlfreerdp3", "wlfreerdp")
@@ -35,19 +36,20 @@ class Target:
 
 
 def rdp_port(inst: store.Instance) -> int:
-    from limapy.netutil import read_port
+    from limapy.base.netutil import read_port
 
     return read_port(inst.rdp_port_file)
 
 
 def target(inst: store.Instance) -> Target:
     """Where the running Windows guest's Remote Desktop answers, or a LimapyError saying why not."""
-    from limapy import driver, summary
+    from limapy import driver, guest
+    from limapy.instance import summary
 
     spec = summary.spec(inst)
-    if not spec.is_windows:
+    if not guest.for_spec(spec).remote_desktop:
         raise LimapyError(f"instance `{inst.name}` is not a Windows guest", hint=f"`limapy shell {inst.name}`")
-    if not spec.rdp:
+    if not spec.windows.rdp:
         raise LimapyError(
             f"Remote Desktop is off for `{inst.name}` (osOpts.Windows.rdp: false)",
             hint="it is set when Windows is installed: enable it in the guest, or re-create the instance",

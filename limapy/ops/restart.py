@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from limapy import store
+from limapy.instance import store
 
 Show = Callable[[str], None]
 

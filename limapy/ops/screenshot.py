@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from limapy import driver, store
+from limapy import driver
+from limapy.instance import store
 
 
 def screenshot(inst: store.Instance, out: Path) -> None:

@@ -11,8 +11,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from limapy import proc, store
-from limapy.errors import ExternalToolError, LimapyError, NotFoundError
+from limapy.base import proc
+from limapy.base.errors import ExternalToolError, LimapyError, NotFoundError
+from limapy.instance import store
 
 ENV_INSTANCE = "LIMAPY_INSTANCE"
 DEFAULT_INSTANCE = "default"
@@ -135,11 +136,11 @@ def booting_phase(inst: store.Instance) -> str | None:
 
 def wait_until_ready(inst: store.Instance, phase: str, *, timeout: float = WAIT_READY) -> None:
     """Wait for a booting guest (Lima's shell says "waiting for the instance to be ready"): the host agent's
-    events until `ready`, on a terminal with the live line (limapy.term.Live)."""
+    events until `ready`, on a terminal with the live line (limapy.base.term.Live)."""
     import time
 
+    from limapy.base.term import Live
     from limapy.ops.start import Follower
-    from limapy.term import Live
 
     with Live() as live:
         live.line(f"limapy: instance `{inst.name}` is not ready yet ({phase}): waiting for it to be ready")
@@ -188,13 +189,14 @@ def require_running(inst: store.Instance, *, start: bool = False) -> None:
 
 
 def preserved_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
-    from limapy.shellenv import filtered
+    from limapy.expr.shellenv import filtered
 
     return filtered(os.environ if env is None else env)
 
 
 def shell_argv(inst: store.Instance, req: Request) -> list[str]:
-    from limapy import ssh, summary
+    from limapy import ssh
+    from limapy.instance import summary
 
     require_running(inst, start=req.start)
     port = ssh.config_port(inst)

@@ -16,8 +16,9 @@ import shutil
 import sys
 import tempfile
 
-from limapy import proc, store
-from limapy.errors import LimapyError, UsageError
+from limapy.base import proc
+from limapy.base.errors import LimapyError, UsageError
+from limapy.instance import store
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -62,8 +63,11 @@ def _rsync(inst: store.Instance, src: tuple[str, bool], dst: tuple[str, bool], *
 
 def check(inst: store.Instance, spec: Spec, req: Request) -> tuple[str, str]:
     """(the host directory, its copy in the guest), or the reason `--sync` cannot run."""
-    if spec.is_windows:
-        raise LimapyError("cannot use `--sync` with a Windows guest: it has no rsync")
+    from limapy import guest
+
+    os_ = guest.for_spec(spec)
+    if not os_.rsync:
+        raise LimapyError(f"cannot use `--sync` with a {os_.name} guest: it has no rsync")
     if spec.mounts:
         raise LimapyError("cannot use `--sync` when the instance has host mounts configured, start the instance "
                           "with `--mount-none` to disable mounts")  # fmt: skip
@@ -85,7 +89,8 @@ def run_synced(inst: store.Instance, req: Request, *, ready: Callable[[store.Ins
                env_of: Callable[[], Mapping[str, str]]) -> int:  # fmt: skip
     """The remote command's exit code (after syncing back, when it succeeded). `ready` starts (or refuses) a
     stopped instance and `env_of` gives --preserve-env's variables, as for every shell."""
-    from limapy import ssh, summary
+    from limapy import ssh
+    from limapy.instance import summary
 
     ready(inst, req.start)
     spec = summary.load(inst).spec
@@ -118,7 +123,7 @@ def ssh_quote(text: str) -> str:
 
 def sync_back(inst: store.Instance, host_dir: str, guest_dir: str) -> None:
     """The guest copy's changes to `host_dir` (asked first on a terminal), then the copy removed."""
-    from limapy import term
+    from limapy.base import term
 
     if term.interactive(sys.stdout) and sys.stdin.isatty():
         changes = proc.run(_rsync(inst, (guest_dir, True), (host_dir, False), "--dry-run", "--itemize-changes"),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from limapy import store
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
+from limapy.instance import store
 
 FORMATS = ("cmd", "args", "options", "config")
 

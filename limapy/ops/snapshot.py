@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import time
 
-from limapy import driver, store
+from limapy import driver
+from limapy.base.errors import LimapyError
+from limapy.base.units import format_size
 from limapy.driver import Snapshot
-from limapy.errors import LimapyError
-from limapy.units import format_size
+from limapy.instance import store
 
 ALIASES = {"save": "create", "load": "apply", "del": "delete", "ls": "list"}
 

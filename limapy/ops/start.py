@@ -12,16 +12,17 @@ import shlex
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from limapy import pids, proc, store
-from limapy.edits import Edit
-from limapy.errors import LimapyError
+from limapy.base import proc
+from limapy.base.errors import LimapyError
+from limapy.expr.edits import Edit
+from limapy.instance import pids, store
+
+if TYPE_CHECKING:
+    from limapy.base.records import Event
 
 DEFAULT_TIMEOUT = 600.0
-#: Windows Setup takes 20-60 minutes with KVM/HVF (docs/windows.md), hours under TCG.
-WINDOWS_FIRST_BOOT_TIMEOUT = 90 * 60.0
-WINDOWS_FIRST_BOOT_TIMEOUT_TCG = 6 * 3600.0
 
 Show = Callable[[str], None]
 
@@ -99,19 +100,18 @@ def dry_run_target(
 
 
 def default_timeout(inst: store.Instance) -> float:
-    """10 minutes; for the first boot of a Windows install 90 minutes, or 6 hours when emulated."""
-    if inst.win_done_installation.exists():
-        return DEFAULT_TIMEOUT
-    from limapy import driver, summary
+    """10 minutes, or what the guest OS needs for this boot (the first boot of a Windows install: 90 minutes, 6
+    hours when emulated)."""
+    from limapy import driver, guest
+    from limapy.instance import summary
 
     try:
         spec = summary.refresh(inst).spec
-        emulated = driver.for_instance(inst).emulated(spec)
+        os_ = guest.for_spec(spec)
+        longer = os_.boot_timeout(inst, driver.for_instance(inst).emulated(spec))
     except LimapyError:
         return DEFAULT_TIMEOUT  # the host agent reports what is wrong with it
-    if not spec.is_windows:
-        return DEFAULT_TIMEOUT
-    return WINDOWS_FIRST_BOOT_TIMEOUT_TCG if emulated else WINDOWS_FIRST_BOOT_TIMEOUT
+    return DEFAULT_TIMEOUT if longer is None else longer
 
 
 def dry_run(inst: store.Instance, sets: Sequence[str | Edit] = ()) -> str:
@@ -167,7 +167,7 @@ class Follower:
         self.offset = 0
         self.buf = b""
 
-    def poll(self) -> list[dict[str, Any]]:
+    def poll(self) -> list[Event]:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
@@ -180,7 +180,7 @@ class Follower:
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
             try:
-                ev = json.loads(line)
+                ev: Event = json.loads(line)
             except ValueError:
                 continue
             if isinstance(ev, dict):
@@ -197,7 +197,7 @@ class ConsoleTail:
         self.buf = b""
 
     def lines(self) -> list[str]:
-        from limapy.errors import shown
+        from limapy.base.errors import shown
 
         try:
             with open(self.path, "rb") as f:
@@ -277,8 +277,8 @@ def _startable(inst: store.Instance) -> bool:
 
 def _require_tools(inst: store.Instance) -> None:
     """The host tools this boot needs (limapy.driver.hosttools), before the host agent is spawned."""
-    from limapy import summary
     from limapy.driver import hosttools
+    from limapy.instance import summary
 
     try:
         spec = summary.refresh(inst).spec
@@ -301,7 +301,8 @@ def run_foreground(inst: store.Instance) -> None:
 
 def start_instance(inst: store.Instance, *, timeout: float | None, show: Show, progress: bool = False) -> bool:
     """Start and wait, then run the `mode: ansible` playbooks (Lima's order); False when it was already running."""
-    from limapy import config, dirs
+    from limapy import config
+    from limapy.base import dirs
     from limapy.download import refs
     from limapy.ops import ansible
 

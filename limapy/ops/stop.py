@@ -12,8 +12,9 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 
-from limapy import driver, pids, store
-from limapy.errors import LimapyError
+from limapy import driver
+from limapy.base.errors import LimapyError
+from limapy.instance import pids, store
 
 GRACE = 200.0
 #: A machine without its host agent gets this long to power down before it is forced.
@@ -76,7 +77,7 @@ def stop(
     status: Callable[[str], None] = lambda _m: None,
 ) -> bool:
     """False when it was not running. `say` gets the lines to show, `status` what the live line names while
-    waiting (limapy.term.Live)."""
+    waiting (limapy.base.term.Live)."""
     if driver.status(inst) == store.SUSPENDED and not _suspended(inst, force, say):
         return True
     ha = store.ha_pid(inst)
@@ -148,10 +149,10 @@ def parse(args: Sequence[str]) -> Request | None:
 
 
 def run(req: Request, report: Callable[[LimapyError], None]) -> int:
-    """Stop each instance (default: `default`), its lines on stderr (limapy.term.Live). With several names
+    """Stop each instance (default: `default`), its lines on stderr (limapy.base.term.Live). With several names
     the others are still stopped when one fails, as limactl does: each failure but the last is `report`ed,
     the last raised."""
-    from limapy.term import Live
+    from limapy.base.term import Live
 
     names = req.names or ("default",)
     failed: list[LimapyError] = []

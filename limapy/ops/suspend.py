@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from limapy import driver, pids, store
-from limapy.errors import LimapyError
+from limapy import driver
+from limapy.base.errors import LimapyError
+from limapy.instance import pids, store
 
 #: The host agent notices its machine's exit within a second, then tidies up (SSH, forwards, sidecars).
 AGENT_EXIT_TIMEOUT = 60.0

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
 
 MODES = ("verbatim", "embed", "fill")
 
@@ -39,7 +39,7 @@ def render(locator: str, mode: str = "verbatim") -> bytes:
 
 def copy(locator: str, dest: str, mode: str = "verbatim") -> bytes | None:
     """The bytes for stdout when `dest` is `-`; else written to `dest` (refusing to overwrite a file)."""
-    from limapy.fsutil import atomic_write
+    from limapy.base.fsutil import atomic_write
 
     data = render(locator, mode)
     if dest == "-":
@@ -65,8 +65,8 @@ _READ_RE = re.compile(r"\.?(?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]|\[\"[^\"]+\"\])*
 def yq(locator: str, expr: str) -> str:
     import copy as copy_
 
-    from limapy import edits
     from limapy.config.load import dump_yaml, load
+    from limapy.expr import edits
     from limapy.ops.fetch import template_fetcher
 
     doc = load(locator, fetcher=template_fetcher)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from limapy import store
-from limapy.errors import LimapyError, UsageError
+from limapy.base.errors import LimapyError, UsageError
+from limapy.instance import store
 
 
 def tunnel_argv(inst: store.Instance, socks_port: int) -> list[str]:
@@ -28,7 +28,7 @@ def tunnel_argv(inst: store.Instance, socks_port: int) -> list[str]:
 
 def tunnel(inst: store.Instance, *, kind: str, socks_port: int, say: Callable[[str], None]) -> None:
     """Print how to use the proxy, then become ssh (Ctrl-C ends the tunnel)."""
-    from limapy import netutil, proc
+    from limapy.base import netutil, proc
 
     if kind != "socks":
         raise UsageError(f"--type {kind!r}: only `socks` is supported")

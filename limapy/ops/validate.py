@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from limapy.errors import EXIT_INVALID, ConfigError, LimapyError
+from limapy.base.errors import EXIT_INVALID, ConfigError, LimapyError
 
 MEMO_DIR = "validated"
 MEMO_VERSION = 2  # 2: issue 27's rules (file names, `~user`, yq steps)
@@ -29,7 +29,7 @@ def _memo(f: str) -> Memo | None:
     import os
     import zlib
 
-    from limapy import dirs
+    from limapy.base import dirs
 
     if f == "-" or "://" in f or not os.path.isfile(f):
         return None
@@ -42,7 +42,7 @@ def _replay(m: Memo | None) -> bool:
     """Print a fresh memo's lines; False when there is none."""
     import json
 
-    from limapy import cachedir, stamps
+    from limapy.base import cachedir, stamps
 
     if m is None:
         return False
@@ -65,7 +65,7 @@ def _replay(m: Memo | None) -> bool:
 def _remember(m: Memo, doc: object, out: str, err: str) -> None:
     import json
 
-    from limapy import cachedir, dirs, stamps
+    from limapy.base import cachedir, dirs, stamps
 
     if not getattr(doc, "local", False):
         return

@@ -13,6 +13,7 @@ progress): the JSON passes them on as they are, the human-readable form prints t
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -20,10 +21,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from limapy import store
-from limapy.errors import LimapyError, NotFoundError
+from limapy.base.errors import LimapyError, NotFoundError
+from limapy.instance import store
+
+if TYPE_CHECKING:
+    from limapy.base.records import Event
 
 POLL = 0.2
 
@@ -53,7 +57,7 @@ class Tail:
         return [ln.decode(errors="replace") for ln in done if ln.strip()]
 
 
-def _event_time(ev: dict[str, Any]) -> datetime.datetime | None:
+def _event_time(ev: Event) -> datetime.datetime | None:
     try:
         t = datetime.datetime.fromisoformat(str(ev.get("time")))
     except ValueError:
@@ -61,7 +65,7 @@ def _event_time(ev: dict[str, Any]) -> datetime.datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=datetime.UTC)
 
 
-def human(name: str, ev: dict[str, Any]) -> list[str]:
+def human(name: str, ev: Event) -> list[str]:
     """watch.go printHumanReadableEvent (line 244), and limapy's progress message."""
     t = _event_time(ev)
     stamp = t.strftime("%Y-%m-%d %H:%M:%S") if t else str(ev.get("time"))
@@ -120,13 +124,13 @@ class Watcher:
             self._add(store.Instance(n, store.instance_dir(n)))
         return new
 
-    def poll(self) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    def poll(self) -> tuple[list[tuple[str, Event]], list[str]]:
         """(events, host-agent log lines) since the last call."""
         events, logs = [], []
         for name, (out, err) in self.tails.items():
             for line in out.lines():
                 try:
-                    ev = json.loads(line)
+                    ev: Event = json.loads(line)
                 except ValueError:
                     continue
                 if not isinstance(ev, dict):
@@ -152,7 +156,8 @@ def watch(names: Sequence[str], *, as_json: bool, history: bool, verbose: bool, 
     if w.all and not w.discover():
         status(err, "No instances found")
     status(err, "Watching for events...")
-    while not stop():
+
+    def emit() -> None:
         for name in w.discover():
             status(err, f"New instance detected: {name}")
         events, logs = w.poll()
@@ -164,5 +169,16 @@ def watch(names: Sequence[str], *, as_json: bool, history: bool, verbose: bool, 
             else:
                 out.writelines(line + "\n" for line in human(name, ev))
         out.flush()
-        time.sleep(POLL)
+
+    try:
+        while not stop():
+            emit()
+            time.sleep(POLL)
+    except BaseException:
+        # Ended by an interrupt: what the logs already hold is printed first, so a watch ended just after an
+        # instance stopped still shows its last event (the poll interval is no window in which events are lost).
+        with contextlib.suppress(BaseException):
+            emit()
+        raise
+    emit()
     return 0

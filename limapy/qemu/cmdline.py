@@ -3,34 +3,32 @@
 No I/O here (no file checks, no environment): the caller decides which files exist and passes them
 in `Paths`, so the same inputs always give the same argv and golden tests can pin it.
 
-Layouts (docs/windows.md, "Devices and drivers", says why):
-- Linux: x86_64 q35 / aarch64 virt, virtio boot disk (bootindex=0), NoCloud seed as virtio-scsi scsi-cd.
-- Windows without virtio-win (x86_64 only): q35 with AHCI disk + e1000e, inbox drivers only.
-- Windows with `osOpts.Windows.virtioWin` (always on aarch64): virtio NIC (and on x86_64 a virtio disk), the
-  virtio-win CD between the install ISO and the answer ISO. aarch64: virt, the disk on NVMe (inbox stornvme),
-  one qemu-xhci, usb-kbd, usb-tablet, every CD as usb-storage, ramfb.
+The devices are the guest OS's (limapy.guest.GuestOS.devices, a neutral limapy.guest.boot.Devices): this module
+translates them into QEMU's, with what depends on the arch only (q35 or virt, the GPU model, the TPM model).
+docs/windows.md, "Devices and drivers", says why each guest gets what it gets.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from limapy.base.errors import LimapyError
+from limapy.base.names import mount_tag
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.names import mount_tag
+from limapy.guest.boot import CD, CD_DRIVERS, CD_ISO, CD_SEED, Devices
 from limapy.qemu.host import HostFacts
 
 if TYPE_CHECKING:
-    from limapy.store import Instance
+    from limapy.instance.store import Instance
 
 #: Remote Desktop's port in a Windows guest.
 RDP_PORT = 3389
 
-#: Hyper-V enlightenments for Windows under KVM (an explicit list; hv_passthrough needs a matching host).
+#: Hyper-V enlightenments under KVM (an explicit list; hv_passthrough needs a matching host).
 HYPERV_FLAGS = (
     "hv_relaxed",
     "hv_vapic",
@@ -42,8 +40,6 @@ HYPERV_FLAGS = (
     "hv_time",
     "hv_frequencies",
 )
-#: CPU models Windows 11 24H2 cannot boot on (no SSE4.2/POPCNT).
-WINDOWS_BAD_CPUS = {"qemu64", "qemu32", "kvm64", "kvm32", "486", "pentium", "pentium2", "pentium3"}
 #: Lima's user-mode network.
 SLIRP_NET = "net=192.168.5.0/24,dhcpstart=192.168.5.15"
 MAX_STATIC_PORTS = 64
@@ -79,19 +75,18 @@ class Paths:
     @classmethod
     def for_instance(cls, inst: Instance, **overrides: Any) -> Paths:
         """The instance's own files (store.Instance names them); optional members come from `overrides`."""
-        base: dict[str, Any] = {
-            "dir": inst.dir,
-            "disk": inst.disk,
-            "cidata": inst.cidata_iso,
-            "serial_log": inst.serial_log,
-            "serial_sock": inst.serial_sock,
-            "qmp_sock": inst.qmp_sock,
-            "ha_qmp_sock": inst.ha_qmp_sock,
-            "pidfile": inst.qemu_pid,
-            "swtpm_sock": inst.swtpm_sock,
-        }
-        base.update(overrides)
-        return cls(**base)
+        base = cls(
+            dir=inst.dir,
+            disk=inst.disk,
+            cidata=inst.cidata_iso,
+            serial_log=inst.serial_log,
+            serial_sock=inst.serial_sock,
+            qmp_sock=inst.qmp_sock,
+            ha_qmp_sock=inst.ha_qmp_sock,
+            pidfile=inst.qemu_pid,
+            swtpm_sock=inst.swtpm_sock,
+        )
+        return replace(base, **overrides)
 
 
 def qemu_opt(value: str | Path) -> str:
@@ -103,40 +98,35 @@ def _memory_mib(spec: Spec) -> int:
     return max(1, spec.memory // (1024 * 1024))
 
 
-def _cpu_model(spec: Spec, host: HostFacts) -> str:
-    arch, windows = spec.arch, spec.is_windows
-    configured = spec.cpu_type.get(arch)
+def _cpu_model(spec: Spec, host: HostFacts, dev: Devices) -> str:
+    configured = spec.cpu_type.get(spec.arch)
     accelerated = host.accel in ("kvm", "hvf")
     if configured:
         model = configured
     elif accelerated:
         model = "host"
-    elif windows and arch == "aarch64":
-        model = "max,pauth-impdef=on"  # ARMv8.1 LSE atomics, cheap pointer auth under TCG
     else:
-        model = "max"
-    if windows and arch == "x86_64":
-        if model.split(",")[0] in WINDOWS_BAD_CPUS:
-            raise LimapyError(
-                f"vmOpts.qemu.cpuType {model!r} lacks SSE4.2/POPCNT, which Windows 11 24H2 requires",
-                hint="use `host` (with KVM) or `max`",
-            )
-        if host.accel == "kvm":
-            model = ",".join([model, *HYPERV_FLAGS])
+        model = dev.tcg_cpu
+    if model.split(",")[0] in dev.unsupported_cpus:
+        raise LimapyError(
+            f"vmOpts.qemu.cpuType {model!r} lacks {dev.cpu_requirement}", hint="use `host` (with KVM) or `max`"
+        )
+    if dev.hyperv and host.accel == "kvm":
+        model = ",".join([model, *HYPERV_FLAGS])
     return model
 
 
-def _machine(arch: str, host: HostFacts, windows: bool) -> list[str]:
+def _machine(arch: str, host: HostFacts, dev: Devices) -> list[str]:
     accel = ["-accel", "tcg,thread=multi,tb-size=512"] if host.accel == "tcg" else ["-accel", host.accel]
     if arch == "x86_64":
-        machine = "q35,vmport=off,hpet=off" if windows else "q35,vmport=off"
+        machine = "q35,vmport=off" if dev.hpet else "q35,vmport=off,hpet=off"
         return [
             "-machine", machine, *accel,
             "-global", "ICH9-LPC.disable_s3=1",
             "-global", "ICH9-LPC.disable_s4=1",
         ]  # fmt: skip
     if arch == "aarch64":
-        return ["-machine", "virt,gic-version=max" if windows else "virt", *accel]
+        return ["-machine", "virt,gic-version=max" if dev.gic3 else "virt", *accel]
     raise LimapyError(f"the QEMU driver does not support arch {arch!r} yet")
 
 
@@ -309,143 +299,104 @@ def _mounts(spec: Spec, mount_tags: Mapping[str, str] | None) -> list[str]:
     return out
 
 
-def _common_head(spec: Spec, host: HostFacts) -> list[str]:
-    argv = [host.qemu_binary, "-nodefaults", *_machine(spec.arch, host, spec.is_windows)]
-    argv += ["-cpu", _cpu_model(spec, host)]
+def _common_head(spec: Spec, host: HostFacts, dev: Devices) -> list[str]:
+    argv = [host.qemu_binary, "-nodefaults", *_machine(spec.arch, host, dev)]
+    argv += ["-cpu", _cpu_model(spec, host, dev)]
     argv += ["-smp", f"{spec.cpus},sockets=1,cores={spec.cpus},threads=1", "-m", str(_memory_mib(spec))]
     return argv + _shared_memory(spec)
 
 
-def _linux(
+def _disk_device(bus: str, drive: str, index: int) -> str:
+    """Disk `index` (0: the boot disk) on `bus`; AHCI's port 0 is the boot disk's, 1-2 its CDs', 4-5 more disks."""
+    if bus == "nvme":
+        return f"nvme,drive={drive},serial=limapy{index}"
+    if bus == "sata":
+        return f"ide-hd,drive={drive},bus=ide.{index + 3 if index else 0}"
+    return f"virtio-blk-pci,drive={drive}"
+
+
+def _cd_device(bus: str, drive: str, n: int) -> str:
+    """The `n`th CD (from 1) on `bus`."""
+    if bus == "sata":
+        return f"ide-cd,drive={drive},bus=ide.{n}"
+    if bus == "usb":
+        return f"usb-storage,drive={drive},bus=usb-bus.0"
+    return f"scsi-cd,bus=scsi0.0,drive={drive}"
+
+
+def _cds(dev: Devices, paths: Paths) -> list[tuple[CD, Path]]:
+    """The CDs with their files; a required one without a file is an error, an optional one is left out."""
+    files = {CD_ISO: paths.iso, CD_DRIVERS: paths.virtio_win, CD_SEED: paths.cidata}
+    out = []
+    for cd in dev.cds:
+        path = files.get(cd.media)
+        if path is None:
+            if cd.missing:
+                raise LimapyError(cd.missing)
+            continue
+        out.append((cd, path))
+    return out
+
+
+def _display_devices(dev: Devices, arch: str, display: str) -> list[str]:
+    if not dev.video_always and display == "none":
+        return []
+    video = {"vga": "VGA", "ramfb": "ramfb"}.get(dev.video) or ("virtio-vga" if arch == "x86_64" else "virtio-gpu-pci")
+    usb = dev.input_bus == "usb"
+    out = ["-device", video]
+    if dev.keyboard:
+        out += ["-device", "usb-kbd,bus=usb-bus.0" if usb else "virtio-keyboard-pci"]
+    return [*out, "-device", "usb-tablet,bus=usb-bus.0" if usb else "virtio-tablet-pci"]
+
+
+def _guest_machine(
     spec: Spec,
     paths: Paths,
     host: HostFacts,
     forwards: Forwards,
     mac: str,
+    dev: Devices,
     mount_tags: Mapping[str, str] | None,
 ) -> list[str]:
     arch = spec.arch
+    if dev.needs_firmware and paths.fw_code is None:
+        raise LimapyError(dev.needs_firmware)
     if arch == "aarch64" and paths.fw_code is None and paths.kernel is None:
         raise LimapyError("an aarch64 guest needs UEFI firmware or a kernel to boot")
-    argv = _common_head(spec, host)
+    argv = _common_head(spec, host, dev)
+    if dev.rtc_utc:
+        # driftfix=slew catches up lost ticks (the x86 RTC only)
+        argv += ["-rtc", "base=utc,driftfix=slew" if dev.rtc_catchup else "base=utc"]
     argv += _firmware(paths)
+    if dev.usb:
+        argv += ["-device", "qemu-xhci,id=usb-bus"]
     argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
     # QEMU gives a direct kernel (-kernel) bootindex 0 itself; the disk then must not claim it.
-    bootindex = "" if paths.kernel is not None else ",bootindex=0"
-    argv += ["-device", f"virtio-blk-pci,drive=boot-disk{bootindex}"]
+    disk_boot = None if paths.kernel is not None and dev.disk_bootindex == 0 else dev.disk_bootindex
+    argv += ["-device", _with_bootindex(_disk_device(dev.disk_bus, "boot-disk", 0), disk_boot)]
     for i, extra in enumerate(paths.additional_disks, start=1):
-        argv += [*_drive(extra, f"disk{i}", fmt=_extra_format(paths, i)), "-device", f"virtio-blk-pci,drive=disk{i}"]
-    argv += ["-device", "virtio-scsi-pci,id=scsi0"]
-    if paths.iso is not None:
-        argv += _drive(paths.iso, "iso0", cdrom=True)
-        argv += ["-device", "scsi-cd,bus=scsi0.0,drive=iso0,bootindex=1"]
-    argv += _drive(paths.cidata, "cdrom0", cdrom=True)
-    argv += ["-device", "scsi-cd,bus=scsi0.0,drive=cdrom0"]
+        argv += _drive(extra, f"disk{i}", fmt=_extra_format(paths, i))
+        argv += ["-device", _disk_device(dev.disk_bus, f"disk{i}", i)]
+    cds = _cds(dev, paths)
+    if dev.cd_bus == "scsi":
+        argv += ["-device", "virtio-scsi-pci,id=scsi0"]
+    for n, (cd, path) in enumerate(cds, start=1):
+        argv += _drive(path, cd.drive, cdrom=True)
+        argv += ["-device", _with_bootindex(_cd_device(dev.cd_bus, cd.drive, n), cd.bootindex)]
     if paths.kernel is not None:
         argv += ["-kernel", str(paths.kernel)]
         if paths.initrd is not None:
             argv += ["-initrd", str(paths.initrd)]
         if paths.cmdline:
             argv += ["-append", paths.cmdline]
-    argv += _network(spec, forwards, mac, "virtio-net-pci")
-    argv += ["-device", "virtio-rng-pci"]
-    argv += _tpm(spec, paths)
-    display = display_arg(spec)
-    if display != "none":
-        gpu = "virtio-vga" if arch == "x86_64" else "virtio-gpu-pci"
-        argv += ["-device", gpu, "-device", "virtio-keyboard-pci", "-device", "virtio-tablet-pci"]
-    argv += ["-display", display]
-    argv += _mounts(spec, mount_tags)
-    argv += _virtiofs(spec, paths)
-    return argv
-
-
-#: How a Windows instance boots: the first boot of an install (media attached, the install ISO first),
-#: a boot while Setup is under way (media attached, the disk first: Setup has written it), or installed.
-WIN_INSTALL, WIN_SETUP, WIN_INSTALLED = "install", "setup", "installed"
-
-
-def windows_disk_bus(spec: Spec) -> str:
-    """The bus of a Windows guest's disks: aarch64 NVMe (Windows on Arm's inbox stornvme: Setup needs no driver
-    and no drive letter for its disk), x86_64 virtio-blk with virtio-win (viostor) or SATA/AHCI (inbox)."""
-    if spec.arch == "aarch64":
-        return "nvme"
-    return "virtio" if spec.windows_virtio else "sata"
-
-
-def _windows_media(spec: Spec, paths: Paths, boot: str) -> list[tuple[str, Path]]:
-    if boot == WIN_INSTALLED:
-        return []
-    if paths.iso is None:
-        raise LimapyError("a Windows install needs the install ISO")
-    media = [("cd0", paths.iso)]
-    if spec.windows_virtio:
-        if paths.virtio_win is None:
-            raise LimapyError("osOpts.Windows.virtioWin is set but no virtio-win ISO was given")
-        media.append(("cd1", paths.virtio_win))
-    media.append(("cd2", paths.cidata))
-    return media
-
-
-def _windows(spec: Spec, paths: Paths, host: HostFacts, forwards: Forwards, mac: str, boot: str) -> list[str]:
-    arch = spec.arch
-    virtio = spec.windows_virtio
-    if arch == "aarch64" and not virtio:
-        # Windows on arm64 binds QEMU's usb-net to usbser, and has no inbox driver for another NIC QEMU offers.
-        raise LimapyError("an aarch64 Windows guest needs osOpts.Windows.virtioWin (NetKVM for its network)")
-    if paths.fw_code is None and (arch == "aarch64" or not spec.legacy_bios):
-        raise LimapyError("a UEFI Windows guest needs firmware code (and a vars store)")
-    argv = _common_head(spec, host)
-    # The RTC in UTC and the guest in the UTC time zone (the answer file's TimeZone): Windows reads the RTC
-    # as local time, so this pair gives the right clock. driftfix=slew catches up lost ticks (x86 RTC only).
-    argv += ["-rtc", "base=utc,driftfix=slew" if arch == "x86_64" else "base=utc"]
-    argv += _firmware(paths)
-    argv += ["-device", "qemu-xhci,id=usb-bus"]
-    # First boot: the install ISO boots (bootindex 0). Once Setup has written the disk it boots first, so a
-    # restart during Setup continues the install instead of starting it again.
-    disk_boot = 1 if boot == WIN_INSTALL else 0
-    media = _windows_media(spec, paths, boot)
-    argv += _drive(paths.disk, "boot-disk", fmt=paths.disk_format)
-    bus = windows_disk_bus(spec)
-    if bus == "nvme":
-        disk_dev = "nvme,drive=boot-disk,serial=limapy0"
-    elif bus == "virtio":
-        disk_dev = "virtio-blk-pci,drive=boot-disk"
-    else:
-        disk_dev = "ide-hd,drive=boot-disk,bus=ide.0"
-    argv += ["-device", _with_bootindex(disk_dev, disk_boot)]
-    if bus == "sata" and len(paths.additional_disks) > 2:
-        raise LimapyError("Windows on AHCI takes at most 2 additional disks (6 SATA ports)")
-    for i, extra in enumerate(paths.additional_disks, start=1):
-        argv += _drive(extra, f"disk{i}", fmt=_extra_format(paths, i))
-        if bus == "nvme":
-            argv += ["-device", f"nvme,drive=disk{i},serial=limapy{i}"]
-        elif bus == "virtio":
-            argv += ["-device", f"virtio-blk-pci,drive=disk{i}"]
-        else:
-            argv += ["-device", f"ide-hd,drive=disk{i},bus=ide.{i + 3}"]
-    for n, (drive_id, iso) in enumerate(media, start=1):
-        argv += _drive(iso, drive_id, cdrom=True)
-        cd_boot = 0 if drive_id == "cd0" and boot == WIN_INSTALL else None
-        if arch == "x86_64":
-            argv += ["-device", _with_bootindex(f"ide-cd,drive={drive_id},bus=ide.{n}", cd_boot)]
-        else:
-            argv += ["-device", _with_bootindex(f"usb-storage,drive={drive_id},bus=usb-bus.0", cd_boot)]
-    # x86_64 without virtio-win: the Intel 82574L (e1000e), inbox on Windows 10/11 and Server.
-    nic = "virtio-net-pci" if virtio else "e1000e"
-    argv += _network(spec, forwards, mac, nic)
-    if virtio:
+    argv += _network(spec, forwards, mac, "e1000e" if dev.nic == "e1000e" else "virtio-net-pci")
+    if dev.rng:
         argv += ["-device", "virtio-rng-pci"]
     argv += _tpm(spec, paths)
-    if arch == "x86_64":
-        argv += ["-device", "VGA", "-device", "usb-tablet,bus=usb-bus.0"]
-    else:
-        argv += [
-            "-device", "ramfb",
-            "-device", "usb-kbd,bus=usb-bus.0",
-            "-device", "usb-tablet,bus=usb-bus.0",
-        ]  # fmt: skip
-    argv += ["-display", display_arg(spec)]
+    display = display_arg(spec)
+    argv += [*_display_devices(dev, arch, display), "-display", display]
+    argv += _mounts(spec, mount_tags)
+    argv += _virtiofs(spec, paths)
     return argv
 
 
@@ -457,22 +408,20 @@ def build_argv(
     *,
     ssh_port: int,
     mac: str,
-    windows_boot: str = WIN_INSTALLED,
+    stage: str | None = None,
     rdp_port: int | None = None,
     mount_tags: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The full QEMU argv for instance `name` (argv[0] is the binary).
 
-    `windows_boot` is WIN_INSTALL, WIN_SETUP or WIN_INSTALLED (Windows only). `rdp_port` forwards
-    127.0.0.1:rdp_port to the guest's Remote Desktop port."""
+    `stage` is the install stage of a guest that installs itself (limapy.guest.boot.INSTALL, SETUP, INSTALLED):
+    its OS decides the devices for it. `rdp_port` forwards 127.0.0.1:rdp_port to the guest's Remote Desktop port."""
+    from limapy import guest
+
     forwards = Forwards(ssh_port, rdp_port)
     if spec.arch not in ("x86_64", "aarch64"):
         raise LimapyError(f"the QEMU driver does not support arch {spec.arch!r} yet")
-    if spec.is_windows:
-        if windows_boot not in (WIN_INSTALL, WIN_SETUP, WIN_INSTALLED):
-            raise ValueError(f"windows_boot {windows_boot!r}")
-        argv = _windows(spec, paths, host, forwards, mac, windows_boot)
-    else:
-        argv = _linux(spec, paths, host, forwards, mac, mount_tags)
+    dev = guest.for_spec(spec).devices(spec, stage)
+    argv = _guest_machine(spec, paths, host, forwards, mac, dev, mount_tags)
     argv += _serial_qmp_pid(name, paths)
     return argv

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
+from limapy.base.errors import LimapyError
 from limapy.config.model import FirmwareImage
-from limapy.errors import LimapyError
 
 log = logging.getLogger("limapy.qemu.firmware")
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from limapy.dirs import ENV_ACCEL
-from limapy.errors import ExternalToolError, LimapyError
+from limapy.base.dirs import ENV_ACCEL
+from limapy.base.errors import ExternalToolError, LimapyError
 
 ACCELS = ("kvm", "hvf", "tcg")
 
@@ -48,7 +48,7 @@ class HostFacts:
 
 
 def _default_version_reader(binary: str) -> str:
-    from limapy.proc import run
+    from limapy.base.proc import run
 
     return run([binary, "--version"], timeout=30).stdout.decode(errors="replace")
 
@@ -134,7 +134,7 @@ def kvm_unusable_reason(host_arch: str, probe: HostProbe) -> str | None:
 def _hvf_supported(probe: HostProbe) -> bool:
     if probe.hv_support is not None:
         return probe.hv_support()
-    from limapy.proc import run
+    from limapy.base.proc import run
 
     try:
         out = run(["sysctl", "-n", "kern.hv_support"], check=False, timeout=10).stdout

@@ -10,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import struct
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+
+if TYPE_CHECKING:
+    from limapy.base.records import MigrateInfo, QMPEvent
 
 
 class QMPError(LimapyError):
@@ -56,7 +60,7 @@ class QMP:
         finally:
             self._loop.close()
 
-    def execute(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+    def execute(self, cmd: str, args: Mapping[str, object] | None = None) -> Any:
         """Run one QMP command and return its `return` value."""
         from qemu.qmp import ExecuteError
 
@@ -69,7 +73,7 @@ class QMP:
         except Exception as e:  # disconnected, protocol error
             raise QMPError(f"QMP {cmd}: {e.__class__.__name__}: {e}") from e
 
-    def next_event(self, timeout: float) -> dict[str, Any] | None:
+    def next_event(self, timeout: float) -> QMPEvent | None:
         """The next QMP event (SHUTDOWN, RESET, STOP, ...) within `timeout` seconds, or None.
 
         Events queue up on the connection while nothing reads them; this waits on the socket instead of
@@ -82,9 +86,10 @@ class QMP:
             return None
         except Exception as e:  # the connection went away (QEMU exited)
             raise QMPError(f"QMP events: {e.__class__.__name__}: {e}") from e
-        return dict(msg)
+        event: QMPEvent = dict(msg)  # type: ignore[assignment]  # qemu.qmp's Message: QMP's event object
+        return event
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[QMPEvent]:
         """Every event queued so far, without waiting."""
         out = []
         while (ev := self.next_event(0.001)) is not None:
@@ -99,9 +104,10 @@ class QMP:
             raise QMPError(f"cannot pass a file descriptor over QMP: {e}") from e
         self.execute("getfd", {"fdname": name})
 
-    def query_migrate(self) -> dict[str, Any]:
+    def query_migrate(self) -> MigrateInfo:
         """`status` (setup, active, completed, failed, ...) and, on failure, `error-desc`."""
-        return dict(self.execute("query-migrate"))
+        info: MigrateInfo = dict(self.execute("query-migrate"))  # type: ignore[assignment]  # QMP's MigrationInfo
+        return info
 
     def query_status(self) -> str:
         """`running`, `paused`, `shutdown`, `internal-error`, ..."""

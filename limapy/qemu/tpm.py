@@ -10,7 +10,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from limapy.errors import ExternalToolError
+from limapy.base.errors import ExternalToolError
 
 
 def swtpm_argv(binary: str, state_dir: Path, sock: Path, pidfile: Path, log: Path) -> list[str]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy.errors import ExternalToolError
+from limapy.base.errors import ExternalToolError
 
 DESCRIPTOR_DIRS = (
     Path("/etc/qemu/vhost-user"),

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy.units import parse_size
+from limapy.base.units import parse_size
 
 QEMU = "qemu-system-x86_64"
 DEFAULT_USER = "limatest"

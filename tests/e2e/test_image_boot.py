@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy.netutil import free_port
+from limapy.base.netutil import free_port
 from tests.e2e.qemu_direct import (
     DEFAULT_USER,
     boot_direct,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy.netutil import free_port
+from limapy.base.netutil import free_port
 from tests.e2e.conftest import LIBVIRT_SYSTEM as SYSTEM
 from tests.e2e.conftest import RunLimapy, make_runner
 from tests.e2e.guest import START_TIMEOUT, list_json, template_with

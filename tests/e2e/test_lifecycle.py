@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from limapy.netutil import free_port
+from limapy.base.netutil import free_port
 from tests.e2e.conftest import RunLimapy
 from tests.e2e.guest import (
     START_TIMEOUT,

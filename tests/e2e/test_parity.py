@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from limapy.netutil import mac_address
+from limapy.base.netutil import mac_address
 from tests.e2e import lima2x
 from tests.e2e.conftest import RunLimapy
 from tests.e2e.guest import START_TIMEOUT as BASE_TIMEOUT

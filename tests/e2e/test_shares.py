@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from limapy.netutil import free_port
+from limapy.base.netutil import free_port
 from tests.e2e.conftest import RunLimapy, limapy_env, pids_belonging_to
 from tests.e2e.guest import START_TIMEOUT, alive, list_json, listening_addresses, wait_until
 

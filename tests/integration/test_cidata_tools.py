@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from limapy.cidata.linux import write_seed_iso
-from limapy.cidata.windows import write_answer_iso
 from limapy.config.model import Spec
+from limapy.guest.linux.seed import write_seed_iso
+from limapy.guest.windows.answer import write_answer_iso
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden limapy-test"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import pids
+from limapy.instance import pids
 from tests.procs import sleeper
 
 STANDIN_SSH = """#!/bin/sh

@@ -464,7 +464,7 @@ def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
     """A process whose command line carries `hostagent NAME --dir DIR`: limapy believes the instance runs.
     Returned once exec is done: before that, /proc/PID/cmdline is pytest's and limapy rightly sees no agent (CI
     met that race)."""
-    from limapy import pids
+    from limapy.instance import pids
 
     p = sleeper(*pids.hostagent_args(inst.name, inst))
     (inst / "ha.pid").write_text(f"{p.pid}\n")
@@ -472,8 +472,8 @@ def _fake_hostagent(inst: Path) -> subprocess.Popen[bytes]:
 
 
 def test_disk_lock_follows_the_running_instance(env: Env) -> None:
-    from limapy import disk
-    from limapy.errors import InstanceError
+    from limapy.base.errors import InstanceError
+    from limapy.instance import disk
 
     env.create("a")
     env.create("b")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import disk
 
 MiB = 1 << 20
 GiB = 1 << 30

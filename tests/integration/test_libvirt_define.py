@@ -21,14 +21,15 @@ from typing import Any
 
 import pytest
 
-from limapy import config, edits
+from limapy import config
+from limapy.base.errors import LimapyError
 from limapy.config.load import load
 from limapy.config.model import Spec
 from limapy.driver.libvirt import _firmware, domain
 from limapy.driver.libvirt.domain import Firmware, Inputs, Volume
-from limapy.errors import LimapyError
+from limapy.expr import edits
+from limapy.guest.boot import INSTALL as WIN_INSTALL
 from limapy.qemu import firmware
-from limapy.qemu.cmdline import WIN_INSTALL
 
 REPO = Path(__file__).resolve().parents[2]
 URI = "qemu:///system"
@@ -137,10 +138,10 @@ def test_libvirt_keeps_the_domain(lv: Any, conn: Any, files: dict[str, Path], ca
         mac="52:55:55:7e:57:01",
         disk=Volume(str(files["disk"]), "qcow2"),
         cidata=Volume(str(files["cidata"])),
-        iso=Volume(str(files["install"])) if spec.is_windows else None,
-        virtio_win=Volume(str(files["virtio-win"])) if spec.windows_virtio else None,
+        iso=Volume(str(files["install"])) if spec.os.value == "Windows" else None,
+        virtio_win=Volume(str(files["virtio-win"])) if spec.virtio_win is not None else None,
         firmware=fw,
-        windows_boot=WIN_INSTALL,
+        stage=WIN_INSTALL,
     )
     xml = domain.build(spec, inputs)
     asked = ET.fromstring(xml)
@@ -212,12 +213,12 @@ def _check_firmware(kept: ET.Element, fw: Firmware | None, arch: str) -> str | N
 
 def _check_qemu_devices(devices: list[str], native: str, spec: Spec) -> None:
     """What QEMU would get matches limapy.qemu.cmdline's layout for the spec."""
-    if spec.is_windows and spec.arch == "x86_64":  # AHCI disk and CDs, e1000e, VGA, usb-tablet
+    if spec.os.value == "Windows" and spec.arch == "x86_64":  # AHCI disk and CDs, e1000e, VGA, usb-tablet
         assert devices.count("ide-hd") == 1 and devices.count("ide-cd") == 2
         assert {"e1000e", "VGA", "usb-tablet", "qemu-xhci"} <= set(devices)
         assert not [d for d in devices if d.startswith("virtio")]
         assert "tpm-crb" in devices
-    elif spec.is_windows:  # NVMe disk, virtio NIC, CDs on usb-storage, ramfb, usb kbd + tablet, tpm-tis-device
+    elif spec.os.value == "Windows":  # NVMe disk, virtio NIC, CDs on usb-storage, ramfb, usb kbd+tablet, tpm-tis
         assert devices.count("usb-storage") == 3 and "ide-cd" not in devices
         assert {"nvme", "virtio-net-pci", "ramfb", "usb-kbd", "usb-tablet", "tpm-tis-device"} <= set(devices)
         # the disk's virtio-blk driver replaced by <qemu:override> (libvirt 9.0 has no NVMe disk bus)

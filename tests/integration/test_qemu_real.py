@@ -17,11 +17,14 @@ from typing import Any
 
 import pytest
 
-from limapy import pids, store
 from limapy.config.model import Spec
-from limapy.driver import layout
-from limapy.driver.plan import WIN_INSTALL, WIN_INSTALLED, BootPlan, WindowsImage
+from limapy.driver.plan import BootPlan
 from limapy.driver.qemu import facts, machine, planner
+from limapy.guest.boot import INSTALL as WIN_INSTALL
+from limapy.guest.boot import INSTALLED as WIN_INSTALLED
+from limapy.guest.boot import BootFiles
+from limapy.guest.windows.layout import WindowsImage
+from limapy.instance import pids, store
 from limapy.qemu import firmware
 from limapy.qemu.host import HostProbe, detect_host
 from limapy.qemu.qmp import QMP
@@ -68,13 +71,13 @@ def prepare(inst: store.Instance, cfg: dict[str, Any], install: bool) -> BootPla
     assert host.accel == "tcg", "auto-detection must pick tcg on these machines"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(inst.disk), "1G"], check=True)
     tiny_iso(inst.cidata_iso, "cidata", {"meta-data": b"instance-id: x\n", "user-data": b"#cloud-config\n"})
-    files = layout.Files()
-    if spec.is_windows:
-        files = layout.Files(
+    files = BootFiles()
+    if spec.os.value == "Windows":
+        files = BootFiles(
             iso=tiny_iso(inst.iso, "CCCOMA_TEST", {"setup.txt": b"not windows"}),
             virtio_win=tiny_iso(inst.virtio_win, "virtio-win", {"readme.txt": b"drivers"}),
-            windows_boot=WIN_INSTALL if install else WIN_INSTALLED,
-            windows_image=WindowsImage(1, None, False) if install else None,
+            stage=WIN_INSTALL if install else WIN_INSTALLED,
+            install_image=WindowsImage(1, None, False) if install else None,
         )
     vars_plan = None
     if spec.boot_kind.value == "uefi":

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import driver, store
+from limapy import driver
+from limapy.instance import store
 from limapy.ops import rdp
 
 PASSWORD = "Rdp-Secret-0123456789"

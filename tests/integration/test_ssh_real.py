@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from limapy import ssh, store
+from limapy import ssh
 from limapy.config.model import Spec
+from limapy.instance import store
 
 pytestmark = pytest.mark.skipif(shutil.which("ssh") is None, reason="OpenSSH client is not installed")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import pids, store
+from limapy.instance import pids, store
 from limapy.ops import stop as stop_ops
 
 LINGER = 1.5
@@ -72,7 +72,7 @@ def test_a_stop_signal_ends_the_host_agents_idle_wait_at_once(tmp_path: Path) ->
     import signal
     import threading
 
-    from limapy.hostagent import Events, HostAgent
+    from limapy.agent.hostagent import Events, HostAgent
 
     agent = HostAgent(store.Instance("w", tmp_path / "w"), Events(io.StringIO()))
     machine = SlowMachine()
@@ -95,8 +95,8 @@ def test_a_stop_signal_ends_the_host_agents_idle_wait_at_once(tmp_path: Path) ->
 def test_a_failing_idle_wait_leaves_no_wake_armed(tmp_path: Path) -> None:
     import io
 
-    from limapy.errors import LimapyError
-    from limapy.hostagent import Events, HostAgent
+    from limapy.agent.hostagent import Events, HostAgent
+    from limapy.base.errors import LimapyError
 
     class Broken:
         def wait_exit(self, timeout: float) -> bool:

@@ -79,8 +79,8 @@ def test_the_packages_carry_what_users_need(installed: tuple[Path, dict[str, str
     names = zipfile.ZipFile(next(dist.glob("limapy-*.whl"))).namelist()
     assert "limapy/_data/templates/default.yaml" in names and "limapy/_data/templates/_images/debian-12.yaml" in names
     assert "limapy/_data/schemas/lima.schema.json" in names
-    assert "limapy/cidata/templates/linux/user-data" in names
-    assert "limapy/cidata/templates/windows/autounattend.xml" in names
+    assert "limapy/guest/linux/templates/user-data" in names
+    assert "limapy/guest/windows/templates/autounattend.xml" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     man = {n.rsplit("/", 1)[-1] for n in names if "/share/man/man1/" in n}
     assert {"limapy.1", "limapy-start.1", "limapy-doctor.1", "limapy-snapshot-create.1"} <= man

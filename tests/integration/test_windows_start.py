@@ -212,9 +212,9 @@ def test_dry_run_boots_firmware(home: Path, isos: dict[str, Path], arch: str, tp
             "NetKVM", "w11", "ARM64", "netkvm.sys")  # fmt: skip
     assert not re.search(r"(?<![%\w$])[D-Z]:\\", xml)  # no fixed drive letter for media
 
-    from limapy import store
     from limapy.driver.qemu.planner import swtpm_sidecar
     from limapy.driver.sidecars import Supervisor
+    from limapy.instance import store
 
     sidecars = Supervisor()
     if tpm:  # what the QEMU driver does before launching QEMU

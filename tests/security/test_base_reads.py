@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk, store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import disk, store
 from tests.security.conftest import limapy, one_error, template
 
 MiB = 1 << 20

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk, download, stamps, store
-from limapy.errors import LimapyError
+from limapy import download
+from limapy.base import stamps
+from limapy.base.errors import LimapyError
+from limapy.instance import disk, store
 from tests.security.conftest import Server, limapy, one_error, qcow2, template
 
 

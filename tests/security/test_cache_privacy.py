@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from limapy import download
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 from tests.security.conftest import REPO, Server, final_error, instances, limapy, qcow2, template
 
 NOBODY = 65534
@@ -52,7 +52,7 @@ def test_every_cache_file_is_private_under_umask_000(home: Path, tmp_path: Path,
 
 def test_a_planted_validate_memo_is_ignored(home: Path, tmp_path: Path) -> None:
     """A memo someone else could write (group/world-writable, or another user's) never makes validate say OK."""
-    from limapy import dirs, stamps
+    from limapy.base import dirs, stamps
     from limapy.ops import validate
 
     t = tmp_path / "bad.yaml"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk, store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import disk, store
 from tests.procs import sleeper
 from tests.security.conftest import Server, instances, limapy, one_error, qcow2, template
 

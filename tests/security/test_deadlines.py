@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from limapy import download
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 from tests.security.conftest import REPO, Server, final_error, instances, limapy, one_error, qcow2, template
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from limapy import download
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 from tests.security.conftest import REPO, Server, instances, limapy, one_error, qcow2, template
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy.errors import InstanceError
+from limapy.base.errors import InstanceError
 from tests.security.conftest import REPO, qcow2, template
 
 SCRIPT = r"""
@@ -84,7 +84,7 @@ def test_full_file_system(full: dict[str, tuple[int, str, str]]) -> None:
 def test_no_space_names_the_fullest_candidate(tmp_path: Path) -> None:
     """Without a file name (a write on a descriptor) the message names the file system of the fullest place
     limapy writes to; with one, that file's."""
-    from limapy.fsutil import no_space
+    from limapy.base.fsutil import no_space
 
     e = OSError(errno.ENOSPC, "No space left on device")
     err = no_space(e, [tmp_path])

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import disk
 from tests.security.conftest import Server, final_error, instances, limapy, one_error, qcow2, template
 
 SECRET = b"root:$6$not-a-real-hash:19000:0:99999:7:::\n"
@@ -156,7 +156,7 @@ def test_hostile_header_is_refused_without_running_qemu_img(tmp_path: Path, secr
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """An external data file is opened as soon as qemu-img opens the image (a FIFO there would hang it):
     the header is read first, and qemu-img never sees such an image."""
-    from limapy import imagecheck, proc
+    from limapy.base import imagecheck, proc
 
     evil = data_file(tmp_path, secret)
     ran: list[object] = []

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from limapy import store
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
+from limapy.instance import store
 from tests.security.conftest import REPO, instances, limapy, one_error, qcow2, template
 
 S = Spec.from_cfg
@@ -26,8 +26,8 @@ S = Spec.from_cfg
 
 
 def test_every_name_and_key_validator_refuses_a_trailing_newline(home: Path) -> None:
-    from limapy.cidata.linux import _env_lines
     from limapy.config import idents, validate
+    from limapy.guest.linux.seed import _env_lines
 
     with pytest.raises(LimapyError):
         store.validate_name("x\n")
@@ -41,7 +41,7 @@ def test_every_name_and_key_validator_refuses_a_trailing_newline(home: Path) -> 
     for what in ("param", "env"):
         with pytest.raises(LimapyError, match="not a valid environment variable name"):
             _env_lines({"x\n": "v"}, what)
-    from limapy import units
+    from limapy.base import units
 
     with pytest.raises(ValueError):
         units.parse_size("4GiB\n")
@@ -64,7 +64,7 @@ def test_newline_instance_name_creates_nothing(home: Path, tmp_path: Path) -> No
 def test_emoji_gecos_gives_user_data_every_parser_reads(tmp_path: Path) -> None:
     import yaml
 
-    from limapy.cidata.linux import build_seed
+    from limapy.guest.linux.seed import build_seed
 
     cfg: dict[str, Any] = {
         "os": "Linux", "arch": "x86_64", "mountType": "9p", "plain": False, "mounts": [], "provision": [],
@@ -228,7 +228,7 @@ def test_ssh_config_quotes_a_user_with_spaces(tmp_path: Path) -> None:
 def test_ca_certs_dns_and_hosts_reach_the_seed(tmp_path: Path) -> None:
     import yaml
 
-    from limapy.cidata.linux import build_seed
+    from limapy.guest.linux.seed import build_seed
 
     pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
     cert_file = tmp_path / "ca.pem"

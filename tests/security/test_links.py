@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk, store
-from limapy.errors import InstanceError
+from limapy.base.errors import InstanceError
+from limapy.instance import disk, store
 from tests.security.conftest import Server, instances, limapy, one_error, qcow2, template
 
 GiB = 1 << 30
@@ -136,7 +136,7 @@ def test_host_socket_naming_an_instance_file_is_refused(home: Path, tmp_path: Pa
 
 
 def test_forwarder_never_replaces_a_file_that_is_no_socket(tmp_path: Path) -> None:
-    from limapy.guest.forwards import _replaceable
+    from limapy.agent.forwards import _replaceable
 
     f = tmp_path / "disk"
     f.write_bytes(b"the guest's disk")

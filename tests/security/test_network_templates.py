@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from limapy import download
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 from tests.security.conftest import Server, final_error, instances, limapy, one_error, qcow2
 
 
@@ -168,7 +168,7 @@ def test_a_name_resolving_to_a_local_address_is_refused(home: Path, server: Serv
 def test_a_name_that_changes_its_answer_is_caught_at_the_connection(home: Path, server: Server,
                                                                     fake_dns: dict[str, list[str]]) -> None:
     """DNS rebinding: public when checked, 127.0.0.1 when connected."""
-    from limapy import netpolicy
+    from limapy.base import netpolicy
 
     fake_dns["rebind.example"] = ["93.184.215.14", "127.0.0.1"]
     port = server.base.rsplit(":", 1)[1]
@@ -180,7 +180,7 @@ def test_a_name_that_changes_its_answer_is_caught_at_the_connection(home: Path, 
 
 def test_a_public_url_may_not_redirect_to_a_local_one(fake_dns: dict[str, list[str]]) -> None:
     """For every fetch, whoever named it: a public address redirecting to a local one is refused."""
-    from limapy import netpolicy
+    from limapy.base import netpolicy
 
     fake_dns["mirror.example"] = ["93.184.215.14"]
     why = netpolicy.redirect_problem("https://mirror.example/img", "http://169.254.169.254/latest/")
@@ -190,7 +190,7 @@ def test_a_public_url_may_not_redirect_to_a_local_one(fake_dns: dict[str, list[s
 
 
 def test_address_kinds() -> None:
-    from limapy import netpolicy
+    from limapy.base import netpolicy
 
     for addr, kind in [("127.0.0.1", "loopback"), ("::1", "loopback"), ("::ffff:10.0.0.1", "private"),
                        ("64:ff9b::7f00:1", "loopback"), ("169.254.169.254", "link-local"), ("fe80::1", "link-local"),

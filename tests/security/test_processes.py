@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import pids
+from limapy.instance import pids
 from tests.procs import sleeper
 from tests.security.conftest import REPO, instances, limapy, qcow2, template
 
@@ -55,7 +55,7 @@ def test_force_spares_the_same_name_in_another_home(home: Path, tmp_path: Path, 
 
 RUNNER = """
 import sys
-from limapy import proc
+from limapy.base import proc
 proc.run(["sleep", "300"])
 """
 
@@ -139,7 +139,7 @@ def test_a_delete_under_way_is_no_leftover(home: Path, tmp_path: Path) -> None:
     """`.NAME.deleting` is held by its delete while it is removed; one nobody holds is a leftover."""
     import fcntl
 
-    from limapy import leftovers
+    from limapy.instance import leftovers
 
     trash = home / ".x.deleting"
     trash.mkdir()

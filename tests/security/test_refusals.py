@@ -41,8 +41,8 @@ def test_values_the_seed_cannot_carry_are_refused_with_position(
 def test_valid_values_still_pass(home: Path, tmp_path: Path) -> None:
     """Lima's `docker` template maps host.docker.internal to host.lima.internal (a CNAME for Lima's DNS):
     limapy writes the host's address on the user-mode network into /etc/hosts instead."""
-    from limapy.cidata.linux import host_entries
     from limapy.config import load_config
+    from limapy.guest.linux.seed import host_entries
 
     extra = ('env:\n  FOO: "a\\tb"\nhostResolver:\n  enabled: false\n  hosts:\n    h.example: 10.0.0.1\n'
              "    host.docker.internal: host.lima.internal\n    alias.example: h.example\n"

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from limapy import download
+from limapy.base.errors import LimapyError
 from limapy.download import transfer
-from limapy.errors import LimapyError
 from tests.security.conftest import REPO, Server, instances, limapy, qcow2
 
 DATA = bytes(range(256)) * 4096  # 1 MiB

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from limapy import disk
+from limapy.instance import disk
 from tests.security.conftest import REPO, Server, limapy, qcow2, template
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy import disk
+from limapy.instance import disk
 from tests.procs import sleeper
 from tests.security.conftest import limapy, one_error, qcow2, template
 

@@ -1,12 +1,16 @@
 """The shape DESIGN.md's package map describes, enforced on the source (AST, no imports executed):
 
 - imports flow one way, down the layers below (module-level and function-level imports alike), with no cycle;
-- commands and the host agent reach an engine only through limapy.driver (never limapy.qemu or an engine);
-- only limapy/proc.py starts programs (no `subprocess` import, no os.exec*/spawn*/system/popen elsewhere);
+- commands and the host agent reach an engine only through limapy.driver (never limapy.qemu or an engine), and
+  a guest OS only through limapy.guest (the seams load their implementations by name);
+- outside limapy/guest/, nothing branches on the guest OS (`os_branches` says what counts), but for at most
+  ALLOWED_OS_BRANCHES, each marked `# OS branch: <why>`;
+- at most 10 modules directly under limapy/: the packages show the layers;
+- only limapy/base/proc.py starts programs (no `subprocess` import, no os.exec*/spawn*/system/popen elsewhere);
 - no module (limapy/, hack/, tests/) is over 500 lines;
 - outside limapy/config/, nothing indexes the raw configuration dict: Lima's field names are read through
   config.model.Spec;
-- the names of instance files are written in limapy/store.py only (lima.yaml also in limapy/names.py).
+- the names of instance files are written in limapy/instance/store.py only (lima.yaml also in limapy/base/names.py).
 """
 
 from __future__ import annotations
@@ -20,24 +24,27 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "limapy"
 
+#: The guest OS rules: lima.yaml as each guest OS reads it (its defaults, its validation), at the configuration's
+#: layer, and reading the configuration as limapy.config does.
+GUEST_RULES = ("limapy.guest.rules", "limapy.guest.linux.rules", "limapy.guest.windows.rules",
+               "limapy.guest.windows.opts")
 #: Lower ranks are imported by higher ones, never the other way round.
 LAYERS: list[tuple[str, ...]] = [
-    ("limapy", "limapy.errors", "limapy.dirs", "limapy.fsutil", "limapy.names", "limapy.units", "limapy.netutil",
-     "limapy.proc", "limapy.bootprompt", "limapy.winserial", "limapy.shellenv", "limapy.yqparse", "limapy.yqlite",
-     "limapy.yqformats", "limapy.yqcli", "limapy.stamps", "limapy.term", "limapy.cachedir", "limapy.netpolicy"),
-    ("limapy.config", "limapy.pids", "limapy.userkey", "limapy.iso", "limapy.download", "limapy.winmedia",
-     "limapy.winmsi", "limapy.winlocale", "limapy.virtiowin", "limapy.remote", "limapy.edits", "limapy.gotmpl",
-     "limapy.editflags", "limapy.imagecheck"),
-    ("limapy.store", "limapy.leftovers", "limapy.disk", "limapy.winedition", "limapy.summary"),
-    ("limapy.cidata", "limapy.qemu", "limapy.ssh", "limapy.copytool"),
-    ("limapy.guest",),  # what the host agent does in a running guest: mounts, port forwards
-    ("limapy.driver",),  # the seam: plan, sidecars, media, the registry
+    ("limapy", "limapy.base"),  # base utilities
+    # the configuration and the small languages it and the command line use (`--set`, yq, Go templates; gotmpl's
+    # `yaml` writes YAML as config does); each guest OS's rules (its defaults, its validation), found by name
+    ("limapy.config", "limapy.expr", "limapy.download", "limapy.remote", "limapy.guest.registry",
+     "limapy.guest.windows.language", *GUEST_RULES),
+    ("limapy.instance",),  # the instance store
+    ("limapy.guest",),  # the guest-OS seam and the guest operating systems
+    ("limapy.qemu", "limapy.ssh", "limapy.copytool"),  # formats: QEMU's command line, OpenSSH's
+    ("limapy.driver",),  # the engine seam: plan, sidecars, media, the registry
     ("limapy.driver.qemu", "limapy.driver.libvirt"),  # engines
-    ("limapy.preflight", "limapy.hostagent", "limapy.ops"),
+    ("limapy.ops", "limapy.agent"),  # commands, the host agent
     ("limapy.cli", "limapy.__main__"),
 ]
 ENGINE_INTERNALS = ("limapy.qemu", "limapy.driver.qemu", "limapy.driver.libvirt")
-ABOVE_THE_SEAM = ("limapy.preflight", "limapy.hostagent", "limapy.ops", "limapy.cli")
+ABOVE_THE_SEAM = ("limapy.ops", "limapy.agent", "limapy.cli")
 
 
 def module_name(path: Path) -> str:
@@ -110,6 +117,19 @@ def test_engines_only_through_the_driver_seam() -> None:
     assert not [d for d in GRAPH["limapy.driver"] if within(d, "limapy.driver.qemu")]
 
 
+#: Guest OS packages (loaded by limapy.guest by name), and the commands that are one OS's by definition.
+GUEST_OSES = ("limapy.guest.linux", "limapy.guest.windows")
+OS_COMMANDS = ("limapy.ops.answer_iso",)  # `limapy windows answer-iso`
+
+
+def test_guest_oses_only_through_the_guest_seam() -> None:
+    assert not [d for d in GRAPH["limapy.guest"] if any(within(d, p) for p in GUEST_OSES)]
+    wrong = [f"{m} imports {d}" for m, deps in GRAPH.items()
+             if not within(m, "limapy.guest") and m not in OS_COMMANDS
+             for d in deps if any(within(d, p) for p in GUEST_OSES)]  # fmt: skip
+    assert not wrong, "\n".join(wrong)
+
+
 def test_no_import_cycle() -> None:
     index: dict[str, int] = {}
     low: dict[str, int] = {}
@@ -149,7 +169,7 @@ SPAWNERS = {"execv", "execve", "execvp", "execvpe", "execl", "execle", "execlp",
 def test_only_proc_starts_programs() -> None:
     wrong = []
     for name, path in MODULES.items():
-        if name == "limapy.proc":
+        if name == "limapy.base.proc":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import) and any(a.name.split(".")[0] in ("subprocess", "pty") for a in node.names):
@@ -205,7 +225,7 @@ def test_no_raw_config_indexing_outside_config() -> None:
 
     wrong = []
     for name, path in MODULES.items():
-        if within(name, "limapy.config"):
+        if within(name, "limapy.config") or name in GUEST_RULES:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             hit = False
@@ -219,7 +239,7 @@ def test_no_raw_config_indexing_outside_config() -> None:
 
 
 def instance_file_names() -> set[str]:
-    from limapy import store
+    from limapy.instance import store
 
     inst = store.Instance("vm", Path("/x/vm"))
     names = set()
@@ -237,9 +257,25 @@ def test_instance_file_names_only_in_store() -> None:
     assert {"lima.yaml", "qmp.sock", "ha.qmp.sock", "swtpm.sock", "windows-password", "base-image.json"} <= names
     wrong = []
     for name, path in MODULES.items():
-        if name in ("limapy.store", "limapy.names"):  # names: LIMA_YAML, which config/ needs too
+        if name in ("limapy.instance.store", "limapy.base.names"):  # names: LIMA_YAML, which config/ needs too
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 wrong.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_package_root_holds_few_modules() -> None:
+    """Issue 25: the base utilities, the instance store, the CLI plumbing, ... each in a package."""
+    root = sorted(p.name for p in PKG.glob("*.py"))
+    assert len(root) <= 10, root
+
+
+def test_the_json_that_travels_is_typed() -> None:
+    """Issue 25: `list --json` rows, summaries, events, QMP and qemu-img answers have TypedDicts
+    (limapy/base/records.py); `dict[str, Any]` stays in limapy.config (a lima.yaml's shape is Lima's; outside it
+    is `records.Config`) and in the libvirt binding's glue (it is untyped)."""
+    hits = [f"{p.relative_to(REPO)}:{i}" for p in sorted(PKG.rglob("*.py"))
+            if not any(within(module_name(p), m) for m in ("limapy.config", "limapy.driver.libvirt"))
+            for i, line in enumerate(p.read_text().splitlines(), 1) if "dict[str, Any]" in line]  # fmt: skip
+    assert len(hits) < 10, hits

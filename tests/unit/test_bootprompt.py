@@ -1,4 +1,4 @@
-"""limapy.bootprompt: when the host agent presses a key for "Press any key to boot from CD or DVD".
+"""limapy.guest.windows.bootprompt: when the host agent presses a key for "Press any key to boot from CD or DVD".
 
 The serial texts are OVMF's and AAVMF's (BdsDxe lines, escape sequences, NULs) as captured here with Debian's
 ovmf and qemu-efi-aarch64 (2022.11, QEMU 7.2, TCG) and the stand-in boot program (tests/standin/bootcd.c), whose
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from limapy.bootprompt import (
+from limapy.guest.windows.bootprompt import (
     BLIND_AFTER,
     BLIND_INTERVAL,
     MAX_ATTEMPTS,

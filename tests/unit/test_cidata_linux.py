@@ -13,11 +13,11 @@ import pycdlib
 import pytest
 from ruamel.yaml import YAML
 
-from limapy.cidata.linux import build_seed, write_seed_iso
-from limapy.cidata.render import expand_vars
+from limapy.base.errors import LimapyError
+from limapy.base.names import mount_tag
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.names import mount_tag
+from limapy.guest.linux.seed import build_seed, write_seed_iso
+from limapy.guest.render import expand_vars
 from tests.golden import compare
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"
@@ -218,7 +218,7 @@ def test_yq_steps_on_the_seed() -> None:
     assert "LIMA_CIDATA_YQ_PROVISION_00000000_OWNER=alice" in env
     assert "LIMA_CIDATA_YQ_PROVISION_00000000_PATH=/home/alice.guest/.config/docker/daemon.json" in env
     assert "LIMA_CIDATA_YQ_PROVISION_00000001_PERMISSIONS=600" in env
-    assert {"util/limapy-yq", "util/limapy/__init__.py", "util/limapy/yqlite.py"} <= set(files)
+    assert {"util/limapy-yq", "util/limapy/__init__.py", "util/limapy/expr/yqlite.py"} <= set(files)
     boot = files["boot.sh"].decode()
     order = [boot.index(f'"$LIMA_CIDATA_MNT"/provision.{m}/*') for m in ("data", "yq", "system")]
     assert order == sorted(order)  # Lima's boot.sh: data files, then yq edits, then system scripts

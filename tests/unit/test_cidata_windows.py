@@ -15,8 +15,10 @@ from typing import Any
 import pycdlib
 import pytest
 
-from limapy.cidata.render import ps_quote
-from limapy.cidata.windows import (
+from limapy.base.errors import LimapyError
+from limapy.config.model import Spec
+from limapy.guest.render import ps_quote
+from limapy.guest.windows.answer import (
     FIRST_LOGON,
     RUNNER,
     WINPE_LOAD_COMMAND,
@@ -26,8 +28,6 @@ from limapy.cidata.windows import (
     new_password,
     write_answer_iso,
 )
-from limapy.config.model import Spec
-from limapy.errors import LimapyError
 from tests.golden import compare
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "cidata"
@@ -164,7 +164,8 @@ def validate(xml: bytes, arch: str, *, legacy_bios: bool) -> ET.Element:
 CASES = list(itertools.product(["x86_64", "aarch64"], [False, True], [False, True], [False, True]))
 
 
-#: What limapy.virtiowin.read_drivers gives for the answer media (the ISO side is tests/unit/test_windows_media.py).
+#: What limapy.guest.windows.virtiowin.read_drivers gives for the answer media (the ISO side is
+#: tests/unit/test_windows_media.py).
 WINPE_DRIVERS = {"$WinPEDriver$/NetKVM/netkvm.inf": b"; inf\r\n", "$WinPEDriver$/NetKVM/netkvm.sys": b"MZ"}
 
 

@@ -151,7 +151,8 @@ def test_a_completion_request_imports_no_typer(tmp_path: Path) -> None:
 
 def test_instance_names_per_command(monkeypatch: pytest.MonkeyPatch) -> None:
     """`stop`/`suspend` offer what runs, `start` what does not (and the templates), the others every instance."""
-    from limapy import driver, store
+    from limapy import driver
+    from limapy.instance import store
 
     monkeypatch.setattr(driver, "status", lambda inst: store.RUNNING if inst.name == "alpha" else store.STOPPED)
     for line, want in (("limapy stop ", ["alpha"]), ("limapy suspend a", ["alpha"]), ("limapy start al", ["alps"]),

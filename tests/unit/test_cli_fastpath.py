@@ -194,7 +194,7 @@ def test_bad_global_flags_are_one_line_usage_errors(args: list[str], capsys: pyt
 
 
 def test_tty_false_turns_live_progress_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    from limapy import term
+    from limapy.base import term
     from limapy.cli import globalflags
 
     class Tty(io.StringIO):

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from limapy import cli, term
+from limapy import cli
+from limapy.base import term
 from limapy.cli import fast, globalflags
 from limapy.ops import copy as copy_ops
 from limapy.ops import list as list_ops

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from limapy.base.errors import ConfigError, LimapyError
 from limapy.config import check, load_config
 from limapy.config.hostinfo import HostInfo
 from limapy.config.load import load_bytes
-from limapy.errors import ConfigError, LimapyError
 
 HOST = HostInfo(user="alice", uid=501, full_name="", arch="x86_64", cpus=4, memory=8 << 30, timezone="UTC", os="Linux")
 POSITIONED = re.compile(r"^test\.yaml:(\d+):(\d+): \S")

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from limapy.base.errors import ConfigError
 from limapy.config import Loaded, check
 from limapy.config.defaults import fill, layer
 from limapy.config.hostinfo import HostInfo
 from limapy.config.load import load_bytes
 from limapy.config.validate import validate, validate_identifier
-from limapy.errors import ConfigError
 
 HOST = HostInfo(
     user="alice",
@@ -423,7 +423,7 @@ def test_fill_containerd_user(os_: str, arch: str, user: bool) -> None:
 
 
 def test_mount_tags() -> None:
-    from limapy.names import mount_tag
+    from limapy.base.names import mount_tag
 
     a = mount_tag("/Users/alice", "/Users/alice")
     b = mount_tag("/Users/alice", "/mnt/alice")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from limapy.base.errors import ConfigError
 from limapy.config import check
 from limapy.config.hostinfo import HostInfo
 from limapy.config.load import Document, load
-from limapy.errors import ConfigError
 
 HOST = HostInfo(user="alice", uid=501, full_name="", arch="x86_64", cpus=4, memory=8 << 30, timezone="UTC", os="Linux")
 

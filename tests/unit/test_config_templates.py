@@ -98,7 +98,7 @@ def test_user_templates_dir_before_shipped(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", "", "nonexistent-template"])
 def test_bad_template_names(name: str) -> None:
-    from limapy.errors import ConfigError
+    from limapy.base.errors import ConfigError
 
     with pytest.raises(ConfigError) as info:
         load_config(f"template:{name}")

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from limapy import disk, proc
-from limapy.errors import InstanceError, LimapyError, NotFoundError
+from limapy.base import proc
+from limapy.base.errors import InstanceError, LimapyError, NotFoundError
+from limapy.instance import disk
 
 GiB = 1 << 30
 

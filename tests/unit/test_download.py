@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from limapy import download, proc
+from limapy import download
+from limapy.base import proc
+from limapy.base.errors import LimapyError, NotFoundError
 from limapy.download import cache as dlcache
 from limapy.download import transfer
-from limapy.errors import LimapyError, NotFoundError
 
 PAYLOAD = b"disk image bytes " * 5000
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from limapy.editflags import EditFlags, to_edits
-from limapy.edits import apply
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
+from limapy.expr.editflags import EditFlags, to_edits
+from limapy.expr.edits import apply
 
 
 def applied(flags: EditFlags, data: dict[str, Any] | None = None, *, existing: bool = False) -> dict[str, Any]:

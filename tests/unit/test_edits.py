@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from limapy.edits import apply, shortcut_sets
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
+from limapy.expr.edits import apply, shortcut_sets
 
 
 def test_assign_nested_and_indexed() -> None:
@@ -70,7 +70,7 @@ def test_every_entry_of_a_list() -> None:
 
 
 def test_target_exists() -> None:
-    from limapy.edits import target_exists
+    from limapy.expr.edits import target_exists
 
     d = {"param": {"A": "1"}, "images": [{"location": "x"}]}
     assert target_exists(d, '.param["A"] = "2"')

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from limapy import store
+from limapy.agent import forwards
 from limapy.config.model import Spec
-from limapy.guest import forwards
+from limapy.guest.linux import listeners
 from limapy.guest.listeners import Listener
+from limapy.instance import store
 
 WILD = Listener("0.0.0.0", 18080)
 WILD6 = Listener("::", 18080)
@@ -145,7 +146,7 @@ def test_watch_cancels_on_an_empty_snapshot(fw: Recorded) -> None:
         def exec_channel(self, _script: str) -> Channel:
             return chan
 
-    fw.watch(Guest(), threading.Event())
+    fw.watch(Guest(), threading.Event(), listeners.QUERY)
     assert seen == [{}, {}, {WILD: 18080}, {}]  # forwarded after the split snapshot, cancelled after the empty one
     assert [r[1] for r in fw.requests] == ["forward", "cancel"] and chan.closed
     assert fw.recorded() == []

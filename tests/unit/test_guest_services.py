@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from limapy import pids, store
+from limapy.agent import forwards, sftpjail
 from limapy.config.model import PortForward, Spec
 from limapy.driver.qemu.planner import virtiofsd_sidecar
 from limapy.driver.sidecars import Supervisor, stop_leftovers
-from limapy.guest import forwards, listeners, sftpjail
-from limapy.guest.listeners import Listener
+from limapy.guest.linux import listeners
+from limapy.guest.linux.listeners import Listener
+from limapy.instance import pids, store
 from limapy.qemu import virtiofsd
 
 # --------------------------------------------------------------------------- listeners

@@ -1,4 +1,4 @@
-"""limapy.iso: names, labels, modes and byte-for-byte determinism, read back with pycdlib."""
+"""limapy.base.iso: names, labels, modes and byte-for-byte determinism, read back with pycdlib."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from limapy.errors import LimapyError
-from limapy.iso import write_iso, write_iso_file
+from limapy.base.errors import LimapyError
+from limapy.base.iso import write_iso, write_iso_file
 
 FILES = {
     "autounattend.xml": b"<unattend/>",

@@ -15,13 +15,16 @@ from typing import Any
 
 import pytest
 
-from limapy import config, edits
+from limapy import config
+from limapy.base.errors import LimapyError
 from limapy.config.load import load, load_bytes
 from limapy.config.model import Spec
 from limapy.driver.libvirt import domain
 from limapy.driver.libvirt.domain import Firmware, Inputs, Volume
-from limapy.errors import LimapyError
-from limapy.qemu.cmdline import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP
+from limapy.expr import edits
+from limapy.guest.boot import INSTALL as WIN_INSTALL
+from limapy.guest.boot import INSTALLED as WIN_INSTALLED
+from limapy.guest.boot import SETUP as WIN_SETUP
 
 REPO = Path(__file__).resolve().parents[2]
 WINDOWS = REPO / "templates" / "experimental" / "windows.yaml"
@@ -82,9 +85,9 @@ def inputs(spec: Spec, **kw: Any) -> Inputs:
         "disk": Volume(f"{vol}.qcow2", "qcow2"),
         "cidata": Volume(f"{vol}-cidata.iso"),
     }
-    if spec.is_windows:
+    if spec.os.value == "Windows":
         base |= {"iso": Volume(f"{vol}-install.iso"), "firmware": AAVMF if spec.arch == "aarch64" else OVMF}
-        if spec.windows_virtio:
+        if spec.virtio_win is not None:
             base["virtio_win"] = Volume(f"{vol}-virtio-win.iso")
     base.update(kw)
     return Inputs(**base)
@@ -194,8 +197,8 @@ DISK = f"{POOL}/limapy-inst.qcow2"
 def test_windows_x86_64_inbox_layout(boot: str, want: list[tuple[str, str, str | None]]) -> None:
     """No virtio-win for x86_64 (the shipped template): AHCI disk and CDs, e1000e, VGA, PS/2 + usb-tablet."""
     spec = windows_spec("x86_64")
-    assert not spec.windows_virtio
-    root = build(spec, windows_boot=boot)
+    assert spec.virtio_win is None
+    root = build(spec, stage=boot)
     assert [(dev, src, order) for dev, _, src, order in disks(root)] == want
     assert {bus for _, bus, _, _ in disks(root)} == {"sata"}
     assert nic_model(root) == "e1000e"
@@ -236,8 +239,8 @@ def test_windows_x86_64_inbox_layout(boot: str, want: list[tuple[str, str, str |
 def test_windows_x86_64_with_virtio_win(boot: str, want: list[tuple[str, str, str | None]]) -> None:
     """virtio disk and NIC; the virtio-win CD between the install and the answer ISO (E: for DriverPaths)."""
     spec = windows_spec("x86_64", VIRTIO_WIN_X86)
-    assert spec.windows_virtio
-    root = build(spec, windows_boot=boot)
+    assert spec.virtio_win is not None
+    root = build(spec, stage=boot)
     assert [(bus, src, order) for _, bus, src, order in disks(root)] == want
     assert nic_model(root) == "virtio" and root.find("devices/rng") is not None
     assert root.find("devices/video/model").get("type") == "vga"  # type: ignore[union-attr]
@@ -247,7 +250,7 @@ def test_windows_aarch64_layout() -> None:
     """virt + GICv3, the disk on NVMe, virtio NIC, every CD on USB storage (under the one qemu-xhci), ramfb, usb
     kbd and tablet; tpm-tis (libvirt makes it tpm-tis-device on Arm)."""
     spec = windows_spec("aarch64")
-    root = build(spec, windows_boot=WIN_INSTALL)
+    root = build(spec, stage=WIN_INSTALL)
     assert root.find("os/type").get("machine") == "virt"  # type: ignore[union-attr]
     assert root.find("os/type").get("arch") == "aarch64"  # type: ignore[union-attr]
     assert root.find("features/gic").get("version") == "3"  # type: ignore[union-attr]
@@ -261,7 +264,7 @@ def test_windows_aarch64_layout() -> None:
     assert nic_model(root) == "virtio" and "sata" not in {t.get("bus") for t in root.iter("target")}
     assert root.find("devices/tpm").get("model") == "tpm-tis"  # type: ignore[union-attr]
     assert root.find("pm") is None and root.find("features/hyperv") is None
-    assert [b for _, b, _, _ in disks(build(spec, windows_boot=WIN_INSTALLED))] == ["virtio"]
+    assert [b for _, b, _, _ in disks(build(spec, stage=WIN_INSTALLED))] == ["virtio"]
     # libvirt 9.0 has no NVMe disk bus: the virtio-blk disk's QEMU driver is replaced by `nvme` (issue 23), the
     # same device the QEMU driver's command line has (`nvme,drive=boot-disk,serial=limapy0`).
     assert root.find("devices/disk/alias").get("name") == "ua-limapydisk0"  # type: ignore[union-attr]
@@ -279,18 +282,18 @@ def test_windows_aarch64_without_virtio_win_refused() -> None:
     spec = windows_spec("aarch64")  # validation refuses such a config first; build refuses it too
     spec = replace(spec, windows=replace(spec.windows, virtio_win=()))
     with pytest.raises(LimapyError, match=r"needs osOpts\.Windows\.virtioWin"):
-        domain.build(spec, inputs(spec, windows_boot=WIN_INSTALL))
+        domain.build(spec, inputs(spec, stage=WIN_INSTALL))
 
 
 def test_windows_install_needs_its_media() -> None:
     spec = windows_spec("x86_64")
     with pytest.raises(LimapyError, match="install ISO and the answer ISO"):
-        domain.build(spec, inputs(spec, iso=None, windows_boot=WIN_INSTALL))
+        domain.build(spec, inputs(spec, iso=None, stage=WIN_INSTALL))
     vspec = windows_spec("x86_64", VIRTIO_WIN_X86)
     with pytest.raises(LimapyError, match="no virtio-win ISO"):
-        domain.build(vspec, inputs(vspec, virtio_win=None, windows_boot=WIN_SETUP))
-    with pytest.raises(ValueError, match="windows_boot"):
-        domain.build(spec, inputs(spec, windows_boot="later"))
+        domain.build(vspec, inputs(vspec, virtio_win=None, stage=WIN_SETUP))
+    with pytest.raises(ValueError, match="install stage"):
+        domain.build(spec, inputs(spec, stage="later"))
 
 
 def test_windows_under_kvm_gets_the_hyperv_enlightenments() -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from limapy.base.errors import UsageError
 from limapy.driver.libvirt import conn as lvconn
 from limapy.driver.libvirt import domain, inventory
-from limapy.errors import UsageError
 from limapy.ops import list as list_ops
 
 LV = types.SimpleNamespace(VIR_DOMAIN_RUNNING=1, VIR_DOMAIN_BLOCKED=2, VIR_DOMAIN_PAUSED=3, VIR_DOMAIN_SHUTOFF=5,

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from limapy.base.errors import LimapyError
 from limapy.driver.libvirt import target
 from limapy.driver.libvirt.target import Jump
 from limapy.driver.libvirt.volumes import to_png
-from limapy.errors import LimapyError
 
 # -- target.parse ----------------------------------------------------------------------------------------------
 

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from limapy import cli, copytool, store
-from limapy.errors import LimapyError, UsageError
+from limapy import cli, copytool
+from limapy.base.errors import LimapyError, UsageError
+from limapy.instance import store
 
 
 @pytest.fixture
@@ -95,6 +96,25 @@ def test_watch_json_lines(home: Path) -> None:
         watch(["nope"], as_json=True, history=False, verbose=False, stop=lambda: True)
 
 
+def test_watch_interrupted_prints_what_the_log_already_holds(home: Path) -> None:
+    """An interrupt right after an instance's last event (a stop returned, then Ctrl-C) still shows that event."""
+    from limapy.ops.watch import watch
+
+    a = dummy("a")
+    out, err = io.StringIO(), io.StringIO()
+    calls = iter([False])
+
+    def stop() -> bool:
+        if next(calls, None) is None:  # the second check: the stop's event lands, then the interrupt comes
+            _event(a, "2999-01-01T00:00:09+00:00", exiting=True)
+            raise KeyboardInterrupt
+        return False
+
+    with pytest.raises(KeyboardInterrupt):
+        watch(["a"], as_json=True, history=True, verbose=False, out=out, err=err, stop=stop)
+    assert [json.loads(x)["event"]["status"] for x in out.getvalue().splitlines()] == [{"exiting": True}]
+
+
 # -- shell --sync (cmd/limactl/shell.go) ----------------------------------------------------------------------------
 
 
@@ -167,7 +187,7 @@ def test_copy_backend(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_shortcut_flags(home: Path, tmp_path: Path) -> None:
-    from limapy.editflags import EditFlags, to_edits
+    from limapy.expr.editflags import EditFlags, to_edits
     from limapy.ops.create import load_template
 
     f = EditFlags(nested_virt=True, image_variant="minimal", arch_variant="v3")
@@ -189,7 +209,7 @@ def test_shortcut_flags(home: Path, tmp_path: Path) -> None:
 
 def test_edit_param(home: Path) -> None:
     """editflags.go BuildParamExpressions (line 185): a param the template does not define is refused."""
-    from limapy.editflags import EditFlags, to_edits
+    from limapy.expr.editflags import EditFlags, to_edits
     from limapy.ops.edit import apply_edits
 
     inst = dummy("e", "images: [{location: /x.img}]\nparam: {A: one}\nprovision: [{script: 'echo $PARAM_A'}]\n")

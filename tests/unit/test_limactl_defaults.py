@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from limapy import cli, driver, store
+from limapy import cli, driver
+from limapy.instance import store
 from limapy.ops import shell as shell_ops
 from limapy.ops import start as start_ops
 from limapy.ops import stop as stop_ops

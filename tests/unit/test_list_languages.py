@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from limapy import gotmpl, shellenv, yqlite
+from limapy.expr import gotmpl, shellenv, yqlite
 
 ROW = {"name": "web", "status": "Running", "cpus": 4, "memory": 4294967296, "sshLocalPort": 60022,
        "config": {"images": [{"location": "https://x/a.img"}], "cpus": 4}, "protected": False,

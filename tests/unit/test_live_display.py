@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from limapy import driver, store
+from limapy import driver
+from limapy.base.errors import LimapyError
+from limapy.base.term import Live, elapsed
+from limapy.base.units import format_transfer
 from limapy.download.progress import ProgressReporter
-from limapy.errors import LimapyError
+from limapy.instance import store
 from limapy.ops import shell as shell_ops
-from limapy.term import Live, elapsed
-from limapy.units import format_transfer
 
 
 def event(phase: str, message: str = "", **status: object) -> str:

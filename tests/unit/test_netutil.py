@@ -4,7 +4,7 @@ import hashlib
 import re
 import socket
 
-from limapy import netutil
+from limapy.base import netutil
 
 
 def test_mac_address_is_lima_derivation() -> None:

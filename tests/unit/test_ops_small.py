@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from limapy.errors import UsageError
-from limapy.hostagent import Events
+from limapy.agent.hostagent import Events
+from limapy.base.errors import UsageError
+from limapy.base.units import parse_duration
 from limapy.ops.list import table
 from limapy.ops.start import Follower, looks_like_template
-from limapy.units import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_default_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accel:
                          windows_first_boot: float) -> None:
     """Windows Setup's first boot waits 90 min under KVM, 6 h under TCG; anything else, or once the install
     is done, 10 min."""
-    from limapy import store
+    from limapy.instance import store
     from limapy.ops.start import default_timeout
 
     monkeypatch.setenv("LIMAPY_HOME", str(tmp_path / "home"))

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from limapy.base.errors import ConfigError
 from limapy.config.load import Document, load
-from limapy.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
+from limapy.base.errors import ConfigError
 from limapy.config import check
 from limapy.config.defaults import fill, layer
 from limapy.config.hostinfo import HostInfo
 from limapy.config.load import load_bytes
-from limapy.errors import ConfigError
 
 HOST = HostInfo(user="alice", uid=501, full_name="Alice Example", arch="x86_64", cpus=8, memory=16 << 30,
                 timezone="Europe/Berlin", os="Linux", machine_id="0123456789abcdef0123456789abcdef")  # fmt: skip

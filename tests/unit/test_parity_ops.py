@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import store
-from limapy.errors import UsageError
+from limapy.base.errors import UsageError
+from limapy.instance import store
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_protect_and_unprotect(home: Path) -> None:
 
 
 def test_delete_refuses_protected_even_forced(home: Path) -> None:
-    from limapy.errors import LimapyError
+    from limapy.base.errors import LimapyError
     from limapy.ops.delete import delete
     from limapy.ops.protect import protect
 

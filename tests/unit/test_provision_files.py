@@ -10,13 +10,13 @@ from pathlib import Path
 import pycdlib
 import pytest
 
-from limapy.cidata.linux import write_seed_iso
-from limapy.cidata.windows import build_answer_files
+from limapy.base.errors import ConfigError
 from limapy.config import check, load_config
 from limapy.config.hostinfo import HostInfo
 from limapy.config.load import load, load_bytes, stored_yaml
-from limapy.errors import ConfigError
-from limapy.summary import Summary, json_default
+from limapy.guest.linux.seed import write_seed_iso
+from limapy.guest.windows.answer import build_answer_files
+from limapy.instance.summary import Summary, json_default
 
 HOST = HostInfo(user="alice", uid=501, full_name="", arch="x86_64", cpus=4, memory=8 << 30, timezone="UTC", os="Linux")
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGolden limapy-test"

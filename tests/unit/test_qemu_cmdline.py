@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
+from limapy.base.errors import LimapyError
+from limapy.base.names import mount_tag
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
-from limapy.names import mount_tag
+from limapy.guest.boot import INSTALL as WIN_INSTALL
+from limapy.guest.boot import INSTALLED as WIN_INSTALLED
+from limapy.guest.boot import SETUP as WIN_SETUP
+from limapy.instance.store import Instance
 from limapy.qemu import cmdline
-from limapy.qemu.cmdline import WIN_INSTALL, WIN_INSTALLED, WIN_SETUP, Paths
+from limapy.qemu.cmdline import Paths
 from limapy.qemu.host import HostFacts
-from limapy.store import Instance
 from tests.golden import compare
 
 INST = Path("/home/u/.limapy/inst")
@@ -169,8 +172,8 @@ RDP = 63389
 def boot_args(install: bool | str) -> dict[str, Any]:
     """build_argv's keywords for a case: True/False = first boot of an install / installed, or a WIN_* kind."""
     if isinstance(install, str):
-        return {"windows_boot": install}
-    return {"windows_boot": WIN_INSTALL if install else WIN_INSTALLED}
+        return {"stage": install}
+    return {"stage": WIN_INSTALL if install else WIN_INSTALLED}
 
 
 CASES = cases()
@@ -266,11 +269,11 @@ def test_windows_aarch64_without_virtio_win_refused() -> None:
     cfg = base_cfg("Windows", "aarch64")
     paths = paths_for(INST, **fw("aarch64"), iso=INST / "iso")
     with pytest.raises(LimapyError, match="virtioWin"):
-        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, windows_boot=WIN_INSTALL)
+        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, stage=WIN_INSTALL)
     # an x86_64-only entry does not count
     cfg = base_cfg("Windows", "aarch64", osOpts={"Windows": {"virtioWin": [{"location": "x", "arch": "x86_64"}]}})
     with pytest.raises(LimapyError, match="virtioWin"):
-        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, windows_boot=WIN_INSTALL)
+        build_argv(cfg, "n", paths, host("aarch64"), ssh_port=1, mac=MAC, stage=WIN_INSTALL)
 
 
 def test_windows_x86_64_inbox_layout_without_virtio_win() -> None:
@@ -289,10 +292,10 @@ def test_windows_setup_in_progress_boots_the_disk_with_media() -> None:
 
 
 def test_windows_clock_is_utc_both_sides() -> None:
-    """QEMU's RTC in UTC, the answer file's TimeZone UTC (limapy.cidata.windows.TIME_ZONE): Windows reads the
+    """QEMU's RTC in UTC, the answer file's TimeZone UTC (limapy.guest.windows.answer.TIME_ZONE): Windows reads the
     RTC as local time, so only this pair gives the right clock. `-rtc base=localtime` with UTC was off by the
     host's offset."""
-    from limapy.cidata.windows import TIME_ZONE
+    from limapy.guest.windows.answer import TIME_ZONE
 
     assert TIME_ZONE == "UTC"
     assert after(argv_of("windows-x86_64"), "-rtc") == ["base=utc,driftfix=slew"]
@@ -302,7 +305,7 @@ def test_windows_clock_is_utc_both_sides() -> None:
 def test_rdp_forward_on_loopback_only() -> None:
     cfg, paths, _ = CASES["windows-x86_64"]
     argv = build_argv(
-        cfg, "inst", paths, host("x86_64"), ssh_port=60022, mac=MAC, windows_boot=WIN_INSTALL, rdp_port=RDP
+        cfg, "inst", paths, host("x86_64"), ssh_port=60022, mac=MAC, stage=WIN_INSTALL, rdp_port=RDP
     )
     netdev = after(argv, "-netdev")[0]
     assert f"hostfwd=tcp:127.0.0.1:{RDP}-:3389" in netdev
@@ -336,7 +339,7 @@ def test_windows_install_needs_iso() -> None:
             host("x86_64"),
             ssh_port=1,
             mac=MAC,
-            windows_boot=WIN_INSTALL,
+            stage=WIN_INSTALL,
         )
 
 

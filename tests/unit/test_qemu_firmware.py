@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, FirmwareImage, Spec
-from limapy.errors import LimapyError
 from limapy.qemu.firmware import (
     AARCH64_FLASH,
     FirmwarePair,

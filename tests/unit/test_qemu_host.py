@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
 from limapy.qemu.host import HostProbe, detect_host, parse_version
 
 VERSION = "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright ...\n"

@@ -9,11 +9,11 @@ from typing import Any, cast
 
 import pytest
 
-from limapy import store
+from limapy.base.errors import LimapyError
 from limapy.driver import load
 from limapy.driver.qemu.machine import QemuMachine
 from limapy.driver.sidecars import Supervisor
-from limapy.errors import LimapyError
+from limapy.instance import store
 from limapy.qemu import tpm
 from limapy.qemu.qmp import QMP, ppm_to_png
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from limapy import driver, store
-from limapy.errors import LimapyError
+from limapy import driver
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 from limapy.ops import rdp
 
 PASSWORD = "Pw-1234567890abcdef"

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from limapy import proc, ssh, store
+from limapy import ssh
+from limapy.base import proc
+from limapy.base.errors import NotFoundError, UsageError
 from limapy.config.model import Spec
-from limapy.errors import NotFoundError, UsageError
+from limapy.instance import store
 
 S = Spec.from_cfg
 

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from limapy import driver, pids, proc, store
-from limapy.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from limapy import driver
+from limapy.base import proc
+from limapy.base.errors import InstanceError, LimapyError, NotFoundError, UsageError
+from limapy.instance import pids, store
 from tests.procs import sleeper
 
 DEAD_PID = 4194305  # above the largest possible pid_max (2^22): never a live process

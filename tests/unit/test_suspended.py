@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from limapy import driver, store
+from limapy import driver
 from limapy.driver import suspended
+from limapy.instance import store
 
 
 @pytest.fixture
@@ -99,8 +100,8 @@ def test_a_resume_qemu_refuses_falls_back_to_a_cold_boot(inst: store.Instance) -
     """The host agent discards the state, plans again (now cold) and launches that, with one warning."""
     import io
 
+    from limapy.agent.hostagent import Events, HostAgent
     from limapy.driver.plan import READY_NONE, BootPlan
-    from limapy.hostagent import Events, HostAgent
 
     saved(inst)
     launched: list[bool] = []

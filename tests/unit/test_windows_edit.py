@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from limapy import store
 from limapy.cli import main
+from limapy.instance import store
 
 KEY = "ABCDE-12345-FGHIJ-67890-KLMNO"
 

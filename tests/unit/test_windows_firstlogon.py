@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from limapy import winserial
-from limapy.cidata.windows import FIRST_LOGON, RESUME
+from limapy.guest.windows import phases as winserial
+from limapy.guest.windows.answer import FIRST_LOGON, RESUME
 from tests import psgrammar
 from tests.unit.test_windows_guest import variant
 
@@ -210,20 +210,22 @@ def test_the_host_agent_shows_phases_and_stops_at_a_failure(tmp_path: Any) -> No
     import io
     import json
 
-    from limapy import store
-    from limapy.errors import LimapyError
-    from limapy.hostagent import Events, HostAgent
+    from limapy.agent.hostagent import Events, HostAgent
+    from limapy.base.errors import LimapyError
+    from limapy.guest.windows.agent import FirstLogonPhases
+    from limapy.instance import store
 
     out = io.StringIO()
-    agent = HostAgent(store.Instance("win", tmp_path), Events(out))
-    agent.phases = (winserial.Reader(), None)
-    agent._windows_phases(serial="BdsDxe: x\r\nLIMAPY-PHASE openssh: installing OpenSSH\r\n")
-    agent._windows_phases(lines=["LIMAPY-PHASE openssh: installing OpenSSH", "LIMAPY-PHASE sshd: sshd started"])
+    inst = store.Instance("win", tmp_path)
+    agent = HostAgent(inst, Events(out))
+    agent.phases = (FirstLogonPhases(inst), None)
+    agent._phases(serial="BdsDxe: x\r\nLIMAPY-PHASE openssh: installing OpenSSH\r\n")
+    agent._phases(lines=["LIMAPY-PHASE openssh: installing OpenSSH", "LIMAPY-PHASE sshd: sshd started"])
     shown = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(e["phase"], e["message"]) for e in shown] == [
         ("windows", "installing OpenSSH"), ("windows", "sshd started")]  # fmt: skip
     with pytest.raises(LimapyError) as e:
-        agent._windows_phases(serial="LIMAPY-FAILED openssh: msiexec failed (the whole log: C:\\x.log)\r\n")
+        agent._phases(serial="LIMAPY-FAILED openssh: msiexec failed (the whole log: C:\\x.log)\r\n")
     assert "step `openssh`: msiexec failed" in e.value.message and str(tmp_path / "serial.log") in e.value.message
     assert e.value.hint and "limapy rdp win" in e.value.hint
 

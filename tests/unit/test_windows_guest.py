@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from limapy.cidata.windows import FIRST_LOGON, FIRST_LOGON_COMMAND, RUNNER
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.guest.windows.answer import FIRST_LOGON, FIRST_LOGON_COMMAND, RUNNER
 from tests import psgrammar
 from tests.unit.test_cidata_windows import NS, build, cfg
 
@@ -78,7 +78,7 @@ def test_every_generated_script_parses(shell: str, msi: bytes | None, provs: str
 
 
 def _base64_of(value: str) -> str:
-    from limapy.cidata.render import ps_quote
+    from limapy.guest.render import ps_quote
 
     quoted = ps_quote(value)
     assert "FromBase64String" in quoted, quoted
@@ -93,11 +93,10 @@ def _command_text(line: str) -> str:
 
 
 def test_other_powershell_snippets_parse() -> None:
-    from limapy.guest import clock
-    from limapy.hostagent import WINDOWS_PROBE, WINDOWS_WARNINGS
-    from limapy.ssh import _windows_script
+    from limapy.guest.windows.agent import WINDOWS_PROBE, WINDOWS_WARNINGS, clock
+    from limapy.guest.windows.shell import _windows_script
 
-    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock.windows(1_700_000_000.123)):
+    for snippet in (FIRST_LOGON_COMMAND, WINDOWS_PROBE, WINDOWS_WARNINGS, clock(1_700_000_000.123)):
         assert psgrammar.errors(_command_text(snippet)) == [], snippet
     for command, workdir in ((["Get-ChildItem", "-Force"], "C:\\it's"), ([], "C:\\x"), (["exit", "3"], None)):
         encoded = _windows_script("powershell.exe", command, workdir, "cmd.exe").rsplit(" ", 1)[1]
@@ -162,8 +161,8 @@ def test_default_shell_is_guarded(shell: str) -> None:
 
 def test_guest_warnings_reach_the_host() -> None:
     """The host agent reads limapy-warnings.txt once ready; the file the script appends to is the one it reads."""
-    from limapy.cidata.windows import WARNINGS_FILE
-    from limapy.hostagent import WINDOWS_WARNINGS
+    from limapy.guest.windows.agent import WINDOWS_WARNINGS
+    from limapy.guest.windows.answer import WARNINGS_FILE
 
     script = variant("pwsh.exe", None, "none", {})[FIRST_LOGON].decode()
     assert "$WarningsFile = Join-Path $LimaDir 'limapy-warnings.txt'" in script
@@ -258,14 +257,14 @@ def test_remote_desktop_on_by_default() -> None:
 
 
 def _server_info(names: list[str], label: str = "SSS_X64FREE_EN-US_DV9") -> Any:
-    from limapy.winmedia import media_info, parse_wim_xml
+    from limapy.guest.windows.media import media_info, parse_wim_xml
     from tests.winiso import image_xml
 
     return media_info(label, parse_wim_xml(image_xml(names, "x86_64").encode()))
 
 
 def test_server_media_rules() -> None:
-    from limapy.winedition import check_server_media, choose_image
+    from limapy.guest.windows.edition import check_server_media, choose_image
 
     eval_names = [
         "Windows Server 2025 Standard Evaluation",

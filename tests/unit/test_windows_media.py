@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
-from limapy import virtiowin, winlocale
-from limapy.cidata.windows import FIRST_LOGON_COMMAND, RESUME, RUNNER, WINPE_LOADER
-from limapy.errors import LimapyError
-from limapy.winedition import choose_image
-from limapy.winmedia import _Runs, inspect_iso, read_wim_xml
+from limapy.base.errors import LimapyError
+from limapy.guest.windows import language as winlocale
+from limapy.guest.windows import virtiowin
+from limapy.guest.windows.answer import FIRST_LOGON_COMMAND, RESUME, RUNNER, WINPE_LOADER
+from limapy.guest.windows.edition import choose_image
+from limapy.guest.windows.media import _Runs, inspect_iso, read_wim_xml
 from tests.unit.test_cidata_windows import NS, build, cfg
 from tests.winiso import (
     SERVER_EVAL_EDITIONS,

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from limapy.base.units import parse_size
 from limapy.config import load_config
-from limapy.units import parse_size
 
 
 @pytest.mark.parametrize("locator", ["template:windows", "template:experimental/windows"])
@@ -71,9 +71,9 @@ osOpts:
 def test_openssh_comes_from_a_pinned_msi_of_the_instance_arch(locator: str, arch: str) -> None:
     """Issue 23, item 3: the MSI by default (the shipped templates list it; a Windows config without any gets the
     same pinned pair, so Lima's own templates do too); Windows Update only when asked."""
-    from limapy import edits
     from limapy.config import check
     from limapy.config.load import load, load_bytes
+    from limapy.expr import edits
 
     doc = load_bytes(LIMA_STYLE, "/tmp/lima-style.yaml") if locator == "lima-style" else load(locator)
     edits.apply(doc.data, f'.arch = "{arch}"')

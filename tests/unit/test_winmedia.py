@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from limapy.errors import LimapyError
-from limapy.winedition import choose_image
-from limapy.winmedia import (
+from limapy.base.errors import LimapyError
+from limapy.guest.windows.edition import choose_image
+from limapy.guest.windows.media import (
     LIMA_INDEX_CLIENT,
     MAX_XML_BYTES,
     InstallMediaError,

@@ -1,4 +1,4 @@
-"""limapy's yq: the expression subset (limapy.yqlite), the file formats, the command line (`limapy yq`), and the
+"""limapy's yq: the expression subset (limapy.expr.yqlite), the file formats, the command line (`limapy yq`), and the
 copy of them the seed carries for `mode: yq` steps, run here with the system's Python and PyYAML as a guest runs
 them (no ruamel.yaml there).
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from limapy import yqcli, yqformats, yqlite
+from limapy.expr import yqcli, yqformats, yqlite
 
 DOCKER = ".features.cdi = true |\n.features.containerd-snapshotter = true\n"  # Lima's templates/docker.yaml
 
@@ -140,7 +140,7 @@ def test_cli_errors_exit_1_with_one_line(tmp_path: Path) -> None:
 
 
 def test_shipped_modules_run_on_python_3_7() -> None:
-    from limapy.cidata.linux import yq_tool
+    from limapy.guest.linux.seed import yq_tool
 
     for name, data in yq_tool().items():
         if name.endswith(".py") or name.endswith("limapy-yq"):
@@ -150,7 +150,7 @@ def test_shipped_modules_run_on_python_3_7() -> None:
 @pytest.mark.skipif(not Path("/usr/bin/python3").exists(), reason="no system Python")
 def test_seed_tool_with_the_guests_python(tmp_path: Path) -> None:
     """The seed's util/ as the guest mounts it, run by a Python without ruamel (PyYAML, as cloud-init has)."""
-    from limapy.cidata.linux import yq_tool
+    from limapy.guest.linux.seed import yq_tool
 
     for name, data in yq_tool().items():
         dest = tmp_path / name

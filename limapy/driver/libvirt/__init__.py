@@ -20,28 +20,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from limapy import dirs, netutil, ssh, store, summary
+from limapy import guest, ssh
+from limapy.base import dirs, netutil
+from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, Spec
 from limapy.driver import Fetched, Say, Snapshot, check_ssh_port, layout
 from limapy.driver.libvirt import conn as lvconn
 from limapy.driver.libvirt import domain, target
 from limapy.driver.libvirt.machine import ACTIVE, LibvirtMachine
-from limapy.driver.plan import (
-    MEDIA_AUTOUNATTEND,
-    MEDIA_NOCLOUD,
-    READY_LINUX,
-    READY_WINDOWS,
-    WIN_INSTALL,
-    WIN_INSTALLED,
-    WIN_SETUP,
-    BootPlan,
-    Media,
-)
-from limapy.errors import LimapyError
+from limapy.driver.plan import READY_GUEST, BootPlan
+from limapy.guest.boot import CD_DRIVERS, INSTALL, SETUP
+from limapy.instance import store, summary
 
 log = logging.getLogger("limapy.driver.libvirt")
 
-#: A Windows disk volume with this much written has been partitioned by Setup: it boots first.
+#: A disk volume of an install with this much written has been partitioned by its installer: it boots first.
 SETUP_WRITTEN = 64 << 20
 SUSPEND_FORMAT = 1
 
@@ -175,43 +168,33 @@ class LibvirtDriver:
             port = check_ssh_port(spec) or netutil.free_port()
         else:
             port = spec.ssh.local_port or 20000 + secrets.randbelow(30000)
+        os_ = guest.for_spec(spec)
+        files = os_.boot_files(inst, spec)  # its media; how far an install got, as the local disk says
+        stage = files.stage
+        if stage == INSTALL and disk_vol is not None:  # the volume is the disk once imported: it says how far
+            stage = SETUP if lvconn.allocation(disk_vol) >= SETUP_WRITTEN else INSTALL
         rdp = None
-        media: Media | None
-        windows_boot: str | None = None
-        if spec.is_windows:
-            files = layout.windows_files(inst, spec) if not inst.win_done_installation.exists() else layout.Files(
-                windows_boot=WIN_INSTALLED)  # fmt: skip
-            windows_boot = files.windows_boot
-            if windows_boot == WIN_INSTALL:
-                if disk_vol is not None:
-                    windows_boot = WIN_SETUP if lvconn.allocation(disk_vol) >= SETUP_WRITTEN else WIN_INSTALL
-                elif inst.disk.exists():
-                    windows_boot = layout.windows_boot(inst)
-            if spec.rdp:
-                rdp = netutil.free_port() if local else 20000 + secrets.randbelow(30000)
-            media = None if files.windows_image is None else Media(
-                MEDIA_AUTOUNATTEND, inst.cidata_iso, windows=files.windows_image,
-                openssh_msi=files.openssh_msi,
-                virtio_win=files.virtio_win if spec.windows_virtio else None)  # fmt: skip
-            notices += files.image_warnings
-            if windows_boot == WIN_SETUP:
-                notices.append(layout.SETUP_NOTICE)
-        else:
-            media = Media(MEDIA_NOCLOUD, inst.cidata_iso, iid=iid, mac=mac)
+        if files.rdp_port is not None:
+            rdp = netutil.free_port() if local else 20000 + secrets.randbelow(30000)
+        media = os_.first_boot_media(inst, spec, files, iid=iid, mac=mac)
+        notices += files.notices
+        stage_notice = os_.stage_notice(stage)
+        if stage_notice:
+            notices.append(stage_notice)
+        devices = os_.devices(spec, stage)
         kernel = initrd = None
         cmdline_text = None
-        if not spec.is_windows and spec.boot_kind is BootKind.KERNEL:
+        if spec.boot_kind is BootKind.KERNEL:
             kernel = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-kernel")))
             if inst.initrd.exists():
                 initrd = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-initrd")))
             if inst.kernel_cmdline.exists():
                 cmdline_text = inst.kernel_cmdline.read_text().strip()
-        installing = windows_boot in (WIN_INSTALL, WIN_SETUP)
         iso = None
-        if installing or (not spec.is_windows and inst.iso.exists()):
+        if files.iso is not None:  # an ISO image, or the install media while installing
             iso = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-install.iso")))
         virtio = None
-        if installing and spec.windows_virtio and inst.virtio_win.exists():
+        if files.virtio_win is not None and any(cd.media == CD_DRIVERS for cd in devices.cds):
             virtio = domain.Volume(vol_path(lvconn.vol_name(inst.name, "-virtio-win.iso")))
         inputs = domain.Inputs(
             instance=inst.name,
@@ -227,7 +210,7 @@ class LibvirtDriver:
             initrd=initrd,
             kernel_cmdline=cmdline_text,
             firmware=_firmware(spec, local),
-            windows_boot=windows_boot or WIN_INSTALLED,
+            stage=stage,
             rdp_port=rdp,
             host_label=os.uname().nodename,
         )
@@ -238,17 +221,18 @@ class LibvirtDriver:
             document=xml,
             ssh_port=port,
             user=spec.user.name or "lima",
-            readiness=READY_WINDOWS if spec.is_windows else READY_LINUX,
+            readiness=READY_GUEST,
             iid=iid,
             accel="kvm" if inputs.virt_type == "kvm" else "tcg",
             notices=tuple(notices),
             media=None if resume is not None else media,
             disk_size=spec.disk,
-            windows_boot=None if resume is not None else windows_boot,
+            stage=None if resume is not None else stage,
             rdp_port=rdp,
             resume=resume is not None,
             discard_state=bool(discard),
             serial_appends=True,  # limapy.driver.libvirt.machine.Console appends to serial.log
+            devices=devices,
         )
 
     def _resume_state(self, inst: store.Instance, dom: Any) -> tuple[dict[str, Any] | None, str]:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from limapy.base.errors import ExternalToolError, LimapyError
 from limapy.driver.libvirt.domain import parse as parse_xml
-from limapy.errors import ExternalToolError, LimapyError
 
 log = logging.getLogger("limapy.driver.libvirt")
 

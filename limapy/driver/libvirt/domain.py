@@ -1,9 +1,9 @@
 """The libvirt domain of an instance, as a pure function: spec + where its volumes are + facts in, XML out.
 
-Built with ElementTree (every name, path and value is escaped by the serializer, never pasted). The device
-layouts are the QEMU driver's (limapy.qemu.cmdline; docs/windows.md says why each): Linux on virtio with the
-NoCloud seed as a virtio-scsi CD; Windows on AHCI + e1000e (x86_64, inbox drivers) or on virtio with the
-virtio-win CD; on aarch64 the disk on NVMe (through `<qemu:override>`) and the CDs on USB storage. One part
+Built with ElementTree (every name, path and value is escaped by the serializer, never pasted). The devices are
+the guest OS's (limapy.guest.GuestOS.devices, a neutral limapy.guest.boot.Devices), as the QEMU driver's command
+line has them (limapy.qemu.cmdline; docs/windows.md says why each guest gets what): an NVMe disk is defined as
+virtio-blk and its driver replaced through `<qemu:override>` (libvirt 9.0 has no NVMe disk bus). One part
 is not in the XML: the user-mode NIC's SSH (and RDP, and static) forwards on 127.0.0.1. libvirt's
 `<interface type='user'>` forwards ports only with the passt back end, which Debian 12's libvirt 9.0 rejects
 (libvirt issue 462), so the domain starts paused and the forwards are added to its SLIRP netdev through QEMU's
@@ -16,8 +16,9 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
-from limapy.errors import LimapyError
+from limapy.guest.boot import CD_DRIVERS, CD_ISO, CD_SEED, Devices
 from limapy.qemu import cmdline
 
 LIMAPY_NS = "https://github.com/limapy/limapy/xmlns/domain/1"
@@ -25,7 +26,7 @@ ET.register_namespace("limapy", LIMAPY_NS)
 #: libvirt's QEMU namespace (`<qemu:override>`: properties of a device libvirt defines, replaced).
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 ET.register_namespace("qemu", QEMU_NS)
-#: The user alias of a Windows guest's disks (libvirt's user aliases start `ua-`).
+#: The user alias of a disk whose QEMU device is overridden (libvirt's user aliases start `ua-`).
 DISK_ALIAS = "ua-limapydisk"
 
 NETDEV_ID = "limapynet0"
@@ -69,13 +70,13 @@ class Inputs:
     mac: str
     disk: Volume
     cidata: Volume | None = None
-    iso: Volume | None = None  # a Linux ISO, or the Windows install ISO
+    iso: Volume | None = None  # an ISO image, or the install media
     virtio_win: Volume | None = None
     kernel: Volume | None = None
     initrd: Volume | None = None
     kernel_cmdline: str | None = None
     firmware: Firmware | None = None
-    windows_boot: str = cmdline.WIN_INSTALLED
+    stage: str | None = None  # how far an install is (limapy.guest.boot.INSTALL, ...); None: no install
     rdp_port: int | None = None
     host_label: str = ""  # where limapy runs (the metadata says which limapy made the domain)
     extra: dict[str, str] = field(default_factory=dict)
@@ -88,7 +89,7 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -
     return el
 
 
-def _cpu(root: ET.Element, spec: Spec, virt_type: str) -> None:
+def _cpu(root: ET.Element, spec: Spec, virt_type: str, dev: Devices) -> None:
     configured = spec.cpu_type.get(spec.arch)
     if configured:
         name, *features = configured.split(",")
@@ -101,28 +102,27 @@ def _cpu(root: ET.Element, spec: Spec, virt_type: str) -> None:
             flag = f.lstrip("+-")
             if flag and "=" not in flag:
                 _sub(el, "feature", policy="disable" if f.startswith("-") else "require", name=flag)
-        if spec.is_windows and spec.arch == "x86_64" and name in cmdline.WINDOWS_BAD_CPUS:
+        if name in dev.unsupported_cpus:
             raise LimapyError(
-                f"vmOpts.qemu.cpuType {configured!r} lacks SSE4.2/POPCNT, which Windows 11 24H2 requires",
-                hint="use `host` (with KVM) or `max`",
+                f"vmOpts.qemu.cpuType {configured!r} lacks {dev.cpu_requirement}", hint="use `host` (with KVM) or `max`"
             )
     else:
         el = _sub(root, "cpu", mode="host-passthrough" if virt_type == "kvm" else "maximum", check="none")
     _sub(el, "topology", sockets="1", dies="1", cores=str(spec.cpus), threads="1")
 
 
-def _features(root: ET.Element, spec: Spec, virt_type: str) -> None:
+def _features(root: ET.Element, spec: Spec, virt_type: str, dev: Devices) -> None:
     feats = _sub(root, "features")
     _sub(feats, "acpi")
     if spec.arch == "x86_64":
         _sub(feats, "apic")
         _sub(feats, "vmport", state="off")
-        if spec.is_windows and virt_type == "kvm":
+        if dev.hyperv and virt_type == "kvm":
             hv = _sub(feats, "hyperv", mode="custom")
             for flag in ("relaxed", "vapic", "vpindex", "runtime", "synic", "stimer", "frequencies"):
                 _sub(hv, flag, state="on")
             _sub(hv, "spinlocks", state="on", retries="8191")
-    elif spec.is_windows:
+    elif dev.gic3:
         _sub(feats, "gic", version="3")
 
 
@@ -173,50 +173,38 @@ def _dev_name(bus: str, n: int) -> str:
     return prefix + "abcdefghijklmnopqrstuvwxyz"[n]
 
 
-def _linux_devices(devices: ET.Element, spec: Spec, i: Inputs) -> None:
-    _disk(devices, i.disk, device="disk", bus="virtio", dev="vda", boot=None if i.kernel else 1)
-    _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
-    n = 0
-    if i.iso is not None:
-        _disk(devices, i.iso, device="cdrom", bus="scsi", dev=_dev_name("scsi", n), boot=None if i.kernel else 2)
-        n += 1
-    if i.cidata is not None:
-        _disk(devices, i.cidata, device="cdrom", bus="scsi", dev=_dev_name("scsi", n), boot=None)
-
-
-def _windows_devices(devices: ET.Element, spec: Spec, i: Inputs) -> None:
-    virtio = spec.windows_virtio
-    if spec.arch == "aarch64" and not virtio:
-        raise LimapyError("an aarch64 Windows guest needs osOpts.Windows.virtioWin (NetKVM for its network)")
-    install = i.windows_boot == cmdline.WIN_INSTALL
-    media: list[Volume] = []
-    if i.windows_boot != cmdline.WIN_INSTALLED:
-        if i.iso is None or i.cidata is None:
-            raise LimapyError("a Windows install needs the install ISO and the answer ISO")
-        media.append(i.iso)
-        if virtio:
-            if i.virtio_win is None:
-                raise LimapyError("osOpts.Windows.virtioWin is set but no virtio-win ISO was given")
-            media.append(i.virtio_win)
-        media.append(i.cidata)
-    nvme = cmdline.windows_disk_bus(spec) == "nvme"
-    # libvirt 9.0 has no NVMe disk bus (only NVMe host devices): an aarch64 disk is defined as virtio-blk, a PCI
-    # device like NVMe, and its `-device` driver replaced by QEMU's `nvme` through <qemu:override> (_nvme_override).
-    disk_bus = "virtio" if virtio or nvme else "sata"
-    _disk(devices, i.disk, device="disk", bus=disk_bus, dev=_dev_name(disk_bus, 0), boot=2 if install else 1,
+def _disks(devices: ET.Element, i: Inputs, dev: Devices) -> None:
+    """The boot disk and the CDs; the CDs a boot has no volume for are left out, or refused when required."""
+    # libvirt 9.0 has no NVMe disk bus (only NVMe host devices): an NVMe disk is defined as virtio-blk, a PCI device
+    # like NVMe, and its `-device` driver replaced by QEMU's `nvme` through <qemu:override> (_nvme_override).
+    nvme = dev.disk_bus == "nvme"
+    disk_bus = "virtio" if nvme else dev.disk_bus
+    kernel = i.kernel is not None  # libvirt boots a kernel itself: no boot order
+    boot = None if kernel or dev.disk_bootindex is None else dev.disk_bootindex + 1
+    _disk(devices, i.disk, device="disk", bus=disk_bus, dev=_dev_name(disk_bus, 0), boot=boot,
           alias=f"{DISK_ALIAS}0" if nvme else None)  # fmt: skip
-    cd_bus = "sata" if spec.arch == "x86_64" else "usb"
-    first = 1 if cd_bus == "sata" and disk_bus == "sata" else 0
-    for n, vol in enumerate(media):
-        boot = 1 if n == 0 and install else None
-        _disk(devices, vol, device="cdrom", bus=cd_bus, dev=_dev_name(cd_bus, first + n), boot=boot)
+    if dev.cd_bus == "scsi":
+        _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
+    volumes = {CD_ISO: i.iso, CD_DRIVERS: i.virtio_win, CD_SEED: i.cidata}
+    for cd in dev.cds:
+        if volumes.get(cd.media) is None and cd.missing:
+            raise LimapyError(cd.missing)
+    first = 1 if dev.cd_bus == "sata" and disk_bus == "sata" else 0  # AHCI: the disk is on the first port
+    n = 0
+    for cd in dev.cds:
+        vol = volumes.get(cd.media)
+        if vol is None:
+            continue
+        boot = None if kernel or cd.bootindex is None else cd.bootindex + 1
+        _disk(devices, vol, device="cdrom", bus=dev.cd_bus, dev=_dev_name(dev.cd_bus, first + n), boot=boot)
+        n += 1
 
 
-def _nvme_override(root: ET.Element, spec: Spec) -> None:
-    """Windows on aarch64: the disk on QEMU's `nvme` (Windows on Arm's inbox stornvme), as the QEMU driver's
-    command line has it; libvirt's `<qemu:override>` (libvirt 8.2 and later) replaces the device's driver and adds
-    the serial number an NVMe controller needs, keeping libvirt's PCI address, drive and boot index."""
-    if not spec.is_windows or cmdline.windows_disk_bus(spec) != "nvme":
+def _nvme_override(root: ET.Element, dev: Devices) -> None:
+    """An NVMe disk (Windows on aarch64: its inbox stornvme), as the QEMU driver's command line has it; libvirt's
+    `<qemu:override>` (libvirt 8.2 and later) replaces the device's driver and adds the serial number an NVMe
+    controller needs, keeping libvirt's PCI address, drive and boot index."""
+    if dev.disk_bus != "nvme":
         return
     override = ET.SubElement(root, f"{{{QEMU_NS}}}override")
     device = ET.SubElement(override, f"{{{QEMU_NS}}}device", {"alias": f"{DISK_ALIAS}0"})
@@ -225,18 +213,13 @@ def _nvme_override(root: ET.Element, spec: Spec) -> None:
         ET.SubElement(frontend, f"{{{QEMU_NS}}}property", {"name": name, "type": "string", "value": value})
 
 
-def _display(devices: ET.Element, spec: Spec) -> None:
+def _display(devices: ET.Element, spec: Spec, dev: Devices) -> None:
     display = cmdline.display_arg(spec)  # refuses what would not stay on this host
-    if spec.is_windows:
-        model = "vga" if spec.arch == "x86_64" else "ramfb"
-        _sub(_sub(devices, "video"), "model", type=model)
-        if spec.arch == "aarch64":
-            _sub(devices, "input", type="keyboard", bus="usb")
-        _sub(devices, "input", type="tablet", bus="usb")
-    elif display != "none":
-        _sub(_sub(devices, "video"), "model", type="virtio")
-        _sub(devices, "input", type="keyboard", bus="virtio")
-        _sub(devices, "input", type="tablet", bus="virtio")
+    if dev.video_always or display != "none":
+        _sub(_sub(devices, "video"), "model", type=dev.video)
+        if dev.keyboard:
+            _sub(devices, "input", type="keyboard", bus=dev.input_bus)
+        _sub(devices, "input", type="tablet", bus=dev.input_bus)
     else:
         _sub(_sub(devices, "video"), "model", type="none")
     if display != "none":
@@ -261,13 +244,12 @@ def hostfwd_rules(spec: Spec, ssh_port: int, rdp_port: int | None) -> list[str]:
     return rules
 
 
-def _network(devices: ET.Element, spec: Spec, i: Inputs) -> None:
+def _network(devices: ET.Element, i: Inputs, dev: Devices) -> None:
     """The user-mode NIC (SLIRP, Lima's 192.168.5.0/24: the guest gets .15); its forwards are added through
     the monitor when the domain starts (limapy.driver.libvirt.machine), as libvirt's SLIRP has none."""
-    nic = "virtio" if (not spec.is_windows or spec.windows_virtio) else "e1000e"
     iface = _sub(devices, "interface", type="user")
     _sub(iface, "mac", address=i.mac)
-    _sub(iface, "model", type=nic)
+    _sub(iface, "model", type=dev.nic)
     _sub(iface, "ip", family="ipv4", address="192.168.5.0", prefix="24")
     _sub(iface, "alias", name=f"ua-{NETDEV_ID}")
 
@@ -278,8 +260,9 @@ def build(spec: Spec, i: Inputs) -> str:
         raise LimapyError(f"the libvirt driver does not support arch {spec.arch!r}")
     if spec.arch == "aarch64" and i.firmware is None and i.kernel is None:
         raise LimapyError("an aarch64 guest needs UEFI firmware or a kernel to boot")
-    if spec.is_windows and i.windows_boot not in (cmdline.WIN_INSTALL, cmdline.WIN_SETUP, cmdline.WIN_INSTALLED):
-        raise ValueError(f"windows_boot {i.windows_boot!r}")
+    from limapy import guest
+
+    dev = guest.for_spec(spec).devices(spec, i.stage)
     root = ET.Element("domain", {"type": i.virt_type})
     _sub(root, "name", domain_name(i.instance))
     _sub(root, "title", f"limapy instance {i.instance}")
@@ -292,14 +275,15 @@ def build(spec: Spec, i: Inputs) -> str:
     _sub(root, "memory", str(max(1, spec.memory // (1 << 20))), unit="MiB")
     _sub(root, "vcpu", str(spec.cpus), placement="static")
     _os(root, spec, i)
-    _features(root, spec, i.virt_type)
-    _cpu(root, spec, i.virt_type)
+    _features(root, spec, i.virt_type, dev)
+    _cpu(root, spec, i.virt_type, dev)
     clock = _sub(root, "clock", offset="utc")
-    if spec.is_windows and spec.arch == "x86_64":
+    if dev.rtc_catchup:
         _sub(clock, "timer", name="rtc", tickpolicy="catchup")
+    if not dev.hpet:
         _sub(clock, "timer", name="hpet", present="no")
-        if i.virt_type == "kvm":  # hv_time of the QEMU driver's Hyper-V flags (libvirt's Hyper-V clock)
-            _sub(clock, "timer", name="hypervclock", present="yes")
+    if dev.hyperv and i.virt_type == "kvm":  # hv_time of the QEMU driver's Hyper-V flags (libvirt's Hyper-V clock)
+        _sub(clock, "timer", name="hypervclock", present="yes")
     _sub(root, "on_poweroff", "destroy")
     _sub(root, "on_reboot", "restart")
     _sub(root, "on_crash", "destroy")
@@ -308,11 +292,8 @@ def build(spec: Spec, i: Inputs) -> str:
         _sub(pm, "suspend-to-mem", enabled="no")
         _sub(pm, "suspend-to-disk", enabled="no")
     devices = _sub(root, "devices")
-    if spec.is_windows:
-        _windows_devices(devices, spec, i)
-    else:
-        _linux_devices(devices, spec, i)
-    if spec.is_windows or spec.arch == "aarch64":
+    _disks(devices, i, dev)
+    if dev.usb or spec.arch == "aarch64":
         _sub(devices, "controller", type="usb", index="0", model="qemu-xhci")
     else:
         _sub(devices, "controller", type="usb", index="0", model="none")
@@ -320,14 +301,14 @@ def build(spec: Spec, i: Inputs) -> str:
     _sub(serial, "target", port="0")
     console = _sub(devices, "console", type="pty")
     _sub(console, "target", type="serial", port="0")
-    if not spec.is_windows or spec.windows_virtio:
+    if dev.rng:
         rng = _sub(devices, "rng", model="virtio")
         _sub(rng, "backend", "/dev/urandom", model="random")
     _tpm(devices, spec)
-    _display(devices, spec)
-    _network(devices, spec, i)
+    _display(devices, spec, dev)
+    _network(devices, i, dev)
     _sub(devices, "memballoon", model="none")
-    _nvme_override(root, spec)
+    _nvme_override(root, dev)
     ET.indent(root)
     xml = ET.tostring(root, encoding="unicode") + "\n"
     bad = _NOT_XML.search(xml)  # ElementTree escapes markup but writes these as they are: no parser reads them

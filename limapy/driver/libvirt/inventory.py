@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from limapy import store
 from limapy.driver.libvirt import conn as lvconn
 from limapy.driver.libvirt import domain, target
+from limapy.instance import store
 
 
 def _status(dom: Any, lv: Any) -> str:

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from limapy import store
+from limapy.base.errors import LimapyError
 from limapy.driver.libvirt import conn as lvconn
 from limapy.driver.libvirt.domain import HOSTNET, KEY_ENTER
-from limapy.errors import LimapyError
+from limapy.instance import store
 
 log = logging.getLogger("limapy.driver.libvirt")
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from limapy import store
-from limapy.errors import LimapyError
+from limapy.base.errors import LimapyError
+from limapy.instance import store
 
 URI_FILE = "driver.uri"
 #: The hop to a remote libvirt host, as one ssh_config line (ProxyJump or ProxyCommand); limapy.ssh adds it.

@@ -10,13 +10,15 @@ import xml.etree.ElementTree as ET
 import zlib
 from typing import Any
 
-from limapy import disk, ssh, store
+from limapy import guest, ssh
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.driver import media
 from limapy.driver.libvirt import conn as lvconn
 from limapy.driver.libvirt import domain, target
 from limapy.driver.plan import BootPlan
-from limapy.errors import LimapyError
+from limapy.guest.boot import CD_DRIVERS
+from limapy.instance import disk, store
 
 log = logging.getLogger("limapy.driver.libvirt")
 
@@ -35,7 +37,7 @@ def _import_disk(conn: Any, pool: Any, inst: store.Instance) -> Any:
     name = lvconn.vol_name(inst.name, ".qcow2")
     base = disk.backing_file(inst.disk)
     if base is not None:
-        from limapy import imagecheck
+        from limapy.base import imagecheck
         from limapy.download import identity
 
         fmt = imagecheck.verify(base, f"the base image of `{inst.name}`").format  # libvirt is told, never probes
@@ -85,15 +87,17 @@ def materialize(inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
         if plan.media is not None:
             media.write(inst, spec, plan.media)
             lvconn.upload(conn, pool, lvconn.vol_name(inst.name, "-cidata.iso"), plan.media.path)
-        installing = plan.windows_boot is not None and plan.install
-        if installing or (not spec.is_windows and inst.iso.exists()):
+        # install media while an install goes on, an ISO image (a guest that boots it) whenever there is one
+        installs = guest.for_spec(spec).installs
+        if plan.install or (not installs and inst.iso.exists()):
             _upload_if_missing(conn, pool, lvconn.vol_name(inst.name, "-install.iso"), inst.iso)
-        elif spec.is_windows:
+        elif installs:
             for what in ("-install.iso", "-virtio-win.iso"):  # installed: the media go
                 lvconn.delete_volume(pool, lvconn.vol_name(inst.name, what))
-        if installing and spec.windows_virtio and inst.virtio_win.exists():
+        drivers = plan.devices is not None and any(cd.media == CD_DRIVERS for cd in plan.devices.cds)
+        if plan.install and drivers and inst.virtio_win.exists():
             _upload_if_missing(conn, pool, lvconn.vol_name(inst.name, "-virtio-win.iso"), inst.virtio_win)
-        if not spec.is_windows and inst.kernel.exists():
+        if inst.kernel.exists():
             _upload_if_missing(conn, pool, lvconn.vol_name(inst.name, "-kernel"), inst.kernel)
             if inst.initrd.exists():
                 _upload_if_missing(conn, pool, lvconn.vol_name(inst.name, "-initrd"), inst.initrd)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-from limapy import pids, store
+from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.driver import Fetched, Say, Snapshot
 from limapy.driver.layout import lay_out
@@ -20,7 +20,7 @@ from limapy.driver.plan import BootPlan, Sidecar
 from limapy.driver.qemu import facts, machine, planner
 from limapy.driver.qemu.materialize import materialize as _materialize
 from limapy.driver.sidecars import stop_leftovers
-from limapy.errors import LimapyError
+from limapy.instance import pids, store
 
 log = logging.getLogger("limapy.driver.qemu")
 

@@ -1,5 +1,6 @@
 """What a QEMU boot depends on outside the spec, gathered by reading only: host, firmware, instance files,
-free ports, how far a Windows install got. `start --dry-run` runs this and the planner, and nothing else.
+free ports, and what the guest OS reads of the instance dir (its media, how far an install got). `start --dry-run`
+runs this and the planner, and nothing else.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from limapy import disk, netutil, store
+from limapy import guest
+from limapy.base import netutil
+from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, Spec
 from limapy.driver import check_ssh_port, suspended
-from limapy.driver.layout import Files, present, windows_files
-from limapy.errors import LimapyError
+from limapy.guest.boot import BootFiles
+from limapy.instance import disk, store
 from limapy.qemu import firmware, host, virtiofsd
 
 
@@ -22,7 +25,7 @@ class Facts:
     ssh_port: int
     mac: str
     iid: str
-    files: Files
+    files: BootFiles
     vars: firmware.VarsPlan | None = None
     swtpm: str | None = None
     virtiofsd: virtiofsd.Virtiofsd | None = None
@@ -31,18 +34,6 @@ class Facts:
     record_base: bool = False
     resume: suspended.Record | None = None  # a saved state to resume from (limapy.driver.suspended)
     discard_state: str = ""  # why a saved state cannot be resumed from
-
-
-def _linux(inst: store.Instance, spec: Spec) -> Files:
-    iso = present(inst.iso)
-    if spec.boot_kind is not BootKind.KERNEL and not inst.kernel.exists():
-        return Files(iso=iso)
-    if not inst.kernel.exists():
-        raise LimapyError(
-            f"the kernel of `{inst.name}` is missing ({inst.kernel})", hint="delete and re-create the instance"
-        )
-    cmdline = inst.kernel_cmdline.read_text().strip() if inst.kernel_cmdline.exists() else None
-    return Files(iso=iso, kernel=inst.kernel, initrd=present(inst.initrd), kernel_cmdline=cmdline)
 
 
 def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts:
@@ -55,7 +46,7 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
             f"the disk of `{inst.name}` is missing ({inst.disk})", hint="delete and re-create the instance"
         )
     record = disk.verify_base(inst.base_record, inst.disk, inst.name)
-    files = windows_files(inst, spec) if spec.is_windows else _linux(inst, spec)
+    files = guest.for_spec(spec).boot_files(inst, spec)  # its media, how far an install got
     swtpm = None
     if spec.tpm:
         from limapy.qemu.tpm import find_swtpm

@@ -13,12 +13,13 @@ import os
 import time
 from pathlib import Path
 
-from limapy import pids, proc, store
-from limapy.dirs import ENV_ACCEL
+from limapy.base import proc
+from limapy.base.dirs import ENV_ACCEL
+from limapy.base.errors import LimapyError
 from limapy.driver import suspended
 from limapy.driver.plan import BootPlan
 from limapy.driver.sidecars import Supervisor
-from limapy.errors import LimapyError
+from limapy.instance import pids, store
 from limapy.qemu.qmp import QMP, QMPError
 
 log = logging.getLogger("limapy.driver.qemu.machine")

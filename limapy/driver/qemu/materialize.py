@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from limapy import disk, ssh, store
+from limapy import ssh
 from limapy.config.model import Spec
 from limapy.driver import media, suspended
 from limapy.driver.plan import BootPlan
+from limapy.instance import disk, store
 from limapy.qemu import firmware
 
 log = logging.getLogger("limapy.driver.qemu")

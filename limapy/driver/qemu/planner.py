@@ -8,21 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from limapy import pids, store
+from limapy import guest
 from limapy.config.model import Spec
 from limapy.driver import suspended
-from limapy.driver.layout import SETUP_NOTICE
-from limapy.driver.plan import (
-    MEDIA_AUTOUNATTEND,
-    MEDIA_NOCLOUD,
-    READY_LINUX,
-    READY_WINDOWS,
-    WIN_SETUP,
-    BootPlan,
-    Media,
-    Sidecar,
-)
+from limapy.driver.plan import READY_GUEST, BootPlan, Sidecar
 from limapy.driver.qemu.facts import Facts
+from limapy.instance import pids, store
 from limapy.qemu import cmdline, tpm, virtiofsd
 
 
@@ -68,28 +59,14 @@ def sidecars(inst: store.Instance, spec: Spec, facts: Facts) -> tuple[Sidecar, .
     return tuple(out)
 
 
-def _media(inst: store.Instance, spec: Spec, facts: Facts) -> Media | None:
-    f = facts.files
-    if not spec.is_windows:
-        return Media(MEDIA_NOCLOUD, inst.cidata_iso, iid=facts.iid, mac=facts.mac)
-    if f.windows_image is None:
-        return None  # installed: the answer ISO is not attached any more
-    return Media(
-        MEDIA_AUTOUNATTEND,
-        inst.cidata_iso,
-        windows=f.windows_image,
-        openssh_msi=f.openssh_msi,
-        virtio_win=f.virtio_win if spec.windows_virtio else None,
-    )
-
-
 def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
     f = facts.files
     vp = facts.vars
+    os_ = guest.for_spec(spec)
     paths = cmdline.Paths.for_instance(
         inst,
         iso=f.iso,
-        virtio_win=f.virtio_win if spec.windows_virtio else None,
+        virtio_win=f.virtio_win,  # attached when the guest OS's devices have a driver disc
         kernel=f.kernel,
         initrd=f.initrd if f.kernel is not None else None,
         cmdline=f.kernel_cmdline if f.kernel is not None else None,
@@ -106,7 +83,7 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         facts.host,
         ssh_port=facts.ssh_port,
         mac=facts.mac,
-        windows_boot=f.windows_boot or cmdline.WIN_INSTALLED,
+        stage=f.stage,
         rdp_port=f.rdp_port,
     )
     notices = [facts.host.accel_notice] if facts.host.accel_notice else []
@@ -115,27 +92,30 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         argv = [*facts.resume.argv, "-incoming", "defer"]
     if facts.discard_state:
         notices.append(suspended.warning(facts.discard_state))
-    if f.windows_boot == WIN_SETUP:
-        notices.append(SETUP_NOTICE)
-    notices += f.image_warnings
+    stage_notice = os_.stage_notice(f.stage)
+    if stage_notice:
+        notices.append(stage_notice)
+    notices += f.notices
     return BootPlan(
         driver="qemu",
         argv=tuple(argv),
         ssh_port=facts.ssh_port,
         user=spec.user.name or "lima",
-        readiness=READY_WINDOWS if spec.is_windows else READY_LINUX,
+        readiness=READY_GUEST,
         iid=facts.iid,
         accel=facts.host.accel,
         notices=tuple(notices),
-        media=None if facts.resume else _media(inst, spec, facts),  # a resumed guest keeps its seed
+        # a resumed guest keeps its seed
+        media=None if facts.resume else os_.first_boot_media(inst, spec, f, iid=facts.iid, mac=facts.mac),
         sidecars=sidecars(inst, spec, facts),
         disk=inst.disk,
         disk_size=spec.disk,
         record_base=facts.record_base,
         firmware=vp,
         additional_disks=tuple(d.name for d in spec.additional_disks),
-        windows_boot=None if facts.resume else f.windows_boot,  # no boot prompt to answer in a resumed guest
+        stage=None if facts.resume else f.stage,  # no boot prompt to answer in a resumed guest
         rdp_port=f.rdp_port,
         resume=facts.resume is not None,
         discard_state=bool(facts.discard_state),
+        devices=os_.devices(spec, f.stage),
     )

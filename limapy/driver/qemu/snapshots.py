@@ -19,9 +19,10 @@ import os
 import re
 import shutil
 
-from limapy import disk, proc, store
+from limapy.base import proc
+from limapy.base.errors import LimapyError, NotFoundError, UsageError
 from limapy.driver import Snapshot
-from limapy.errors import LimapyError, NotFoundError, UsageError
+from limapy.instance import disk, store
 
 ACTIONS = ("create", "apply", "delete")
 #: A tag travels inside an HMP command line: letters, digits and `._-` only, so it is one word there.

@@ -15,9 +15,9 @@ import re
 import time
 from collections.abc import Callable
 
-from limapy import pids, store
+from limapy.base.errors import LimapyError
 from limapy.driver import suspended
-from limapy.errors import LimapyError
+from limapy.instance import pids, store
 from limapy.qemu.qmp import QMP, QMPError
 
 log = logging.getLogger("limapy.driver.qemu.suspend")

@@ -1,0 +1,82 @@
+"""What the host agent asks of a running Windows guest over SSH: the readiness probe (the first logon's marker, and
+its progress lines with it), the warnings it left, and a resumed guest's clock; and how the first logon's progress
+reaches the host (COM1 and the phases file: limapy.guest.windows.phases)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from limapy.base.errors import LimapyError
+from limapy.guest.windows.answer import DONE_FILE, PHASES_FILE, WARNINGS_FILE
+from limapy.instance import store
+
+# The first logon's progress lines (limapy.guest.windows.phases) come with each probe: the only way they reach
+# the host on aarch64, where Windows has no COM1.
+WINDOWS_PROBE = (
+    "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
+    f"'{PHASES_FILE}' -ErrorAction SilentlyContinue; if (Test-Path -Path "
+    f"'{DONE_FILE}' -PathType Leaf) {{ exit 0 }} else {{ exit 1 }}\""
+)
+WINDOWS_WARNINGS = (
+    "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
+    f"'{WARNINGS_FILE}' -ErrorAction SilentlyContinue\""
+)
+
+
+def clock(now: float) -> str:
+    """A cmd.exe line for an administrator's OpenSSH session (Lima's Windows user is one) that sets the clock
+    (limapy.guest.linux.clock says why)."""
+    ms = int(now * 1000)
+    return (
+        'PowerShell.exe -NoProfile -NonInteractive -Command "Set-Date -Date '
+        f'([DateTimeOffset]::FromUnixTimeMilliseconds({ms}).LocalDateTime) | Out-Null"'
+    )
+
+
+def warnings(guest: Any) -> list[str]:
+    """Lines the first-logon script left in limapy-warnings.txt (e.g. a user.shell that is not installed)."""
+    from limapy import remote
+
+    try:
+        r = guest.run(WINDOWS_WARNINGS, timeout=30)
+    except remote.RemoteError:
+        return []
+    if r.exit_code != 0:
+        return []
+    return [line.strip() for line in r.stdout.splitlines() if line.strip()][:20]
+
+
+class FirstLogonPhases:
+    """The first logon's progress (limapy.guest.InstallPhases): each step once, shown as `[windows] ...`; a failure
+    (an error in the list, after the lines before it) ends the wait with the step and the error
+    (limapy.guest.windows.phases) instead of the 90-minute timeout."""
+
+    name = "windows"
+
+    def __init__(self, inst: store.Instance) -> None:
+        from limapy.guest.windows import phases
+
+        self.inst = inst
+        self.reader = phases.Reader()
+
+    def feed(self, text: str) -> list[str | LimapyError]:
+        return self._shown(self.reader.feed(text))
+
+    def lines(self, lines: list[str]) -> list[str | LimapyError]:
+        return self._shown(self.reader.lines(lines))
+
+    def _shown(self, events: list[Any]) -> list[str | LimapyError]:
+        from limapy.guest.windows import phases
+
+        out: list[str | LimapyError] = []
+        for event in events:
+            if event.kind == "FAILED":
+                name = self.inst.name
+                out.append(LimapyError(
+                    phases.failure_message(event, str(self.inst.serial_log)),
+                    hint=f"`limapy rdp {name}` or `limapy screenshot {name}` to look; "
+                    f"`limapy stop {name}` and start again to retry (the first logon resumes)",
+                ))  # fmt: skip
+                break
+            out.append(event.text)
+        return out
