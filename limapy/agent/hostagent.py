@@ -92,7 +92,7 @@ class HostAgent:
         self.os: GuestOS | None = None  # the guest OS (limapy.guest): its probe, its services
         self.serial_start = 0
         self.plan_appends = False
-        self.services: Any = None  # limapy.guest.services.Services (mounts, forwards)
+        self.services: Any = None  # limapy.agent.services.Services (mounts, forwards)
         self.waiting = False  # in `_idle`: a stop signal raises _Wake there
 
     # -- signals ------------------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_a_failing_idle_wait_leaves_no_wake_armed(tmp_path: Path) -> None:
 
 def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tmp_path: Path) -> None:
     """The port watcher reads the guest with a 1 s timeout; closing its connection first ends that read now."""
-    from limapy.guest.services import Services
+    from limapy.agent.services import Services
 
     calls: list[str] = []
 
@@ -126,6 +126,6 @@ def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tm
 
     services = Services.__new__(Services)
     services.__dict__.update(stop_event=__import__("threading").Event(), watcher=Watcher(), thread=Thread(),
-                             forwarder=None, guest=None, live=[])  # fmt: skip
+                             forwarder=None, folders=None, guest=None, live=[])  # fmt: skip
     services.stop()
     assert calls == ["close", "join"]
