@@ -73,10 +73,10 @@ class Services:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.watcher is not None:
+            self.watcher.close()  # ends the watcher's read at once (it would notice stop_event within a second)
         if self.thread is not None:
             self.thread.join(5)
-        if self.watcher is not None:
-            self.watcher.close()
         if self.forwarder is not None:
             self.forwarder.close()
         if self.folders is not None:
