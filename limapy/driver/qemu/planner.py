@@ -14,7 +14,7 @@ from limapy.driver import suspended
 from limapy.driver.plan import READY_GUEST, BootPlan, Sidecar
 from limapy.driver.qemu.facts import Facts
 from limapy.instance import pids, store
-from limapy.qemu import cmdline, tpm, virtiofsd
+from limapy.qemu import cmdline, smb, tpm, virtiofsd
 
 
 def swtpm_sidecar(inst: store.Instance, binary: str) -> Sidecar:
@@ -75,6 +75,7 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         additional_disks=facts.additional_disks,
         additional_disk_formats=facts.additional_disk_formats,
         virtiofs_socks=tuple(inst.virtiofsd_sock(i) for i in range(len(spec.mounts_of("virtiofs")))),
+        smb_script=inst.smb_dir / smb.SCRIPT if facts.smbd else None,
     )
     argv = cmdline.build_argv(
         spec,
@@ -118,4 +119,5 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         resume=facts.resume is not None,
         discard_state=bool(facts.discard_state),
         devices=os_.devices(spec, f.stage),
+        smbd=facts.smbd or "",
     )

@@ -78,8 +78,16 @@ class WindowsRules(Rules):
     shell = "cmd.exe"
     implied_shell = "cmd.exe"  # FillDefault's Windows shell, also for a spec of a partial config
     provision_modes = ("system", "user", "data", "dependency")  # Lima refuses ansible, boot and yq on Windows
-    host_folders = False  # Windows guests are `plain` for now (issue 26: SMB)
     kernel_boot = False
+
+    def default_mount_type(self, unsupported: list[Any]) -> str:
+        return "smb"  # limapy's private smbd (limapy.qemu.smb); Windows has no 9p, virtiofs needs WinFsp
+
+    def mount_type_problem(self, mount_type: str) -> str | None:
+        if mount_type != "smb":
+            return (f"a Windows guest mounts host folders over `smb` only (limapy), got {go_q(mount_type)}; "
+                    "remove `mountType`, or set `plain: true` for no mounts")
+        return None
 
     def fill(self, cfg: Config) -> None:
         win = cfg["osOpts"]["Windows"]
