@@ -48,7 +48,7 @@ class MountType(StrEnum):
     NINEP = "9p"
     VIRTIOFS = "virtiofs"
     WSL2 = "wsl2"
-    SMB = "smb"  # limapy: a private smbd reached through the user network (limapy.qemu.smb)
+    SMB = "smb"  # limapy: a private smbd reached through the user network (limapy.guest.smb)
 
 
 class BootKind(StrEnum):

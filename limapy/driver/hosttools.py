@@ -107,7 +107,7 @@ def _virtiofsd() -> str | None:
 
 
 def _smbd() -> str | None:
-    from limapy.qemu import smb
+    from limapy.guest import smb
 
     return smb.find_smbd()
 

@@ -248,7 +248,7 @@ class Instance:
         return self._p("limapy-summary.json")
 
     @property
-    def smb_dir(self) -> Path:  # limapy's smbd of `mountType: smb` (limapy.qemu.smb): its smb.conf, state; 0700
+    def smb_dir(self) -> Path:  # limapy's smbd of `mountType: smb` (limapy.guest.smb): its smb.conf, state; 0700
         return self._p("smb")
 
     @property

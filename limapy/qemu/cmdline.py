@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from limapy.base.errors import LimapyError
 from limapy.base.names import mount_tag
 from limapy.config.model import Spec
+from limapy.guest import smb
 from limapy.guest.boot import CD, CD_DRIVERS, CD_ISO, CD_SEED, Devices
-from limapy.qemu import smb
 from limapy.qemu.host import HostFacts
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def _network(spec: Spec, forwards: Forwards, mac: str, nic: str, smb_script: Pat
     rules = [f"hostfwd=tcp:127.0.0.1:{int(forwards.ssh)}-:22"]
     if forwards.rdp:
         rules.append(f"hostfwd=tcp:127.0.0.1:{int(forwards.rdp)}-:{RDP_PORT}")
-    if smb_script is not None:  # limapy's smbd, reached by the guest only (limapy.qemu.smb)
+    if smb_script is not None:  # limapy's smbd, reached by the guest only (limapy.guest.smb)
         rules.append(smb.guestfwd(smb_script))
     netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *static_forwards(spec)])
     return ["-netdev", netdev, "-device", f"{nic},netdev=net0,mac={mac}"]

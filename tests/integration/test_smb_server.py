@@ -1,4 +1,4 @@
-"""limapy's private smbd (limapy.qemu.smb) with the real samba, run as QEMU's slirp runs a guestfwd `cmd:`
+"""limapy's private smbd (limapy.guest.smb) with the real samba, run as QEMU's slirp runs a guestfwd `cmd:`
 (libslirp 4.x misc.c fork_exec: the command split by g_shell_parse_argv, no shell; a session of its own; the
 connection as stdin, stdout and stderr). A small acceptor here plays slirp's part on a loopback port, and the
 real smbclient plays the guest: the account and its password get in, a wrong password and anonymous do not, a
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from limapy.qemu import smb
+from limapy.guest import smb
 
 pytestmark = pytest.mark.skipif(
     smb.find_smbd() is None or shutil.which("smbclient") is None, reason="needs samba and smbclient (hack/setup.sh)"

@@ -14,9 +14,10 @@ from limapy.base import netutil
 from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, Spec
 from limapy.driver import check_ssh_port, suspended
+from limapy.guest import smb
 from limapy.guest.boot import BootFiles
 from limapy.instance import disk, store
-from limapy.qemu import firmware, host, smb, virtiofsd
+from limapy.qemu import firmware, host, virtiofsd
 
 
 @dataclass(frozen=True)

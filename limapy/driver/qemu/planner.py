@@ -13,8 +13,9 @@ from limapy.config.model import Spec
 from limapy.driver import suspended
 from limapy.driver.plan import READY_GUEST, BootPlan, Sidecar
 from limapy.driver.qemu.facts import Facts
+from limapy.guest import smb
 from limapy.instance import pids, store
-from limapy.qemu import cmdline, smb, tpm, virtiofsd
+from limapy.qemu import cmdline, tpm, virtiofsd
 
 
 def swtpm_sidecar(inst: store.Instance, binary: str) -> Sidecar:

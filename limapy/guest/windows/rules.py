@@ -35,6 +35,9 @@ OPENSSH_MSIS: tuple[dict[str, str], ...] = (
      "digest": "sha256:7a17d0e22d004fb47ca4bfd8fef926fa305de4ebf70a6f3c7a29c39aabef0023"},
 )  # fmt: skip
 OPENSSH_SOURCES = ("msi", "capability")
+#: The drive letters of the mounts, in `mounts` order (limapy.guest.windows.folders): from Z: down, as `net use`
+#: takes them, clear of the disks and CD drives Windows letters from C:.
+DRIVES = "ZYXWVUTSRQPONMLKJIH"
 
 #: Windows account names: what `net user` and the unattend file refuse.
 WINDOWS_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
@@ -81,7 +84,7 @@ class WindowsRules(Rules):
     kernel_boot = False
 
     def default_mount_type(self, unsupported: list[Any]) -> str:
-        return "smb"  # limapy's private smbd (limapy.qemu.smb); Windows has no 9p, virtiofs needs WinFsp
+        return "smb"  # limapy's private smbd (limapy.guest.smb); Windows has no 9p, virtiofs needs WinFsp
 
     def mount_type_problem(self, mount_type: str) -> str | None:
         if mount_type != "smb":
@@ -106,6 +109,14 @@ class WindowsRules(Rules):
                 f"currently Windows guest is only supported on [`x86_64`, `aarch64`]; got `{c.get('arch')}`",
             )
         self.os_opts(v)
+        self.mounts(v)
+
+    def mounts(self, v: Checker) -> None:
+        """A drive letter per mount (limapy.guest.windows.folders): Z: down to H:."""
+        mounts = v.cfg.get("mounts") or []
+        if len(mounts) > len(DRIVES) and not v.cfg.get("plain"):
+            v.add(("mounts", len(DRIVES)), f"a Windows guest maps at most {len(DRIVES)} mounts (drive letters "
+                  f"{DRIVES[0]}: down to {DRIVES[-1]}:), got {len(mounts)}")  # fmt: skip
 
     def os_opts(self, v: Checker) -> None:
         """limapy's own rules for `osOpts.Windows` (Lima has no such fields, or does not check them)."""
