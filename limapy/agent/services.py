@@ -40,9 +40,9 @@ class Services:
     def start(self) -> None:
         spec = self.spec
         if spec.shared_mounts and self.folders is not None:
-            self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve)
+            self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve, self.inst)
             for rm in self.live:
-                self.emit(message=f"mounted {rm.mount.location} at {rm.mount.mount_point} (reverse-sshfs)")
+                self.emit(message=f"mounted {rm.mount.location} at {rm.how}")
         query = self.os.listeners()
         if spec.plain or query is None:
             return

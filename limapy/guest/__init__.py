@@ -104,9 +104,10 @@ class ListenerQuery(Protocol):
 class HostFolders(Protocol):
     """How a guest mounts the host folders (`mounts`) once it is up, and lets go of them."""
 
-    def mount(self, conn: Conn, spec: Spec, warn: Say, serve: Callable[..., None]) -> list[Any]:
-        """Mount what the boot did not; `serve` is the host side of an SFTP mount (limapy.agent.sftpjail.serve).
-        The live mounts, each with `.mount` (its config.model.Mount)."""
+    def mount(self, conn: Conn, spec: Spec, warn: Say, serve: Callable[..., None], inst: Instance) -> list[Any]:
+        """Mount what the boot did not; `serve` is the host side of an SFTP mount (limapy.agent.sftpjail.serve),
+        `inst` the instance (its SMB account: limapy.guest.smb). The live mounts, each with `.mount` (its
+        config.model.Mount) and `.how` (what `start` shows: reverse-sshfs, a drive letter)."""
 
     def unmount(self, conn: Conn, live: list[Any]) -> None: ...
 

@@ -1,8 +1,8 @@
 """Windows guests: installed unattended from the install ISO with an answer ISO (limapy.guest.windows.answer),
 the device layouts Windows has drivers for, ready once the first logon has written its marker (its progress read
-from COM1 and a file), Remote Desktop, and a shell through Win32-OpenSSH's DefaultShell. `plain` for now: no host
-folders, no automatic port forwards (issue 26). The members below are limapy.guest.GuestOS's; each reaches into
-its module only when called."""
+from COM1 and a file), Remote Desktop, a shell through Win32-OpenSSH's DefaultShell, and host folders as drive
+letters over SMB (limapy.guest.windows.folders; no automatic port forwards yet, issue 26). The members below are
+limapy.guest.GuestOS's; each reaches into its module only when called."""
 
 from __future__ import annotations
 
@@ -124,7 +124,9 @@ class WindowsGuest:
         return None  # issue 26: Get-NetTCPConnection -State Listen
 
     def host_folders(self) -> HostFolders | None:
-        return None  # issue 26: SMB
+        from limapy.guest.windows import folders
+
+        return folders.FOLDERS
 
     def clone_identity(self, spec: Spec, name: str) -> str | None:
         return None  # issue 29: SSH host keys, the clock (the computer name needs a reboot)
