@@ -88,6 +88,7 @@ def windows_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
         return 1 if any("missing" in a for a in argv) else 0
 
     monkeypatch.setattr(proc, "call", call)
+
     def no_probe(i: Any) -> bool:
         raise AssertionError("a Windows guest is not asked whether it has rsync")
 

@@ -162,8 +162,9 @@ def test_ignore_static_and_guest_ip_must_be_zero_apply_as_for_linux() -> None:
 class Recorded(forwards.Forwarder):
     def __init__(self, inst: store.Instance) -> None:
         self.events: list[dict[str, Any]] = []
-        super().__init__(inst, spec(), ssh_port=60022, emit=lambda **ev: self.events.append(ev),
-                         ignored=listeners.QUERY.ignored)
+        super().__init__(
+            inst, spec(), ssh_port=60022, emit=lambda **ev: self.events.append(ev), ignored=listeners.QUERY.ignored
+        )
         self.requests: list[tuple[str, ...]] = []
 
     def _ssh(self, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -247,3 +248,32 @@ def test_the_standins_powershell_answers_the_query_from_real_sockets(tmp_path: P
             _, err = p.communicate()
     assert lines, err
     assert Listener("127.0.0.1", port) in listeners.QUERY.parse(lines)
+
+
+# --------------------------------------------------------------------------- plain: true
+
+
+@pytest.mark.parametrize("plain", [False, True])
+def test_plain_turns_a_windows_guests_forwards_off(
+    plain: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host agent's guest services start the forwarder for a Windows guest as for Linux, on Windows' query,
+    unless `plain: true` (then nothing is asked of the guest or of ssh)."""
+    from limapy.agent import services
+
+    def no_master(self: forwards.Forwarder) -> None:
+        raise RuntimeError("no ControlMaster here")
+
+    monkeypatch.setattr(forwards.Forwarder, "start_master", no_master)
+    events: list[dict[str, Any]] = []
+    s = Spec.from_cfg({"arch": "x86_64", "os": "Windows", "plain": plain})
+    svc = services.Services(store.Instance("win", tmp_path), s, object(), ssh_port=60022,
+                            emit=lambda **ev: events.append(ev))  # fmt: skip
+    svc.start()
+    if plain:
+        assert svc.forwarder is None and svc.query is None and events == []
+    else:
+        assert svc.query is listeners.QUERY and svc.forwarder is not None
+        assert forwards.decide(svc.forwarder.rules, Listener("0.0.0.0", 3389)).reason == "ignored"
+        assert forwards.decide(svc.forwarder.rules, Listener("0.0.0.0", 8000)).host_port == 8000
+        assert events == [{"message": "warning: no ControlMaster here: automatic port forwards are off"}]
