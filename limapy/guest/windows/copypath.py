@@ -38,6 +38,7 @@ def copy_path(path: str) -> str:
     if rest and not rest.startswith("/"):
         raise UsageError(
             f"{path!r} is relative to the current directory of drive {drive}:",
-            hint=f"write the full path, e.g. {drive}:\\{rest.lstrip('/')}",
+            hint=f"write the full path, {drive}:/{rest} or {drive}:\\{rest} in quotes (a shell drops unquoted "
+            "backslashes)",
         )
     return f"/{drive}:{rest or '/'}"
