@@ -1,7 +1,7 @@
 """The guest services of one running instance, started by the host agent once the guest is ready and stopped
 before it powers the guest down: host folders (as the guest OS mounts them: limapy.guest.GuestOS.host_folders)
 and port forwards (limapy.agent.forwards, on the guest OS's listener query). `plain: true` has neither (static
-forwards are QEMU's); a guest OS that has no way yet (Windows) has neither either."""
+forwards are QEMU's); a guest OS without a way to list its listeners or mount folders has none of them."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ class Services:
         if spec.plain or query is None:
             return
         self.query = query
-        self.forwarder = fw = forwards.Forwarder(self.inst, spec, ssh_port=self.ssh_port, emit=self.emit)
+        self.forwarder = fw = forwards.Forwarder(self.inst, spec, ssh_port=self.ssh_port, emit=self.emit,
+                                                 ignored=query.ignored)
         try:
             fw.start_master()
         except RuntimeError as e:
