@@ -138,10 +138,38 @@ case "$*" in
     text=$(printf '%s' "$text" | base64 -d 2>/dev/null | tr -d '\000')
     case "$text" in
     *"Get-NetTCPConnection -State Listen"*) exec /usr/local/sbin/limapy-listeners ;;
+    *"New-SmbGlobalMapping"*) exec sudo -n /usr/local/sbin/limapy-smbmap "$text" ;;
     esac
     echo "PowerShell.exe stand-in: unsupported encoded command: $text" >&2; exit 127 ;;
 *) echo "PowerShell.exe stand-in: unsupported command: $*" >&2; exit 127 ;;
 esac
+EOF
+cat >"$root/usr/local/sbin/limapy-smbmap" <<'EOF'
+#!/bin/sh
+# The stand-in's answer to limapy's SMB mapping script (limapy/guest/windows/folders.py): each share the script
+# names (`@('\\192.168.5.4\mN', 'X:')`) is mounted with the kernel's cifs client at /X: (as /C: plays drive C:),
+# owned by the SSH user; the account is the script's, the password stdin's first line, as the script reads
+# them. Output and exit status are the script's: `mapped UNC X:` or `failed UNC X: -- why`, the number failed.
+set -u
+text=$1
+IFS= read -r secret || secret=
+user=$(printf '%s\n' "$text" | awk -F"'" '$1 ~ /-ArgumentList @\($/ { print $2; exit }')
+owner=${SUDO_USER:-root}
+failed=0
+for pair in $(printf '%s\n' "$text" | awk -F"'" '$1 ~ /^ *@\($/ && $4 ~ /^[A-Z]:$/ { print $2 "|" $4 }'); do
+    unc=${pair%|*} drive=${pair#*|}
+    src=$(printf '%s' "$unc" | tr '\\' '/')
+    mkdir -p "/$drive"
+    umount "/$drive" 2>/dev/null || true
+    if why=$(mount -t cifs "$src" "/$drive" \
+        -o "username=$user,password=$secret,uid=$(id -u "$owner"),gid=$(id -g "$owner"),vers=3.1.1" 2>&1); then
+        echo "mapped $unc $drive"
+    else
+        failed=$((failed + 1))
+        echo "failed $unc $drive -- $why"
+    fi
+done
+exit "$failed"
 EOF
 cat >"$root/usr/local/sbin/limapy-listeners" <<'EOF'
 #!/bin/sh
@@ -209,6 +237,9 @@ mkdir -p "$state"
 echo "$user" >"$state/user-created"
 echo "limapy-firstlogon: user $user from $dev" >/dev/console
 EOF
+printf 'ALL ALL=(root) NOPASSWD: /usr/local/sbin/limapy-smbmap\n' >"$root/etc/sudoers.d/limapy-smbmap"
+chmod 0440 "$root/etc/sudoers.d/limapy-smbmap"
+chmod 0755 "$root/usr/local/sbin/limapy-smbmap"
 chmod 0755 "$root/usr/local/bin/PowerShell.exe" "$root/usr/local/bin/cmd.exe" "$root/usr/local/sbin/limapy-firstlogon" \
     "$root/usr/local/sbin/limapy-phase" "$root/usr/local/sbin/limapy-listeners"
 # Drive C: as Win32-OpenSSH's sftp-server shows it (`/C:/...`), with the file every Windows has.

@@ -59,7 +59,8 @@ def test_windows_first_boot_with_standin_guest(
         outputs.extend([cp.stdout, cp.stderr])
         return cp
 
-    cp = limapy("create", "--name", "windows", *standin_instance_args(tmp_path, tpm), str(TEMPLATE))
+    folders, ro, rw = windows_services.folder_args(tmp_path)
+    cp = limapy("create", "--name", "windows", *standin_instance_args(tmp_path, tpm, *folders[1::2]), str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
     inst = limapy_home / "windows"
     put_on_standin_disk(inst, standin_disk)
@@ -115,6 +116,7 @@ def test_windows_first_boot_with_standin_guest(
     # Issue 26: automatic port forwards from the listener query (opened, shown, released) and copies both ways.
     windows_services.check_forwards(inst, limapy)
     windows_services.check_copies(inst, limapy, tmp_path)
+    windows_services.check_folders(inst, limapy, tmp_path, ro, rw, err)
 
     # Suspend and resume (issue 14): memory, the TPM's volatile state (PCR 0, extended by the firmware at
     # boot; a fresh swtpm would not have it) and the vars store come back.

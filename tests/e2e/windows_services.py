@@ -118,3 +118,35 @@ def check_copies(inst: Path, limapy: Run, tmp_path: Path) -> None:
     cp = limapy("copy", "win:C:no-such-file.txt", back)
     assert cp.returncode == 1 and "relative to the current directory of drive C:" in cp.stderr, cp.stderr
     assert "Traceback" not in cp.stderr
+
+
+def folder_args(tmp_path: Path) -> tuple[list[str], Path, Path]:
+    """`limapy create` arguments for two host folders (read-only, then writable): Z: and Y: in the guest."""
+    ro, rw = tmp_path / "host-ro", tmp_path / "host-rw"
+    ro.mkdir()
+    rw.mkdir()
+    (ro / "hello.txt").write_text("from the host folder\n")
+    mounts = f'.mounts = [{{location: "{ro}"}}, {{location: "{rw}", writable: true}}]'
+    return ["--set", mounts], ro, rw
+
+
+def check_folders(inst: Path, limapy: Run, tmp_path: Path, ro: Path, rw: Path, start_err: str) -> None:
+    """Issue 26 item 1 through the Windows path: the host agent ran the mapping script (its password on stdin),
+    the stand-in's answer mounted each share with the kernel's cifs client at /Z: and /Y: (its drives), served
+    by the instance's private smbd: the guest reads the host's file, the read-only share refuses a write (from
+    the server), the writable one takes a file the host then sees."""
+    assert f"mounted {ro} at Z: (\\\\192.168.5.4\\m0)" in start_err, start_err
+    assert f"mounted {rw} at Y: (\\\\192.168.5.4\\m1)" in start_err, start_err
+    assert ssh(inst, "cat /Z:/hello.txt").stdout == "from the host folder\n"
+    denied = ssh(inst, "echo x > /Z:/written.txt")
+    assert denied.returncode != 0 and not (ro / "written.txt").exists(), denied.stderr
+    assert "Permission denied" in denied.stderr or "Read-only" in denied.stderr, denied.stderr
+    back = tmp_path / "from-z"
+    back.mkdir(exist_ok=True)
+    cp = limapy("copy", "win:Z:\\hello.txt", back)  # the host's file, out through the guest's drive
+    assert cp.returncode == 0 and (back / "hello.txt").read_text() == "from the host folder\n", cp.stderr
+    src = tmp_path / "to-y.txt"
+    src.write_text("into the writable folder\n")
+    cp = limapy("copy", src, "win:Y:/to-y.txt")
+    assert cp.returncode == 0, cp.stderr
+    assert (rw / "to-y.txt").read_text() == "into the writable folder\n"
