@@ -77,7 +77,9 @@ class WindowsRules(Rules):
     home = "C:\\Users\\{{.User}}"
     shell = "cmd.exe"
     implied_shell = "cmd.exe"  # FillDefault's Windows shell, also for a spec of a partial config
-    provision_modes = ("system", "user", "data", "dependency")  # Lima refuses ansible, boot and yq on Windows
+    # Lima 2.3 refuses ansible, boot and yq on Windows (pkg/limayaml/validate.go: "provision mode %#q is not
+    # supported on Windows VM"); limapy runs `boot` scripts at every startup, before the others (docs/windows.md)
+    provision_modes = ("boot", "system", "user", "data", "dependency")
     host_folders = False  # Windows guests are `plain` for now (issue 26: SMB)
     kernel_boot = False
 
