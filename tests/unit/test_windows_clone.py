@@ -183,9 +183,11 @@ def test_the_guest_identity_step() -> None:
     assert step.index("if ($applied -eq $id) { return $false }") < step.index("Reset-SshHostKeys")
     plain = step[step.index("Reset-SshHostKeys") :]
     order = [plain.index(s) for s in ("Reset-SshHostKeys", "Set-Passwords $identity", "Register-UserTask",
-                                      "Set-Content -LiteralPath $IdentityFile -Value $id", "Rename-Computer",
+                                      "Rename-Computer", "Set-Content -LiteralPath $IdentityFile -Value $id",
                                       "Restart-Computer -Force")]  # fmt: skip
     assert order == sorted(order)
+    # the marker only once every step went through (a failed one runs again at the next start)
+    assert plain.rindex("Set-Content -LiteralPath $IdentityFile -Value $id") > plain.index("Restart-Computer")
     # sysprep: the marker says "generalized" first, so the boot after OOBE finishes with the plain step
     general = step[step.index("if ($identity.generalize)") : step.index("Send-Line 'LIMAPY-PHASE identity")]
     assert general.index("($id + ' generalized')") < general.index("Invoke-Sysprep $root")
@@ -201,3 +203,27 @@ def test_the_guest_identity_step() -> None:
     # the boot is not called ready while the identity is being applied: a restart ends the script first
     main = psgrammar.main_block(script)
     assert main.index("if (Invoke-CloneIdentity)") < main.index("Set-BootStatus 'running'")
+
+
+def test_a_failed_identity_step_stops_the_clone_and_keeps_it_pending() -> None:
+    """The guest's `identity-failed` state reaches the host as an error (not ready, not degraded): the host agent
+    stops the guest, `booted` is never called, so the record stays and the next start tries again."""
+    from limapy.guest.windows import GUEST, agent
+
+    script = build(cfg())["provision/limapy-boot.ps1"].decode()
+    main = psgrammar.main_block(script)
+    catch = main[main.index("'the clone identity: '") :]
+    assert "Set-BootStatus 'identity-failed' $message" in catch and "LIMAPY-IDENTITY-FAILED " in catch
+    assert "'identity-failed' { 'LIMAPY-IDENTITY-FAILED '" in agent.WINDOWS_PROBE
+
+    class R:
+        stdout = "LIMAPY-PHASE sshd: sshd started\r\nLIMAPY-IDENTITY-FAILED the clone identity: ssh-keygen \x07 failed\r\n"
+        stderr = ""
+        exit_code = 2
+
+    with pytest.raises(LimapyError, match="first boot failed: the clone identity: ssh-keygen   failed"):
+        GUEST.probe_ready(R(), iid="", resume=False)
+    R.stdout, R.exit_code = "", 0
+    assert GUEST.probe_ready(R(), iid="", resume=False)
+    R.exit_code = 1
+    assert not GUEST.probe_ready(R(), iid="", resume=False)

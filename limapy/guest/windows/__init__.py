@@ -81,7 +81,9 @@ class WindowsGuest:
         return agent.WINDOWS_PROBE
 
     def probe_ready(self, result: ProbeResult, *, iid: str, resume: bool) -> bool:
-        return result.exit_code == 0
+        from limapy.guest.windows import agent
+
+        return agent.probe_ready(result)
 
     def after_resume(self, conn: Conn, first: ProbeResult, now: float) -> bool:
         import logging

@@ -13,6 +13,8 @@ from limapy.instance import store
 
 #: How the probe names this boot's provisioning failure (one line; the guest's text is sanitized here too).
 PROVISION_FAILED = "LIMAPY-PROVISION-FAILED "
+#: ... and a clone's identity step that failed (the boot is not ready: limapy.guest.windows.identity).
+IDENTITY_FAILED = "LIMAPY-IDENTITY-FAILED "
 
 # Ready: the first logon has finished (its marker, Lima's lima-boot-done.txt) and this boot's provisioning is
 # done or failed (the volatile key limapy-boot.ps1 or the first logon writes; a guest installed before limapy
@@ -26,7 +28,8 @@ WINDOWS_PROBE = (
     f"'{DONE_FILE}' -PathType Leaf)) {{ exit 1 }}; if (-not (Test-Path -Path '{BOOT_SCRIPT}' -PathType Leaf)) "
     f"{{ exit 0 }}; switch ((Get-ItemProperty -LiteralPath '{STATUS_PATH}' -ErrorAction SilentlyContinue).Provision) "
     f"{{ 'done' {{ exit 0 }} 'failed' {{ '{PROVISION_FAILED}' + (Get-ItemProperty -LiteralPath '{STATUS_PATH}')"
-    ".Failure; exit 0 } }; exit 1\""
+    f".Failure; exit 0 }} 'identity-failed' {{ '{IDENTITY_FAILED}' + (Get-ItemProperty -LiteralPath "
+    f"'{STATUS_PATH}').Failure; exit 2 }} }}; exit 1\""
 )
 WINDOWS_WARNINGS = (
     "PowerShell.exe -NoProfile -NonInteractive -Command \"Get-Content -LiteralPath "
@@ -44,14 +47,27 @@ def clock(now: float) -> str:
     )
 
 
+def _lines(stdout: str, prefix: str) -> list[str]:
+    return [re.sub(r"[^\x20-\x7e]", " ", line[len(prefix) :]).strip()[:400]
+            for line in stdout.splitlines() if line.startswith(prefix)]  # fmt: skip
+
+
 def ready_errors(stdout: str) -> list[str]:
     """This boot's provisioning failure, from the ready probe's answer: one printable line, bounded."""
-    out = []
-    for line in stdout.splitlines():
-        if line.startswith(PROVISION_FAILED):
-            text = re.sub(r"[^\x20-\x7e]", " ", line[len(PROVISION_FAILED):]).strip()[:400]
-            out.append(f"the guest's {text}" if text.startswith("provisioning") else text)
-    return out[:1]
+    return [f"the guest's {text}" if text.startswith("provisioning") else text
+            for text in _lines(stdout, PROVISION_FAILED)][:1]  # fmt: skip
+
+
+def probe_ready(result: Any) -> bool:
+    """Ready (exit 0); a clone whose identity step failed is an error: the host stops it, and its next start
+    tries again (the identity stays pending until a boot is ready)."""
+    failed = _lines(result.stdout, IDENTITY_FAILED)
+    if failed:
+        raise LimapyError(
+            f"the Windows clone's first boot failed: {failed[0]}",
+            hint=r"its log in the guest: C:\ProgramData\Lima\limapy-boot.log; start it again to retry",
+        )
+    return bool(result.exit_code == 0)
 
 
 def warnings(guest: Any) -> list[str]:

@@ -152,12 +152,14 @@ function Invoke-CloneIdentity {
   Reset-SshHostKeys
   Set-Passwords $identity
   Register-UserTask
-  Set-Content -LiteralPath $IdentityFile -Value $id -Encoding Ascii
+  # The marker last: a step that failed runs again at the next start (each one is safe to repeat).
   if ($env:COMPUTERNAME -ne [string]$identity.computerName) {
     Rename-Computer -NewName ([string]$identity.computerName) -Force
+    Set-Content -LiteralPath $IdentityFile -Value $id -Encoding Ascii
     Restart-Computer -Force
     return $true
   }
+  Set-Content -LiteralPath $IdentityFile -Value $id -Encoding Ascii
   return $false
 }
 
@@ -193,8 +195,8 @@ function Install-DataFiles {
   $dest = 'C:\data\x.txt'
   if ($false -or -not (Test-Path -LiteralPath $dest)) {
     try {
-      New-Item -ItemType Directory -Force -Path (Split-Path -Parent $dest) | Out-Null
-      Copy-Item -LiteralPath (Join-Path $ProvisionDir 'data-00000003') -Destination $dest -Force
+      New-Item -ItemType Directory -Force -Path (Split-Path -Parent $dest) -ErrorAction Stop | Out-Null
+      Copy-Item -LiteralPath (Join-Path $ProvisionDir 'data-00000003') -Destination $dest -Force -ErrorAction Stop
     } catch { $failed += $dest; Write-Warning ('data file ' + $dest + ': ' + $_.ToString()) }
   }
   if ($failed.Count -gt 0) { return ('data files not written: ' + ($failed -join ', ')) }
@@ -203,7 +205,7 @@ function Install-DataFiles {
 
 # One run per boot: the startup trigger and (after sysprep) the first logon's command may both start it.
 $mutex = New-Object System.Threading.Mutex($false, 'Global\limapy-boot')
-[void]$mutex.WaitOne()
+try { [void]$mutex.WaitOne() } catch [System.Threading.AbandonedMutexException] { Write-Host 'a previous run ended without releasing the lock' }
 $previous = Get-ItemProperty -LiteralPath 'HKLM:\SOFTWARE\limapy\boot' -ErrorAction SilentlyContinue
 if (-not $IdentityOnly -and $previous -and $previous.Provision -ne 'running') {
   Write-Host ('this boot was provisioned already: ' + $previous.Provision)
@@ -216,9 +218,10 @@ try {
     exit 0
   }
 } catch {
+  # Not ready, not degraded: the host stops the clone and keeps its identity for the next start to retry.
   $message = 'the clone identity: ' + $_.ToString()
-  Set-BootStatus 'failed' $message
-  Send-Line ('LIMAPY-PROVISION-FAILED ' + $message)
+  Set-BootStatus 'identity-failed' $message
+  Send-Line ('LIMAPY-IDENTITY-FAILED ' + $message)
   Stop-Transcript | Out-Null
   exit 1
 }
@@ -237,11 +240,13 @@ Set-BootStatus 'running' ''
 $failures = @()
 foreach ($step in @('boot', 'data', 'system', 'user')) {
   Write-Host ('limapy boot: ' + $step)
-  $failure = switch ($step) {
-    'data' { Install-DataFiles }
-    'user' { Invoke-UserTask }
-    default { Invoke-Mode $step }
-  }
+  try {
+    $failure = switch ($step) {
+      'data' { Install-DataFiles }
+      'user' { Invoke-UserTask }
+      default { Invoke-Mode $step }
+    }
+  } catch { $failure = $step + ': ' + $_.ToString() }
   if ($failure) { $failures += $failure }
 }
 if ($failures.Count -gt 0) {
