@@ -217,7 +217,7 @@ def test_a_failed_identity_step_stops_the_clone_and_keeps_it_pending() -> None:
     assert "'identity-failed' { 'LIMAPY-IDENTITY-FAILED '" in agent.WINDOWS_PROBE
 
     class R:
-        stdout = "LIMAPY-PHASE sshd: sshd started\r\nLIMAPY-IDENTITY-FAILED the clone identity: ssh-keygen \x07 failed\r\n"
+        stdout = "LIMAPY-PHASE sshd: started\r\nLIMAPY-IDENTITY-FAILED the clone identity: ssh-keygen \x07 failed\r\n"
         stderr = ""
         exit_code = 2
 
