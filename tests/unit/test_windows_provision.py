@@ -113,6 +113,8 @@ def test_every_later_boot_runs_boot_data_system_user_never_dependency() -> None:
     assert "foreach ($step in @('boot', 'data', 'system', 'user'))" in main
     assert "dependency" not in main  # first_logon.ps1:88 (Lima): dependency scripts only at the first logon
     funcs = psgrammar.functions(boot_script())
+    # a function's uncaptured output is its result: the scripts' output must not make a success look failed
+    assert "-File (Join-Path $ProvisionDir 'run-provision.ps1') -Mode $Mode | Out-Host" in funcs["Invoke-Mode"]
     # user scripts: the user's own task (S4U), started after the system scripts and waited for
     user = funcs["Invoke-UserTask"]
     assert "Start-ScheduledTask -TaskPath '\\limapy\\' -TaskName 'provision-user'" in user

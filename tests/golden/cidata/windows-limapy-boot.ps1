@@ -166,7 +166,8 @@ function Invoke-CloneIdentity {
 function Invoke-Mode([string]$Mode) {
   # The failure's description, or $null.
   if (-not (Get-ChildItem -LiteralPath $ProvisionDir -Filter ($Mode + '-*.ps1') -ErrorAction SilentlyContinue)) { return $null }
-  & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File (Join-Path $ProvisionDir 'run-provision.ps1') -Mode $Mode
+  # The scripts' output goes to the log, not into this function's result.
+  & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File (Join-Path $ProvisionDir 'run-provision.ps1') -Mode $Mode | Out-Host
   if ($LASTEXITCODE -ne 0) { return ('a ' + $Mode + ' script failed (its log: ' + (Join-Path $ProvisionDir ('limapy-provision-' + $Mode + '.log')) + ')') }
   return $null
 }
