@@ -8,7 +8,7 @@ id, the computer name and whether to generalize. At the clone's first boot the i
 for `--generalize` a sysprep answer file), written 0600 like the answer ISO; the startup task \\limapy\\boot
 (limapy-boot.ps1, installed by the first logon) finds it by label and applies it before this boot's provisioning,
 and the host calls the boot ready only once that has run (the probe waits for the boot's provisioning status). The
-first ready boot drops the record and the ISO (`booted`).
+first ready boot drops the record (`booted`), so later boots attach nothing.
 
 Plain clone: new SSH host keys (ssh-keygen -A in the guest), the user's and Administrator's passwords, the computer
 name (Rename-Computer, then one restart). `--generalize`: sysprep /generalize /oobe /reboot with the answer file
@@ -98,10 +98,10 @@ def write_medium(inst: store.Instance, spec: Spec, path: Path) -> None:
 
 
 def applied(inst: store.Instance) -> None:
-    """The clone's first ready boot: the identity is the guest's now; the record and the medium go."""
-    if record_path(inst).exists():
-        record_path(inst).unlink()
-        inst.cidata_iso.unlink(missing_ok=True)  # it holds the passwords
+    """The clone's first ready boot: the identity is the guest's now, the next boot attaches no medium. The
+    medium's file stays (0600, the secrets of the 0600 password files beside it): this boot, suspended, resumes
+    with the very machine it was, its CD included."""
+    record_path(inst).unlink(missing_ok=True)
 
 
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
