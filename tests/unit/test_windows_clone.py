@@ -227,3 +227,21 @@ def test_a_failed_identity_step_stops_the_clone_and_keeps_it_pending() -> None:
     assert GUEST.probe_ready(R(), iid="", resume=False)
     R.exit_code = 1
     assert not GUEST.probe_ready(R(), iid="", resume=False)
+
+
+@pytest.mark.parametrize("case", ["windows-x86_64-installed", "windows-aarch64-installed"])
+def test_the_clones_first_boot_on_qemus_command_line(case: str) -> None:
+    """Stage CLONED: the installed machine, plus one CD, the identity medium (the instance's cidata.iso) in the
+    seed's place on the CD bus of the arch, the disk first."""
+    from tests.unit.test_qemu_cmdline import CASES, MAC, after, build_argv, host
+
+    cfg_, paths, _ = CASES[case]
+    installed_argv = build_argv(cfg_, "inst", paths, host(cfg_["arch"]), ssh_port=60022, mac=MAC, stage=INSTALLED)
+    argv = build_argv(cfg_, "inst", paths, host(cfg_["arch"]), ssh_port=60022, mac=MAC, stage=CLONED)
+    drives = [d for d in after(argv, "-drive") if d not in after(installed_argv, "-drive")]
+    assert len(drives) == 1 and f"file={paths.cidata}," in drives[0] and "id=cd2" in drives[0], drives
+    assert "readonly=on" in drives[0] or "media=cdrom" in drives[0], drives
+    assert not [a for a in argv if "id=cd0" in a or "id=cd1" in a]
+    cd_dev = [d for d in after(argv, "-device") if "drive=cd2" in d]
+    assert len(cd_dev) == 1 and "bootindex" not in cd_dev[0], cd_dev
+    assert ("usb-storage" in cd_dev[0]) is (cfg_["arch"] == "aarch64"), cd_dev
