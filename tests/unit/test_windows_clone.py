@@ -136,6 +136,16 @@ def test_the_clones_first_boot_carries_its_identity_medium(home: Path, generaliz
     assert not identity.record_path(new).exists() and new.cidata_iso.stat().st_mode & 0o777 == 0o600
     assert layout.windows_files(new, spec).stage == INSTALLED
     assert boot.devices(spec, INSTALLED).cds == ()
+    assert boot.boot_timeout(new, emulated=True) is None  # the usual wait again
+
+
+def test_a_generalizing_first_boot_may_take_longer(home: Path) -> None:
+    src = installed("win")
+    plain, _ = clone(src, "plain")
+    general, _ = clone(src, "general", generalize=True)
+    assert boot.boot_timeout(plain, emulated=False) is None
+    assert boot.boot_timeout(general, emulated=False) == 30 * 60
+    assert boot.boot_timeout(general, emulated=True) == 3 * 3600
 
 
 def test_sysprep_answer_file() -> None:

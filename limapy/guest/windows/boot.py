@@ -33,6 +33,8 @@ WINDOWS_BAD_CPUS = frozenset({"qemu64", "qemu32", "kvm64", "kvm32", "486", "pent
 #: Setup takes 20-60 minutes with KVM/HVF (docs/windows.md), hours under TCG.
 FIRST_BOOT_TIMEOUT = 90 * 60.0
 FIRST_BOOT_TIMEOUT_TCG = 6 * 3600.0
+GENERALIZE_TIMEOUT = 30 * 60.0
+GENERALIZE_TIMEOUT_TCG = 3 * 3600.0
 
 
 def fetch(spec: Spec, get: Get, say: Say) -> Fetched:
@@ -236,7 +238,13 @@ def write_media(inst: store.Instance, spec: Spec, media: Media, ssh_keys: list[s
 
 
 def boot_timeout(inst: store.Instance, emulated: bool) -> float | None:
-    """The first boot of an install: 90 minutes, or 6 hours when emulated."""
+    """The first boot of an install: 90 minutes, or 6 hours when emulated; a clone's first boot with sysprep
+    (`clone --generalize`: sysprep, Setup's specialize pass and OOBE): 30 minutes, or 3 hours when emulated."""
     if inst.win_done_installation.exists():
+        from limapy.guest.windows import identity
+
+        record = identity.pending(inst)
+        if record is not None and record.get("generalize"):
+            return GENERALIZE_TIMEOUT_TCG if emulated else GENERALIZE_TIMEOUT
         return None
     return FIRST_BOOT_TIMEOUT_TCG if emulated else FIRST_BOOT_TIMEOUT
