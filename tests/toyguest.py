@@ -83,6 +83,9 @@ class ToyGuest:
     def boot_prompt(self, now: float, disk_base: int) -> BootPrompt:
         raise NotImplementedError
 
+    def ready_errors(self, result: ProbeResult) -> list[str]:
+        return []
+
     def ready_warnings(self, conn: Conn) -> list[str]:
         return [f"the toy guest's user is {conn.run('cat etc/user', timeout=10).stdout.strip()}"]
 
@@ -97,6 +100,9 @@ class ToyGuest:
 
     def clone_identity(self, spec: Spec, name: str) -> str | None:
         return None
+
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+        pass
 
     def shell_script(self, spec: Any, command: Sequence[str], *, workdir: str | None, shell: str | None,
                      env: Mapping[str, str] | None, cwd: Path | None, host_home: Path | None) -> str:  # fmt: skip

@@ -85,6 +85,7 @@ class HostAgent:
         self.stop_requested = threading.Event()
         self.machine: Machine | None = None
         self.guest_warnings: list[str] = []
+        self.guest_errors: list[str] = []  # this boot's setup failed (provisioning): ready, but degraded
         self.delete_on_stop: list[Path] = []
         self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
         # an install's progress (the guest OS's limapy.guest.InstallPhases, serial.log's _Tail)
@@ -175,7 +176,9 @@ class HostAgent:
             self.events.emit(message=f"warning: guest: {line}")
         if plan.rdp_port:
             self.events.emit(message=f"Remote Desktop on 127.0.0.1:{plan.rdp_port} (`limapy rdp {inst.name}`)")
-        self.events.emit("ready", "ready", running=True)
+        for line in self.guest_errors:
+            self.events.emit(message=f"error: guest: {line}")
+        self.events.emit("ready", "ready", running=True, degraded=bool(self.guest_errors), errors=self.guest_errors)
         while not self.stop_requested.is_set():
             if self._idle(self.machine):
                 if inst.suspend_state.exists():
@@ -319,6 +322,7 @@ class HostAgent:
                 if os_.copies_to_host:
                     self._copy_to_host(guest, spec)
                 self.guest_warnings = os_.ready_warnings(guest)
+                self.guest_errors = os_.ready_errors(r)
                 return True
             # a probe on an open connection costs milliseconds: look often once SSH is up
             self.stop_requested.wait(READY_POLL)

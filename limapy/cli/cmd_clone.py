@@ -27,12 +27,17 @@ def register(app: typer.Typer) -> None:
         dst: str = typer.Argument(..., help="The new instance's name"),
         full: bool = typer.Option(False, "--full", help="A self-contained disk copy (no shared base image)."),
         start: bool = typer.Option(False, "--start", help="Start the clone."),
+        generalize: bool = typer.Option(
+            False, "--generalize",
+            help="Windows: sysprep /generalize /oobe at the clone's first boot (a new machine SID, for Active "
+            "Directory or WSUS); without it a Windows clone gets its own computer name, passwords and SSH host keys.",
+        ),
     ) -> None:
         """Clone a stopped instance (new MAC, hostname, SSH port, instance-id; disk as a qcow2 overlay copy)."""
         from limapy.instance import store
         from limapy.ops.clone import clone as do_clone
 
-        inst = do_clone(store.resolve(src), dst, full=full, say=say)
+        inst = do_clone(store.resolve(src), dst, full=full, generalize=generalize, say=say)
         say(f"cloned `{src}` to `{inst.name}`")
         if start:
             _start(inst.name)

@@ -189,6 +189,10 @@ class GuestOS(Protocol):
     def ready_warnings(self, conn: Conn) -> list[str]:
         """What the guest's own setup left to say once ready."""
 
+    def ready_errors(self, result: ProbeResult) -> list[str]:
+        """What failed in this boot's setup (provisioning), read from the ready probe's answer: the guest runs,
+        degraded, and `start` fails with it (Lima's degraded status)."""
+
     def booted(self, inst: Instance) -> None:
         """The host's record of a boot that became ready (Windows: the install finished)."""
 
@@ -201,6 +205,11 @@ class GuestOS(Protocol):
     def clone_identity(self, spec: Spec, name: str) -> str | None:
         """The command that gives a resumed clone its own identity (hostname, machine-id, SSH host keys;
         issue 29); None: not yet."""
+
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+        """Make `new` (a stopped clone of `src`, its files copied, in its directory being created) a machine of its
+        own at its first boot (Windows: an identity for its first boot; Linux: nothing, its seed's instance-id
+        changes at every boot). `generalize`: a new machine SID too (Windows' sysprep), or an error."""
 
     # -- shell and copy ---------------------------------------------------------------------------------------
     def shell_script(self, spec: Any, command: Sequence[str], *, workdir: str | None, shell: str | None,

@@ -12,9 +12,10 @@ from pathlib import Path
 #: How far a guest that installs itself from install media is (Windows): the first boot of an install (media
 #: attached, the install media boot first and want a key pressed), a boot while its installer is under way (media
 #: attached, the disk first: the installer has written it), or installed (no install media). A guest that boots
-#: its image has no stage (None).
-INSTALL, SETUP, INSTALLED = "install", "setup", "installed"
-STAGES = (INSTALL, SETUP, INSTALLED)
+#: its image has no stage (None). CLONED: installed, and the first boot of a copy, which carries the medium that
+#: gives it an identity of its own (limapy.guest.windows.identity).
+INSTALL, SETUP, INSTALLED, CLONED = "install", "setup", "installed", "cloned"
+STAGES = (INSTALL, SETUP, INSTALLED, CLONED)
 
 #: What a CD-ROM holds; each engine attaches its own file or volume for it.
 CD_ISO = "iso"  # the image's ISO: a Linux ISO image, or the install media

@@ -5,7 +5,8 @@ path), its name (hence hostname), an instance-id per boot and an SSH port picked
 `ssh.localPort` is reset to 0, or the two could not run together); a fresh TPM (swtpm state is not copied,
 as in Lima). Its disk is a copy of the source's qcow2 file, itself an overlay on the cached base image, so it
 costs only what the guest wrote (`--full`: one self-contained qcow2). What a boot regenerates (seed,
-ssh.config, logs, pid files and sockets) and `protected` are not copied.
+ssh.config, logs, pid files and sockets) and `protected` are not copied. The guest OS then makes the copy a
+machine of its own (GuestOS.clone_prepare: a Windows clone's identity at its first boot, `--generalize`: sysprep).
 """
 
 from __future__ import annotations
@@ -48,12 +49,17 @@ def _lima_yaml(src: store.Instance, say: Say) -> bytes:
     return raw
 
 
-def clone(src: store.Instance, dst_name: str, *, full: bool = False, say: Say) -> store.Instance:
+def clone(
+    src: store.Instance, dst_name: str, *, full: bool = False, generalize: bool = False, say: Say
+) -> store.Instance:
+    from limapy import config, guest
     from limapy.base import dirs
     from limapy.download import refs
     from limapy.instance import disk
 
     require_stopped(src, "clone")
+    spec = config.instance_spec(src)
+    os_ = guest.for_spec(spec)
     refs.register_quietly(dirs.limapy_home())  # the clone stands on the source's base too
     with store.lock(src, what="clone"), store.creating(dst_name) as tmp:
         new = store.Instance(dst_name, tmp)
@@ -66,6 +72,8 @@ def clone(src: store.Instance, dst_name: str, *, full: bool = False, say: Say) -
         for link in _links(src):
             if link.is_symlink():
                 (tmp / link.name).symlink_to(os.readlink(link))
+        # before the disk copy: a refusal costs nothing; after the kept files: new secrets replace the copied ones
+        os_.clone_prepare(src, new, spec, generalize=generalize, say=say)
         if src.disk.exists():
             say(f"copying the disk{' (full copy)' if full else ' (qcow2 overlay)'}")
             disk.copy(src.disk, new.disk, full=full)

@@ -234,6 +234,11 @@ def wait_ready(
                     hint=f"logs: {inst.ha_stderr_log}, {inst.serial_log}",
                 )
             if st.get("running") and phase == "ready":
+                if st.get("degraded"):  # Lima's DEGRADED: it runs, but its setup failed; `start` fails
+                    raise LimapyError(
+                        f"instance `{inst.name}` is running, but degraded: " + "; ".join(st.get("errors") or []),
+                        hint=f"`limapy shell {inst.name}` to look; the guest's logs say more",
+                    )
                 return
         for line in console.lines() if console is not None else []:
             show(f"[console] {line}")

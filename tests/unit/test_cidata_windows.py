@@ -19,6 +19,7 @@ from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.guest.render import ps_quote
 from limapy.guest.windows.answer import (
+    BOOT_RUNNER,
     FIRST_LOGON,
     RUNNER,
     WINPE_LOAD_COMMAND,
@@ -196,7 +197,7 @@ def test_golden_first_logon_script() -> None:
         {"mode": "data", "path": "C:\\data\\x.txt", "content": "x", "overwrite": False},
     ])
     files = build(c, opensshmsi=b"MSI")
-    for name in (FIRST_LOGON, RUNNER):
+    for name in (FIRST_LOGON, RUNNER, BOOT_RUNNER):
         golden = GOLDEN / f"windows-{Path(name).name}"
         compare(f"cidata/{golden.name}", files[name])
 
@@ -270,8 +271,11 @@ def test_hostile_provision_scripts_survive_and_stay_data() -> None:
     files = build(c)
     script = files[FIRST_LOGON].decode("ascii")
     runner = files[RUNNER].decode("ascii")
+    boot = files[BOOT_RUNNER].decode("ascii")
     _ps_string_literals_ok(script)
     _ps_string_literals_ok(runner)
+    _ps_string_literals_ok(boot)
+    assert "'C:\\dir\\it''s $(x).txt'" in boot  # the data file's path, written at every boot
     # the param value travels as one single-quoted literal, its quote doubled (in the runner, which the
     # first logon and the startup tasks both run)
     assert "('PARAM_EVIL', 'x''; Remove-Item -Recurse C:\\ ; ''$(y)`', 'Process')" in runner
@@ -307,7 +311,7 @@ def test_provision_order_and_vars() -> None:
     tail = script.rstrip().splitlines()[-4:]
     assert tail[0].startswith("Write-AsciiFile $DoneFile") and tail[2] == "Unregister-ResumeTask"
     with pytest.raises(LimapyError):
-        build(cfg(provision=[{"mode": "boot", "script": "x"}]))
+        build(cfg(provision=[{"mode": "yq", "path": "C:\\x", "expression": ".a = 1"}]))
 
 
 def test_openssh_source() -> None:

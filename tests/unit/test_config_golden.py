@@ -306,8 +306,7 @@ def test_windows_product_key_and_msi_rules() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "entry"),
-    [("ansible", "{mode: ansible, playbook: ''}"), ("boot", "{mode: boot, script: x}"),
-     ("yq", "{mode: yq, path: /x, expression: .a}")],
+    [("ansible", "{mode: ansible, playbook: ''}"), ("yq", "{mode: yq, path: /x, expression: .a}")],
 )
 def test_windows_refuses_provision_modes(mode: str, entry: str) -> None:
     yaml = WINDOWS.format(arch="x86_64", vm="qemu") + f"provision: [{entry}]\n"
@@ -315,8 +314,10 @@ def test_windows_refuses_provision_modes(mode: str, entry: str) -> None:
 
 
 @pytest.mark.parametrize(
+    # `boot`: Lima 2.3 refuses it on Windows (pkg/limayaml/validate.go:211, "no boot step where we can run
+    # commands"); limapy runs it at every startup as SYSTEM, before the others (a limapy extension, docs/windows.md)
     "entry", ["{mode: system, script: x}", "{mode: user, script: x}", "{mode: dependency, script: x}",
-              "{mode: data, path: /x, content: y}"]
+              "{mode: data, path: /x, content: y}", "{mode: boot, script: x}"]
 )
 def test_windows_allows_provision_modes(entry: str) -> None:
     ok(WINDOWS.format(arch="x86_64", vm="qemu") + f"provision: [{entry}]\n")

@@ -156,11 +156,13 @@ def phase_line(kind: str, name: str, text: str) -> str:
 
 
 def test_send_phase_writes_com1_and_the_phases_file() -> None:
-    func = psgrammar.functions(script_of("all"))["Send-Phase"]
+    funcs = psgrammar.functions(script_of("all"))
+    func = funcs["Send-Phase"]
     assert "$line = 'LIMAPY-' + $Kind + ' ' + $Name + ': ' + ($Text -replace '[\\x00-\\x1f\\x7f]', ' ')" in func
+    assert "AppendAllText($PhasesFile" in func and func.rstrip("}").rstrip().endswith("Send-Com1 $line")
+    func = funcs["Send-Com1"]
     assert "New-Object System.IO.Ports.SerialPort 'COM1', 115200, 'None', 8, 'One'" in func
     assert "$port.WriteTimeout = 2000" in func and "$port.Close()" in func
-    assert "AppendAllText($PhasesFile" in func
     # A machine without COM1 (Windows on Arm) is no failure: the write is tried, not required.
     assert func.index("try {") < func.index("$port.Open()") < func.index("} catch {")
 

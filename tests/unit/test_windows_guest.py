@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from limapy.base.errors import LimapyError
-from limapy.guest.windows.answer import FIRST_LOGON, FIRST_LOGON_COMMAND, RUNNER
+from limapy.guest.windows.answer import BOOT_RUNNER, FIRST_LOGON, FIRST_LOGON_COMMAND, RUNNER
 from tests import psgrammar
 from tests.unit.test_cidata_windows import NS, build, cfg
 
@@ -70,10 +70,11 @@ def test_every_generated_script_parses(shell: str, msi: bytes | None, provs: str
         assert _base64_of(ODD_VALUE) in files[RUNNER].decode()
     if provs == "all":
         assert _base64_of(ODD_PATH) in files[FIRST_LOGON].decode()
-    for name in (FIRST_LOGON, RUNNER):
+    for name in (FIRST_LOGON, RUNNER, BOOT_RUNNER):
         assert psgrammar.errors(files[name]) == [], name
     for name, data in files.items():
-        if name.startswith("provision/") and not name.startswith("provision/data/") and name != RUNNER:
+        scripts = name.startswith("provision/") and not name.startswith("provision/data/")
+        if scripts and name not in (RUNNER, BOOT_RUNNER):
             assert psgrammar.errors(data.removeprefix(b"\xef\xbb\xbf")) == [], name
 
 
@@ -186,23 +187,28 @@ def test_registry_key_not_recreated() -> None:
 
 @pytest.mark.parametrize("provs", sorted(PROVISION_SETS))
 def test_startup_tasks_for_system_and_user(provs: str) -> None:
+    """Every boot: \\limapy\\boot (SYSTEM, at startup, limapy-boot.ps1) runs boot and system scripts and starts the
+    user's task, whose principal is the configured user, S4U (as Lima's LimaProvisionStartupUser), and which has no
+    trigger of its own (so it runs after the system scripts, never beside them)."""
     script = variant("cmd.exe", None, provs, {})[FIRST_LOGON].decode()
     main = psgrammar.functions(script)["Install-Provision"]
     modes = {p["mode"] for p in PROVISION_SETS[provs]}
-    system = re.search(r"Register-ProvisionTask 'system' \(New-ScheduledTaskPrincipal -UserId 'S-1-5-18' "
-                       r"-LogonType ServiceAccount -RunLevel Highest\)", main)
+    assert "Register-ProvisionTask 'system'" not in main
+    assert "New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest" in main
+    assert "New-ScheduledTaskTrigger -AtStartup" in main and "-TaskName 'boot'" in main
+    assert "-File \"' + $BootScript + '\"'" in main
     # The configured user (not the current identity: a resumed first logon runs as SYSTEM).
     user = re.search(r"Register-ProvisionTask 'user' \(New-ScheduledTaskPrincipal -UserId \(\$env:COMPUTERNAME "
                      r"\+ '\\' \+ \$UserName\) -LogonType S4U", main)
-    assert bool(system) is ("system" in modes) and bool(user) is ("user" in modes)
+    assert bool(user) is ("user" in modes)
     task = psgrammar.functions(script)["Register-ProvisionTask"]
-    assert "New-ScheduledTaskTrigger -AtStartup" in task and "-TaskPath '\\limapy\\'" in task
+    assert "Trigger" not in task and "-TaskPath '\\limapy\\'" in task
     assert "run-provision.ps1" in task
 
 
 def test_runner_runs_one_mode_in_order_with_params() -> None:
     runner = variant("cmd.exe", None, "all", {"GREETING": "hi"})[RUNNER].decode()
-    assert "[ValidateSet('dependency', 'system', 'user')][string]$Mode" in runner
+    assert "[ValidateSet('boot', 'dependency', 'system', 'user')][string]$Mode" in runner
     assert "-Filter ($Mode + '-*.ps1') | Sort-Object -Property Name" in runner
     assert "SetEnvironmentVariable('PARAM_GREETING', 'hi', 'Process')" in runner
     assert runner.rstrip().endswith("exit 0")

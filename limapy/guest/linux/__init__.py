@@ -97,6 +97,9 @@ class LinuxGuest:
     def boot_prompt(self, now: float, disk_base: int) -> BootPrompt:
         raise NotImplementedError("a Linux guest boots its image: no install media prompt")
 
+    def ready_errors(self, result: ProbeResult) -> list[str]:
+        return []
+
     def ready_warnings(self, conn: Conn) -> list[str]:
         return []
 
@@ -115,6 +118,13 @@ class LinuxGuest:
 
     def clone_identity(self, spec: Spec, name: str) -> str | None:
         return None  # issue 29: hostname, /etc/machine-id, SSH host keys
+
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+        if generalize:
+            from limapy.base.errors import LimapyError
+
+            raise LimapyError("`clone --generalize` is for Windows guests (sysprep)",
+                              hint="a Linux clone gets its own hostname, machine-id and SSH host keys without it")
 
     # -- shell and copy ---------------------------------------------------------------------------------------
     def shell_script(self, spec: Any, command: Sequence[str], *, workdir: str | None, shell: str | None,

@@ -82,7 +82,9 @@ class WindowsGuest:
         return agent.WINDOWS_PROBE
 
     def probe_ready(self, result: ProbeResult, *, iid: str, resume: bool) -> bool:
-        return result.exit_code == 0
+        from limapy.guest.windows import agent
+
+        return agent.probe_ready(result)
 
     def after_resume(self, conn: Conn, first: ProbeResult, now: float) -> bool:
         import logging
@@ -115,11 +117,18 @@ class WindowsGuest:
 
         return agent.warnings(conn)
 
+    def ready_errors(self, result: ProbeResult) -> list[str]:
+        from limapy.guest.windows import agent
+
+        return agent.ready_errors(result.stdout)
+
     def booted(self, inst: Instance) -> None:
+        from limapy.guest.windows import identity
         from limapy.instance import store
 
         if not inst.win_done_installation.exists():
             store.atomic_write(inst.win_done_installation, b"", 0o600)
+        identity.applied(inst)
 
     def listeners(self) -> ListenerQuery | None:
         from limapy.guest.windows import listeners
@@ -133,6 +142,11 @@ class WindowsGuest:
 
     def clone_identity(self, spec: Spec, name: str) -> str | None:
         return None  # issue 29: SSH host keys, the clock (the computer name needs a reboot)
+
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+        from limapy.guest.windows import identity
+
+        identity.prepare(src, new, spec, generalize=generalize, say=say)
 
     # -- shell and copy ---------------------------------------------------------------------------------------
     def shell_script(self, spec: Any, command: Sequence[str], *, workdir: str | None, shell: str | None,

@@ -36,13 +36,24 @@ DONE_FILE = r"C:\ProgramData\Lima\lima-boot-done.txt"
 WARNINGS_FILE = r"C:\ProgramData\Lima\limapy-warnings.txt"
 PHASES_FILE = r"C:\ProgramData\Lima\limapy-phases.txt"
 RUNNER = "provision/run-provision.ps1"
+BOOT_RUNNER = "provision/limapy-boot.ps1"  # installed as BOOT_SCRIPT, run at every startup
+BOOT_SCRIPT = r"C:\ProgramData\Lima\limapy-boot.ps1"
+#: This boot's provisioning outcome (Provision: running, done or failed; Failure: what failed): a volatile key
+#: under HKLM, which Windows drops at shutdown, as Linux's /run.
+STATUS_KEY = r"SOFTWARE\limapy\boot"
+STATUS_PATH = "HKLM:\\" + STATUS_KEY
+#: A clone's identity medium (limapy.guest.windows.identity): its label and files.
+IDENTITY_LABEL = "LIMAPY_ID"
+IDENTITY_JSON = "identity.json"
+UNATTEND_XML = "unattend.xml"
 TIME_ZONE = "UTC"
 #: The Remote Desktop firewall group, by its resource string (the same on every language of Windows).
 RDP_FIREWALL_GROUP = "@FirewallAPI.dll,-28752"
 DEFAULT_INDEX = {("x86_64", False): 6, ("aarch64", False): 3, ("x86_64", True): 1, ("aarch64", True): 1}
 _WIN_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ORDER = {"dependency": 0, "data": 1, "system": 2, "user": 3}
+_ORDER = {"boot": 0, "dependency": 1, "data": 2, "system": 3, "user": 4}
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 
 # The FirstLogonCommand: find the answer media by label (Get-Volume, then Win32_Volume), run the script.
 FIRST_LOGON_COMMAND = (
@@ -217,14 +228,21 @@ def _provision_context(steps: list[Step], files: dict[str, bytes]) -> list[dict[
         files[f"provision/{p.mode}/{fname}"] = data
         item: dict[str, object] = {"mode": p.mode, "file": f"provision\\{p.mode}\\{fname}"}
         if p.mode == "data":
-            path = p.path or ""
-            if not re.match(r"^[A-Za-z]:\\", path):
-                path = f"C:\\ProgramData\\Lima\\provision\\provision.data\\{fname}"
-            item.update(path=path, overwrite=p.entry.overwrite)
+            item.update(path=data_path(p.path, fname), overwrite=p.entry.overwrite, dest=f"data-{fname}")
         else:
             item["dest"] = f"{p.mode}-{fname}.ps1"
         out.append(item)
     return out
+
+
+def data_path(path: str | None, fname: str) -> str:
+    """Where a `data` file goes: a Windows path (`C:\\x` or `C:/x`, a limapy extension) as itself with
+    backslashes; any other path where Lima 2.3 puts every Windows data file, whatever its `path`
+    (C:\\ProgramData\\Lima\\provision\\provision.data\\%08d: its install_provision.ps1, and the
+    comment in its templates/windows-11.yaml, "`path` is ignored")."""
+    if path and _WINDOWS_PATH.match(path):
+        return path.replace("/", "\\")
+    return f"C:\\ProgramData\\Lima\\provision\\provision.data\\{fname}"
 
 
 def build_answer_files(
@@ -272,7 +290,7 @@ def build_answer_files(
         admin_password=admin_password,
         winpe_drivers=bool(drivers),
     ).encode("utf-8")
-    provs = provisions(spec, name, allowed=("system", "user", "dependency", "data"), home=home)
+    provs = provisions(spec, name, allowed=("boot", "system", "user", "dependency", "data"), home=home)
     msi = None
     if opensshmsi is not None:
         files[OPENSSH_MSI] = opensshmsi
@@ -285,12 +303,24 @@ def build_answer_files(
         user_name=user.name,
         drivers=bool(drivers),
         provisions=context,
-        modes={mode: any(p["mode"] == mode for p in context) for mode in ("dependency", "system", "user")},
+        modes={mode: any(p["mode"] == mode for p in context) for mode in ("boot", "dependency", "system", "user")},
+        status_key=STATUS_KEY,
+    )
+    boot = render(
+        "windows/boot.ps1",
+        user_name=user.name,
+        data=[p for p in context if p["mode"] == "data"],
+        status_key=STATUS_KEY,
+        status_path=STATUS_PATH,
+        identity_label=IDENTITY_LABEL,
+        identity_json=IDENTITY_JSON,
+        unattend_xml=UNATTEND_XML,
     )
     runner = render("windows/run_provision.ps1", params=[(f"PARAM_{k}", v) for k, v in sorted(spec.param.items())])
     files[FIRST_LOGON] = _crlf_ascii(script)
     files[RESUME] = _crlf_ascii(render("windows/resume_first_logon.ps1"))
     files[RUNNER] = _crlf_ascii(runner)
+    files[BOOT_RUNNER] = _crlf_ascii(boot)
     files["ssh_authorized_keys"] = ("\n".join(keys) + "\n").encode("ascii")
     if drivers:
         files.update(drivers)

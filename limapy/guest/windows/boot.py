@@ -9,17 +9,32 @@ from pathlib import Path
 from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
 from limapy.guest import Fetched, Get, Say
-from limapy.guest.boot import CD, CD_DRIVERS, CD_ISO, CD_SEED, INSTALL, INSTALLED, STAGES, BootFiles, Devices, Media
+from limapy.guest.boot import (
+    CD,
+    CD_DRIVERS,
+    CD_ISO,
+    CD_SEED,
+    CLONED,
+    INSTALL,
+    INSTALLED,
+    STAGES,
+    BootFiles,
+    Devices,
+    Media,
+)
 from limapy.guest.windows.layout import WindowsImage
 from limapy.instance import store
 
 MEDIA_AUTOUNATTEND = "autounattend"
+MEDIA_IDENTITY = "identity"  # a clone's first boot (limapy.guest.windows.identity)
 #: CPU models Windows 11 24H2 cannot boot on (no SSE4.2/POPCNT).
 WINDOWS_BAD_CPUS = frozenset({"qemu64", "qemu32", "kvm64", "kvm32", "486", "pentium", "pentium2", "pentium3"})
 #: `start`'s wait for the first boot of an install (Setup and the first logon), natively and emulated: Windows
 #: Setup takes 20-60 minutes with KVM/HVF (docs/windows.md), hours under TCG.
 FIRST_BOOT_TIMEOUT = 90 * 60.0
 FIRST_BOOT_TIMEOUT_TCG = 6 * 3600.0
+GENERALIZE_TIMEOUT = 30 * 60.0
+GENERALIZE_TIMEOUT_TCG = 3 * 3600.0
 
 
 def fetch(spec: Spec, get: Get, say: Say) -> Fetched:
@@ -102,7 +117,9 @@ def devices(spec: Spec, stage: str | None) -> Devices:
     if bus == "sata" and len(spec.additional_disks) > 2:
         raise LimapyError("Windows on AHCI takes at most 2 additional disks (6 SATA ports)")
     cds: list[CD] = []
-    if stage != INSTALLED:
+    if stage == CLONED:  # the identity medium, in the seed's slot; the disk boots
+        cds.append(CD(CD_SEED, "cd2", missing="a clone's first boot needs its identity medium"))
+    elif stage != INSTALLED:
         # First boot: the install ISO boots (bootindex 0). Once Setup has written the disk it boots first, so a
         # restart during Setup continues the install instead of starting it again.
         need = "a Windows install needs the install ISO and the answer ISO"
@@ -136,6 +153,8 @@ def devices(spec: Spec, stage: str | None) -> Devices:
 
 
 def media(inst: store.Instance, spec: Spec, files: BootFiles) -> Media | None:
+    if files.stage == CLONED:
+        return Media(MEDIA_IDENTITY, inst.cidata_iso)
     if files.install_image is None:
         return None  # installed: the answer ISO is not attached any more
     return Media(
@@ -181,6 +200,11 @@ def windows_product_key(inst: store.Instance) -> str | None:
 
 
 def write_media(inst: store.Instance, spec: Spec, media: Media, ssh_keys: list[str]) -> None:
+    if media.kind == MEDIA_IDENTITY:
+        from limapy.guest.windows import identity
+
+        identity.write_medium(inst, spec, media.path)
+        return
     img = media.install_image
     if media.kind != MEDIA_AUTOUNATTEND or not isinstance(img, WindowsImage):
         raise LimapyError(f"unknown first-boot media {media.kind!r}")
@@ -214,7 +238,13 @@ def write_media(inst: store.Instance, spec: Spec, media: Media, ssh_keys: list[s
 
 
 def boot_timeout(inst: store.Instance, emulated: bool) -> float | None:
-    """The first boot of an install: 90 minutes, or 6 hours when emulated."""
+    """The first boot of an install: 90 minutes, or 6 hours when emulated; a clone's first boot with sysprep
+    (`clone --generalize`: sysprep, Setup's specialize pass and OOBE): 30 minutes, or 3 hours when emulated."""
     if inst.win_done_installation.exists():
+        from limapy.guest.windows import identity
+
+        record = identity.pending(inst)
+        if record is not None and record.get("generalize"):
+            return GENERALIZE_TIMEOUT_TCG if emulated else GENERALIZE_TIMEOUT
         return None
     return FIRST_BOOT_TIMEOUT_TCG if emulated else FIRST_BOOT_TIMEOUT

@@ -9,7 +9,7 @@ from pathlib import Path
 from limapy.base import netutil
 from limapy.base.errors import LimapyError
 from limapy.config.model import Spec
-from limapy.guest.boot import INSTALL, INSTALLED, SETUP, BootFiles
+from limapy.guest.boot import CLONED, INSTALL, INSTALLED, SETUP, BootFiles
 from limapy.guest.windows.language import DEFAULT as DEFAULT_LOCALE
 from limapy.guest.windows.language import Locale
 from limapy.instance import disk, store
@@ -55,7 +55,9 @@ def windows_files(inst: store.Instance, spec: Spec) -> BootFiles:
     boot = windows_boot(inst)
     rdp = rdp_port(inst) if spec.windows.rdp else None
     if boot == INSTALLED:
-        return BootFiles(stage=boot, rdp_port=rdp)
+        from limapy.guest.windows import identity
+
+        return BootFiles(stage=CLONED if identity.record_path(inst).exists() else boot, rdp_port=rdp)
     if not inst.iso.exists():
         raise LimapyError(
             f"the install ISO of `{inst.name}` is missing ({inst.iso} -> {inst.iso.resolve()})",

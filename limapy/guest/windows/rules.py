@@ -80,7 +80,9 @@ class WindowsRules(Rules):
     home = "C:\\Users\\{{.User}}"
     shell = "cmd.exe"
     implied_shell = "cmd.exe"  # FillDefault's Windows shell, also for a spec of a partial config
-    provision_modes = ("system", "user", "data", "dependency")  # Lima refuses ansible, boot and yq on Windows
+    # Lima 2.3 refuses ansible, boot and yq on Windows (pkg/limayaml/validate.go: "provision mode %#q is not
+    # supported on Windows VM"); limapy runs `boot` scripts at every startup, before the others (docs/windows.md)
+    provision_modes = ("boot", "system", "user", "data", "dependency")
     kernel_boot = False
 
     def default_mount_type(self, unsupported: list[Any]) -> str:

@@ -1,8 +1,10 @@
 # limapy provisioning runner: runs the scripts of one mode from C:\ProgramData\Lima\provision in
-# order. The first logon calls it for each mode once; the scheduled tasks \limapy\provision-system
-# (SYSTEM) and \limapy\provision-user (the user, S4U) call it again at every startup.
+# order (as Lima 2.3 startup_runner.ps1 does: each through powershell.exe -File, a failure does not stop the
+# ones after it). The first logon calls it for each mode once; at every later startup the task
+# \limapy\boot (SYSTEM, limapy-boot.ps1) calls it for boot and system scripts, and the task
+# \limapy\provision-user (the user, S4U) for user scripts. Exit code 1 when a script failed.
 # Generated: every configured string below is a single-quoted literal (or Base64-decoded).
-param([Parameter(Mandatory = $true)][ValidateSet('dependency', 'system', 'user')][string]$Mode)
+param([Parameter(Mandatory = $true)][ValidateSet('boot', 'dependency', 'system', 'user')][string]$Mode)
 $ErrorActionPreference = 'Continue'
 $ProvisionDir = Join-Path (Join-Path $env:ProgramData 'Lima') 'provision'
 # The user's task runs without administrator rights: its log lives in the user's profile.

@@ -19,6 +19,8 @@ $PhasesFile = Join-Path $LimaDir 'limapy-phases.txt'
 $StepsDir = Join-Path $LimaDir 'steps'
 $LogFile = Join-Path $LimaDir 'first-logon.log'
 $ProvisionDir = Join-Path $LimaDir 'provision'
+$ProvisionFailuresFile = Join-Path $LimaDir 'limapy-provision-failures.txt'
+$BootScript = Join-Path $LimaDir 'limapy-boot.ps1'
 $SshDir = Join-Path $env:ProgramData 'ssh'
 # The ACL sshd itself gives C:\ProgramData\ssh when it creates it (Win32-OpenSSH, wmain_sshd.c,
 # create_prgdata_ssh_folder): owner Administrators; SYSTEM and Administrators full control,
@@ -48,11 +50,15 @@ function Send-Phase([string]$Kind, [string]$Name, [string]$Text) {
   if ($line.Length -gt 400) { $line = $line.Substring(0, 400) }
   Write-Host $line
   [System.IO.File]::AppendAllText($PhasesFile, ($line + "`r`n"), (New-Object System.Text.ASCIIEncoding))
+  Send-Com1 $line
+}
+
+function Send-Com1([string]$Line) {
   try {
     $port = New-Object System.IO.Ports.SerialPort 'COM1', 115200, 'None', 8, 'One'
     $port.WriteTimeout = 2000
     $port.Open()
-    try { $port.Write("`r`n" + $line + "`r`n") } finally { $port.Close() }
+    try { $port.Write("`r`n" + $Line + "`r`n") } finally { $port.Close() }
   } catch {
     Write-Host ('COM1 not written: ' + $_.Exception.Message)
   }
@@ -202,14 +208,22 @@ function Start-Sshd {
 function Install-Provision {
   New-Item -ItemType Directory -Force -Path $ProvisionDir | Out-Null
   Copy-Item -LiteralPath (Join-Path $Media 'provision\run-provision.ps1') -Destination $ProvisionDir -Force
-{% for p in provisions if p.mode != "data" %}
+{% for p in provisions %}
   Copy-Item -LiteralPath (Join-Path $Media {{ p.file | ps }}) -Destination (Join-Path $ProvisionDir {{ p.dest | ps }}) -Force
 {% endfor %}
-{% if modes.system %}
-  Register-ProvisionTask 'system' (New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest)
-{% endif %}
+  # Every later boot: limapy-boot.ps1 (the clone identity, then boot and system scripts and data files as
+  # SYSTEM, then the user's task), run by \limapy\boot at startup.
+  Copy-Item -LiteralPath (Join-Path $Media 'provision\limapy-boot.ps1') -Destination $BootScript -Force
+  $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "' + $BootScript + '"'
+  $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
+  $trigger = New-ScheduledTaskTrigger -AtStartup
+  $principal = New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest
+  $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit (New-TimeSpan -Hours 4)
+  Register-ScheduledTask -TaskPath '\limapy\' -TaskName 'boot' -Action $action -Trigger $trigger `
+    -Principal $principal -Settings $settings -Force | Out-Null
 {% if modes.user %}
-  # S4U: runs at startup as this user without storing a password (no access to network shares).
+  # S4U: runs as this user without storing a password (no access to network shares); started by
+  # limapy-boot.ps1 after the system scripts, so it has no trigger of its own.
   Register-ProvisionTask 'user' (New-ScheduledTaskPrincipal -UserId ($env:COMPUTERNAME + '\' + $UserName) -LogonType S4U -RunLevel Limited)
 {% endif %}
 }
@@ -221,34 +235,77 @@ function Install-DataFiles {
     try {
       New-Item -ItemType Directory -Force -Path (Split-Path -Parent $dest) | Out-Null
       Copy-Item -LiteralPath (Join-Path $Media {{ p.file | ps }}) -Destination $dest -Force
-    } catch { Add-LimapyWarning "provisioning: data file $dest failed: $_" }
+    } catch { Add-ProvisionFailure "data file $dest not written: $_" }
   }
 {% else %}
   Write-Host 'no data files'
 {% endfor %}
 }
 
+function Add-ProvisionFailure([string]$Text) {
+  # Kept in a file: a first logon resumed after a restart still reports what failed before it.
+  Write-Warning $Text
+  [System.IO.File]::AppendAllText($ProvisionFailuresFile, ($Text + "`r`n"), (New-Object System.Text.ASCIIEncoding))
+}
+
+function Set-BootStatus([string]$State, [string]$Failure) {
+  # This boot's provisioning outcome, read by the host's readiness probe; a volatile key, gone at the next
+  # boot (limapy-boot.ps1 writes it then).
+  $options = [Microsoft.Win32.RegistryOptions]::Volatile
+  $key = [Microsoft.Win32.Registry]::LocalMachine.CreateSubKey({{ status_key | ps }}, [Microsoft.Win32.RegistryKeyPermissionCheck]::ReadWriteSubTree, $options)
+  try {
+    $key.SetValue('Provision', $State)
+    $key.SetValue('Failure', ($Failure -replace '[^\x20-\x7e]', ' '))
+  } finally { $key.Close() }
+}
+
+function Complete-Provision {
+  $failures = @()
+  if (Test-Path -LiteralPath $ProvisionFailuresFile) {
+    $failures = @(Get-Content -LiteralPath $ProvisionFailuresFile | Where-Object { $_ })
+  }
+  if ($failures.Count -gt 0) {
+    $message = 'provisioning: ' + ($failures -join '; ')
+    Set-BootStatus 'failed' $message
+    # Not a FAILED phase: the install itself went through, and the phases file outlives this boot.
+    $line = 'LIMAPY-PROVISION-FAILED ' + ($message -replace '[^\x20-\x7e]', ' ')
+    if ($line.Length -gt 400) { $line = $line.Substring(0, 400) }
+    Write-Host $line
+    Send-Com1 $line
+  } else {
+    Set-BootStatus 'done' ''
+  }
+}
+
 function Register-ProvisionTask([string]$Mode, $Principal) {
-  # Lima's promise: system and user scripts run again at every boot (as root / as the user).
+  # Started by limapy-boot.ps1 at every later startup, after the system scripts (Lima 2.3 runs its user
+  # scripts at every startup too, from a task of the user's, S4U).
   $runner = Join-Path $ProvisionDir 'run-provision.ps1'
   $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "' + $runner + '" -Mode ' + $Mode
   $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
-  $trigger = New-ScheduledTaskTrigger -AtStartup
   $settings = New-ScheduledTaskSettingsSet -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit (New-TimeSpan -Hours 2)
-  Register-ScheduledTask -TaskPath '\limapy\' -TaskName ('provision-' + $Mode) -Action $action -Trigger $trigger `
+  Register-ScheduledTask -TaskPath '\limapy\' -TaskName ('provision-' + $Mode) -Action $action `
     -Principal $Principal -Settings $settings -Force | Out-Null
 }
 
 function Invoke-Provision([string]$Mode) {
   if ($Mode -eq 'user' -and $Resume) {
     # Resumed at startup as SYSTEM: the user's scripts run as the user, through the user's own task.
+    $started = (Get-Date).AddSeconds(-2)
     Start-ScheduledTask -TaskPath '\limapy\' -TaskName 'provision-user'
     $deadline = (Get-Date).AddHours(2)
-    do { Start-Sleep -Seconds 5 } while ((Get-ScheduledTask -TaskPath '\limapy\' -TaskName 'provision-user').State -eq 'Running' -and (Get-Date) -lt $deadline)
+    do {
+      Start-Sleep -Seconds 5
+      $info = Get-ScheduledTaskInfo -TaskPath '\limapy\' -TaskName 'provision-user'
+    } while (((Get-ScheduledTask -TaskPath '\limapy\' -TaskName 'provision-user').State -eq 'Running' -or $info.LastRunTime -lt $started) -and (Get-Date) -lt $deadline)
+    if ($info.LastTaskResult -ne 0) { Add-ProvisionFailure "a user script failed (task result $($info.LastTaskResult); its log: limapy-provision-user.log in the profile of $UserName)" }
     return
   }
   & powershell.exe -NoProfile -NonInteractive -ExecutionPolicy Bypass -File (Join-Path $ProvisionDir 'run-provision.ps1') -Mode $Mode
-  if ($LASTEXITCODE -ne 0) { Add-LimapyWarning "provisioning: a $Mode script failed (its log: limapy-provision-$Mode.log in $ProvisionDir, or in the user's profile for user scripts)" }
+  if ($LASTEXITCODE -ne 0) {
+    $where = if ($Mode -eq 'user') { "in the profile of $UserName" } else { "in $ProvisionDir" }
+    Add-ProvisionFailure "a $Mode script failed (its log: limapy-provision-$Mode.log $where)"
+  }
 }
 
 if (Test-Path -LiteralPath $DoneFile) {
@@ -275,8 +332,12 @@ try {
   exit 1
 }
 try {
-  # Lima's order: dependency scripts, data files, system scripts, user scripts.
+  # Lima's order: dependency scripts, data files, system scripts, user scripts (boot scripts, a limapy
+  # extension, first: cloud-init runs Lima's boot scripts before the others).
   Invoke-Step 'provision-tasks' '' { Install-Provision }
+{% if modes.boot %}
+  Invoke-Step 'provision-boot' 'running the boot scripts' { Invoke-Provision 'boot' }
+{% endif %}
 {% if modes.dependency %}
   Invoke-Step 'provision-dependency' 'running the dependency scripts' { Invoke-Provision 'dependency' }
 {% endif %}
@@ -288,8 +349,9 @@ try {
   Invoke-Step 'provision-user' 'running the user scripts' { Invoke-Provision 'user' }
 {% endif %}
 } catch {
-  Add-LimapyWarning ('provisioning failed at ' + $script:Step + ': ' + $_.ToString())
+  Add-ProvisionFailure ('provisioning stopped at ' + $script:Step + ': ' + $_.ToString())
 }
+Complete-Provision
 # The host agent waits for this file over SSH: it stays the last step.
 Write-AsciiFile $DoneFile "done`r`n"
 Send-Phase 'DONE' 'done' 'first logon finished'
