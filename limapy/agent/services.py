@@ -32,26 +32,46 @@ class Services:
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         self.query: guests.ListenerQuery | None = None
+        self.preparing: threading.Thread | None = None
+        self.master_error: RuntimeError | None = None
 
     def warn(self, text: str) -> None:
         log.warning("%s", text)
         self.emit(message=f"warning: {text}")
 
+    def prepare(self) -> None:
+        """Begin what needs only SSH, not the boot scripts: the forwards' ControlMaster (an SSH handshake, seconds
+        in an emulated guest), in the background while the host agent waits for the boot scripts; `start`
+        finishes it. Called once SSH answers; calling `start` alone works too."""
+        query = self.os.listeners()
+        if self.spec.plain or query is None or self.preparing is not None:
+            return
+        self.query = query
+        self.forwarder = fw = forwards.Forwarder(self.inst, self.spec, ssh_port=self.ssh_port, emit=self.emit)
+
+        def master() -> None:
+            try:
+                fw.start_master()
+            except RuntimeError as e:
+                self.master_error = e
+
+        self.preparing = threading.Thread(target=master, name="forwards master", daemon=True)
+        self.preparing.start()
+
     def start(self) -> None:
         spec = self.spec
+        self.prepare()
         if spec.shared_mounts and self.folders is not None:
             self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve)
             for rm in self.live:
                 self.emit(message=f"mounted {rm.mount.location} at {rm.mount.mount_point} (reverse-sshfs)")
-        query = self.os.listeners()
-        if spec.plain or query is None:
+        if self.preparing is None:
             return
-        self.query = query
-        self.forwarder = fw = forwards.Forwarder(self.inst, spec, ssh_port=self.ssh_port, emit=self.emit)
-        try:
-            fw.start_master()
-        except RuntimeError as e:
-            self.warn(f"{e}: automatic port forwards are off")
+        self.preparing.join()
+        fw = self.forwarder
+        assert fw is not None
+        if self.master_error is not None:
+            self.warn(f"{self.master_error}: automatic port forwards are off")
             return
         fw.socket_forwards()
         # Its own connection: the watcher's channel stays busy for the instance's whole life.
@@ -73,6 +93,8 @@ class Services:
 
     def stop(self) -> None:
         self.stop_event.set()
+        if self.preparing is not None and self.preparing.is_alive():
+            self.preparing.join(25)  # a master being started is then closed below, not left behind
         if self.thread is not None:
             self.thread.join(5)
         if self.watcher is not None:
