@@ -197,8 +197,9 @@ def table(machine: dict[str, Any], rows: list[Row], extra: dict[str, Any]) -> st
         out += ["", f"boot runs (host agent probe interval {boot['probe_interval_s']} s); seconds from launch:"]
         for run in boot["runs"]:
             phases = ", ".join(f"{k} {v}" for k, v in run["phases_s"].items())
+            stop = ", ".join(f"{k} {v}" for k, v in run.get("stop_phases_s", {}).items())
             out.append(f"  {run['run']}: ready {run['start_s']} s, stop {run['stop_s']} s, load {run['load1']}; "
-                       f"{phases}")
+                       f"{phases}" + (f"; stop: {stop}" if stop else ""))
         out.append(f"  per-pair ratios A/B: {boot.get('pair_ratios')}; limapy's own time per start (launch to "
                    f"QEMU running + host-agent ready to CLI return): {boot.get('limapy_own_s')} s")
     return "\n".join(out)

@@ -72,6 +72,12 @@ class Stop(Exception):
     pass
 
 
+class _Wake(BaseException):
+    """Raised by the signal handler into the idle wait for the machine's exit (`HostAgent._idle`), so a stop
+    request is acted on at once, not at the wait's next timeout. A BaseException: nothing on the way (the
+    engine's wait) may take it for an error of its own."""
+
+
 class HostAgent:
     def __init__(self, inst: store.Instance, events: Events | None = None) -> None:
         self.inst = inst
@@ -87,11 +93,15 @@ class HostAgent:
         self.serial_start = 0
         self.plan_appends = False
         self.services: Any = None  # limapy.agent.services.Services (mounts, forwards)
+        self.waiting = False  # in `_idle`: a stop signal raises _Wake there
 
     # -- signals ------------------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping the guest", signum)
         self.stop_requested.set()
+        if self.waiting:  # the main loop sleeps in the engine's wait: wake it (once)
+            self.waiting = False
+            raise _Wake
 
     def install_signal_handlers(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -165,11 +175,27 @@ class HostAgent:
             self.events.emit(message=f"Remote Desktop on 127.0.0.1:{plan.rdp_port} (`limapy rdp {inst.name}`)")
         self.events.emit("ready", "ready", running=True)
         while not self.stop_requested.is_set():
-            if self.machine.wait_exit(1.0):
+            if self._idle(self.machine):
                 if inst.suspend_state.exists():
                     return "suspended"
                 return "QEMU exited (the guest shut down)"
         return "stopped"
+
+    def _idle(self, machine: Machine) -> bool:
+        """Up to a second of waiting for the machine to exit (True when it has); a stop signal ends the wait at
+        once (`_on_signal` raises _Wake into it: `stop` waits for this process, not for a timeout). Every way
+        out clears `waiting` within the outer `try` (the handler clears it too), so _Wake is raised nowhere else,
+        whether the wait returns, fails or is interrupted."""
+        try:
+            try:
+                self.waiting = True
+                if self.stop_requested.is_set():  # a signal that came before `waiting` was set
+                    return False
+                return machine.wait_exit(1.0)
+            finally:
+                self.waiting = False
+        except _Wake:
+            return False
 
     def _launch(self, drv: Driver, spec: Spec, plan: BootPlan) -> BootPlan:
         """Launch the plan; when resuming from a saved state fails, discard the state and boot cold."""

@@ -95,10 +95,10 @@ class Services:
         self.stop_event.set()
         if self.preparing is not None and self.preparing.is_alive():
             self.preparing.join(25)  # a master being started is then closed below, not left behind
+        if self.watcher is not None:
+            self.watcher.close()  # ends the watcher's read at once (it would notice stop_event within a second)
         if self.thread is not None:
             self.thread.join(5)
-        if self.watcher is not None:
-            self.watcher.close()
         if self.forwarder is not None:
             self.forwarder.close()
         if self.folders is not None:

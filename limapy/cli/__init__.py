@@ -11,7 +11,10 @@ import os
 import sys
 from collections.abc import Sequence
 
-from limapy.base.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ConfigError, LimapyError
+from limapy.base.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, LimapyError
+from limapy.cli._report import report as report  # the one error format (also the fast path's)
+
+TYPE_CHECKING = False
 
 COMMANDS = (
     "create", "start", "stop", "suspend", "delete", "list", "shell", "copy", "rdp", "validate", "info", "screenshot",
@@ -113,24 +116,6 @@ def build_group() -> object:
     return group
 
 
-def report(err: LimapyError) -> None:
-    """Every error as `limapy: ...` lines, one per problem (a ConfigError lists several), and one
-    `limapy: hint: ...`.
-
-    A message that spans lines (a tool's output appended to it) is folded into one line: the first line
-    says what failed, the rest follows after a `: ` separator."""
-    problems = err.problems if isinstance(err, ConfigError) else [err.message]
-    for problem in problems:
-        lines = [ln.strip() for ln in str(problem).splitlines() if ln.strip()]
-        if not lines:
-            continue
-        text = lines[0] if len(lines) == 1 else lines[0].rstrip(":") + ": " + " | ".join(lines[1:])
-        print(f"limapy: {text}", file=sys.stderr)
-    if err.hint:
-        hint = " ".join(ln.strip() for ln in err.hint.splitlines() if ln.strip())
-        print(f"limapy: hint: {hint}", file=sys.stderr)
-
-
 class Terminated(BaseException):
     """SIGTERM, raised where the process is, so `finally` blocks and temp-dir cleanups run."""
 
@@ -210,10 +195,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.debug = settings.debug or _debug_env()
     globalflags.CURRENT = settings  # the fast path and typer add the flags that follow the command
     globalflags.apply(settings)
-    import signal
+    # `_signal`, which `signal` wraps: `signal`'s enums cost ~1 ms of every command's start-up (issue 29)
+    if TYPE_CHECKING:
+        import signal as _signal
+    else:
+        import _signal
 
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    signal.signal(signal.SIGINT, _on_sigint)
+    _signal.signal(_signal.SIGTERM, _on_sigterm)
+    _signal.signal(_signal.SIGINT, _on_sigint)
     try:
         return _dispatch(args)
     except LimapyError as e:

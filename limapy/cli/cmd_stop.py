@@ -22,33 +22,7 @@ def register(app: typer.Typer) -> None:
             False, "-f", "--force", help="Stop QEMU and the host agent at once (no guest shutdown)."
         ),
     ) -> None:
-        from limapy import driver
-        from limapy.base.errors import LimapyError
-        from limapy.cli.cmd_start import Display
-        from limapy.instance import store
-        from limapy.ops.stop import not_running
-        from limapy.ops.stop import stop as do_stop
+        from limapy.cli._report import report
+        from limapy.ops import stop as ops
 
-        failed: list[LimapyError] = []
-        for n in names or ["default"]:
-            display = Display()
-            try:
-                inst = store.resolve(n)
-                if do_stop(inst, force=force, say=display.show, status=display.live.status):
-                    display.show(f"stopped `{inst.name}`")
-                elif not force:
-                    raise not_running(inst, driver.status(inst))
-                else:
-                    display.show(f"`{inst.name}` was not running; nothing of it is left running now")
-            except LimapyError as e:
-                if len(names or ()) <= 1:
-                    raise
-                failed.append(e)  # the others are still stopped, as limactl does
-            finally:
-                display.close()
-        if failed:
-            from limapy.cli import report
-
-            for err in failed[:-1]:
-                report(err)
-            raise failed[-1]
+        ops.run(ops.Request(names or (), force), report)

@@ -1,6 +1,6 @@
 """The commands people run all day, without building the typer app (typer and click cost ~60 ms to import).
 
-- `--version`, `validate FILE...`, `shell ...` and the usual `list` forms are parsed here and call the
+- `--version`, `validate FILE...`, `shell ...`, `stop ...` and the usual `list` forms are parsed here and call the
   same implementation the typer commands call. Anything these parsers do not know (another flag, `--`
   where it is unusual) is left to typer, which defines the interface; tests/unit/test_cli_fastpath.py holds
   both paths to the same result over a corpus of command lines.
@@ -76,6 +76,17 @@ def shell(args: list[str]) -> int | None:
     return ops.run(req)  # becomes ssh (or, with --sync, returns its exit code)
 
 
+def stop(args: list[str]) -> int | None:
+    from limapy.ops import stop as ops
+
+    req = ops.parse(args)
+    if req is None:
+        return None
+    from limapy.cli._report import report
+
+    return ops.run(req, report)
+
+
 def list_(args: list[str]) -> int | None:
     from limapy.ops import list as ops
 
@@ -110,7 +121,7 @@ def yq(args: list[str]) -> int | None:
 
 
 FAST: dict[str, Callable[[list[str]], int | None]] = {
-    "shell": shell, "list": list_, "validate": validate, "copy": copy, "yq": yq,
+    "shell": shell, "list": list_, "validate": validate, "copy": copy, "yq": yq, "stop": stop,
 }
 #: For the global flags after the command (globalflags.take_after): the options of each that take a value,
 #: and whether options may follow its arguments (`shell`: not after the instance name, which starts the
@@ -123,6 +134,7 @@ GRAMMAR: dict[str, tuple[tuple[str, ...], bool]] = {
     "list": (("-f", "--format", "--yq", "-l", "--filter", "--connect"), True),
     "validate": ((), True),
     "copy": (("--backend",), True),
+    "stop": ((), True),
 }
 
 

@@ -5,9 +5,10 @@ immutable blob named by its sha256, so a base image an instance uses never chang
 version of a digest-less "latest" URL lands beside the old one. Downloads resume after an interruption and
 are bounded in size and time (limapy.download.transfer). A decompressed copy (`.gz .xz .bz2 .zst`) of a
 download sits beside its blob as `decompressed` (keyed by the compressed bytes); a local compressed file's is
-a blob of its own, named by the sha256 of the output. Local files are used in place; their sha256 is
-remembered by their stat (size, mtime, inode, ctime) so a 5 GB ISO is hashed once, not on every start.
-`identity(path)` gives the digest a base is recorded with.
+a blob of its own, named by the sha256 of the output. Local files are used in place, and read in full only
+to check a digest the template pins: that digest is remembered by their stat (size, mtime, inode, ctime,
+device), so a 5 GB ISO is hashed once per version of the file, not on every create or start.
+`known_identity(path)` is what a base is recorded with (never reading it); `identity(path)` hashes when needed.
 """
 
 from __future__ import annotations
@@ -188,8 +189,8 @@ def _fetch_local(path: Path, location: str, want: Digest | None, decompress: boo
     with cache.locked(entry):
         cache.write(entry / "path", str(path))
         if want is not None:
-            files = ("sha256.digest", "stat") if want.algo == "sha256" else (f"{want.algo}.digest", f"{want.algo}.stat")
-            actual = cache.remembered_digest(path, entry / files[0], entry / files[1], progress, want.algo)
+            digest_file, stat_file = _path_files(entry, want.algo)
+            actual = cache.remembered_digest(path, digest_file, stat_file, progress, want.algo)
             _compare(location, want, actual)
         if not needs_copy:
             return path
@@ -382,26 +383,68 @@ class Identity:
     """A file's content digest, and the stat it had when that digest was known to hold."""
 
     path: str
-    digest: str  # "sha256:<hex>"
+    digest: str  # "<algo>:<hex>" (sha256 unless asked otherwise); "" when not known (see known_identity)
     stat: str  # cache.stat_key: "size mtime_ns inode ctime_ns device"
 
 
-def identity(path: Path, progress: Progress | None = None) -> Identity:
-    """The digest of a fetched or local file, from what the cache knows when the file's stat still matches,
-    else by hashing it (and remembering that)."""
-    path = Path(path)
+def _path_files(entry: Path, algo: str) -> tuple[Path, Path]:
+    """The digest and stat records of a local file's by-path entry for `algo`."""
+    if algo == "sha256":
+        return entry / "sha256.digest", entry / "stat"
+    return entry / f"{algo}.digest", entry / f"{algo}.stat"
+
+
+def _blob_hex(path: Path) -> str | None:
+    """The sha256 a content-store blob is named by (`by-content-sha256/<hex>/data`), else None."""
     parent = path.parent
     if path.name == "data" and parent.parent.name == "by-content-sha256" and _HEX.fullmatch(parent.name):
-        if cache.blob_ok(parent.name):
-            return Identity(str(path), f"sha256:{parent.name}", cache.stat_key(path))
-    if path.name == "decompressed" and cache.read(parent / "decompressed.sha256"):
-        hexd = cache.remembered_digest(path, parent / ".decompressed.check", parent / "decompressed.stat", progress)
-        return Identity(str(path), f"sha256:{hexd}", cache.stat_key(path))
+        return parent.name
+    return None
+
+
+def identity(path: Path, progress: Progress | None = None, algo: str = "sha256") -> Identity:
+    """The `algo` digest of a fetched or local file, from what the cache knows when the file's stat still
+    matches, else by hashing it (and remembering that)."""
+    path = Path(path)
+    parent = path.parent
+    if algo == "sha256":
+        blob = _blob_hex(path)
+        if blob is not None and cache.blob_ok(blob):
+            return Identity(str(path), f"sha256:{blob}", cache.stat_key(path))
+        if path.name == "decompressed" and cache.read(parent / "decompressed.sha256"):
+            hexd = cache.remembered_digest(path, parent / ".decompressed.check", parent / "decompressed.stat",
+                                           progress)  # fmt: skip
+            return Identity(str(path), f"sha256:{hexd}", cache.stat_key(path))
     entry = cache.private_dir(cache.path_dir(path))
     with cache.locked(entry):
         cache.write(entry / "path", str(path))
-        hexd = cache.remembered_digest(path, entry / "sha256.digest", entry / "stat", progress)
-    return Identity(str(path), f"sha256:{hexd}", cache.stat_key(path))
+        hexd = cache.remembered_digest(path, *_path_files(entry, algo), progress, algo)
+    return Identity(str(path), f"{algo}:{hexd}", cache.stat_key(path))
+
+
+def known_identity(path: Path) -> Identity:
+    """What a base is recorded with at `create`, without reading its bytes: its stat, and the digest the cache
+    holds for this very version of the file (a content-store blob's name; the digest a template pinned and
+    `fetch` checked, by its stat), or "" for a local file no digest was ever checked for. So a digest-less
+    local image costs the same whatever its size, and a pinned one is hashed once per version (by `fetch`)."""
+    path = Path(path)
+    key = cache.stat_key(path)
+    blob = _blob_hex(path)
+    if blob is not None and cache.blob_ok(blob):  # by stat (hashed again only when the blob's stat changed)
+        return Identity(str(path), f"sha256:{blob}", cache.stat_key(path))
+    if path.name == "decompressed" and cache.read(path.parent / "decompressed.sha256"):
+        return identity(path)  # limapy < 0.2's layout: remembered by stat
+    entry = cache.path_dir(path)
+    for algo in ALGORITHMS:
+        digest_file, stat_file = _path_files(entry, algo)
+        known = cache.read(digest_file) if cache.read(stat_file) == key else None
+        if not known:
+            continue
+        if known.startswith(f"{algo}:") and _LOWER_HEX.fullmatch(hexd := known.removeprefix(f"{algo}:")):
+            return Identity(str(path), f"{algo}:{hexd}", key)
+        if algo == "sha256" and _HEX.fullmatch(known):  # a bare hex: what older versions wrote
+            return Identity(str(path), f"sha256:{known}", key)
+    return Identity(str(path), "", key)
 
 
 # -- helpers ----------------------------------------------------------------------------------------------

@@ -307,18 +307,21 @@ def move_claims(old_dir: Path, new_dir: Path) -> None:
 
 def record_base(record: Path, base: Path) -> None:
     """Remember which bytes an instance's overlay was created on (`record`, the instance's base-image.json,
-    0600)."""
+    0600): the base's stat, and its digest when the cache knows it for this version of the file (a download,
+    a pinned local image). Never reads the base: a digest-less local image is recorded by its stat alone."""
     from limapy.base.fsutil import atomic_write
-    from limapy.download import identity
+    from limapy.download import known_identity
 
-    ident = identity(base)
-    data = {"path": ident.path, "digest": ident.digest, "stat": ident.stat}
+    ident = known_identity(base)
+    data = {"path": ident.path, "stat": ident.stat, **({"digest": ident.digest} if ident.digest else {})}
     atomic_write(record, (json.dumps(data) + "\n").encode(), 0o600)
 
 
 def verify_base(record: Path, disk: Path, name: str) -> bool:
     """Refuse to boot an overlay whose base no longer holds the bytes it was created on (a re-download, a
-    replaced file): the guest would read a different disk. Cheap while the base's stat is unchanged.
+    replaced file, one rewritten in place): the guest would read a different disk. Cheap while the base's stat
+    (size, mtime, inode, ctime, device) is unchanged; when it changed, a recorded digest is checked by hashing
+    (once per version of the file), and a base recorded by its stat alone (no digest pinned it) is refused.
 
     Reads only; True when the record should be (re)written (`record_base`): an instance made by an older
     limapy has none, and a base that was touched but holds the same bytes has a new stat."""
@@ -337,19 +340,30 @@ def verify_base(record: Path, disk: Path, name: str) -> bool:
         return True
     except ValueError:
         known = {}
-    from limapy.download import cache, identity
+    if not isinstance(known, dict) or not (known.get("stat") or known.get("digest")):
+        return True  # unreadable: as if there were none (the instance dir is the user's own)
+    from limapy.download import ALGORITHMS, cache, identity
 
     want = str(known.get("digest") or "")
     try:
-        if known.get("path") == str(base) and known.get("stat") == cache.stat_key(base) and want:
+        if known.get("path") == str(base) and known.get("stat") == cache.stat_key(base):
             return False
     except OSError:
         pass
-    now = identity(base)
-    if want and now.digest != want:
+    changed = f"the base image of `{name}` changed since the instance was created"
+    if not want:
         raise LimapyError(
-            f"the base image of `{name}` changed since the instance was created: {base} holds {now.digest}, "
-            f"the instance was made on {want}",
+            f"{changed}: {base} is not the file it was made on (its size, times, inode or device differ), and no "
+            "digest pins it",
+            hint=f"its disk is an overlay on that image: restore the original file, or delete and re-create the "
+            f"instance; if the file holds the very same bytes (only touched or copied back), remove {record} and "
+            "start it again",
+        )
+    algo = want.partition(":")[0]
+    now = identity(base, algo=algo if algo in ALGORITHMS else "sha256")
+    if now.digest != want:
+        raise LimapyError(
+            f"{changed}: {base} holds {now.digest}, the instance was made on {want}",
             hint="its disk is an overlay on that image: restore the original file, or delete and re-create it",
         )
     return True

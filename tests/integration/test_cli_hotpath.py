@@ -115,6 +115,30 @@ def test_a_summary_with_a_wrong_view_is_not_used(env: Env) -> None:
     assert "User=42" not in env.ssh_calls()[-1]
 
 
+#: What `shell` must not import before it execs ssh (DESIGN, "Start-up time"): the CLI framework, the heavy
+#: libraries, and the stdlib modules that cost milliseconds (`signal`'s enums: main uses `_signal`).
+HOT_PATH_NEVER = ("typer", "click", "rich", "ruamel", "jsonschema", "jinja2", "fabric", "dataclasses", "typing",
+                  "logging", "subprocess", "shutil", "signal", "inspect", "tempfile")
+
+
+def test_shell_until_exec_imports_nothing_heavy(env: Env) -> None:
+    env.create("web")
+    env.run_fake("web")
+    env.lp("shell", "web", "true")  # the summary and the `ssh -V` memo exist, as on every later call
+    code = ("import os, sys\n"
+            "def exec_(path, argv):\n"
+            "    print(' '.join(sorted(m for m in sys.modules if '.' not in m)), flush=True)\n"
+            "    os._exit(0)\n"
+            "os.execvp = exec_\n"
+            "from limapy.cli import main\n"
+            "main(['shell', 'web', 'true'])\n")  # fmt: skip
+    cp = subprocess.run([sys.executable, "-c", code], env=env.env, capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0, cp.stderr
+    loaded = set(cp.stdout.split())
+    assert "limapy" in loaded and "pathlib" in loaded  # it did run until the exec
+    assert not loaded & set(HOT_PATH_NEVER), sorted(loaded & set(HOT_PATH_NEVER))
+
+
 def test_ssh_version_is_asked_once_per_binary(env: Env) -> None:
     env.create("web")
     env.run_fake("web")

@@ -49,3 +49,83 @@ def test_stop_waits_for_the_host_agent_to_exit(tmp_path: Path, monkeypatch: pyte
         if agent.poll() is None:
             agent.kill()
         agent.wait(10)
+
+
+# --- the host agent acts on a stop at once (issue 29: graceful stop within 1.2x the QMP power-down) ---------
+
+
+class SlowMachine:
+    """A machine whose wait for its exit takes far longer than it is asked to (and never exits)."""
+
+    def __init__(self) -> None:
+        self.waits = 0
+
+    def wait_exit(self, timeout: float) -> bool:
+        self.waits += 1
+        time.sleep(30)
+        return False
+
+
+def test_a_stop_signal_ends_the_host_agents_idle_wait_at_once(tmp_path: Path) -> None:
+    import io
+    import os
+    import signal
+    import threading
+
+    from limapy.agent.hostagent import Events, HostAgent
+
+    agent = HostAgent(store.Instance("w", tmp_path / "w"), Events(io.StringIO()))
+    machine = SlowMachine()
+    old = signal.signal(signal.SIGTERM, agent._on_signal)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+    try:
+        timer.start()
+        t0 = time.monotonic()
+        assert agent._idle(machine) is False  # type: ignore[arg-type]
+        assert time.monotonic() - t0 < 10, "the wait ran its course instead of ending at the signal"
+        assert machine.waits == 1 and agent.stop_requested.is_set() and not agent.waiting
+        assert agent._idle(machine) is False and machine.waits == 1  # a stop already asked for: no wait at all
+        os.kill(os.getpid(), signal.SIGTERM)  # outside the wait: only recorded, nothing raised here
+        time.sleep(0.05)
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, old)
+
+
+def test_a_failing_idle_wait_leaves_no_wake_armed(tmp_path: Path) -> None:
+    import io
+
+    from limapy.agent.hostagent import Events, HostAgent
+    from limapy.base.errors import LimapyError
+
+    class Broken:
+        def wait_exit(self, timeout: float) -> bool:
+            raise LimapyError("the engine went away")
+
+    agent = HostAgent(store.Instance("w", tmp_path / "w"), Events(io.StringIO()))
+    with pytest.raises(LimapyError):
+        agent._idle(Broken())  # type: ignore[arg-type]
+    assert not agent.waiting  # a signal during the shutdown that follows must not raise there
+    agent._on_signal(15, None)  # outside the wait: recorded, not raised
+    assert agent.stop_requested.is_set()
+
+
+def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tmp_path: Path) -> None:
+    """The port watcher reads the guest with a 1 s timeout; closing its connection first ends that read now."""
+    from limapy.agent.services import Services
+
+    calls: list[str] = []
+
+    class Watcher:
+        def close(self) -> None:
+            calls.append("close")
+
+    class Thread:
+        def join(self, timeout: float | None = None) -> None:
+            calls.append("join")
+
+    services = Services.__new__(Services)
+    services.__dict__.update(stop_event=__import__("threading").Event(), watcher=Watcher(), thread=Thread(),
+                             forwarder=None, folders=None, guest=None, live=[], preparing=None)  # fmt: skip
+    services.stop()
+    assert calls == ["close", "join"]

@@ -20,6 +20,7 @@ from limapy.cli import fast
 from limapy.ops import copy as copy_ops
 from limapy.ops import list as list_ops
 from limapy.ops import shell as shell_ops
+from limapy.ops import stop as stop_ops
 
 SHELL_LINES = [
     ["web"], ["web", "uname", "-a"], ["web", "--", "ls", "-la"], ["--", "web", "ls"],
@@ -40,6 +41,9 @@ COPY_LINES = [["a", "w:/tmp/"], ["-r", "d", "w:/d"], ["w:/x", ".", "-v"], ["-rv"
               ["--recursive", "--verbose", "a", "w:"], ["--", "-odd", "w:"], ["a", "--", "-r", "w:"],
               ["--backend", "rsync", "-r", "d", "w:/d"], ["--backend=scp", "a", "w:"]]
 
+STOP_LINES = [[], ["web"], ["web", "db"], ["-f"], ["-f", "web"], ["web", "--force"], ["web", "-f", "db"],
+              ["--", "-odd"], ["-f", "--", "-f"], ["-"]]
+
 
 def _typer_request(monkeypatch: pytest.MonkeyPatch, command: str, args: list[str]) -> Any:
     seen: list[Any] = []
@@ -47,6 +51,8 @@ def _typer_request(monkeypatch: pytest.MonkeyPatch, command: str, args: list[str
         monkeypatch.setattr(shell_ops, "run", lambda req: seen.append(req))
     elif command == "copy":
         monkeypatch.setattr(copy_ops, "run", lambda req: seen.append(req) or 0)
+    elif command == "stop":
+        monkeypatch.setattr(stop_ops, "run", lambda req, report: seen.append(req) or 0)
     else:
         monkeypatch.setattr(list_ops, "run", lambda req, say: seen.append(req) or 0)
     cli._typer([command, *args])
@@ -68,6 +74,13 @@ def test_list_fast_path_parses_as_typer_does(monkeypatch: pytest.MonkeyPatch, ar
     assert fast_req == _typer_request(monkeypatch, "list", args)
 
 
+@pytest.mark.parametrize("args", STOP_LINES, ids=lambda a: " ".join(a) or "(none)")
+def test_stop_fast_path_parses_as_typer_does(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
+    fast_req = stop_ops.parse(args)
+    assert fast_req is not None
+    assert fast_req == _typer_request(monkeypatch, "stop", args)
+
+
 @pytest.mark.parametrize("args", COPY_LINES, ids=" ".join)
 def test_copy_fast_path_parses_as_typer_does(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> None:
     fast_req = copy_ops.parse(args)
@@ -79,10 +92,13 @@ def test_copy_fast_path_parses_as_typer_does(monkeypatch: pytest.MonkeyPatch, ar
     ("command", "args"),
     [("copy", ["--help"]), ("copy", ["-x", "a", "w:"]), ("copy", []),
      ("shell", ["--help"]), ("shell", ["-h", "web"]), ("shell", ["--bogus", "web"]), ("shell", ["--workdir"]),
-     ("list", ["--help"]), ("list", ["--bogus"]), ("list", ["--format"]), ("list", ["-f"])],
+     ("list", ["--help"]), ("list", ["--bogus"]), ("list", ["--format"]), ("list", ["-f"]),
+     ("stop", ["--help"]), ("stop", ["-h", "web"]), ("stop", ["--bogus"]), ("stop", ["-ff", "web"]),
+     ("stop", ["--force=yes", "web"])],
 )
 def test_fast_path_leaves_help_and_unknown_flags_to_typer(command: str, args: list[str]) -> None:
-    parse = {"shell": shell_ops.parse, "list": list_ops.parse, "copy": copy_ops.parse}[command]
+    parse = {"shell": shell_ops.parse, "list": list_ops.parse, "copy": copy_ops.parse,
+             "stop": stop_ops.parse}[command]
     assert parse(args) is None
 
 

@@ -20,6 +20,7 @@ from limapy.cli import fast, globalflags
 from limapy.ops import copy as copy_ops
 from limapy.ops import list as list_ops
 from limapy.ops import shell as shell_ops
+from limapy.ops import stop as stop_ops
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,6 +78,7 @@ CORPUS = [
     ("list", ["--debug"]), ("list", ["-y", "a", "--json"]), ("list", ["--format", "-y", "a"]),
     ("list", ["a", "--log-level", "warn", "b"]), ("list", ["--", "-y"]),
     ("copy", ["-y", "a", "w:/tmp/"]), ("copy", ["a", "--debug", "w:/tmp/", "-r"]),
+    ("stop", ["-y", "web"]), ("stop", ["web", "--debug", "-f", "db"]), ("stop", ["--", "-y"]),
 ]  # fmt: skip
 
 
@@ -86,6 +88,8 @@ def _typer_request(monkeypatch: pytest.MonkeyPatch, command: str, args: list[str
         monkeypatch.setattr(shell_ops, "run", lambda req: seen.append(req))
     elif command == "copy":
         monkeypatch.setattr(copy_ops, "run", lambda req: seen.append(req) or 0)
+    elif command == "stop":
+        monkeypatch.setattr(stop_ops, "run", lambda req, report: seen.append(req) or 0)
     else:
         monkeypatch.setattr(list_ops, "run", lambda req, say: seen.append(req) or 0)
     cli._typer([command, *args])
@@ -95,7 +99,8 @@ def _typer_request(monkeypatch: pytest.MonkeyPatch, command: str, args: list[str
 
 @pytest.mark.parametrize(("command", "args"), CORPUS, ids=lambda a: " ".join(a) if isinstance(a, list) else a)
 def test_fast_path_takes_what_typer_takes(monkeypatch: pytest.MonkeyPatch, command: str, args: list[str]) -> None:
-    parse = {"shell": shell_ops.parse, "list": list_ops.parse, "copy": copy_ops.parse}[command]
+    parse = {"shell": shell_ops.parse, "list": list_ops.parse, "copy": copy_ops.parse,
+             "stop": stop_ops.parse}[command]
     s = globalflags.Settings()
     valued, interspersed = fast.GRAMMAR[command]
     fast_req = parse(globalflags.take_after(args, s, valued=valued, interspersed=interspersed))
