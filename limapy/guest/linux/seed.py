@@ -186,7 +186,8 @@ def build_seed(
     param_env = _env_lines({f"PARAM_{k}": v for k, v in spec.param.items()}, "param")
     # bootcmd, on every boot: the boot script's own unit, queued to start once this stage ends (early.sh), then
     # the `mode: boot` scripts, whose status stays the last one (cloud-init runs the entries as one script)
-    bootcmd = [raw_template("linux/early.sh")]
+    early = "".join(ln for ln in raw_template("linux/early.sh").splitlines(True) if not ln.startswith("#"))
+    bootcmd = [early]
     if boot_scripts:
         bootcmd.append(render("linux/bootcmd.sh", scripts=boot_scripts, params_b64=_b64(param_env)))
 
