@@ -126,6 +126,6 @@ def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tm
 
     services = Services.__new__(Services)
     services.__dict__.update(stop_event=__import__("threading").Event(), watcher=Watcher(), thread=Thread(),
-                             forwarder=None, folders=None, guest=None, live=[], preparing=None)  # fmt: skip
+                             forwarder=None, folders=None, guest=None, live=[], booted=__import__("threading").Event(), watcher_lock=__import__("threading").Lock())  # fmt: skip
     services.stop()
     assert calls == ["close", "join"]
