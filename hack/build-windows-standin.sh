@@ -19,8 +19,14 @@
 #     (`--set '.param.STANDIN_FAIL = "openssh"'`), it reports `LIMAPY-FAILED openssh: ...` and stops there,
 #     as first_logon.ps1 does when installing OpenSSH fails (no user, no SSH, no marker).
 #   - /usr/local/bin/PowerShell.exe: understands the probe limapy sends
-#     (`... Test-Path -Path '...lima-boot-done.txt' ...`): exit 0 once the marker exists, else 1; and the
-#     read of limapy-warnings.txt, which holds one line (as a first logon's warning would).
+#     (`... Test-Path -Path '...lima-boot-done.txt' ...`): exit 0 once the marker exists, else 1; the
+#     read of limapy-warnings.txt, which holds one line (as a first logon's warning would); and the host
+#     agent's listener query (`-EncodedCommand` whose text runs `Get-NetTCPConnection -State Listen`),
+#     answered by limapy-listeners from the guest's real sockets (`ss -ltnpH`) in the JSON shape of
+#     Get-NetTCPConnection | ConvertTo-Json (tests/fixtures/netstat/), so a listener started in the guest
+#     opens a forward and stopping it releases it.
+#   - /C: is drive C: (Win32-OpenSSH's sftp-server and scp see `C:\x` as `/C:/x`): C:/Windows/win.ini and
+#     the user's C:/Users/<user>, so `limapy copy win:C:\...` lands where a Windows guest's would.
 #   - /usr/local/bin/cmd.exe: `cmd.exe /c "CMD"` runs CMD with sh (enough for `limapy shell`).
 # The generic kernel (linux-image-amd64) is used because the cloud kernel has no AHCI or e1000e driver.
 #
@@ -126,8 +132,62 @@ cat >"$root/usr/local/bin/PowerShell.exe" <<'EOF'
 case "$*" in
 *"Test-Path"*"lima-boot-done.txt"*) test -f /var/lib/limapy-standin/lima-boot-done.txt ;;
 *"Get-Content"*"limapy-warnings.txt"*) cat /var/lib/limapy-standin/limapy-warnings.txt 2>/dev/null; exit 0 ;;
+*"-EncodedCommand "*)
+    # PowerShell's -EncodedCommand: base64 of the script's UTF-16LE text (ASCII here: drop the NULs)
+    for arg; do text=$arg; done
+    text=$(printf '%s' "$text" | base64 -d 2>/dev/null | tr -d '\000')
+    case "$text" in
+    *"Get-NetTCPConnection -State Listen"*) exec /usr/local/sbin/limapy-listeners ;;
+    *"New-SmbGlobalMapping"*) exec sudo -n /usr/local/sbin/limapy-smbmap "$text" ;;
+    esac
+    echo "PowerShell.exe stand-in: unsupported encoded command: $text" >&2; exit 127 ;;
 *) echo "PowerShell.exe stand-in: unsupported command: $*" >&2; exit 127 ;;
 esac
+EOF
+cat >"$root/usr/local/sbin/limapy-smbmap" <<'EOF'
+#!/bin/sh
+# The stand-in's answer to limapy's SMB mapping script (limapy/guest/windows/folders.py): each share the script
+# names (`@('\\192.168.5.4\mN', 'X:')`) is mounted with the kernel's cifs client at /X: (as /C: plays drive C:),
+# owned by the SSH user; the account is the script's, the password stdin's first line, as the script reads
+# them. Output and exit status are the script's: `mapped UNC X:` or `failed UNC X: -- why`, the number failed.
+set -u
+text=$1
+IFS= read -r secret || secret=
+user=$(printf '%s\n' "$text" | awk -F"'" '$1 ~ /-ArgumentList @\($/ { print $2; exit }')
+owner=${SUDO_USER:-root}
+failed=0
+for pair in $(printf '%s\n' "$text" | awk -F"'" '$1 ~ /^ *@\($/ && $4 ~ /^[A-Z]:$/ { print $2 "|" $4 }'); do
+    unc=${pair%|*} drive=${pair#*|}
+    src=$(printf '%s' "$unc" | tr '\\' '/')
+    mkdir -p "/$drive"
+    umount "/$drive" 2>/dev/null || true
+    if why=$(mount -t cifs "$src" "/$drive" \
+        -o "username=$user,password=$secret,uid=$(id -u "$owner"),gid=$(id -g "$owner"),vers=3.1.1" 2>&1); then
+        echo "mapped $unc $drive"
+    else
+        failed=$((failed + 1))
+        echo "failed $unc $drive -- $why"
+    fi
+done
+exit "$failed"
+EOF
+cat >"$root/usr/local/sbin/limapy-listeners" <<'EOF'
+#!/bin/sh
+# The stand-in's answer to limapy's listener query (limapy/guest/windows/listeners.py): every second, the
+# guest's listening TCP sockets (`ss -ltnpH`) as Get-NetTCPConnection -State Listen | Select-Object ... |
+# ConvertTo-Json -Compress would print them (one array on one line; IPv6 wildcard `::`, IPv4 `0.0.0.0`),
+# then a `--` line, whenever the set changes. OwningProcess is the pid where ss shows it, else 0.
+prev=
+while :; do
+    cur=$(ss -ltnpH 2>/dev/null | sort | awk '
+        { a = $4; n = split(a, p, ":"); port = p[n]; addr = substr(a, 1, length(a) - length(port) - 1)
+          gsub(/^\[|\]$/, "", addr); sub(/%.*/, "", addr); if (addr == "*") addr = "::"
+          pid = 0; if (match($0, /pid=[0-9]+/)) pid = substr($0, RSTART + 4, RLENGTH - 4)
+          row[++k] = sprintf("{\"LocalAddress\":\"%s\",\"LocalPort\":%d,\"OwningProcess\":%d,\"State\":\"Listen\"}", addr, port, pid) }
+        END { printf "["; for (i = 1; i <= k; i++) printf "%s%s", (i > 1 ? "," : ""), row[i]; printf "]\n" }')
+    if [ "$cur" != "$prev" ]; then printf '%s\r\n--\r\n' "$cur" || exit 0; prev=$cur; fi
+    sleep 1
+done
 EOF
 cat >"$root/usr/local/bin/cmd.exe" <<'EOF'
 #!/bin/sh
@@ -169,6 +229,7 @@ id "$user" >/dev/null 2>&1 || useradd -m -s /bin/bash "$user"
 home=$(getent passwd "$user" | cut -d: -f6)
 install -d -m 700 -o "$user" -g "$user" "$home/.ssh"
 install -m 600 -o "$user" -g "$user" "$mnt/ssh_authorized_keys" "$home/.ssh/authorized_keys"
+install -d -m 755 -o "$user" -g "$user" "/C:/Users/$user"
 umount "$mnt"
 rmdir "$mnt"
 limapy-phase PHASE sshd "starting sshd"
@@ -176,8 +237,15 @@ mkdir -p "$state"
 echo "$user" >"$state/user-created"
 echo "limapy-firstlogon: user $user from $dev" >/dev/console
 EOF
+printf 'ALL ALL=(root) NOPASSWD: /usr/local/sbin/limapy-smbmap\n' >"$root/etc/sudoers.d/limapy-smbmap"
+chmod 0440 "$root/etc/sudoers.d/limapy-smbmap"
+chmod 0755 "$root/usr/local/sbin/limapy-smbmap"
 chmod 0755 "$root/usr/local/bin/PowerShell.exe" "$root/usr/local/bin/cmd.exe" "$root/usr/local/sbin/limapy-firstlogon" \
-    "$root/usr/local/sbin/limapy-phase"
+    "$root/usr/local/sbin/limapy-phase" "$root/usr/local/sbin/limapy-listeners"
+# Drive C: as Win32-OpenSSH's sftp-server shows it (`/C:/...`), with the file every Windows has.
+mkdir -p "$root/C:/Windows" "$root/C:/Users"
+printf '; for 16-bit app support\r\n[fonts]\r\n[extensions]\r\n[mci extensions]\r\n[files]\r\n[Mail]\r\nMAPI=1\r\n' \
+    >"$root/C:/Windows/win.ini"
 cat >"$root/etc/systemd/system/limapy-firstlogon.service" <<'EOF'
 [Unit]
 Description=limapy Windows stand-in: first logon (user and SSH key from the answer media)

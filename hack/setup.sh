@@ -24,6 +24,7 @@ PKGS=(
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients  # the libvirt driver's daemon, virsh
   libvirt-dev pkg-config gcc python3-dev      # to build the libvirt Python binding (pip's libvirt-python)
   openssh-server                               # tests: a "remote" libvirt host reached over qemu+ssh://
+  samba smbclient                              # mountType: smb (smbd, pdbedit); tests: smbclient
 )
 # GRUB's images exist per host arch: BIOS and x86_64 UEFI on amd64, arm64 UEFI on arm64 (the aarch64 test image
 # takes its GRUB from the guest's own packages either way).

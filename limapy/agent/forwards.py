@@ -58,12 +58,14 @@ def _ip_matches(rule: PortForward, lst: Listener) -> bool:
     return rule_ip.is_loopback and (lst.unspecified or lst.loopback)
 
 
-def rules(spec: Spec) -> list[PortForward]:
-    """Lima's rule list: guest port 22 ignored on every address, the user's rules, then 127.0.0.1 -> same port."""
-    ssh22 = PortForward(guest_port_range=(22, 22), host_port_range=None, guest_ip="0.0.0.0", ignore=True)  # noqa: S104 (a guest address to ignore)
+def rules(spec: Spec, ignored: frozenset[int] = frozenset()) -> list[PortForward]:
+    """Lima's rule list: guest port 22 ignored on every address (and the guest OS's `ignored` ports: Windows' RDP),
+    the user's rules, then 127.0.0.1 -> same port."""
+    fixed = [PortForward(guest_port_range=(p, p), host_port_range=None, guest_ip="0.0.0.0", ignore=True)  # noqa: S104 (a guest address to ignore)
+             for p in (22, *sorted(ignored - {22}))]  # fmt: skip
     default = PortForward(guest_port_range=(1, 65535), host_port_range=(1, 65535))
     user = [r for r in spec.port_forwards if not r.guest_socket and not r.host_socket and r.proto in ("tcp", "any")]
-    return [ssh22, *user, default]
+    return [*fixed, *user, default]
 
 
 def decide(rule_list: list[PortForward], lst: Listener, *, reserved: set[int] | None = None) -> Decision:
@@ -98,11 +100,12 @@ Emit = Callable[..., None]
 class Forwarder:
     """Holds the forwards of one running instance; `watch` runs in the host agent's background thread."""
 
-    def __init__(self, inst: store.Instance, spec: Spec, *, ssh_port: int, emit: Emit) -> None:
+    def __init__(self, inst: store.Instance, spec: Spec, *, ssh_port: int, emit: Emit,
+                 ignored: frozenset[int] = frozenset()) -> None:  # fmt: skip
         self.inst = inst
         self.spec = spec
         self.emit = emit
-        self.rules = rules(spec)
+        self.rules = rules(spec, ignored)
         self.reserved = {ssh_port}
         self.active: dict[Listener, int] = {}  # listener -> host port
         self.sockets: list[ForwardRow] = []
@@ -263,7 +266,12 @@ class Forwarder:
                     raw, buf = buf.split(b"\n", 1)
                     line = raw.decode(errors="replace").strip()
                     if line == "--":
-                        self.apply(query.parse(lines))
+                        try:
+                            found = query.parse(lines)
+                        except ValueError as e:  # a snapshot it cannot read changes nothing
+                            log.warning("unreadable listener snapshot (%s): %.200r", e, lines)
+                        else:
+                            self.apply(found)
                         lines = []
                     else:
                         lines.append(line)

@@ -1,7 +1,7 @@
 """The guest services of one running instance, started by the host agent once the guest is ready and stopped
 before it powers the guest down: host folders (as the guest OS mounts them: limapy.guest.GuestOS.host_folders)
 and port forwards (limapy.agent.forwards, on the guest OS's listener query). `plain: true` has neither (static
-forwards are QEMU's); a guest OS that has no way yet (Windows) has neither either."""
+forwards are QEMU's); a guest OS without a way to list its listeners or mount folders has none of them."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ class Services:
         if self.spec.plain or query is None or self.thread is not None:
             return
         self.query = query
-        self.forwarder = forwards.Forwarder(self.inst, self.spec, ssh_port=self.ssh_port, emit=self.emit)
+        self.forwarder = forwards.Forwarder(self.inst, self.spec, ssh_port=self.ssh_port, emit=self.emit,
+                                            ignored=query.ignored)
         self.thread = threading.Thread(target=self._forwards, name="port forwards", daemon=True)
         self.thread.start()
 
@@ -60,9 +61,9 @@ class Services:
         self.prepare()
         self.booted.set()
         if spec.shared_mounts and self.folders is not None:
-            self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve)
+            self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve, self.inst)
             for rm in self.live:
-                self.emit(message=f"mounted {rm.mount.location} at {rm.mount.mount_point} (reverse-sshfs)")
+                self.emit(message=f"mounted {rm.mount.location} at {rm.how}")
         if self.thread is not None and any(r.guest_socket and r.host_socket for r in spec.port_forwards):
             self.sockets_done.wait(60)
 

@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         ),
         connect: str | None = typer.Option(None, "--connect", help="libvirt URI (a remote host needs no QEMU here)."),
         mount_type: str | None = typer.Option(
-            None, "--mount-type", help="reverse-sshfs, 9p or virtiofs.", autocompletion=values_of("--mount-type")
+            None, "--mount-type", help="reverse-sshfs, 9p, virtiofs or smb.", autocompletion=values_of("--mount-type")
         ),
     ) -> int:
         from limapy.ops import doctor as ops

@@ -207,7 +207,7 @@ def fill(
 
     cfg["mountTypesUnsupported"] = cfg.get("mountTypesUnsupported") or []
     if cfg.get("mountType") in (None, "", "default"):
-        cfg["mountType"] = "reverse-sshfs" if "9p" in cfg["mountTypesUnsupported"] else "9p"
+        cfg["mountType"] = rules.default_mount_type(cfg["mountTypesUnsupported"])
     _set(cfg, "mountInotify", False)
     mounts = []
     home = str(dirs.limapy_home())

@@ -48,6 +48,7 @@ class MountType(StrEnum):
     NINEP = "9p"
     VIRTIOFS = "virtiofs"
     WSL2 = "wsl2"
+    SMB = "smb"  # limapy: a private smbd reached through the user network (limapy.guest.smb)
 
 
 class BootKind(StrEnum):
@@ -248,11 +249,11 @@ class Spec:
 
     @property
     def shared_mounts(self) -> tuple[Mount, ...]:
-        """The host folders the guest mounts: none in plain mode or where limapy has no way yet (Windows)."""
+        """The host folders the guest mounts: none in plain mode or where limapy has no way for the guest OS."""
         return () if self.plain or not self.rules.host_folders else self.mounts
 
     def mounts_of(self, kind: str) -> tuple[Mount, ...]:
-        """The shared mounts when `mountType` is `kind` (9p, virtiofs, reverse-sshfs), else none."""
+        """The shared mounts when `mountType` is `kind` (9p, virtiofs, reverse-sshfs, smb), else none."""
         return self.shared_mounts if self.mount_type == kind else ()
 
     def image_for_arch(self) -> Image | None:

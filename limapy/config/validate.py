@@ -23,7 +23,7 @@ from limapy.guest.rules import for_os as guest_rules
 
 OS_TYPES = ["Linux", "Darwin", "FreeBSD", "Windows"]
 ARCH_TYPES = ["x86_64", "aarch64", "armv7l", "ppc64le", "riscv64", "s390x"]
-MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2"]
+MOUNT_TYPES = ["reverse-sshfs", "9p", "virtiofs", "wsl2", "smb"]  # smb: limapy's (a private smbd, docs/windows.md)
 VM_TYPES = ["qemu", "vz", "wsl2", "krunkit"]
 RESERVED_MOUNTPOINTS = ["/", "/bin", "/dev", "/etc", "/home", "/opt", "/sbin", "/tmp", "/usr", "/var"]
 PARAM_NAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")  # fullmatch only: shown as Lima shows it
@@ -95,11 +95,15 @@ class _V(NetRules):
         mt = c.get("mountType")
         if mt not in MOUNT_TYPES:
             self.add(("mountType",), "field `mountType` must be `reverse-sshfs` or `9p` or `virtiofs`, or `wsl2`, "
-                     f"got {go_q(mt)}")  # fmt: skip
+                     f"or `smb` (limapy), got {go_q(mt)}")  # fmt: skip
         unsupported = c.get("mountTypesUnsupported") or []
         if mt in unsupported:
             self.add(("mountType",), f"field `mountType` must not be one of {go_list(unsupported)} "
                      f"(`mountTypesUnsupported`), got {go_q(mt)}")  # fmt: skip
+        elif mt in MOUNT_TYPES and c.get("mounts") and not c.get("plain"):
+            refused = rules.mount_type_problem(str(mt))
+            if refused:
+                self.add(("mountType",), refused)
         if not self.provisions():
             return self.problems
         self.containerd()

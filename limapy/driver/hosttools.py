@@ -7,10 +7,10 @@ up after the image download, as `qemu-img: command not found`). What is needed f
 - always: `qemu-img` (every disk is a qcow2 overlay) and the OpenSSH client (`shell`, `copy`, forwards);
 - the QEMU driver, or libvirt on this host: `qemu-system-<arch>` for each guest arch, and UEFI firmware for
   the arches that boot by UEFI (a guest booted by its image's kernel, or by legacy BIOS, needs none);
-- `tpm: true` (Windows 11): swtpm; `mountType: virtiofs` with mounts: virtiofsd; a `.zst` image: zstd;
+- `tpm: true` (Windows 11): swtpm; `mountType: virtiofs` with mounts: virtiofsd; `mountType: smb` with mounts
+  (a Windows guest's default): samba's smbd; a `.zst` image: zstd;
 - `--driver libvirt`: the libvirt Python binding, and on this host libvirtd.
-limapy shares no host folder with Windows guests (they are plain), so nothing asks for samba; FreeRDP
-(`limapy rdp`) is listed as optional for Windows guests.
+Samba is listed as optional for Windows guests without mounts, as is FreeRDP (`limapy rdp`).
 
 Packages are named for Debian/Ubuntu (apt), Fedora (dnf), Arch (pacman) and macOS (Homebrew).
 """
@@ -106,6 +106,12 @@ def _virtiofsd() -> str | None:
         return None
 
 
+def _smbd() -> str | None:
+    from limapy.guest import smb
+
+    return smb.find_smbd()
+
+
 def _ssh() -> str | None:
     import shlex
 
@@ -159,6 +165,8 @@ SWTPM = Tool("swtpm", _pkgs("swtpm swtpm-tools", "swtpm swtpm-tools", "swtpm", "
              note="or set `tpm: false` (Windows 11 then skips its TPM check)")  # fmt: skip
 VIRTIOFSD = Tool("virtiofsd", _pkgs("virtiofsd", "virtiofsd", "virtiofsd", ""), _virtiofsd,
                  note="Linux hosts only")  # fmt: skip
+SMBD = Tool("smbd (samba)", _pkgs("samba", "samba", "samba", "samba"), _smbd,
+            note="or set `plain: true` (no host folders)")  # fmt: skip
 ZSTD = Tool("zstd", _pkgs("zstd", "zstd", "zstd", "zstd"), _which("zstd"))
 FREERDP = Tool("xfreerdp (FreeRDP)", _pkgs("freerdp2-x11", "freerdp", "freerdp", "freerdp"),
                lambda: shutil.which("xfreerdp") or shutil.which("xfreerdp3"))  # fmt: skip
@@ -179,13 +187,14 @@ class Request:
         tpm: bool = False,
         windows: bool = False,
         virtiofs: bool = False,
+        smb: bool = False,
         zstd: bool = False,
         driver: str = "qemu",
         connect: str | None = None,
     ) -> None:
         self.arches = tuple(dict.fromkeys(arches)) or (host_arch(),)
         self.uefi = self.arches if uefi is None else tuple(uefi)
-        self.tpm, self.windows, self.virtiofs, self.zstd = tpm, windows, virtiofs, zstd
+        self.tpm, self.windows, self.virtiofs, self.smb, self.zstd = tpm, windows, virtiofs, smb, zstd
         self.driver, self.connect = driver, connect
 
     @classmethod
@@ -198,7 +207,7 @@ class Request:
         return cls(
             [spec.arch], uefi=[spec.arch] if spec.boot_kind is BootKind.UEFI and not spec.firmware_images else [],
             tpm=spec.tpm, windows=guest.for_spec(spec).remote_desktop, virtiofs=bool(spec.mounts_of("virtiofs")),
-            zstd=zst,
+            smb=bool(spec.mounts_of("smb")), zstd=zst,
             driver=driver, connect=connect,
         )  # fmt: skip
 
@@ -255,6 +264,10 @@ def needs(req: Request) -> list[Need]:
         out.append(Need(SWTPM, "a TPM (`tpm: true`; Windows 11)"))
     if req.virtiofs and qemu_here:
         out.append(Need(VIRTIOFSD, "mountType: virtiofs"))
+    if req.smb and qemu_here:
+        out.append(Need(SMBD, "host folders over SMB (mountType: smb)"))
+    elif req.windows and qemu_here:
+        out.append(Need(SMBD, "host folders in Windows guests (mountType: smb)", required=False))
     if req.zstd:
         out.append(Need(ZSTD, "an image compressed with zstd"))
     if req.driver == "libvirt":

@@ -57,6 +57,7 @@ class BootPlan:
     #: serial.log keeps earlier boots' output (libvirt's console is appended): this boot's starts where it ended
     serial_appends: bool = False
     devices: Devices | None = None  # the guest OS's devices for this boot (limapy.guest.GuestOS.devices)
+    smbd: str = ""  # `mountType: smb`: the smbd the instance's smb/ is written for (limapy.guest.smb)
 
     @property
     def install(self) -> bool:

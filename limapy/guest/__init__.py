@@ -94,19 +94,23 @@ class Conn(Protocol):
 class ListenerQuery(Protocol):
     """How a guest lists its listening TCP sockets for automatic port forwards."""
 
-    #: Runs in the guest for the instance's life; prints one snapshot (a line per socket), then a `--` line,
-    #: whenever the set changes.
+    #: Runs in the guest for the instance's life; prints one snapshot (its lines), then a `--` line, whenever the
+    #: set changes.
     script: str
+    #: Guest ports never forwarded automatically, whatever the rules say (Windows: RDP, which `limapy rdp` reaches).
+    ignored: frozenset[int]
 
-    def parse(self, lines: list[str]) -> set[Listener]: ...
+    def parse(self, lines: list[str]) -> set[Listener]:
+        """One snapshot's lines -> its listeners; ValueError for a snapshot it cannot read (then nothing changes)."""
 
 
 class HostFolders(Protocol):
     """How a guest mounts the host folders (`mounts`) once it is up, and lets go of them."""
 
-    def mount(self, conn: Conn, spec: Spec, warn: Say, serve: Callable[..., None]) -> list[Any]:
-        """Mount what the boot did not; `serve` is the host side of an SFTP mount (limapy.agent.sftpjail.serve).
-        The live mounts, each with `.mount` (its config.model.Mount)."""
+    def mount(self, conn: Conn, spec: Spec, warn: Say, serve: Callable[..., None], inst: Instance) -> list[Any]:
+        """Mount what the boot did not; `serve` is the host side of an SFTP mount (limapy.agent.sftpjail.serve),
+        `inst` the instance (its SMB account: limapy.guest.smb). The live mounts, each with `.mount` (its
+        config.model.Mount) and `.how` (what `start` shows: reverse-sshfs, a drive letter)."""
 
     def unmount(self, conn: Conn, live: list[Any]) -> None: ...
 
@@ -189,7 +193,7 @@ class GuestOS(Protocol):
         """The host's record of a boot that became ready (Windows: the install finished)."""
 
     def listeners(self) -> ListenerQuery | None:
-        """Its listening sockets, for automatic port forwards (None: not yet; issue 26 adds Windows')."""
+        """Its listening sockets, for automatic port forwards (None: it has no way to list them)."""
 
     def host_folders(self) -> HostFolders | None:
         """How it mounts host folders (None: it cannot yet, it is `plain` there; issue 26 adds Windows')."""

@@ -6,6 +6,10 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+#: Seconds between two looks at the guest's listeners (every guest OS's query): a forward opens or closes within
+#: about this long of the listener.
+INTERVAL = 1
+
 
 @dataclass(frozen=True, order=True)
 class Listener:

@@ -58,6 +58,14 @@ class Rules:
         """Lima's default for `containerd.user`."""
         return False
 
+    def default_mount_type(self, unsupported: list[Any]) -> str:
+        """`mountType` when it is unset or `default` (Lima's: 9p, reverse-sshfs when 9p is unsupported)."""
+        return "reverse-sshfs" if "9p" in unsupported else "9p"
+
+    def mount_type_problem(self, mount_type: str) -> str | None:
+        """Why this guest cannot mount host folders with `mount_type` (None: it can)."""
+        return None
+
     def fill(self, cfg: Config) -> None:
         """Defaults of this OS's own options, once `osOpts` is filled (FillDefault's last steps)."""
 

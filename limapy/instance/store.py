@@ -232,13 +232,11 @@ class Instance:
         return self._p("windows-product-key")
 
     @property
-    def openssh_msi(self) -> Path:
-        """The Win32-OpenSSH MSI for the instance's arch (limapy extension): a link into the download cache."""
+    def openssh_msi(self) -> Path:  # the Win32-OpenSSH MSI for the arch (limapy ext.): a link into the cache
         return self._p("openssh-msi")
 
     @property
-    def rdp_port_file(self) -> Path:
-        """The host port of the Windows guest's Remote Desktop forward (127.0.0.1), chosen at boot."""
+    def rdp_port_file(self) -> Path:  # the host port of a Windows guest's Remote Desktop forward, chosen at boot
         return self._p("rdp.port")
 
     def snapshot_files(self, tag: str) -> Path:
@@ -246,13 +244,15 @@ class Instance:
         return self._p("snapshots") / tag
 
     @property
-    def summary_file(self) -> Path:
-        """The filled configuration, cached for `shell`, `list` and completion (limapy extension; JSON, 0600)."""
+    def summary_file(self) -> Path:  # the filled configuration, cached for `shell`, `list` (limapy ext.; JSON)
         return self._p("limapy-summary.json")
 
     @property
-    def suspend_state(self) -> Path:
-        """The guest's saved machine state (`limapy suspend`; QEMU's migration stream), 0600."""
+    def smb_dir(self) -> Path:  # limapy's smbd of `mountType: smb` (limapy.guest.smb): its smb.conf, state; 0700
+        return self._p("smb")
+
+    @property
+    def suspend_state(self) -> Path:  # the guest's saved machine state (`limapy suspend`; QEMU's migration), 0600
         return self._p("suspend.state")
 
     @property

@@ -13,7 +13,7 @@ WITH_TEMPLATES = ("start", "doctor")
 TEMPLATES_ONLY = ("create", "validate")
 #: The values of limapy's fixed-value flags (the engine names come from the driver registry).
 VALUES: dict[str, tuple[str, ...]] = {
-    "--mount-type": ("reverse-sshfs", "9p", "virtiofs"),
+    "--mount-type": ("reverse-sshfs", "9p", "virtiofs", "smb"),
     "--vm-type": ("qemu",),
     "--arch": ("x86_64", "aarch64", "armv7l", "riscv64", "ppc64le", "s390x"),
     "--containerd": ("user", "system", "user+system", "none"),

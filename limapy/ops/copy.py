@@ -83,19 +83,28 @@ def copy(operands: Sequence[str], *, recursive: bool = False, verbose: bool = Fa
             raise LimapyError(f"instance `{op.inst.name}` is not running", hint=f"`limapy start {op.inst.name}`")
     if len(operands) < 2:
         return proc.call(scp_argv(operands, recursive=recursive, verbose=verbose))  # scp_argv says why
-    _guest_paths(ops)
+    rsync = _guest_paths(ops)
     guest_side = zip(operands, ops, strict=True)
     operands = [raw if op.inst is None else f"{raw.partition(':')[0]}:{op.path}" for raw, op in guest_side]
+    if not rsync:  # a guest OS without rsync (Windows): scp, without asking the guest
+        if backend == "rsync":
+            raise LimapyError("rsync not available on guest(s)", hint="use --backend scp")
+        backend = "scp" if backend == "auto" else backend
     if copytool.choose(backend, ops) == "rsync":
         return proc.call(copytool.rsync_argv(ops, recursive=recursive, verbose=verbose))
     return proc.call(scp_argv(operands, recursive=recursive, verbose=verbose))
 
 
-def _guest_paths(ops: list[copytool.Operand]) -> None:
-    """Each guest path as its guest OS gives it to scp and rsync (limapy.guest.GuestOS.copy_path), in place."""
+def _guest_paths(ops: list[copytool.Operand]) -> bool:
+    """Each guest path as its guest OS gives it to scp and rsync (limapy.guest.GuestOS.copy_path), in place.
+    False when one of the guests' OS has no rsync."""
     from limapy import guest
     from limapy.instance import summary
 
+    rsync = True
     for op in ops:
         if op.inst is not None:
-            op.path = guest.for_spec(summary.load(op.inst).view).copy_path(op.path)
+            os_ = guest.for_spec(summary.load(op.inst).view)
+            op.path = os_.copy_path(op.path)
+            rsync = rsync and os_.rsync
+    return rsync

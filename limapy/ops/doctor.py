@@ -30,7 +30,8 @@ def request_for(
         return _of_target(target, driver_name, connect)
     chosen = hosttools.ARCHES if "all" in arches else tuple(arches)
     driver = driver_name or _default_driver()
-    return Request(chosen, tpm=windows, windows=windows, virtiofs=mount_type == "virtiofs", driver=driver,
+    return Request(chosen, tpm=windows, windows=windows, virtiofs=mount_type == "virtiofs",
+                   smb=mount_type == "smb", driver=driver,
                    connect=connect)  # fmt: skip
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from limapy.base.errors import LimapyError
 from limapy.base.names import mount_tag
 from limapy.config.model import Spec
+from limapy.guest import smb
 from limapy.guest.boot import CD, CD_DRIVERS, CD_ISO, CD_SEED, Devices
 from limapy.qemu.host import HostFacts
 
@@ -71,6 +72,7 @@ class Paths:
     #: the guest writes to block 0); missing entries are probed
     additional_disk_formats: tuple[str, ...] = field(default_factory=tuple)
     virtiofs_socks: tuple[Path, ...] = field(default_factory=tuple)  # one per mount, in `mounts` order
+    smb_script: Path | None = None  # `mountType: smb`: what each guest connection to 192.168.5.4:445 runs
 
     @classmethod
     def for_instance(cls, inst: Instance, **overrides: Any) -> Paths:
@@ -193,10 +195,12 @@ class Forwards:
     rdp: int | None = None
 
 
-def _network(spec: Spec, forwards: Forwards, mac: str, nic: str) -> list[str]:
+def _network(spec: Spec, forwards: Forwards, mac: str, nic: str, smb_script: Path | None = None) -> list[str]:
     rules = [f"hostfwd=tcp:127.0.0.1:{int(forwards.ssh)}-:22"]
     if forwards.rdp:
         rules.append(f"hostfwd=tcp:127.0.0.1:{int(forwards.rdp)}-:{RDP_PORT}")
+    if smb_script is not None:  # limapy's smbd, reached by the guest only (limapy.guest.smb)
+        rules.append(smb.guestfwd(smb_script))
     netdev = ",".join(["user", "id=net0", SLIRP_NET, *rules, *static_forwards(spec)])
     return ["-netdev", netdev, "-device", f"{nic},netdev=net0,mac={mac}"]
 
@@ -389,7 +393,7 @@ def _guest_machine(
             argv += ["-initrd", str(paths.initrd)]
         if paths.cmdline:
             argv += ["-append", paths.cmdline]
-    argv += _network(spec, forwards, mac, "e1000e" if dev.nic == "e1000e" else "virtio-net-pci")
+    argv += _network(spec, forwards, mac, "e1000e" if dev.nic == "e1000e" else "virtio-net-pci", paths.smb_script)
     if dev.rng:
         argv += ["-device", "virtio-rng-pci"]
     argv += _tpm(spec, paths)

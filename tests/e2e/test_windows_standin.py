@@ -12,7 +12,9 @@ probe succeeds, shows the first logon's warnings and the RDP address and its pha
 (`[windows] installing OpenSSH`), and writes win-done-installation; a first logon that fails ends `limapy start`
 with the failing step within a minute of the failure, not at the 90-minute timeout;
 `limapy screenshot win` works during that boot; `limapy shell win` reaches the guest by prefix (exit codes
-pass through the cmd.exe shim); after `limapy stop` the next start attaches no install media (argv and QMP
+pass through the cmd.exe shim); a listener started in the guest is forwarded (shown by `list --json` and `info`,
+none for RDP's 3389) and released when it stops, and `limapy copy` works both ways with drive-letter paths
+(tests/e2e/windows_services.py); after `limapy stop` the next start attaches no install media (argv and QMP
 query-block); a suspend and resume in between keeps memory, the TPM's PCRs and the vars store; the Windows
 password appears in no log and no CLI output.
 """
@@ -27,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.e2e import windows_services
 from tests.e2e.conftest import REPO_ROOT, RunLimapy
 from tests.e2e.guest import put_on_standin_disk, standin_instance_args
 
@@ -56,7 +59,8 @@ def test_windows_first_boot_with_standin_guest(
         outputs.extend([cp.stdout, cp.stderr])
         return cp
 
-    cp = limapy("create", "--name", "windows", *standin_instance_args(tmp_path, tpm), str(TEMPLATE))
+    folders, ro, rw = windows_services.folder_args(tmp_path)
+    cp = limapy("create", "--name", "windows", *standin_instance_args(tmp_path, tpm, *folders[1::2]), str(TEMPLATE))
     assert cp.returncode == 0, cp.stderr
     inst = limapy_home / "windows"
     put_on_standin_disk(inst, standin_disk)
@@ -108,6 +112,11 @@ def test_windows_first_boot_with_standin_guest(
     cp = limapy("shell", "win", "echo", "hello")
     assert cp.returncode == 0 and cp.stdout.strip() == "hello", cp.stderr
     assert limapy("shell", "win", "exit", "3").returncode == 3
+
+    # Issue 26: automatic port forwards from the listener query (opened, shown, released) and copies both ways.
+    windows_services.check_forwards(inst, limapy)
+    windows_services.check_copies(inst, limapy, tmp_path)
+    windows_services.check_folders(inst, limapy, tmp_path, ro, rw, err)
 
     # Suspend and resume (issue 14): memory, the TPM's volatile state (PCR 0, extended by the firmware at
     # boot; a fresh swtpm would not have it) and the vars store come back.

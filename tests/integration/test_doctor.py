@@ -115,7 +115,12 @@ def test_what_a_request_needs() -> None:
     assert linux == ["qemu-img", "ssh (OpenSSH client)", "qemu-system-x86_64", "UEFI firmware (OVMF) for x86_64"]
     assert tools(hosttools.Request(["aarch64"], uefi=[])) == ["qemu-img", "ssh (OpenSSH client)", "qemu-system-aarch64"]
     win = tools(hosttools.Request(["x86_64"], tpm=True, windows=True))
-    assert "swtpm" in win and "xfreerdp (FreeRDP)" in win and not [t for t in win if "samba" in t]
+    assert "swtpm" in win and "xfreerdp (FreeRDP)" in win and "smbd (samba)" in win
+    # samba: optional for a Windows guest (its folders), required once a boot has `mountType: smb` mounts
+    optional = {n.tool.name: n.required for n in hosttools.needs(hosttools.Request(["x86_64"], windows=True))}
+    assert optional["smbd (samba)"] is False
+    required = {n.tool.name: n.required for n in hosttools.needs(hosttools.Request(["x86_64"], smb=True))}
+    assert required["smbd (samba)"] is True
     remote = tools(hosttools.Request(["x86_64"], driver="libvirt", connect="qemu+ssh://root@kvm1/system"))
     assert remote == ["qemu-img", "ssh (OpenSSH client)", "libvirt-python (the libvirt binding)"]  # QEMU is there
     local = tools(hosttools.Request(["x86_64"], driver="libvirt", connect="qemu:///system"))

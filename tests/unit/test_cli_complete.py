@@ -170,7 +170,7 @@ def test_instance_names_per_command(monkeypatch: pytest.MonkeyPatch) -> None:
     [("limapy create template:ubuntu-2", ["template:ubuntu-22.04", "template:ubuntu-24.04", "template:ubuntu-25.10"]),
      ("limapy validate template:alp", ["template:alpine", "template:alpine-3.23"]),
      ("limapy start --driver ", ["qemu", "libvirt"]), ("limapy create --driver l", ["libvirt"]),
-     ("limapy create --mount-type ", ["reverse-sshfs", "9p", "virtiofs"]),
+     ("limapy create --mount-type ", ["reverse-sshfs", "9p", "virtiofs", "smb"]),
      ("limapy start --mount-type v", ["virtiofs"]),
      ("limapy edit alpha --vm-type ", ["qemu"]), ("limapy create --containerd u", ["user", "user+system"]),
      ("limapy --log-level ", ["trace", "debug", "info", "warn", "error"]), ("limapy stop --log-level w", ["warn"]),

@@ -15,7 +15,7 @@ def test_windows_template_loads_and_meets_windows_11_minimums(locator: str) -> N
     loaded = load_config(locator)
     cfg = loaded.cfg
     assert loaded.warnings == []
-    assert (cfg["os"], cfg["vmType"], cfg["tpm"], cfg["plain"]) == ("Windows", "qemu", True, True)
+    assert (cfg["os"], cfg["vmType"], cfg["tpm"], cfg["plain"]) == ("Windows", "qemu", True, False)  # forwards on
     assert cfg["cpus"] >= 2
     assert parse_size(cfg["memory"]) >= 4 * 1024**3
     assert parse_size(cfg["disk"]) >= 64 * 1024**3
@@ -38,7 +38,7 @@ def test_windows_11_is_an_alias(locator: str) -> None:
 
 def test_windows_2025_template() -> None:
     cfg = load_config("template:windows-2025").cfg
-    assert (cfg["os"], cfg["arch"], cfg["tpm"], cfg["plain"]) == ("Windows", "x86_64", False, True)
+    assert (cfg["os"], cfg["arch"], cfg["tpm"], cfg["plain"]) == ("Windows", "x86_64", False, False)
     image = next(img for img in cfg["images"] if img["arch"] == "x86_64")
     assert image["location"].startswith("https://") and image["location"].endswith("SERVER_EVAL_x64FRE_en-us.iso")
     assert image["digest"] == "sha256:d0ef4502e350e3c6c53c15b1b3020d38a5ded011bf04998e950720ac8579b23d"

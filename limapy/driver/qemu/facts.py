@@ -14,6 +14,7 @@ from limapy.base import netutil
 from limapy.base.errors import LimapyError
 from limapy.config.model import BootKind, Spec
 from limapy.driver import check_ssh_port, suspended
+from limapy.guest import smb
 from limapy.guest.boot import BootFiles
 from limapy.instance import disk, store
 from limapy.qemu import firmware, host, virtiofsd
@@ -29,6 +30,7 @@ class Facts:
     vars: firmware.VarsPlan | None = None
     swtpm: str | None = None
     virtiofsd: virtiofsd.Virtiofsd | None = None
+    smbd: str | None = None  # `mountType: smb` with mounts: the smbd QEMU runs per guest connection
     additional_disks: tuple[Path, ...] = ()
     additional_disk_formats: tuple[str, ...] = ()
     record_base: bool = False
@@ -56,6 +58,12 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
     if spec.mounts_of("virtiofs"):
         vfsd = virtiofsd.find()
         virtiofsd.check_usable(vfsd)
+    smbd = None
+    if spec.mounts_of("smb"):
+        smbd = smb.find_smbd()
+        if smbd is None:
+            raise LimapyError("smbd not found: `mountType: smb` needs samba on the host",
+                              hint="install samba (apt install samba), or set `plain: true` for no mounts")
     vars_plan = None
     if files.kernel is None and spec.boot_kind is not BootKind.BIOS:
         # A Linux guest booted by direct kernel boot needs no UEFI: QEMU's own loader is faster (about 4 s
@@ -75,6 +83,7 @@ def gather(inst: store.Instance, spec: Spec, *, iid: str | None = None) -> Facts
         vars=vars_plan,
         swtpm=swtpm,
         virtiofsd=vfsd,
+        smbd=smbd,
         additional_disks=adds,
         additional_disk_formats=tuple(disk.attach_format(p, d.name) for p, d in zip(adds, spec.additional_disks,
                                                                                        strict=True)),

@@ -9,6 +9,7 @@ from limapy import ssh
 from limapy.config.model import Spec
 from limapy.driver import media, suspended
 from limapy.driver.plan import BootPlan
+from limapy.guest import smb
 from limapy.instance import disk, store
 from limapy.qemu import firmware
 
@@ -32,6 +33,8 @@ def materialize(inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
         disk.claim_additional_disk(name, inst.dir)
     for m in spec.shared_mounts:  # as Lima: a mounted folder that does not exist yet is made
         Path(m.location).mkdir(parents=True, exist_ok=True)
+    if plan.smbd:  # the private smbd's smb.conf, script, account (limapy.guest.smb)
+        smb.write(inst.smb_dir, smb.shares(spec.mounts_of("smb")), plan.smbd)
     if plan.media is not None:
         media.write(inst, spec, plan.media)
     if plan.rdp_port:

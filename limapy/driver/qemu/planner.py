@@ -13,6 +13,7 @@ from limapy.config.model import Spec
 from limapy.driver import suspended
 from limapy.driver.plan import READY_GUEST, BootPlan, Sidecar
 from limapy.driver.qemu.facts import Facts
+from limapy.guest import smb
 from limapy.instance import pids, store
 from limapy.qemu import cmdline, tpm, virtiofsd
 
@@ -75,6 +76,7 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         additional_disks=facts.additional_disks,
         additional_disk_formats=facts.additional_disk_formats,
         virtiofs_socks=tuple(inst.virtiofsd_sock(i) for i in range(len(spec.mounts_of("virtiofs")))),
+        smb_script=inst.smb_dir / smb.SCRIPT if facts.smbd else None,
     )
     argv = cmdline.build_argv(
         spec,
@@ -118,4 +120,5 @@ def plan(inst: store.Instance, spec: Spec, facts: Facts) -> BootPlan:
         resume=facts.resume is not None,
         discard_state=bool(facts.discard_state),
         devices=os_.devices(spec, f.stage),
+        smbd=facts.smbd or "",
     )

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from limapy.guest.listeners import Listener
+from limapy.guest.listeners import INTERVAL, Listener
 
 #: Runs in the guest (POSIX sh + awk, which every Linux guest has). It prints one `LOCAL_ADDRESS` per
 #: listening socket, then a `--` line, each time the set changes; checks every INTERVAL seconds.
-INTERVAL = 1
 WATCH_SCRIPT = (
     "prev=; while :; do "
     "cur=$(awk 'FNR > 1 && $4 == \"0A\" { print $2 }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -u); "
@@ -48,6 +47,7 @@ class ProcNetQuery:
     """Linux's answer to limapy.guest.ListenerQuery: WATCH_SCRIPT's snapshots, parsed."""
 
     script = WATCH_SCRIPT
+    ignored: frozenset[int] = frozenset()  # sshd's 22 is every guest's (limapy.agent.forwards.rules)
 
     def parse(self, lines: list[str]) -> set[Listener]:
         return parse_snapshot(lines)

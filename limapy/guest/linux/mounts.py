@@ -37,6 +37,10 @@ class ReverseMount:
     channel: Any
     thread: threading.Thread
 
+    @property
+    def how(self) -> str:
+        return f"{self.mount.mount_point} (reverse-sshfs)"
+
 
 def _q(text: str) -> str:
     return shlex.quote(text)
@@ -169,7 +173,11 @@ class Folders:
     """Linux's host folders (limapy.guest.HostFolders): the seed's 9p/virtiofs mounts checked (reverse-sshfs where
     the kernel lacks them), reverse-sshfs mounts made."""
 
-    def mount(self, conn: Any, spec: Spec, warn: Warn, serve: Serve) -> list[ReverseMount]:
+    def mount(self, conn: Any, spec: Spec, warn: Warn, serve: Serve, inst: Any = None) -> list[ReverseMount]:
+        if spec.mounts_of("smb"):
+            warn("mountType: smb: the mounts are served to the guest at //192.168.5.4/m0, m1, ... (limapy.guest.smb); "
+                 "limapy maps them itself in Windows guests only: mount them with `mount -t cifs` (the account is the "
+                 "host user, its password in the instance's smb/password)")
         fallback = []
         if spec.mount_type in ("9p", "virtiofs"):
             fallback = check_kernel_mounts(conn, spec, warn)

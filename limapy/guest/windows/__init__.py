@@ -1,8 +1,9 @@
 """Windows guests: installed unattended from the install ISO with an answer ISO (limapy.guest.windows.answer),
 the device layouts Windows has drivers for, ready once the first logon has written its marker (its progress read
-from COM1 and a file), Remote Desktop, and a shell through Win32-OpenSSH's DefaultShell. `plain` for now: no host
-folders, no automatic port forwards (issue 26). The members below are limapy.guest.GuestOS's; each reaches into
-its module only when called."""
+from COM1 and a file), Remote Desktop, a shell through Win32-OpenSSH's DefaultShell, host folders as drive
+letters over SMB (limapy.guest.windows.folders), automatic port forwards from Get-NetTCPConnection, and copies
+with drive-letter paths as Win32-OpenSSH's sftp-server reads them. The members below are limapy.guest.GuestOS's;
+each reaches into its module only when called."""
 
 from __future__ import annotations
 
@@ -121,10 +122,14 @@ class WindowsGuest:
             store.atomic_write(inst.win_done_installation, b"", 0o600)
 
     def listeners(self) -> ListenerQuery | None:
-        return None  # issue 26: Get-NetTCPConnection -State Listen
+        from limapy.guest.windows import listeners
+
+        return listeners.QUERY
 
     def host_folders(self) -> HostFolders | None:
-        return None  # issue 26: SMB
+        from limapy.guest.windows import folders
+
+        return folders.FOLDERS
 
     def clone_identity(self, spec: Spec, name: str) -> str | None:
         return None  # issue 29: SSH host keys, the clock (the computer name needs a reboot)
@@ -137,7 +142,9 @@ class WindowsGuest:
         return sh.shell_script(spec, command, workdir=workdir, shell=shell, env=env, cwd=cwd, host_home=host_home)
 
     def copy_path(self, path: str) -> str:
-        return path  # issue 26: drive letters and backslashes
+        from limapy.guest.windows import copypath
+
+        return copypath.copy_path(path)
 
 
 GUEST = WindowsGuest()

@@ -35,6 +35,9 @@ OPENSSH_MSIS: tuple[dict[str, str], ...] = (
      "digest": "sha256:7a17d0e22d004fb47ca4bfd8fef926fa305de4ebf70a6f3c7a29c39aabef0023"},
 )  # fmt: skip
 OPENSSH_SOURCES = ("msi", "capability")
+#: The drive letters of the mounts, in `mounts` order (limapy.guest.windows.folders): from Z: down, as `net use`
+#: takes them, clear of the disks and CD drives Windows letters from C:.
+DRIVES = "ZYXWVUTSRQPONMLKJIH"
 
 #: Windows account names: what `net user` and the unattend file refuse.
 WINDOWS_BAD_USER_CHARS = set('"/\\[]:;|=,+*?<>%@')
@@ -78,8 +81,16 @@ class WindowsRules(Rules):
     shell = "cmd.exe"
     implied_shell = "cmd.exe"  # FillDefault's Windows shell, also for a spec of a partial config
     provision_modes = ("system", "user", "data", "dependency")  # Lima refuses ansible, boot and yq on Windows
-    host_folders = False  # Windows guests are `plain` for now (issue 26: SMB)
     kernel_boot = False
+
+    def default_mount_type(self, unsupported: list[Any]) -> str:
+        return "smb"  # limapy's private smbd (limapy.guest.smb); Windows has no 9p, virtiofs needs WinFsp
+
+    def mount_type_problem(self, mount_type: str) -> str | None:
+        if mount_type != "smb":
+            return (f"a Windows guest mounts host folders over `smb` only (limapy), got {go_q(mount_type)}; "
+                    "remove `mountType`, or set `plain: true` for no mounts")
+        return None
 
     def fill(self, cfg: Config) -> None:
         win = cfg["osOpts"]["Windows"]
@@ -98,6 +109,14 @@ class WindowsRules(Rules):
                 f"currently Windows guest is only supported on [`x86_64`, `aarch64`]; got `{c.get('arch')}`",
             )
         self.os_opts(v)
+        self.mounts(v)
+
+    def mounts(self, v: Checker) -> None:
+        """A drive letter per mount (limapy.guest.windows.folders): Z: down to H:."""
+        mounts = v.cfg.get("mounts") or []
+        if len(mounts) > len(DRIVES) and not v.cfg.get("plain"):
+            v.add(("mounts", len(DRIVES)), f"a Windows guest maps at most {len(DRIVES)} mounts (drive letters "
+                  f"{DRIVES[0]}: down to {DRIVES[-1]}:), got {len(mounts)}")  # fmt: skip
 
     def os_opts(self, v: Checker) -> None:
         """limapy's own rules for `osOpts.Windows` (Lima has no such fields, or does not check them)."""
