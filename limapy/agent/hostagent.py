@@ -167,9 +167,7 @@ class HostAgent:
         if plan.readiness != READY_NONE and not self._wait_ready(spec, plan, self.machine):
             return "QEMU exited before the guest was ready"
         if plan.readiness != READY_NONE:
-            from limapy.agent.services import Services
-
-            self.services = Services(inst, spec, self.guest, ssh_port=plan.ssh_port, emit=self.events.emit)
+            assert self.services is not None  # made once SSH answered (_wait_ready)
             self.services.start()
             self.os.booted(inst)
         for line in self.guest_warnings:
@@ -313,6 +311,10 @@ class HostAgent:
             if not ssh_up:
                 ssh_up = True
                 self.events.emit(os_.ssh_phase, "SSH is up")
+                from limapy.agent.services import Services
+
+                self.services = Services(inst, spec, guest, ssh_port=plan.ssh_port, emit=self.events.emit)
+                self.services.prepare()  # the forwards' SSH master, while the boot scripts run
                 if plan.resume:
                     self._set_clock(guest, r)
                 self.events.emit("provisioning", "waiting for the boot scripts")

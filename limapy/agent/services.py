@@ -32,38 +32,69 @@ class Services:
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         self.query: guests.ListenerQuery | None = None
+        self.booted = threading.Event()  # the boot scripts are done (`start`)
+        self.sockets_done = threading.Event()
+        self.watcher_lock = threading.Lock()
 
     def warn(self, text: str) -> None:
         log.warning("%s", text)
         self.emit(message=f"warning: {text}")
 
+    def prepare(self) -> None:
+        """Begin the forwards once SSH answers, while the host agent still waits for the boot scripts: their
+        ControlMaster (an SSH handshake: seconds in an emulated guest) starts now, in the forwards' own thread,
+        which then waits for `start` (the boot scripts done) to forward the sockets, as Lima does after its final
+        requirements, and goes on watching the guest's listeners. Calling `start` alone works too."""
+        query = self.os.listeners()
+        if self.spec.plain or query is None or self.thread is not None:
+            return
+        self.query = query
+        self.forwarder = forwards.Forwarder(self.inst, self.spec, ssh_port=self.ssh_port, emit=self.emit,
+                                            ignored=query.ignored)
+        self.thread = threading.Thread(target=self._forwards, name="port forwards", daemon=True)
+        self.thread.start()
+
     def start(self) -> None:
+        """Once the boot scripts are done: the host folders, then the socket forwards (waited for when there are
+        any, so that READY means they are there; the guest's ports are forwarded as they appear, as in Lima)."""
         spec = self.spec
+        self.prepare()
+        self.booted.set()
         if spec.shared_mounts and self.folders is not None:
             self.live = self.folders.mount(self.guest, spec, self.warn, sftpjail.serve, self.inst)
             for rm in self.live:
                 self.emit(message=f"mounted {rm.mount.location} at {rm.how}")
-        query = self.os.listeners()
-        if spec.plain or query is None:
-            return
-        self.query = query
-        self.forwarder = fw = forwards.Forwarder(self.inst, spec, ssh_port=self.ssh_port, emit=self.emit,
-                                                 ignored=query.ignored)
+        if self.thread is not None and any(r.guest_socket and r.host_socket for r in spec.port_forwards):
+            self.sockets_done.wait(60)
+
+    def _forwards(self) -> None:
+        fw = self.forwarder
+        assert fw is not None
         try:
-            fw.start_master()
-        except RuntimeError as e:
-            self.warn(f"{e}: automatic port forwards are off")
-            return
-        fw.socket_forwards()
-        # Its own connection: the watcher's channel stays busy for the instance's whole life.
+            try:
+                fw.start_master()
+            except RuntimeError as e:
+                self.warn(f"{e}: automatic port forwards are off")
+                return
+            self.booted.wait()
+            if self.stop_event.is_set():
+                return
+            fw.socket_forwards()
+        finally:
+            self.sockets_done.set()
         from limapy import remote
 
-        # SSH is known up: a slow answer (a guest just resumed, a loaded host) is worth waiting for
-        self.watcher = remote.Guest(
+        # Its own connection: the watcher's channel stays busy for the instance's whole life. SSH is known up:
+        # a slow answer (a guest just resumed, a loaded host) is worth waiting for.
+        watcher = remote.Guest(
             self.guest.port, self.guest.user, self.guest.key, connect_timeout=30.0, gateway=self.guest.gateway
         )
-        self.thread = threading.Thread(target=self._watch, name="port watcher", daemon=True)
-        self.thread.start()
+        with self.watcher_lock:
+            if self.stop_event.is_set():
+                watcher.close()
+                return
+            self.watcher = watcher
+        self._watch()
 
     def _watch(self) -> None:
         assert self.forwarder is not None and self.query is not None
@@ -74,10 +105,12 @@ class Services:
 
     def stop(self) -> None:
         self.stop_event.set()
-        if self.watcher is not None:
-            self.watcher.close()  # ends the watcher's read at once (it would notice stop_event within a second)
+        self.booted.set()  # a forwards thread still waiting for the boot scripts ends
+        with self.watcher_lock:
+            if self.watcher is not None:
+                self.watcher.close()  # ends the watcher's read at once (it would notice stop_event within a second)
         if self.thread is not None:
-            self.thread.join(5)
+            self.thread.join(25)  # a master still being started is closed below, not left behind
         if self.forwarder is not None:
             self.forwarder.close()
         if self.folders is not None:

@@ -125,7 +125,10 @@ def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tm
             calls.append("join")
 
     services = Services.__new__(Services)
-    services.__dict__.update(stop_event=__import__("threading").Event(), watcher=Watcher(), thread=Thread(),
-                             forwarder=None, folders=None, guest=None, live=[])  # fmt: skip
+    import threading
+
+    services.__dict__.update(stop_event=threading.Event(), watcher=Watcher(), thread=Thread(), forwarder=None,
+                             folders=None, guest=None, live=[], booted=threading.Event(),
+                             watcher_lock=threading.Lock())  # fmt: skip
     services.stop()
     assert calls == ["close", "join"]

@@ -86,7 +86,8 @@ def test_user_data() -> None:
         [mount_tag("/tmp/lima", "/tmp/lima"), "/tmp/lima", "9p",
          "rw,trans=virtio,version=9p2000.L,msize=131072,cache=mmap,nofail", "0", "0"],
     ]
-    (bootcmd,) = doc["bootcmd"]
+    early, bootcmd = doc["bootcmd"]
+    assert "systemd-run" in early and "After=cloud-init.service" in early
     assert base64.b64encode(b"#!/bin/sh\necho boot\n").decode() in bootcmd
     assert base64.b64encode(b"PARAM_GREETING=hello\n").decode() in bootcmd
 
@@ -168,7 +169,8 @@ def test_hostile_strings_are_data() -> None:
     assert doc["users"][0]["gecos"] == HOSTILE  # control character stripped, the rest intact
     assert files["provision.system/00000006"] == f"#!/bin/sh\necho '{HOSTILE}'\n".encode()
     assert files["param.env"].decode().splitlines() == ["PARAM_EVIL=" + HOSTILE, "PARAM_GREETING=hello"]
-    (bootcmd,) = doc["bootcmd"]
+    early, bootcmd = doc["bootcmd"]
+    assert "systemd-run" in early and "After=cloud-init.service" in early
     assert "$(id)" not in bootcmd and "EOF" not in bootcmd.replace("base64", "")
 
 

@@ -184,9 +184,12 @@ def build_seed(
                 env["LIMA_CIDATA_SKIP_DEFAULT_DEPENDENCY_RESOLUTION"] = "1"
 
     param_env = _env_lines({f"PARAM_{k}": v for k, v in spec.param.items()}, "param")
-    bootcmd = ""
+    # bootcmd, on every boot: the boot script's own unit, queued to start once this stage ends (early.sh), then
+    # the `mode: boot` scripts, whose status stays the last one (cloud-init runs the entries as one script)
+    early = "".join(ln for ln in raw_template("linux/early.sh").splitlines(True) if not ln.startswith("#"))
+    bootcmd = [early]
     if boot_scripts:
-        bootcmd = render("linux/bootcmd.sh", scripts=boot_scripts, params_b64=_b64(param_env))
+        bootcmd.append(render("linux/bootcmd.sh", scripts=boot_scripts, params_b64=_b64(param_env)))
 
     files["user-data"] = render(
         "linux/user-data",

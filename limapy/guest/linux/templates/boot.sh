@@ -41,10 +41,26 @@ if command -v loginctl >/dev/null 2>&1; then
   loginctl enable-linger "$LIMA_CIDATA_USER" >/dev/null 2>&1 || true
 fi
 
+# Run early (the limapy-boot unit, beside cloud-init's config stage), this script lets that stage finish before
+# anything that may install packages or read the configuration it writes (apt's sources, debconf, the locale):
+# `systemctl start` of the unit already queued in this boot waits for its job, or returns at once when done.
+config_stage_done=
+wait_config_stage() {
+  [ -z "$config_stage_done" ] || return 0
+  config_stage_done=1
+  [ "${LIMAPY_BOOT_UNIT:-}" = 1 ] || return 0
+  systemctl is-enabled --quiet cloud-config.service 2>/dev/null || return 0
+  systemctl start cloud-config.service >/dev/null 2>&1 || true
+}
+for d in dependency data yq system user; do
+  [ -d "$LIMA_CIDATA_MNT/provision.$d" ] && wait_config_stage
+done
+
 # reverse-sshfs: the host agent mounts the host folders with sshfs once the guest is up (as the guest user,
 # with allow_other); install it when the image lacks it, as Lima's boot scripts do.
 if [ "${LIMA_CIDATA_MOUNTTYPE:-}" = reverse-sshfs ] && [ "${LIMA_CIDATA_MOUNTS:-0}" != 0 ]; then
   if ! command -v sshfs >/dev/null 2>&1; then
+    wait_config_stage
     INFO "Installing sshfs for reverse-sshfs mounts"
     if command -v apt-get >/dev/null 2>&1; then
       DEBIAN_FRONTEND=noninteractive apt-get install -y sshfs >/dev/null 2>&1 ||

@@ -1,6 +1,8 @@
 #!/bin/sh
 # limapy: installed by cloud-init into /var/lib/cloud/scripts/per-boot; runs boot.sh from the seed.
 set -eu
+# Started early by the limapy-boot unit (see early.sh in limapy's sources): cloud-final's run does nothing.
+if [ -e /run/limapy-boot-unit ] && [ "${LIMAPY_BOOT_UNIT:-}" != 1 ]; then exit 0; fi
 LIMA_CIDATA_MNT=/mnt/lima-cidata
 LIMA_CIDATA_DEV=/dev/disk/by-label/cidata
 mkdir -p -m 0700 "$LIMA_CIDATA_MNT"
