@@ -159,10 +159,12 @@ failed=0
 for pair in $(printf '%s\n' "$text" | awk -F"'" '$1 ~ /^ *@\($/ && $4 ~ /^[A-Z]:$/ { print $2 "|" $4 }'); do
     unc=${pair%|*} drive=${pair#*|}
     src=$(printf '%s' "$unc" | tr '\\' '/')
+    ip=${src#//} && ip=${ip%%/*} # the kernel's cifs needs the address as an option without mount.cifs
+    modprobe cifs 2>/dev/null || true
     mkdir -p "/$drive"
     umount "/$drive" 2>/dev/null || true
     if why=$(mount -t cifs "$src" "/$drive" \
-        -o "username=$user,password=$secret,uid=$(id -u "$owner"),gid=$(id -g "$owner"),vers=3.1.1" 2>&1); then
+        -o "ip=$ip,username=$user,password=$secret,uid=$(id -u "$owner"),gid=$(id -g "$owner"),vers=3.1.1" 2>&1); then
         echo "mapped $unc $drive"
     else
         failed=$((failed + 1))

@@ -160,8 +160,8 @@ def test_mapping_script_parses_and_holds_no_secret() -> None:
 
 
 class Channel:
-    def __init__(self, reply: str) -> None:
-        self.reply, self.sent = reply, b""
+    def __init__(self, reply: str, status: int = 0) -> None:
+        self.reply, self.sent, self.status = reply, b"", status
 
     def settimeout(self, t: float) -> None: ...
     def sendall(self, data: bytes) -> None:
@@ -174,15 +174,15 @@ class Channel:
         return io.BytesIO(self.reply.encode())
 
     def recv_exit_status(self) -> int:
-        return 0
+        return self.status
 
     def close(self) -> None: ...
 
 
 class Conn:
-    def __init__(self, reply: str) -> None:
+    def __init__(self, reply: str, status: int = 0) -> None:
         self.commands: list[str] = []
-        self.chan = Channel(reply)
+        self.chan = Channel(reply, status)
 
     def exec_channel(self, command: str) -> Channel:
         self.commands.append(command)
@@ -205,3 +205,21 @@ def test_the_password_goes_on_stdin_only(tmp_path: Path) -> None:
     encoded = command.rsplit(" ", 1)[1]
     assert base64.b64decode(encoded).decode("utf-16-le") == folders.mapping_script(smb.account(), 2)
     assert isinstance(live[0].mount, Mount) and live[0].how == "Z: (\\\\192.168.5.4\\m0)"
+
+
+def test_a_mapping_script_that_says_nothing_is_a_warning(tmp_path: Path) -> None:
+    """A guest where the script never ran (the command not found, a policy) answers nothing on stdout: each
+    unmapped folder is named in a warning, not passed over in silence (the stand-in e2e met this)."""
+    spec = Spec.from_cfg(_cfg("Windows"))
+    inst = type("I", (), {"smb_dir": tmp_path})()
+    (tmp_path / smb.PASSWORD).write_text(SECRET + "\n")
+    warnings: list[str] = []
+    assert folders.Folders().mount(Conn("", status=127), spec, warnings.append, None, inst) == []
+    assert warnings == ["host folders not mapped: /tmp/ro (Z:), /tmp/rw (Y:) (the guest's mapping script ended "
+                        "with status 127 and said nothing of them)"]  # fmt: skip
+    assert SECRET not in warnings[0]
+    warnings.clear()
+    conn = Conn("mapped \\\\192.168.5.4\\m0 Z:\r\n", status=1)  # stopped after the first share
+    assert len(folders.Folders().mount(conn, spec, warnings.append, None, inst)) == 1
+    assert warnings and "/tmp/rw (Y:)" in warnings[0] and "/tmp/ro" not in warnings[0]
+    assert conn.commands[0].startswith("PowerShell.exe ")  # as the host agent's other commands (and the stand-in)

@@ -85,7 +85,8 @@ exit $failed
 def command(script: str) -> str:
     """The remote command that runs `script` (cmd.exe or PowerShell as Win32-OpenSSH's DefaultShell alike)."""
     encoded = base64.b64encode(script.encode("utf-16-le")).decode()
-    return f"powershell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {encoded}"
+    # spelt as the host agent's other PowerShell commands (Windows does not mind the case; the stand-in does)
+    return f"PowerShell.exe -NoLogo -NoProfile -NonInteractive -ExecutionPolicy Bypass -EncodedCommand {encoded}"
 
 
 @dataclass
@@ -130,7 +131,7 @@ class Folders:
             chan.shutdown_write()
             out = chan.makefile("r").read()
             text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
-            chan.recv_exit_status()
+            status = chan.recv_exit_status()
             chan.close()
         except Exception as e:  # the guest went away, a timeout: the start goes on without its folders
             warn(f"host folders not mapped: {type(e).__name__}: {e}")
@@ -138,6 +139,11 @@ class Folders:
         mapped, failed = parse(text.splitlines(), mounts)
         for line in failed:
             warn(f"mapping a host folder in the guest {line}")
+        if len(mapped) + len(failed) < len(mounts):  # the script did not run, or stopped before a share
+            said = {m.drive for m in mapped} | {w.split(" ", 3)[2] for w in failed if len(w.split(" ", 3)) > 2}
+            missing = [f"{m.location} ({drive(i)})" for i, m in enumerate(mounts) if drive(i) not in said]
+            warn(f"host folders not mapped: {', '.join(missing)} (the guest's mapping script ended with status "
+                 f"{status} and said nothing of them)")  # fmt: skip
         log.info("smb: %s", ", ".join(f"{m.mount.location} -> {m.drive}" for m in mapped))
         return mapped
 
