@@ -153,6 +153,7 @@ cat >"$root/usr/local/sbin/limapy-smbmap" <<'EOF'
 set -u
 text=$1
 IFS= read -r secret || secret=
+secret=$(printf '%s' "$secret" | tr -d '\r') # the host ends the line as Windows does (CRLF)
 user=$(printf '%s\n' "$text" | awk -F"'" '$1 ~ /-ArgumentList @\($/ { print $2; exit }')
 owner=${SUDO_USER:-root}
 failed=0
