@@ -40,6 +40,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # limapy needs samba's smbd program, never the system's SMB server: when this run installed samba and the
+  # package started its services (a systemd host), they are stopped and disabled again, so that installing the
+  # test tools does not leave the machine serving SMB on port 445.
+  if [[ " ${missing[*]} " == *" samba "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now smbd.service nmbd.service samba-ad-dc.service >/dev/null 2>&1 || true
+    echo "setup: samba installed for its smbd program; its system services were stopped and disabled" >&2
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
