@@ -99,6 +99,23 @@ class Guest:
             raise
         return Result(int(r.exited), str(r.stdout), str(r.stderr))
 
+    def run_input(self, command: str, data: bytes, timeout: float = 30.0) -> Result:
+        """Run `command` with `data` on its stdin (a secret that must not be on a command line); RemoteError when
+        the guest cannot be reached or it does not finish in time."""
+
+        chan = self.exec_channel(command)
+        try:
+            chan.settimeout(timeout)
+            chan.sendall(data)
+            chan.shutdown_write()
+            out, err = chan.makefile("rb").read(), chan.makefile_stderr("rb").read()
+            status = chan.recv_exit_status()
+        except (TimeoutError, OSError, EOFError) as e:
+            raise RemoteError(f"the command did not finish in the guest: {type(e).__name__}: {e}") from e
+        finally:
+            chan.close()
+        return Result(int(status), out.decode(errors="replace"), err.decode(errors="replace"))
+
     def exec_channel(self, command: str) -> Any:
         """A long-running command on its own channel of this connection (paramiko Channel): its stdin and
         stdout are the caller's to drive (reverse-sshfs's SFTP, the listening-socket watcher)."""

@@ -19,6 +19,7 @@ from limapy.base.fsutil import atomic_write
 from limapy.config.model import Spec
 from limapy.guest import BootPrompt, Conn, Fetched, Get, HostFolders, InstallPhases, ListenerQuery, ProbeResult, Say
 from limapy.guest.boot import BootFiles, Devices, Media
+from limapy.guest.identity import CloneIdentity
 from limapy.guest.rules import LIMA_ONLY
 from limapy.instance.store import Instance
 
@@ -98,10 +99,11 @@ class ToyGuest:
     def host_folders(self) -> HostFolders | None:
         return None
 
-    def clone_identity(self, spec: Spec, name: str) -> str | None:
+    def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
         return None
 
-    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, resumes: bool,
+                      say: Say) -> None:  # fmt: skip
         pass
 
     def shell_script(self, spec: Any, command: Sequence[str], *, workdir: str | None, shell: str | None,

@@ -26,10 +26,13 @@ from limapy.driver.plan import READY_NONE, BootPlan
 from limapy.instance import store
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from limapy.base.records import Event, Status
     from limapy.config.model import Spec
     from limapy.driver import Driver, Machine
     from limapy.guest import GuestOS
+    from limapy.guest.identity import CloneIdentity
 
 log = logging.getLogger("limapy.agent.hostagent")
 
@@ -86,6 +89,7 @@ class HostAgent:
         self.machine: Machine | None = None
         self.guest_warnings: list[str] = []
         self.guest_errors: list[str] = []  # this boot's setup failed (provisioning): ready, but degraded
+        self.identity: Future[CloneIdentity | None] | None = None  # a resumed clone's own (GuestOS.clone_identity)
         self.delete_on_stop: list[Path] = []
         self.guest: Any = None  # limapy.remote.Guest, kept open while the instance runs
         # an install's progress (the guest OS's limapy.guest.InstallPhases, serial.log's _Tail)
@@ -148,6 +152,12 @@ class HostAgent:
         plan = drv.plan(inst, spec)
         drv.materialize(inst, spec, plan)
         self.events.port = plan.ssh_port
+        if inst.identity_pending.exists():  # a clone's own identity, made while it resumes (_own_identity)
+            from concurrent.futures import ThreadPoolExecutor
+
+            maker = ThreadPoolExecutor(1, thread_name_prefix="identity")
+            self.identity = maker.submit(self.os.clone_identity, spec, inst.name)
+            maker.shutdown(wait=False)
         for n in plan.notices:
             self.events.emit(message=n)
         # Where this boot's serial output starts (an engine that appends keeps earlier boots' before it).
@@ -317,6 +327,8 @@ class HostAgent:
                 self.services.prepare()  # the forwards' SSH master, while the boot scripts run
                 if plan.resume:
                     self._set_clock(guest, r)
+                if self.identity is not None:
+                    self._own_identity(guest, self.identity)
                 self.events.emit("provisioning", "waiting for the boot scripts")
             if self.phases is not None:
                 self._phases(lines=r.stdout.splitlines())
@@ -337,6 +349,29 @@ class HostAgent:
             self.events.emit(message="the resumed guest's clock was set to the host's")
         else:
             self.events.emit(message="warning: could not set the resumed guest's clock to the host's")
+
+    def _own_identity(self, guest: Any, making: Future[CloneIdentity | None]) -> None:
+        """A clone resumed from its source's saved state is its source until this has run (once): its own
+        hostname, machine-id, SSH host keys, as its guest OS allows (GuestOS.clone_identity)."""
+        from limapy import remote
+
+        try:
+            given = making.result()
+        except Exception as e:  # the host could not make its keys: the clone runs on as its source, said loudly
+            log.exception("making the clone's identity")
+            self.events.emit(message=f"warning: the clone could not be given its own identity: {e}")
+            return
+        if given is not None:
+            try:
+                r = guest.run_input(given.command, given.stdin, timeout=300)
+                failed = "" if r.exit_code == 0 else (r.stderr.strip().splitlines() or [f"exit {r.exit_code}"])[-1]
+            except remote.RemoteError as e:
+                failed = e.message
+            if failed:
+                self.events.emit(message=f"warning: the clone could not be given its own identity: {failed[:300]}")
+                return  # tried again at its next start
+            self.events.emit(message=f"the clone has its own identity: {given.what}")
+        self.inst.identity_pending.unlink(missing_ok=True)
 
     def _copy_to_host(self, guest: Any, spec: Spec) -> None:
         """Lima's copyToHost: guest files copied to the host once the guest is ready (over SFTP)."""
@@ -362,13 +397,23 @@ class HostAgent:
 
         inst = self.inst
         machine = self.machine
+
+        asked: list[bool] = []
+
+        def power_down() -> None:  # asked as soon as nothing needs the guest; the tidying overlaps its shutdown
+            if not asked and machine is not None and machine.alive():
+                asked.append(True)
+                self.events.emit("stopping", "powering the guest down")
+                machine.request_powerdown()
+
         if self.services is not None:
-            self.services.stop()
+            self.services.stop(then=power_down)
+        else:
+            power_down()
         if self.guest is not None:
             self.guest.close()
         if machine is not None:
             if machine.alive():
-                self.events.emit("stopping", "powering the guest down")
                 if not machine.shutdown(STOP_TIMEOUT):
                     self.events.emit(message="the guest did not power down in time; QEMU was killed")
             else:

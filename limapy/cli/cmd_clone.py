@@ -23,7 +23,7 @@ def _start(name: str) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("clone")
     def clone(
-        src: str = instance_arg("The stopped instance to clone"),
+        src: str = instance_arg("The stopped or suspended instance to clone"),
         dst: str = typer.Argument(..., help="The new instance's name"),
         full: bool = typer.Option(False, "--full", help="A self-contained disk copy (no shared base image)."),
         start: bool = typer.Option(False, "--start", help="Start the clone."),
@@ -33,7 +33,9 @@ def register(app: typer.Typer) -> None:
             "Directory or WSUS); without it a Windows clone gets its own computer name, passwords and SSH host keys.",
         ),
     ) -> None:
-        """Clone a stopped instance (new MAC, hostname, SSH port, instance-id; disk as a qcow2 overlay copy)."""
+        """Clone a stopped instance (new MAC, hostname, SSH port, instance-id; disk as a qcow2 overlay copy), or a
+        suspended one: the clone is suspended too, shares its disk read-only and resumes in seconds with its own
+        hostname, machine-id and SSH host keys."""
         from limapy.instance import store
         from limapy.ops.clone import clone as do_clone
 

@@ -1,4 +1,5 @@
-"""`limapy start [NAME|TEMPLATE] [--name N] [--timeout D] [--dry-run] [--foreground] [--progress] [create flags]`."""
+"""`limapy start [NAME|TEMPLATE] [--name N] [--timeout D] [--dry-run] [--foreground] [--progress] [create flags]`,
+and `limapy start NAME NAME...` (limapy extension: several instances at once, e.g. suspended clones)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,40 @@ class Display:
         self.live.close()
 
 
+def _start_many(names: list[str], wait: float | None, progress: bool) -> None:
+    """Start existing instances together (each its own host agent), each line prefixed with its name; exit 1
+    naming each one that failed, once all have finished."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from limapy.base.errors import LimapyError
+    from limapy.instance import store
+    from limapy.ops.start import start_instance
+
+    insts = [store.resolve(n) for n in dict.fromkeys(names)]
+    printing = threading.Lock()
+
+    def one(inst: store.Instance) -> str:
+        def show(msg: str) -> None:
+            with printing:
+                say(f"{inst.name}: {msg}")
+
+        try:
+            started = start_instance(inst, timeout=wait, show=show, progress=progress)
+        except LimapyError as e:
+            return e.message
+        show("READY" if started else "already running")
+        return ""
+
+    with ThreadPoolExecutor(max_workers=len(insts)) as pool:
+        failed = [(inst.name, why) for inst, why in zip(insts, pool.map(one, insts), strict=True) if why]
+    for name, why in failed:
+        say(f"error: `{name}`: {why}")
+    if failed:
+        raise typer.Exit(1)
+    say("READY. Run `limapy shell NAME` to open a shell in any of them.")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("start")
     @with_edit_flags
@@ -35,6 +70,9 @@ def register(app: typer.Typer) -> None:
         target: str = typer.Argument(
             "default", help="An instance name (or unique prefix), or a template to create from",
             autocompletion=instances_for("start"),
+        ),
+        more: list[str] | None = typer.Argument(
+            None, help="More instances to start at the same time (limapy extension)", show_default=False,
         ),
         name: str | None = typer.Option(None, "--name", help="Name for an instance created from a template."),
         timeout: str | None = typer.Option(
@@ -65,6 +103,14 @@ def register(app: typer.Typer) -> None:
 
         wait = parse_duration(timeout) if timeout else None
         edits = to_edits(flags, existing=True)
+        if more:
+            if name or dry_run or foreground or edits or allow_local_files or driver or connect:
+                from limapy.base.errors import UsageError
+
+                raise UsageError("several instances are started as they are: no --name, --dry-run, --foreground, "
+                                 "create or edit flags", hint="start them one at a time for those")  # fmt: skip
+            _start_many([target, *more], wait, progress)
+            return
         if dry_run:  # the flags shape the plan; nothing is written, a template creates no instance
             print(ops.dry_run_target(target, name=name, sets=to_edits(flags), existing_sets=edits, say=say,
                                      allow_local=allow_local_files, driver_name=driver, connect=connect,

@@ -78,6 +78,10 @@ class Machine(Protocol):
 
     def reset(self) -> None: ...
 
+    def request_powerdown(self) -> None:
+        """Ask the guest to power down (ACPI) and return at once; `shutdown` then waits for it without asking again
+        (the host agent tidies its services meanwhile). Best effort: `shutdown` asks when this could not."""
+
     def shutdown(self, timeout: float) -> bool:
         """Ask the guest to power down, force it after `timeout`; helpers stop after. True when it was clean."""
 
@@ -119,6 +123,10 @@ class Driver(Protocol):
     def suspend(self, inst: store.Instance) -> None:
         """Save the running machine's whole state in the instance dir and stop it (limapy.driver.suspended);
         the next `plan` resumes from it. An engine that cannot raises LimapyError and the machine runs on."""
+
+    def clone_suspended(self, src: store.Instance, new: store.Instance, final_dir: Path, say: Say) -> None:
+        """`clone` of a suspended instance: make `new` (in its temp dir, becoming `final_dir`) a suspended clone
+        that resumes from `src`'s saved state, sharing its disk read-only; or LimapyError."""
 
     def remove(self, inst: store.Instance) -> None:
         """`delete`: remove what the engine keeps outside the instance dir (a libvirt domain and volumes)."""

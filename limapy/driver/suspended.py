@@ -42,6 +42,7 @@ class Record:
     argv: tuple[str, ...] = ()  # the engine's command line that saved it: a resume needs the same machine
     ssh_port: int = 0
     format: int = FORMAT
+    layer: str = ""  # the read-only layer the disk was made a fresh overlay on for clones (limapy.instance.layers)
 
 
 def disk_identity(path: Path) -> tuple[int, int, int]:
@@ -67,6 +68,10 @@ def config_digest(inst: store.Instance) -> str:
         return ""
 
 
+def write(inst: store.Instance, rec: Record) -> None:
+    store.atomic_write(inst.suspend_record, (json.dumps(asdict(rec), indent=1) + "\n").encode(), 0o600)
+
+
 def complete(inst: store.Instance, *, driver: str, argv: tuple[str, ...] = (), ssh_port: int = 0) -> Record:
     """Describe the state just saved (the machine has exited) and mark it complete."""
     size, digest = _sha256_file(inst.suspend_state)
@@ -80,7 +85,7 @@ def complete(inst: store.Instance, *, driver: str, argv: tuple[str, ...] = (), s
         argv=argv,
         ssh_port=ssh_port,
     )
-    store.atomic_write(inst.suspend_record, (json.dumps(asdict(rec), indent=1) + "\n").encode(), 0o600)
+    write(inst, rec)
     return rec
 
 

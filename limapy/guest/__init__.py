@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from limapy.config.model import Spec
     from limapy.guest.boot import BootFiles, Devices, Media
+    from limapy.guest.identity import CloneIdentity
     from limapy.guest.listeners import Listener
     from limapy.instance.store import Instance
 else:
@@ -202,14 +203,17 @@ class GuestOS(Protocol):
     def host_folders(self) -> HostFolders | None:
         """How it mounts host folders (None: it cannot yet, it is `plain` there; issue 26 adds Windows')."""
 
-    def clone_identity(self, spec: Spec, name: str) -> str | None:
-        """The command that gives a resumed clone its own identity (hostname, machine-id, SSH host keys;
-        issue 29); None: not yet."""
+    def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
+        """What gives a clone resumed from its source's saved state its own identity, run once over SSH before
+        it is called ready (Linux: hostname, machine-id, SSH host keys; Windows: SSH host keys); None: it has none
+        to give. May take a moment (key generation): the host agent asks while the clone resumes."""
 
-    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
-        """Make `new` (a stopped clone of `src`, its files copied, in its directory being created) a machine of its
-        own at its first boot (Windows: an identity for its first boot; Linux: nothing, its seed's instance-id
-        changes at every boot). `generalize`: a new machine SID too (Windows' sysprep), or an error."""
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, resumes: bool,
+                      say: Say) -> None:  # fmt: skip
+        """Make `new` (a clone of `src`, its files copied, in its directory being created) a machine of its own:
+        at its first boot for a stopped source (Windows: an identity for its first boot; Linux: nothing, its seed's
+        instance-id changes at every boot), or `resumes` from a suspended one (clone_identity at its resume: say
+        what it keeps). `generalize`: a new machine SID too (Windows' sysprep), or an error."""
 
     # -- shell and copy ---------------------------------------------------------------------------------------
     def shell_script(self, spec: Any, command: Sequence[str], *, workdir: str | None, shell: str | None,

@@ -19,6 +19,8 @@ from limapy.base import dirs, imagecheck, proc
 from limapy.base.errors import ExternalToolError as ExternalToolError  # re-exported: callers catch it from here
 from limapy.base.errors import InstanceError, LimapyError, NotFoundError
 from limapy.base.units import format_size
+from limapy.instance import chain
+from limapy.instance.chain import backing_file as backing_file  # re-exported: callers ask it here
 from limapy.instance.store import validate_name
 
 if TYPE_CHECKING:
@@ -98,6 +100,30 @@ def create_overlay(base: Path, disk: Path, size_bytes: int, what: str | None = N
     verified = imagecheck.verify(base, what)
     size = max(size_bytes, verified.virtual_size)
     _create([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", base, "-F", verified.format, str(size)], disk)
+
+
+def overlay_on_layer(layer: Path, disk: Path, *, relative: bool = False) -> None:
+    """`disk` (made, or replaced in one rename) = an empty qcow2 overlay of the same size on `layer`, a read-only
+    layer limapy froze (limapy.instance.layers); `relative`: named by file name (it is in the overlay's directory)."""
+    tmp = disk.with_name(f".{disk.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    mode = disk.stat().st_mode & 0o777 if disk.exists() else 0o600
+    try:
+        proc.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", layer.name if relative else layer.absolute(),
+                  "-F", "qcow2", tmp])  # fmt: skip
+        os.chmod(tmp, mode)
+        os.replace(tmp, disk)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def rebase_name(disk: Path, backing: Path) -> None:
+    """Make `disk` name its (unchanged) qcow2 backing file `backing` by absolute path: a copy of an overlay
+    that named its backing relatively, from another directory. Its contents stay as they were (`rebase -u`)."""
+    proc.run([QEMU_IMG, "rebase", "-q", "-u", "-f", "qcow2", "-b", backing.absolute(), "-F", "qcow2", disk])
 
 
 def create_empty(disk: Path, size_bytes: int) -> None:
@@ -325,7 +351,7 @@ def verify_base(record: Path, disk: Path, name: str) -> bool:
 
     Reads only; True when the record should be (re)written (`record_base`): an instance made by an older
     limapy has none, and a base that was touched but holds the same bytes has a new stat."""
-    base = backing_file(disk)
+    base = chain.base_image(disk)  # through the read-only layers a suspended clone shares
     if base is None:
         return False
     if not base.exists():
@@ -392,23 +418,3 @@ def partition_table(disk: Path) -> str | None:
         if any(e[4] != 0 for e in entries):  # a partition type is set
             return "mbr"
     return None
-
-
-def backing_file(path: Path) -> Path | None:
-    """The backing file a qcow2 names in its header (read directly: no qemu-img round trip)."""
-    import struct
-
-    try:
-        with open(path, "rb") as f:
-            head = f.read(20)
-            if len(head) < 20 or head[:4] != b"QFI\xfb":
-                return None
-            offset, size = struct.unpack(">QI", head[8:20])
-            if not offset or not size or size > 4096:
-                return None
-            f.seek(offset)
-            name = f.read(size).decode("utf-8", "replace")
-    except OSError:
-        return None
-    p = Path(name)
-    return p if p.is_absolute() else path.parent / p

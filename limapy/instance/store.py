@@ -22,6 +22,7 @@ from limapy.base.fsutil import atomic_write as atomic_write  # re-exported: inst
 from limapy.base.fsutil import fsync_dir
 from limapy.base.fsutil import open_private as open_private  # re-exported: instance files are opened through store
 from limapy.base.names import LIMA_YAML
+from limapy.instance import chain
 from limapy.instance.userkey import USER_KEY as USER_KEY  # re-exported: the key's home was here
 from limapy.instance.userkey import ensure_user_key as ensure_user_key
 
@@ -256,8 +257,11 @@ class Instance:
         return self._p("suspend.state")
 
     @property
-    def suspend_record(self) -> Path:
-        """What the saved state belongs to (disk, configuration, digest); written last, so it marks it complete."""
+    def identity_pending(self) -> Path:  # a clone that resumes gets its own identity once (limapy.ops.clone)
+        return self._p("identity.pending")
+
+    @property
+    def suspend_record(self) -> Path:  # what the saved state belongs to (disk, config, digest); written last
         return self._p("suspend.json")
 
     @property
@@ -294,8 +298,7 @@ def list_instances() -> list[str]:
         entries = list(home.iterdir())
     except FileNotFoundError:
         return []
-    # A directory whose name limapy would refuse (made by hand, or by an old limapy) is not listed: such a
-    # name ("evil\n") would split list's table and every line that prints it.
+    # A name limapy would refuse (made by hand, or by an old limapy) is not listed: "evil\n" would split list's table.
     return sorted(p.name for p in entries if NAME_RE.fullmatch(p.name) and p.is_dir() and _is_instance_dir(p))
 
 
@@ -347,18 +350,16 @@ def _mkdir_private(path: Path) -> None:
 
 @contextlib.contextmanager
 def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "") -> Iterator[None]:
-    """Exclusive flock on `<dir>/lock`: commands on one instance run one at a time.
-
-    Waits up to `timeout` seconds (0 = fail at once). The holder's pid is written into the file so a waiter
-    can name it. After acquiring, callers must re-check the instance: a `delete` may have run meanwhile.
-    """
+    """Exclusive flock on `<dir>/lock`: commands on one instance run one at a time. Waits up to `timeout` seconds
+    (0 = fail at once). The holder's pid is written into the file so a waiter can name it. After acquiring,
+    callers must re-check the instance: a `delete` may have run meanwhile."""
     _mkdir_private(inst.dir)
     check_links(inst)
     try:
         fd = os.open(inst.lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     except OSError as e:
         if e.errno == errno.ELOOP:  # raced with check_links: still a link, still refused
-            raise InstanceError(_link_message(inst, LOCK_FILE), hint=_LINK_HINT) from None
+            raise InstanceError(_link_message(inst, LOCK_FILE), hint=fsutil.LINK_HINT) from None
         raise
     try:
         fsutil.check_in_place(fd, inst.lock_file)
@@ -395,13 +396,11 @@ def lock(inst: Instance, *, timeout: float = DEFAULT_LOCK_TIMEOUT, what: str = "
         os.close(fd)
 
 
-#: Instance files limapy itself makes symbolic links: read-only media that live elsewhere (the install ISO,
-#: virtio-win, the OpenSSH MSI). Any other link in an instance dir is refused: limapy writes, truncates and
-#: resizes the files there, and must never do that to a file outside the instance dir.
+#: Instance files limapy itself makes symbolic links: read-only media that live elsewhere (install ISO, virtio-win,
+#: OpenSSH MSI). Any other link is refused: limapy writes, truncates, resizes the files there, never one elsewhere.
 LINKS_ALLOWED = frozenset({"iso", "virtio-win", "openssh-msi"})
-#: Instance files limapy itself makes hard links to (read-only boot files in the download cache, never written).
-HARDLINKS_ALLOWED = frozenset({"kernel", "initrd"})
-_LINK_HINT = fsutil.LINK_HINT
+#: Hard links limapy makes: boot files from the download cache, a suspended state clones share (both only read).
+HARDLINKS_ALLOWED = frozenset({"kernel", "initrd", "suspend.state"})
 
 
 def _link_message(inst: Instance, name: str) -> str:
@@ -411,6 +410,7 @@ def _link_message(inst: Instance, name: str) -> str:
 def check_links(inst: Instance) -> None:
     """Refuse an instance dir holding a symbolic link limapy did not make, or a file with other names (a hard
     link: writing or truncating it in place would change a file elsewhere); one line naming it."""
+    chain.drop_half_frozen(inst.dir, inst.disk)  # what a killed freeze left (limapy.instance.layers)
     fsutil.check_entries(inst.dir, LINKS_ALLOWED, HARDLINKS_ALLOWED, prefix=f"instance `{inst.name}`: ")
 
 

@@ -25,7 +25,9 @@ def delete(name: str, *, force: bool = False) -> bool:
             hint=f"use `limapy unprotect {name}`",
         )
     from limapy import driver
+    from limapy.instance import layers
 
+    layers.refuse_if_shared(inst, "delete")  # before anything stops: its clones' disks stand on its layers
     st = driver.status(inst)
     if st not in (store.STOPPED, store.SUSPENDED):  # a suspended guest's saved state goes with its directory
         if not force:
@@ -37,6 +39,8 @@ def delete(name: str, *, force: bool = False) -> bool:
         force_stop(inst)
     with store.lock(inst, what="delete"):
         from limapy.instance import disk, summary
+
+        layers.refuse_if_shared(inst, "delete")  # a clone made meanwhile holds this lock while it is made
 
         driver.for_instance(inst).remove(inst)  # first: a refusal there leaves the instance as it was
         try:

@@ -51,7 +51,7 @@ def factory_reset(inst: store.Instance, *, say: Say) -> None:
     from limapy import driver
     from limapy.base import dirs
     from limapy.download import refs
-    from limapy.instance import disk
+    from limapy.instance import chain, disk, layers
     from limapy.ops.stop import force_stop
 
     if driver.status(inst) != store.STOPPED:
@@ -62,6 +62,8 @@ def factory_reset(inst: store.Instance, *, say: Say) -> None:
         try:
             new, base = _new_disk(inst, work, say)
             keep = kept(inst)
+            if layers.dependents(inst):  # its suspended clones stand on its layers (limapy.instance.layers)
+                keep |= {p for p in inst.dir.iterdir() if chain.is_layer(p)}
             for entry in sorted(inst.dir.iterdir()):
                 if entry == work or entry in keep or entry.suffix in (".yaml", ".yml"):
                     continue

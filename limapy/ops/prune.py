@@ -33,12 +33,14 @@ class Pruned:
 
 
 def _used_paths(inst: store.Instance) -> list[Path]:
-    from limapy.instance import disk
+    from limapy.base.errors import LimapyError
+    from limapy.instance import chain
 
     out = []
-    base = disk.backing_file(inst.disk) if inst.disk.exists() else None
-    if base is not None:
-        out.append(base)
+    try:  # the cached image under the disk, through the layers a suspended clone shares (limapy.instance.layers)
+        out += chain.chain(inst.disk) if inst.disk.exists() else []
+    except LimapyError:
+        pass
     for link in (inst.iso, inst.virtio_win, inst.openssh_msi, inst.kernel, inst.initrd):
         if link.is_symlink():
             out.append(link)

@@ -360,6 +360,12 @@ class LibvirtDriver:
         }  # fmt: skip
         store.atomic_write(inst.suspend_record, (json.dumps(rec) + "\n").encode(), 0o600)
 
+    def clone_suspended(self, src: store.Instance, new: store.Instance, final_dir: Path, say: Say) -> None:
+        raise LimapyError(
+            f"`{src.name}` is suspended by libvirt (managed save), which limapy cannot clone",
+            hint=f"`limapy stop {src.name}` first (a clone of a stopped instance boots cold), or use the qemu driver",
+        )
+
     def remove(self, inst: store.Instance) -> None:
         from limapy.driver.libvirt import volumes
 

@@ -118,6 +118,11 @@ class QemuDriver:
             raise LimapyError(f"instance `{inst.name}` is not running", hint=f"`limapy start {inst.name}`")
         save(inst, pid, self.name)
 
+    def clone_suspended(self, src: store.Instance, new: store.Instance, final_dir: Path, say: Say) -> None:
+        from limapy.driver.qemu import suspendclone
+
+        suspendclone.clone(src, new, final_dir, say)
+
     def screenshot(self, inst: store.Instance, out: Path) -> None:
         from limapy.qemu.qmp import QMP
 

@@ -10,7 +10,7 @@ from limapy.config.model import Spec
 from limapy.driver import media, suspended
 from limapy.driver.plan import BootPlan
 from limapy.guest import smb
-from limapy.instance import disk, store
+from limapy.instance import chain, disk, store
 from limapy.qemu import firmware
 
 log = logging.getLogger("limapy.driver.qemu")
@@ -23,7 +23,7 @@ def materialize(inst: store.Instance, spec: Spec, plan: BootPlan) -> None:
         suspended.discard(inst)
     if plan.disk is not None and not plan.resume:  # a resumed guest must find its disk as it left it
         if plan.record_base:
-            base = disk.backing_file(plan.disk)
+            base = chain.base_image(plan.disk)
             if base is not None:
                 disk.record_base(inst.base_record, base)
         disk.grow(plan.disk, plan.disk_size)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         Say,
     )
     from limapy.guest.boot import BootFiles, Devices, Media
+    from limapy.guest.identity import CloneIdentity
     from limapy.instance.store import Instance
 
 #: Readiness: the seed's boot script writes this boot's instance-id here as its very last step.
@@ -116,10 +117,17 @@ class LinuxGuest:
 
         return mounts.FOLDERS
 
-    def clone_identity(self, spec: Spec, name: str) -> str | None:
-        return None  # issue 29: hostname, /etc/machine-id, SSH host keys
+    def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
+        from limapy.guest.linux import identity
 
-    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+        return identity.identity(name)
+
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, resumes: bool,
+                      say: Say) -> None:  # fmt: skip
+        if resumes:
+            from limapy.guest.linux import identity
+
+            say(f"the clone resumes as `{src.name}` and then gets its own {identity.summary(new.name)}")
         if generalize:
             from limapy.base.errors import LimapyError
 

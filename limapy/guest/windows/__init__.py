@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         Say,
     )
     from limapy.guest.boot import BootFiles, Devices, Media
+    from limapy.guest.identity import CloneIdentity
     from limapy.instance.store import Instance
 
 
@@ -140,11 +141,21 @@ class WindowsGuest:
 
         return folders.FOLDERS
 
-    def clone_identity(self, spec: Spec, name: str) -> str | None:
-        return None  # issue 29: SSH host keys, the clock (the computer name needs a reboot)
+    def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
+        from limapy.guest.identity import CloneIdentity
+        from limapy.guest.windows import resumeid
 
-    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, say: Say) -> None:
+        return CloneIdentity(resumeid.COMMAND, resumeid.WHAT)
+
+    def clone_prepare(self, src: Instance, new: Instance, spec: Spec, *, generalize: bool, resumes: bool,
+                      say: Say) -> None:  # fmt: skip
         from limapy.guest.windows import identity
+
+        if resumes:
+            from limapy.guest.windows import resumeid
+
+            say(f"the clone resumes as `{src.name}` and then gets {resumeid.WHAT}; it keeps the source's passwords")
+            return
 
         identity.prepare(src, new, spec, generalize=generalize, say=say)
 
