@@ -134,6 +134,9 @@ class StubMachine:
     def reset(self) -> None:
         pass
 
+    def request_powerdown(self) -> None:
+        pass
+
     def shutdown(self, timeout: float) -> bool:
         self.running = False
         self.sock.close()

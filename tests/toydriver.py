@@ -57,6 +57,9 @@ class ToyMachine:
     def reset(self) -> None:
         record(self.inst.dir, "reset")
 
+    def request_powerdown(self) -> None:
+        record(self.inst.dir, "request_powerdown")
+
     def shutdown(self, timeout: float) -> bool:
         record(self.inst.dir, "shutdown")
         (self.inst.dir / PID).unlink(missing_ok=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from limapy import guest as guests
@@ -74,7 +75,8 @@ class Services:
             try:
                 fw.start_master()
             except RuntimeError as e:
-                self.warn(f"{e}: automatic port forwards are off")
+                if not self.stop_event.is_set():  # a stop that powers the guest down ends a master being started
+                    self.warn(f"{e}: automatic port forwards are off")
                 return
             self.booted.wait()
             if self.stop_event.is_set():
@@ -103,16 +105,21 @@ class Services:
         except Exception as e:  # the guest went away; the main loop notices QEMU's exit
             log.info("port watcher ended: %s", e)
 
-    def stop(self) -> None:
+    def stop(self, then: Callable[[], None] = lambda: None) -> None:
+        """Stop them; `then` runs as soon as nothing needs the guest any more (the host agent asks the guest to
+        power down there, and the rest of the tidying overlaps its shutdown); it may be called twice."""
         self.stop_event.set()
         self.booted.set()  # a forwards thread still waiting for the boot scripts ends
         with self.watcher_lock:
             if self.watcher is not None:
                 self.watcher.close()  # ends the watcher's read at once (it would notice stop_event within a second)
+        if not self.live:  # nothing to undo in the guest: its power-down overlaps the threads' ending
+            then()
         if self.thread is not None:
             self.thread.join(25)  # a master still being started is closed below, not left behind
-        if self.forwarder is not None:
-            self.forwarder.close()
         if self.folders is not None:
             self.folders.unmount(self.guest, self.live)
         self.live = []
+        then()
+        if self.forwarder is not None:
+            self.forwarder.close()

@@ -81,6 +81,7 @@ class LibvirtMachine:
         #: What the user should hear about this launch (the host agent shows them as warnings).
         self.notices: list[str] = []
         self.started = time.monotonic()
+        self.powerdown_requested = False
         #: Called (once) when the guest stops on a KVM internal error after it started; None: an error.
         self.on_kvm_failure: Callable[[LibvirtMachine], None] | None = None
 
@@ -195,13 +196,22 @@ class LibvirtMachine:
         except Exception:  # the volume is being written: the next poll asks again
             return 0
 
+    def request_powerdown(self) -> None:
+        lv = lvconn.binding()
+        try:
+            self.dom.shutdownFlags(lv.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            self.powerdown_requested = True
+        except lv.libvirtError as e:
+            log.info("ACPI shutdown request refused: %s", lvconn.error_text(e))
+
     def shutdown(self, timeout: float) -> bool:
         lv = lvconn.binding()
         clean = True
         if self.alive():
             clean = False
             try:
-                self.dom.shutdownFlags(lv.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+                if not self.powerdown_requested:
+                    self.dom.shutdownFlags(lv.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
                 clean = self.wait_exit(timeout) if timeout > 0 else False
             except lv.libvirtError as e:
                 log.warning("ACPI shutdown refused: %s", lvconn.error_text(e))

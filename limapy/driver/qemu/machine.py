@@ -73,6 +73,7 @@ class QemuMachine:
         self.pid = child.pid
         self.sidecars = sidecars
         self.qmp: QMP | None = None
+        self.powerdown_requested = False
 
     # -- start ---------------------------------------------------------------------------------------------
     def connect(self, timeout: float = QMP_TIMEOUT) -> None:
@@ -166,13 +167,21 @@ class QemuMachine:
                 self.wait_exit(10.0)
         self._cleanup()
 
+    def request_powerdown(self) -> None:
+        try:
+            self._monitor().system_powerdown()
+            self.powerdown_requested = True
+        except LimapyError as e:
+            log.info("power-down request: %s", e.message)
+
     def shutdown(self, timeout: float) -> bool:
-        """ACPI power-down and wait up to `timeout`; then `quit`, then SIGKILL. True when the guest shut down
-        by itself. Sidecars stop after QEMU in every case."""
+        """ACPI power-down (unless requested already) and wait up to `timeout`; then `quit`, then SIGKILL. True
+        when the guest shut down by itself. Sidecars stop after QEMU in every case."""
         clean = not self.alive()
         if not clean:
             try:
-                self._monitor().system_powerdown()
+                if not self.powerdown_requested:
+                    self._monitor().system_powerdown()
                 clean = self.wait_exit(timeout)
             except LimapyError as e:
                 log.warning("QMP unreachable (%s); stopping QEMU", e.message)
