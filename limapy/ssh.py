@@ -180,7 +180,7 @@ def authorized_keys(spec: Spec) -> list[str]:
 
 
 def ssh_options(
-    inst: store.Instance, spec: ShellSpec, key_path: Path, *, control_master: bool = True
+    inst: store.Instance, spec: ShellSpec, key_path: Path, *, control_master: bool = True, reuse_only: bool = False
 ) -> list[tuple[str, str]]:
     """Lima's SSHArgsFromOpts as (key, value) pairs, in Lima's order."""
     opts: list[tuple[str, str]] = [("IdentityFile", _q(key_path))]
@@ -202,7 +202,9 @@ def ssh_options(
         opts.append(("Ciphers", f'"{ciphers}"'))
     if spec.user.name:
         opts.append(("User", _value(spec.user.name, "user.name")))
-    if control_master:
+    if control_master and reuse_only:  # a master that runs is used; none is made (the host agent's is coming)
+        opts += [("ControlMaster", "no"), ("ControlPath", _q(inst.ssh_sock))]
+    elif control_master:
         opts += [("ControlMaster", "auto"), ("ControlPath", _q(inst.ssh_sock)), ("ControlPersist", "yes")]
     if spec.ssh.forward_agent:
         opts.append(("ForwardAgent", "yes"))
@@ -281,9 +283,11 @@ def ssh_argv(
     control_master: bool = True,
     key_path: Path | None = None,
     connect_timeout: int | None = None,
+    reuse_only: bool = False,
 ) -> list[str]:
     """`ssh -F /dev/null -o ... [-t] -p PORT 127.0.0.1 -- SCRIPT`, as `limactl shell` runs it."""
-    opts = ssh_options(inst, spec, key_path or default_key_path(), control_master=control_master)
+    opts = ssh_options(inst, spec, key_path or default_key_path(), control_master=control_master,
+                       reuse_only=reuse_only)  # fmt: skip
     argv = [*ssh_command(), *option_args(opts)]
     if connect_timeout is not None:
         argv += ["-o", f"ConnectTimeout={int(connect_timeout)}"]

@@ -90,6 +90,7 @@ class ViewFields(TypedDict):
     disk: int
     message: str
     os: str
+    plain: NotRequired[bool]  # absent from an older limapy's summary
     view_user: ViewUser
     view_ssh: ViewSSH
     view_mounts: list[ViewMount]

@@ -58,6 +58,7 @@ class View:
     disk: int
     message: str
     os: str  # the guest OS (Lima's `os` value: limapy.guest picks its shell from it)
+    plain: bool  # no forwards: the host agent makes no ControlMaster (absent from an older limapy's summary)
 
     def __init__(self, fields: ViewFields) -> None:
         self.__dict__.update({k: v for k, v in fields.items() if not k.startswith("view_")})
@@ -86,7 +87,7 @@ def view_fields(spec: Spec) -> ViewFields:
     """The `View` of `spec`, as JSON."""
     return {
         "vm_type": spec.vm_type, "arch": spec.arch, "cpus": spec.cpus, "memory": spec.memory, "disk": spec.disk,
-        "message": spec.message, "os": spec.os.value,
+        "message": spec.message, "os": spec.os.value, "plain": spec.plain,
         "view_user": {"name": spec.user.name, "shell": spec.user.shell},
         "view_ssh": {"load_dot_ssh_pubkeys": spec.ssh.load_dot_ssh_pubkeys, "forward_agent": spec.ssh.forward_agent,
                 "forward_x11": spec.ssh.forward_x11, "forward_x11_trusted": spec.ssh.forward_x11_trusted},

@@ -208,7 +208,11 @@ def shell_argv(inst: store.Instance, req: Request) -> list[str]:
     tty = sys.stdin.isatty() and sys.stdout.isatty()
     if req.reconnect:
         proc.run(ssh.control_exit_argv(inst), check=False)
-    return ssh.ssh_argv(inst, spec, port, tty=tty, script=script)
+    # The host agent starts the forwards' ControlMaster as SSH comes up, and READY does not wait for it: a shell
+    # that made its own meanwhile would lose the race for the socket and print ssh's "ControlSocket ... already
+    # exists, disabling multiplexing". Until the socket is there, a shell uses a master but makes none.
+    coming = not getattr(spec, "plain", True) and not inst.ssh_sock.exists()
+    return ssh.ssh_argv(inst, spec, port, tty=tty, script=script, reuse_only=coming)
 
 
 def run(req: Request) -> int:

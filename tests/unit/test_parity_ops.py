@@ -157,3 +157,23 @@ def test_console_tail_shows_new_complete_lines_escaped(tmp_path: Path) -> None:
     assert tail.lines() == ["partial line"]
     log.write_bytes(b"new\n")  # truncated by the next boot
     assert tail.lines() == ["new"]
+
+
+@pytest.mark.parametrize(("plain", "master", "expected"), [
+    (False, False, "ControlMaster=no"),  # the host agent's master is coming: use it once there, make none
+    (False, True, "ControlMaster=auto"),
+    (True, False, "ControlMaster=auto"),  # plain: no host agent master, the first shell makes one (as Lima)
+])  # fmt: skip
+def test_a_shell_does_not_race_the_host_agents_master(
+    home: Path, monkeypatch: pytest.MonkeyPatch, plain: bool, master: bool, expected: str
+) -> None:
+    from limapy.ops import shell
+
+    inst = store.create_instance_dir("m", {"lima.yaml": f"images: [{{location: /x.img, arch: x86_64}}]\nplain: "
+                                                        f"{str(plain).lower()}\n".encode()})  # fmt: skip
+    inst.ssh_config.write_text("Host lima-m\n  Port 60022\n")
+    if master:
+        inst.ssh_sock.write_text("")
+    monkeypatch.setattr(shell, "require_running", lambda _inst, start=False: None)
+    argv = shell.shell_argv(inst, shell.Request(command=("true",)))
+    assert expected in argv, argv

@@ -58,6 +58,11 @@ def test_options_follow_lima(inst: store.Instance, env: Path) -> None:
     ]
     no_cm = dict(ssh.ssh_options(inst, S(LINUX), key, control_master=False))
     assert not {"ControlMaster", "ControlPath", "ControlPersist"} & no_cm.keys()
+    # ssh_config(5): "Additional sessions can connect to this socket using the same ControlPath with
+    # ControlMaster set to no": a shell while the host agent's master is still coming uses one, makes none
+    reuse = dict(ssh.ssh_options(inst, S(LINUX), key, reuse_only=True))
+    assert reuse["ControlMaster"] == "no" and reuse["ControlPath"] == f'"{inst.dir}/ssh.sock"'
+    assert "ControlPersist" not in reuse
 
 
 def test_options_variants(inst: store.Instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
