@@ -22,6 +22,9 @@ Rows (group: what is measured / the floor it is compared against):
           (hack/build-test-image.sh --boot uefi / --arch aarch64); aarch64 runs under TCG, several times slower
   resume  `limapy start` of a suspended instance until READY (a /dev/shm mark proves the resume) / the same
           instance's cold start until READY, alternately (--pairs pairs); `limapy suspend` of it
+  clone   `limapy start` of a clone of the suspended test guest until READY (its own hostname, the /dev/shm mark
+          kept) / the same guest's cold start until READY (--pairs pairs); three clones started together, the last
+          one's READY / the same cold start; the source resumes afterwards (hack/bench_clone.py)
   shares  reading a 64 MiB file in the guest through each mount type / the same read on the host;
           an automatic port forward answering on the host after the guest listens / a static (hostfwd) one
 
@@ -67,7 +70,7 @@ from benchlib import (  # noqa: E402
     timed,
 )
 
-GROUPS = ("cli", "create", "iso", "boot", "boot-uefi", "boot-aarch64", "resume", "shares")
+GROUPS = ("cli", "create", "iso", "boot", "boot-uefi", "boot-aarch64", "resume", "clone", "shares")
 ALIASES = {"start": "boot", "stop": "boot"}
 
 
@@ -233,6 +236,11 @@ class Bench:
 
         bench_resume(self)
 
+    def bench_clone(self) -> None:
+        from bench_clone import bench_clone
+
+        bench_clone(self)
+
     # -- shares ----------------------------------------------------------------------------------------------
     def bench_shares(self) -> None:
         from bench_shares import bench_shares
@@ -287,6 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "boot-aarch64": (bench.bench_boot_aarch64, [("boot-aarch64.start", "limapy start (aarch64)", "s")]),
         "resume": (bench.bench_resume, [("resume.start", "limapy start of a suspended instance", "s"),
                                         ("resume.suspend", "limapy suspend", "s")]),
+        "clone": (bench.bench_clone, [("clone.resume", "limapy start of a suspended clone", "s"),
+                                      ("clone.three", "limapy start of 3 clones together", "s")]),
         "shares": (bench.bench_shares, [("mount.virtiofs", "read through virtiofs", "ms"),
                                         ("mount.reverse-sshfs", "read through reverse-sshfs", "ms"),
                                         ("forward.latency", "automatic port forward", "s")]),
@@ -301,7 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.failed(g, ids, e)
     finally:
         if set(groups) - {"cli", "create", "iso"}:  # never leave a guest running
-            for name in ("bs", "bu", "ba", "br", "m-virtiofs", "m-reversesshfs", "m-9p"):
+            clones = ("bc1", "bc2", "bc3", *(f"bcp{i}" for i in range(args.pairs)))
+            for name in ("bs", "bu", "ba", "br", "bc", *clones, "m-virtiofs", "m-reversesshfs", "m-9p"):
                 subprocess.run([*bench.limapy, "stop", "-f", name], env=bench.env, capture_output=True)
         if args.keep:
             say(f"kept {home}")
