@@ -4,11 +4,13 @@
 stream) to `suspend.state`, stop the machine, and then write `suspend.json` describing it: the digest and
 size of the state, what identifies the disk it was taken with (size, mtime, inode, after the machine closed
 it), the configuration's digest, and the machine's command line (a resume must build the very machine that
-was saved: a Windows install that finished in between would otherwise lose its install media). The record
-is written last, so a state without one is from a suspend that did not finish. A start resumes only from a
-state whose record matches the instance as it is now; anything else is discarded with one warning and the
-guest boots cold (its disk is never touched by this: a discarded state loses the guest's memory, never a
-byte of the disk).
+was saved: a Windows install that finished in between would otherwise lose its install media). The state's
+digest is checked at every start unless the file is provably the one that was hashed (`state_key`: its size,
+mtime, inode and device, taken once it had settled; three clones resuming from one state need not hash it three
+times at once). The record is written last, so a state without one is from a suspend that did not finish. A
+start resumes only from a state whose record matches the instance as it is now; anything else is discarded with
+one warning and the guest boots cold (its disk is never touched by this: a discarded state loses the guest's
+memory, never a byte of the disk).
 """
 
 from __future__ import annotations
@@ -43,6 +45,22 @@ class Record:
     ssh_port: int = 0
     format: int = FORMAT
     layer: str = ""  # the read-only layer the disk was made a fresh overlay on for clones (limapy.instance.layers)
+    state_stat: tuple[int, ...] = ()  # the state's (size, mtime_ns, inode, device) when its digest was taken
+
+
+#: A file's mtime comes from a clock that ticks every few milliseconds: a write within one tick of another keeps
+#: the same mtime. A key is taken only from a file last written well before this long ago, so that any later
+#: write gives it a later mtime.
+SETTLED_NS = 50_000_000
+
+
+def state_key(path: Path, *, settled: bool = False) -> tuple[int, ...]:
+    """What changes when the state file is written, truncated or replaced (not its ctime: another hard link,
+    a clone's, changes that); `settled`: () for a file written too recently to be told apart that way."""
+    st = os.stat(path)
+    if settled and time.time_ns() - st.st_mtime_ns < SETTLED_NS:
+        return ()
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
 def disk_identity(path: Path) -> tuple[int, int, int]:
@@ -84,6 +102,7 @@ def complete(inst: store.Instance, *, driver: str, argv: tuple[str, ...] = (), s
         driver=driver,
         argv=argv,
         ssh_port=ssh_port,
+        state_stat=state_key(inst.suspend_state, settled=True),
     )
     write(inst, rec)
     return rec
@@ -110,6 +129,7 @@ def _read(inst: store.Instance) -> Record:
         data = json.loads(inst.suspend_record.read_text())
         data["disk"] = tuple(data["disk"])
         data["argv"] = tuple(data.get("argv") or ())
+        data["state_stat"] = tuple(data.get("state_stat") or ())
         rec = Record(**data)
     except FileNotFoundError:
         raise LimapyError("the suspend did not finish (no record of the saved state)") from None
@@ -141,7 +161,10 @@ def usable(inst: store.Instance, driver: str) -> tuple[Record | None, str]:
             raise LimapyError(
                 f"the saved state is {inst.suspend_state.stat().st_size} bytes, {rec.state_size} were written"
             )
-        if _sha256_file(inst.suspend_state)[1] != rec.state_sha256:
+        # hashed (about 0.4 s for 260 MiB, three times over when three clones resume together) unless the file is
+        # the very one whose digest was taken: nothing wrote, truncated or replaced it since
+        hashed = not rec.state_stat or state_key(inst.suspend_state) != rec.state_stat
+        if hashed and _sha256_file(inst.suspend_state)[1] != rec.state_sha256:
             raise LimapyError("the saved state does not match its digest (corrupted)")
     except LimapyError as e:
         return None, e.message

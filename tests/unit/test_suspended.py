@@ -127,3 +127,27 @@ def test_a_resume_qemu_refuses_falls_back_to_a_cold_boot(inst: store.Instance) -
     assert launched == [True, False] and not plan.resume
     assert not suspended.leftover(inst)
     assert "the saved (suspended) state was discarded: resuming failed (load of migration failed" in out.getvalue()
+
+
+def test_a_settled_state_is_not_hashed_again_until_it_changes(
+    inst: store.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The digest is taken once; a start hashes the state again only when its size, mtime, inode or device
+    changed (three clones resuming from one shared state hash it no more)."""
+    inst.suspend_state.write_bytes(b"QEVM" + os.urandom(100_000))
+    os.utime(inst.suspend_state, ns=(1, 1_000_000_000))  # long settled
+    rec = suspended.complete(inst, driver="qemu", argv=ARGV, ssh_port=4022)
+    assert rec.state_stat and rec.state_stat[1] == 1_000_000_000
+    hashed: list[object] = []
+    real = suspended._sha256_file
+    monkeypatch.setattr(suspended, "_sha256_file", lambda p: hashed.append(p) or real(p))
+    assert suspended.usable(inst, "qemu")[0] is not None and hashed == []
+    with inst.suspend_state.open("r+b") as f:  # rewritten in place, same size
+        f.write(b"XXXX")
+    rec2, why = suspended.usable(inst, "qemu")
+    assert rec2 is None and "corrupted" in why and hashed
+
+
+def test_a_state_written_a_moment_ago_is_always_hashed(inst: store.Instance) -> None:
+    rec = saved(inst)  # the key would not tell a write within the same clock tick apart
+    assert rec.state_stat == ()
