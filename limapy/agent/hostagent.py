@@ -144,6 +144,9 @@ class HostAgent:
         from limapy.instance import summary
 
         inst = self.inst
+        # The SSH client library's import (fabric, paramiko: a few hundred ms) overlaps the plan and the machine's
+        # start instead of delaying the first probe (three clones resuming together share two cores).
+        threading.Thread(target=_preload_ssh, name="preload", daemon=True).start()
         self.events.emit("preparing", "reading the configuration")
         spec = summary.refresh(inst).spec
         self.os = guest.for_spec(spec)
@@ -311,7 +314,9 @@ class HostAgent:
                 if size > last_disk + (256 << 20):
                     self.events.emit(os_.install_progress(size), f"disk {size >> 20} MiB written")
                     last_disk = size
-            script = os_.probe(iid=plan.iid, resume=plan.resume, ssh_up=ssh_up, now=time.time())
+            # a clone whose identity step sets the clock (as root, with the rest) is not asked to set it twice
+            clock_first = plan.resume and not self._identity_sets_clock()
+            script = os_.probe(iid=plan.iid, resume=clock_first, ssh_up=ssh_up, now=time.time())
             try:
                 r = guest.run(script, timeout=30)
             except remote.RemoteError as e:  # not up yet (slirp accepts before the guest listens)
@@ -323,12 +328,12 @@ class HostAgent:
                 self.events.emit(os_.ssh_phase, "SSH is up")
                 from limapy.agent.services import Services
 
+                if clock_first:
+                    self._set_clock(guest, r)
+                if self.identity is not None:  # first: the guest's CPU for it, not for the forwards' handshake
+                    self._own_identity(guest, self.identity)
                 self.services = Services(inst, spec, guest, ssh_port=plan.ssh_port, emit=self.events.emit)
                 self.services.prepare()  # the forwards' SSH master, while the boot scripts run
-                if plan.resume:
-                    self._set_clock(guest, r)
-                if self.identity is not None:
-                    self._own_identity(guest, self.identity)
                 self.events.emit("provisioning", "waiting for the boot scripts")
             if self.phases is not None:
                 self._phases(lines=r.stdout.splitlines())
@@ -350,6 +355,12 @@ class HostAgent:
         else:
             self.events.emit(message="warning: could not set the resumed guest's clock to the host's")
 
+    def _identity_sets_clock(self) -> bool:
+        try:  # made while QEMU loaded the state: long done by the first probe
+            return self.identity is not None and bool(getattr(self.identity.result(), "sets_clock", False))
+        except Exception:  # _own_identity reports it
+            return False
+
     def _own_identity(self, guest: Any, making: Future[CloneIdentity | None]) -> None:
         """A clone resumed from its source's saved state is its source until this has run (once): its own
         hostname, machine-id, SSH host keys, as its guest OS allows (GuestOS.clone_identity)."""
@@ -362,8 +373,9 @@ class HostAgent:
             self.events.emit(message=f"warning: the clone could not be given its own identity: {e}")
             return
         if given is not None:
+            command = f"{given.command} {time.time():.3f}" if given.sets_clock else given.command
             try:
-                r = guest.run_input(given.command, given.stdin, timeout=300)
+                r = guest.run_input(command, given.stdin, timeout=300)
                 failed = "" if r.exit_code == 0 else (r.stderr.strip().splitlines() or [f"exit {r.exit_code}"])[-1]
             except remote.RemoteError as e:
                 failed = e.message
@@ -371,6 +383,8 @@ class HostAgent:
                 self.events.emit(message=f"warning: the clone could not be given its own identity: {failed[:300]}")
                 return  # tried again at its next start
             self.events.emit(message=f"the clone has its own identity: {given.what}")
+            if given.sets_clock:
+                self.events.emit(message="the resumed guest's clock was set to the host's")
         self.inst.identity_pending.unlink(missing_ok=True)
 
     def _copy_to_host(self, guest: Any, spec: Spec) -> None:
@@ -425,6 +439,11 @@ class HostAgent:
         inst.ssh_sock.unlink(missing_ok=True)
         for path in self.delete_on_stop:
             path.unlink(missing_ok=True)
+
+
+def _preload_ssh() -> None:
+    import fabric  # noqa: F401
+    import paramiko  # noqa: F401
 
 
 def _size(path: Path) -> int:

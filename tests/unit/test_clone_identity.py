@@ -13,10 +13,11 @@ import io
 import os
 import shlex
 import shutil
-import signal
 import stat
 import subprocess
+import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,18 @@ from tests import psgrammar
 OLD = "lima-base"
 
 
-def _stand_in_root(tmp_path: Path) -> tuple[Path, dict[str, str], subprocess.Popen[bytes]]:
+LISTEN = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n" \
+         "   0: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 {} 1\n"
+#: a stand-in sshd listener: on SIGHUP (a reload) it listens on a new socket (a new inode in /proc/net/tcp)
+FAKE_SSHD = "import signal, sys, time\n" \
+            "def hup(*_):\n    open(sys.argv[1], 'w').write(sys.argv[2]); sys.exit(0)\n" \
+            "signal.signal(signal.SIGHUP, hup)\ntime.sleep(60)\n"
+
+
+def _stand_in_root(tmp_path: Path, *, split: bool = False) -> tuple[Path, dict[str, str], subprocess.Popen[bytes]]:
+    """A guest's files under a temp dir; `split`: an OpenSSH >= 9.8 (sshd-session beside sshd)."""
     root = tmp_path / "root"
-    for d in ("etc/ssh", "var/lib/dbus", "proc/sys/kernel", "run"):
+    for d in ("etc/ssh", "var/lib/dbus", "proc/sys/kernel", "proc/net", "run", "usr/lib/openssh"):
         (root / d).mkdir(parents=True)
     (root / "proc/sys/kernel/hostname").write_text(OLD + "\n")
     (root / "etc/hostname").write_text(OLD + "\n")
@@ -42,22 +52,37 @@ def _stand_in_root(tmp_path: Path) -> tuple[Path, dict[str, str], subprocess.Pop
         (root / f"etc/ssh/ssh_host_{kind}_key").write_text("old")
         (root / f"etc/ssh/ssh_host_{kind}_key.pub").write_text("old")
     (root / "etc/ssh/sshd_config").write_text("kept\n")
-    sshd = subprocess.Popen(["sleep", "60"])  # the listener: reloaded with SIGHUP (ssh.service's ExecReload)
+    tcp = root / "proc/net/tcp"
+    tcp.write_text(LISTEN.format(1111))
+    if split:
+        (root / "usr/lib/openssh/sshd-session").write_text("#!/bin/sh\n")
+        (root / "usr/lib/openssh/sshd-session").chmod(0o755)
+    sshd = subprocess.Popen([sys.executable, "-c", FAKE_SSHD, str(tcp), LISTEN.format(2222)])
     (root / "run/sshd.pid").write_text(f"{sshd.pid}\n")
     bin_ = tmp_path / "bin"
     bin_.mkdir()
-    (bin_ / "systemctl").write_text(f"#!/bin/sh\necho \"systemctl $*\" >>{tmp_path / 'calls'}\n")
+    (bin_ / "systemctl").write_text(f"#!/bin/sh\necho \"systemctl $*\" >>{tmp_path / 'calls'}\n"
+                                    f"kill -HUP {sshd.pid}\n")  # fmt: skip
     (bin_ / "systemctl").chmod(0o755)
+    (bin_ / "date").write_text(f"#!/bin/sh\necho \"date $*\" >>{tmp_path / 'clock'}\n")  # never the host's clock
+    (bin_ / "date").chmod(0o755)
+    time.sleep(0.3)  # the stand-in's handler is set
     return root, {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}, sshd
 
 
 def _body(command: str, root: Path | None = None) -> str:
     words = shlex.split(command)
-    assert words[:4] == ["sudo", "-n", "sh", "-c"] and len(words) == 5, words
+    assert words[:4] == ["sudo", "-n", "sh", "-c"] and words[5:] == ["limapy-identity"], words
     body = words[4]
-    for top in ("/etc/", "/var/lib/", "/proc/", "/run/") if root else ():
+    for top in ("/etc/", "/var/lib/", "/proc/", "/run/", "/usr/") if root else ():
         body = body.replace(top, f"{root}{top}")
     return body
+
+
+def _run(given: identity.CloneIdentity, root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[bytes]:
+    assert given.sets_clock  # the host agent appends its time: the script's $1
+    return subprocess.run(["sh", "-c", _body(given.command, root), "limapy-identity", "1796630000.250"],
+                          input=given.stdin, env=env, capture_output=True, timeout=60, check=False)  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None or shutil.which("tar") is None, reason="needs OpenSSH, tar")
@@ -66,11 +91,12 @@ def test_linux_identity_runs_and_gives_hostname_machine_id_and_host_keys(tmp_pat
     assert given.what == "hostname lima-w1, a new machine-id and SSH host keys"
     assert b"OPENSSH PRIVATE KEY" not in given.command.encode()  # the keys come on stdin only
     root, env, sshd = _stand_in_root(tmp_path)
-    cp = subprocess.run(["sh", "-c", _body(given.command, root)], input=given.stdin, env=env, capture_output=True,
-                        timeout=60, check=False)  # fmt: skip
+    cp = _run(given, root, env)
     assert cp.returncode == 0, cp.stderr
-    assert sshd.wait(10) == -signal.SIGHUP  # sshd reloaded: new connections get the new keys
-    assert not (tmp_path / "calls").exists()  # no systemctl while sshd's pid file names it
+    # OpenSSH < 9.8: each connection's re-executed sshd reads the new keys; the listener is left alone
+    assert sshd.poll() is None and not (tmp_path / "calls").exists()
+    sshd.kill()
+    assert (tmp_path / "clock").read_text() == "date -u -s @1796630000.250\n"  # the clock first, as root
     assert (root / "proc/sys/kernel/hostname").read_text() == "lima-w1"
     assert (root / "etc/hostname").read_text() == "lima-w1\n"
     assert (root / "etc/hosts").read_text() == (
@@ -91,16 +117,19 @@ def test_linux_identity_runs_and_gives_hostname_machine_id_and_host_keys(tmp_pat
         assert public.read_text().endswith(" root@lima-w1\n")
 
 
-def test_without_a_pid_file_systemd_reloads_sshd(tmp_path: Path) -> None:
-    root, env, sshd = _stand_in_root(tmp_path)
-    (root / "run/sshd.pid").unlink()
-    given = identity.identity("w1")
-    cp = subprocess.run(["sh", "-c", _body(given.command, root)], input=given.stdin, env=env, capture_output=True,
-                        timeout=60, check=False)  # fmt: skip
-    sshd.kill()
+@pytest.mark.parametrize("pid_file", [True, False])
+def test_a_split_sshd_is_reloaded_and_listens_again_before_it_returns(tmp_path: Path, pid_file: bool) -> None:
+    """OpenSSH >= 9.8 hands the listener's keys to sshd-session: SIGHUP (systemctl without a pid file), then the
+    script returns only once port 22 listens on a new socket."""
+    root, env, sshd = _stand_in_root(tmp_path, split=True)
+    if not pid_file:
+        (root / "run/sshd.pid").unlink()
+    cp = _run(identity.identity("w1"), root, env)
     assert cp.returncode == 0, cp.stderr
-    calls = (tmp_path / "calls").read_text().splitlines()
-    assert calls == ["systemctl --no-block try-reload-or-restart ssh.service sshd.service"]
+    assert sshd.wait(10) == 0  # it got SIGHUP and "listens" anew
+    assert (root / "proc/net/tcp").read_text() == LISTEN.format(2222)
+    calls = (tmp_path / "calls").read_text().splitlines() if (tmp_path / "calls").exists() else []
+    assert calls == ([] if pid_file else ["systemctl --no-block try-reload-or-restart ssh.service sshd.service"])
 
 
 def test_each_clone_gets_keys_of_its_own() -> None:
