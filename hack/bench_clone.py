@@ -89,6 +89,7 @@ def bench_clone(self: Bench) -> None:
     _, cp = self.lp("start", *THREE, *WAIT, timeout=3 * BOOT_TIMEOUT + 60)
     check(cp, "limapy start (three clones)")
     each = [ready_at(self.home / name / "ha.stdout.log") - t0 for name in THREE]
+    three = {name: ha_phases(self.home / name / "ha.stdout.log", t0, t0 + max(each)) for name in THREE}
     for name in THREE:
         _resumed_clone(self, name, "3")
     say(f"three clones together: READY after {', '.join(f'{x:.1f}' for x in each)} s")
@@ -99,7 +100,8 @@ def bench_clone(self: Bench) -> None:
     if b"[resuming]" not in cp.stderr:
         raise RuntimeError("the source did not resume after its clones")
     check(self.lp("stop", NAME, timeout=300)[1], "limapy stop")
-    self.extra["clone"] = {"runs": runs, "three_ready_s": [round(x, 2) for x in each], "source_resume_s": round(ds, 2)}
+    self.extra["clone"] = {"runs": runs, "three_ready_s": [round(x, 2) for x in each], "three_phases_s": three,
+                           "source_resume_s": round(ds, 2)}  # fmt: skip
     floor = median(cold)
     self.rows += [
         Row("clone.resume", "clone", "limapy start of a suspended instance's clone until READY", "s",

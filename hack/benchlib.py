@@ -202,4 +202,13 @@ def table(machine: dict[str, Any], rows: list[Row], extra: dict[str, Any]) -> st
                        f"{phases}" + (f"; stop: {stop}" if stop else ""))
         out.append(f"  per-pair ratios A/B: {boot.get('pair_ratios')}; limapy's own time per start (launch to "
                    f"QEMU running + host-agent ready to CLI return): {boot.get('limapy_own_s')} s")
+    clone = extra.get("clone")
+    if clone and clone.get("runs"):
+        out += ["", "clone runs; seconds from `limapy start`:"]
+        for run in clone["runs"]:
+            out.append(f"  {run['run']}: ready {run['start_s']} s; "
+                       + ", ".join(f"{k} {v}" for k, v in run["phases_s"].items()))
+        for name, phases in clone.get("three_phases_s", {}).items():
+            out.append(f"  three together, {name}: " + ", ".join(f"{k} {v}" for k, v in phases.items()))
+        out.append(f"  the source's resume afterwards: {clone.get('source_resume_s')} s")
     return "\n".join(out)
