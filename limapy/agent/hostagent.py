@@ -420,6 +420,13 @@ class HostAgent:
                 self.events.emit("stopping", "powering the guest down")
                 machine.request_powerdown()
 
+        # Nothing to undo in the guest (no folders mounted over SSH or SMB): it is asked at once and left to shut
+        # down with its sessions as they are (it ends them itself), and the host's side is tidied once it is off;
+        # closing them meanwhile gave the guest their teardown to do while it shut down.
+        first = self.services is None or not self.services.live
+        if first and machine is not None and machine.alive():
+            power_down()
+            machine.wait_exit(STOP_TIMEOUT)
         if self.services is not None:
             self.services.stop(then=power_down)
         else:
@@ -428,7 +435,7 @@ class HostAgent:
             self.guest.close()
         if machine is not None:
             if machine.alive():
-                if not machine.shutdown(STOP_TIMEOUT):
+                if not machine.shutdown(0.0 if first else STOP_TIMEOUT):  # `first`: it had its time
                     self.events.emit(message="the guest did not power down in time; QEMU was killed")
             else:
                 machine.shutdown(0.0)  # sidecars and runtime files

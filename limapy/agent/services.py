@@ -106,15 +106,13 @@ class Services:
             log.info("port watcher ended: %s", e)
 
     def stop(self, then: Callable[[], None] = lambda: None) -> None:
-        """Stop them; `then` runs as soon as nothing needs the guest any more (the host agent asks the guest to
-        power down there, and the rest of the tidying overlaps its shutdown); it may be called twice."""
+        """Stop them; `then` runs as soon as nothing needs the guest any more (after the folders are unmounted in
+        it: the host agent asks it to power down there, and the rest of the tidying overlaps its shutdown)."""
         self.stop_event.set()
         self.booted.set()  # a forwards thread still waiting for the boot scripts ends
         with self.watcher_lock:
             if self.watcher is not None:
                 self.watcher.close()  # ends the watcher's read at once (it would notice stop_event within a second)
-        if not self.live:  # nothing to undo in the guest: its power-down overlaps the threads' ending
-            then()
         if self.thread is not None:
             self.thread.join(25)  # a master still being started is closed below, not left behind
         if self.folders is not None:

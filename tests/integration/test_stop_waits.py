@@ -132,3 +132,53 @@ def test_guest_services_stop_closes_the_watcher_before_waiting_for_its_thread(tm
                              watcher_lock=threading.Lock())  # fmt: skip
     services.stop()
     assert calls == ["close", "join"]
+
+
+@pytest.mark.parametrize("mounted", [False, True])
+def test_the_guest_is_asked_to_power_down_before_the_host_side_is_tidied(tmp_path: Path, mounted: bool) -> None:
+    """Without folders to unmount in it, the guest is asked at once and left to shut down with its sessions as they
+    are; the SSH connection and the guest services are closed once it is off (bench `boot.stop`). With folders,
+    after their unmount."""
+    import io
+
+    from limapy.agent.hostagent import Events, HostAgent
+
+    order: list[str] = []
+
+    class Machine:
+        running = True
+
+        def alive(self) -> bool:
+            return self.running
+
+        def request_powerdown(self) -> None:
+            order.append("power-down asked")
+
+        def wait_exit(self, timeout: float) -> bool:
+            order.append("guest off")
+            self.running = False
+            return True
+
+        def shutdown(self, timeout: float) -> bool:
+            order.append("shutdown")
+            self.running = False
+            return True
+
+    class Services:
+        live = ["a mount"] if mounted else []
+
+        def stop(self, then: object) -> None:
+            order.append("services stopped")
+            then()  # type: ignore[operator]
+
+    class Guest:
+        def close(self) -> None:
+            order.append("connection closed")
+
+    agent = HostAgent(store.Instance("w", tmp_path / "w"), Events(io.StringIO()))
+    agent.machine, agent.services, agent.guest = Machine(), Services(), Guest()  # type: ignore[assignment]
+    agent._shutdown()
+    if mounted:
+        assert order == ["services stopped", "power-down asked", "connection closed", "shutdown"]
+    else:
+        assert order == ["power-down asked", "guest off", "services stopped", "connection closed", "shutdown"]
