@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -76,20 +77,28 @@ def virtual_size(disk: Path) -> int:
     return int(info(disk)["virtual-size"])
 
 
-def _create(argv: list[str | Path], disk: Path) -> None:
-    """Run a `qemu-img create` into a temp name and rename: a failed create leaves no disk behind."""
-    if disk.exists():
-        raise InstanceError(f"{disk} already exists; refusing to overwrite it")
-    tmp = disk.with_name(f".{disk.name}.tmp")
+@contextlib.contextmanager
+def _written_as(final: Path) -> Iterator[Path]:
+    """A temp name beside `final` to write; renamed over `final` when the block succeeds, removed when it fails,
+    so a failed or killed write never leaves a half disk under the final name."""
+    tmp = final.with_name(f".{final.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
-        proc.run([*argv[:-1], tmp, argv[-1]])
-        os.replace(tmp, disk)
+        yield tmp
+        os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _create(argv: list[str | Path], disk: Path) -> None:
+    """Run a `qemu-img create` into a temp name and rename: a failed create leaves no disk behind."""
+    if disk.exists():
+        raise InstanceError(f"{disk} already exists; refusing to overwrite it")
+    with _written_as(disk) as tmp:
+        proc.run([*argv[:-1], tmp, argv[-1]])
 
 
 def create_overlay(base: Path, disk: Path, size_bytes: int, what: str | None = None) -> None:
@@ -105,19 +114,11 @@ def create_overlay(base: Path, disk: Path, size_bytes: int, what: str | None = N
 def overlay_on_layer(layer: Path, disk: Path, *, relative: bool = False) -> None:
     """`disk` (made, or replaced in one rename) = an empty qcow2 overlay of the same size on `layer`, a read-only
     layer limapy froze (limapy.instance.layers); `relative`: named by file name (it is in the overlay's directory)."""
-    tmp = disk.with_name(f".{disk.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
     mode = disk.stat().st_mode & 0o777 if disk.exists() else 0o600
-    try:
+    with _written_as(disk) as tmp:
         proc.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", layer.name if relative else layer.absolute(),
                   "-F", "qcow2", tmp])  # fmt: skip
         os.chmod(tmp, mode)
-        os.replace(tmp, disk)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def rebase_name(disk: Path, backing: Path) -> None:
@@ -154,17 +155,11 @@ def copy(src: Path, dst: Path, *, full: bool = False) -> None:
 
     if dst.exists():
         raise InstanceError(f"{dst} already exists; refusing to overwrite it")
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
+    with _written_as(dst) as tmp:
         if full:
             proc.run([QEMU_IMG, "convert", "-q", "-O", "qcow2", src, tmp])
         else:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 @dataclass(frozen=True)
