@@ -144,9 +144,6 @@ class HostAgent:
         from limapy.instance import summary
 
         inst = self.inst
-        # The SSH client library's import (fabric, paramiko: a few hundred ms) overlaps the plan and the machine's
-        # start instead of delaying the first probe (three clones resuming together share two cores).
-        threading.Thread(target=_preload_ssh, name="preload", daemon=True).start()
         self.events.emit("preparing", "reading the configuration")
         spec = summary.refresh(inst).spec
         self.os = guest.for_spec(spec)
@@ -446,11 +443,6 @@ class HostAgent:
         inst.ssh_sock.unlink(missing_ok=True)
         for path in self.delete_on_stop:
             path.unlink(missing_ok=True)
-
-
-def _preload_ssh() -> None:
-    import fabric  # noqa: F401
-    import paramiko  # noqa: F401
 
 
 def _size(path: Path) -> int:
