@@ -354,9 +354,10 @@ class HostAgent:
 
     def _identity_sets_clock(self) -> bool:
         try:  # made while QEMU loaded the state: long done by the first probe
-            return self.identity is not None and bool(getattr(self.identity.result(), "sets_clock", False))
+            given = self.identity.result() if self.identity is not None else None
         except Exception:  # _own_identity reports it
             return False
+        return given is not None and given.sets_clock
 
     def _own_identity(self, guest: Any, making: Future[CloneIdentity | None]) -> None:
         """A clone resumed from its source's saved state is its source until this has run (once): its own

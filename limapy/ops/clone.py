@@ -21,9 +21,13 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from limapy.instance import store
 from limapy.ops.edit import require_stopped
+
+if TYPE_CHECKING:
+    from limapy.config.model import Spec
 
 Say = Callable[[str], None]
 
@@ -104,7 +108,7 @@ def clone(
     return store.Instance(dst_name, store.instance_dir(dst_name))
 
 
-def _suspended_ok(src: store.Instance, spec: object, *, full: bool, generalize: bool) -> None:
+def _suspended_ok(src: store.Instance, spec: Spec, *, full: bool, generalize: bool) -> None:
     from limapy.base.errors import LimapyError
 
     if full:
@@ -113,7 +117,7 @@ def _suspended_ok(src: store.Instance, spec: object, *, full: bool, generalize: 
     if generalize:
         raise LimapyError(f"`{src.name}` is suspended: `--generalize` runs sysprep at a boot, and a clone of a "
                           "suspended instance resumes instead", hint=f"`limapy stop {src.name}` first")  # fmt: skip
-    if getattr(spec, "additional_disks", ()):
+    if spec.additional_disks:
         raise LimapyError(f"`{src.name}` is suspended with additional disks attached, which one guest at a time "
                           "may write", hint=f"`limapy stop {src.name}` first")  # fmt: skip
 

@@ -17,7 +17,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ LISTEN = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when ret
 #: a stand-in sshd listener: on SIGHUP (a reload) it listens on a new socket (a new inode in /proc/net/tcp)
 FAKE_SSHD = "import signal, sys, time\n" \
             "def hup(*_):\n    open(sys.argv[1], 'w').write(sys.argv[2]); sys.exit(0)\n" \
-            "signal.signal(signal.SIGHUP, hup)\ntime.sleep(60)\n"
+            "signal.signal(signal.SIGHUP, hup)\nprint('ready', flush=True)\ntime.sleep(60)\n"
 
 
 def _stand_in_root(tmp_path: Path, *, split: bool = False) -> tuple[Path, dict[str, str], subprocess.Popen[bytes]]:
@@ -57,7 +56,8 @@ def _stand_in_root(tmp_path: Path, *, split: bool = False) -> tuple[Path, dict[s
     if split:
         (root / "usr/lib/openssh/sshd-session").write_text("#!/bin/sh\n")
         (root / "usr/lib/openssh/sshd-session").chmod(0o755)
-    sshd = subprocess.Popen([sys.executable, "-c", FAKE_SSHD, str(tcp), LISTEN.format(2222)])
+    sshd = subprocess.Popen([sys.executable, "-c", FAKE_SSHD, str(tcp), LISTEN.format(2222)], stdout=subprocess.PIPE)
+    assert sshd.stdout is not None and sshd.stdout.readline() == b"ready\n"  # its SIGHUP handler is set
     (root / "run/sshd.pid").write_text(f"{sshd.pid}\n")
     bin_ = tmp_path / "bin"
     bin_.mkdir()
@@ -66,7 +66,6 @@ def _stand_in_root(tmp_path: Path, *, split: bool = False) -> tuple[Path, dict[s
     (bin_ / "systemctl").chmod(0o755)
     (bin_ / "date").write_text(f"#!/bin/sh\necho \"date $*\" >>{tmp_path / 'clock'}\n")  # never the host's clock
     (bin_ / "date").chmod(0o755)
-    time.sleep(0.3)  # the stand-in's handler is set
     return root, {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}, sshd
 
 
