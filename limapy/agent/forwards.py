@@ -211,6 +211,7 @@ class Forwarder:
             return
         with self.lock:
             self.active[lst] = host_port
+        self._record()
         log.info("forwarding %s -> %s", guest_addr, host_addr)
         self.emit(portForward={"type": "forwarding", "protocol": "tcp", "guestAddr": guest_addr, "hostAddr": host_addr})
 
@@ -219,6 +220,7 @@ class Forwarder:
             host_port = self.active.pop(lst, None)
         if host_port is None:
             return
+        self._record()  # out of the record before the port closes: whoever finds it closed finds it unlisted
         self._ssh("-O", "cancel", "-L", f"{LOOPBACK}:{host_port}:{guest_target(lst)}:{lst.port}")
         self.warned.discard(("tcp", host_port))
         log.info("stopped forwarding %s:%d", lst.ip, lst.port)

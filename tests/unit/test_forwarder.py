@@ -79,6 +79,25 @@ def test_a_listener_that_goes_is_cancelled_with_the_spec_it_was_opened_with(fw: 
     assert len(stopping(fw)) == 2 and fw.recorded() == [] and fw.active == {}
 
 
+def test_the_record_never_lists_a_closed_port(fw: Recorded) -> None:
+    """forwards.json (what `list --json` shows) drops a forward before `ssh -O cancel` closes its port, and
+    lists it as soon as `ssh -O forward` opened it: whoever finds the host port closed finds it unlisted (the
+    e2e test in test_shares.py once read the record between the two)."""
+    seen: list[tuple[str, set[str]]] = []
+    ssh = fw._ssh
+
+    def watching(*args: str) -> subprocess.CompletedProcess[bytes]:
+        hosts = {f["hostAddr"] for f in fw.recorded()} if fw.inst.forwards_file.exists() else set()
+        seen.append((args[1], hosts))
+        return ssh(*args)
+
+    fw._ssh = watching  # type: ignore[method-assign]
+    fw.apply({WILD, LOOP})
+    assert seen[1] == ("forward", {"127.0.0.1:18080"})  # the first open is recorded before the next request
+    fw.apply({LOOP})
+    assert seen[2] == ("cancel", {"127.0.0.1:18081"})
+
+
 def test_a_port_that_comes_back_is_forwarded_again(fw: Recorded) -> None:
     fw.apply({WILD})
     fw.apply(set())
