@@ -99,6 +99,9 @@ class ToyGuest:
     def host_folders(self) -> HostFolders | None:
         return None
 
+    def settle(self) -> str | None:
+        return None
+
     def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
         return None
 

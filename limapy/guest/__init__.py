@@ -203,6 +203,11 @@ class GuestOS(Protocol):
     def host_folders(self) -> HostFolders | None:
         """How it mounts host folders (None: it cannot yet, it is `plain` there; issue 26 adds Windows')."""
 
+    def settle(self) -> str | None:
+        """A command that returns once the guest's boot has ended (its init system's start-up jobs), for `suspend`
+        to wait on before it saves the state: a state saved mid-boot makes every resume and every clone of it
+        finish the boot again. None: nothing to wait for."""
+
     def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
         """What gives a clone resumed from its source's saved state its own identity, run once over SSH before
         it is called ready (Linux: hostname, machine-id, SSH host keys; Windows: SSH host keys); None: it has none

@@ -117,6 +117,11 @@ class LinuxGuest:
 
         return mounts.FOLDERS
 
+    def settle(self) -> str | None:
+        from limapy.guest.linux import settle
+
+        return settle.SCRIPT
+
     def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
         from limapy.guest.linux import identity
 

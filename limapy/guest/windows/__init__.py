@@ -141,6 +141,11 @@ class WindowsGuest:
 
         return folders.FOLDERS
 
+    def settle(self) -> str | None:
+        # READY already waits for the first logon's provisioning; what Windows does afterwards (servicing,
+        # .NET's ngen, Defender's scans) has no end a script could wait for, as a Linux boot's start-up jobs have
+        return None
+
     def clone_identity(self, spec: Spec, name: str) -> CloneIdentity | None:
         from limapy.guest.identity import CloneIdentity
         from limapy.guest.windows import resumeid
