@@ -121,6 +121,12 @@ def overlay_on_layer(layer: Path, disk: Path, *, relative: bool = False) -> None
         os.chmod(tmp, mode)
 
 
+def commit_into_backing(disk: Path) -> None:
+    """Write what the qcow2 `disk` holds into its backing file, and keep it in `disk` too (`-d`: a kill half-way
+    leaves `disk` whole)."""
+    proc.run([QEMU_IMG, "commit", "-q", "-d", "-f", "qcow2", disk])
+
+
 def rebase_name(disk: Path, backing: Path) -> None:
     """Make `disk` name its (unchanged) qcow2 backing file `backing` by absolute path: a copy of an overlay
     that named its backing relatively, from another directory. Its contents stay as they were (`rebase -u`)."""

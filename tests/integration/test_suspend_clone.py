@@ -139,6 +139,64 @@ def test_a_source_that_ran_again_is_frozen_again(home: Path, tmp_path: Path) -> 
     assert suspended.usable(store.resolve("w1"), "qemu")[0] is not None  # the first clone is untouched
 
 
+def _ran_and_suspended_again(src: store.Instance, pattern: int) -> None:
+    """The source resumed, wrote a block (`pattern` bytes at offset 0), and was suspended again."""
+    disk.proc.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} 0 64k", src.disk])
+    suspended.discard(src)
+    store.atomic_write(src.suspend_state, b"QEVM" + os.urandom(1000), 0o600)
+    suspended.complete(src, driver="qemu", argv=machine(src, 40022), ssh_port=40022)
+
+
+def _reads(image: Path, pattern: int) -> bool:
+    cp = disk.proc.run(["qemu-io", "-r", "-f", "qcow2", "-c", f"read -P {pattern} 0 64k", image], check=False)
+    return cp.returncode == 0 and b"Pattern verification failed" not in cp.stdout
+
+
+def test_a_source_cloned_again_once_its_clones_are_gone_keeps_one_layer(home: Path, tmp_path: Path) -> None:
+    """Clone, delete the clones, run the source, clone again (a base refreshed and cloned every day): what the
+    source wrote is folded into its one layer instead of a layer more each time (the chain ends at MAX_DEPTH)."""
+    from limapy.ops.delete import delete
+
+    src = suspended_instance(tmp_path)
+    cached = disk.backing_file(src.disk)
+    clone(src, "w1")
+    [layer] = sorted(src.dir.glob("layer-*.qcow2"))
+    for day, pattern in enumerate((0x11, 0x22, 0x33)):
+        delete(f"w{day + 1}")
+        _ran_and_suspended_again(src, pattern)
+        w, said = clone(src, f"w{day + 2}")
+        assert any("freezing" in line for line in said)
+        assert sorted(src.dir.glob("layer-*.qcow2")) == [layer], "folded into the one layer"
+        assert chain.chain(w.disk) == [layer, cached] and chain.chain(src.disk) == [layer, cached]
+        assert stat.S_IMODE(layer.stat().st_mode) == 0o400
+        assert _reads(w.disk, pattern) and _reads(src.disk, pattern)  # the clone sees what the source wrote
+        assert disk.info(src.disk).get("actual-size", 0) < (1 << 20)  # its overlay starts empty again
+        assert suspended.usable(src, "qemu")[0] is not None and suspended.usable(w, "qemu")[0] is not None
+
+
+def test_a_layer_a_clone_stands_on_is_never_folded_into(home: Path, tmp_path: Path) -> None:
+    src = suspended_instance(tmp_path)
+    w1, _ = clone(src, "w1")
+    _ran_and_suspended_again(src, 0x44)
+    w2, _ = clone(src, "w2")
+    assert len(list(src.dir.glob("layer-*.qcow2"))) == 2
+    assert _reads(w2.disk, 0x44) and not _reads(w1.disk, 0x44)  # w1's view is as it was at its clone
+
+
+def test_a_disk_with_snapshots_is_not_frozen(home: Path, tmp_path: Path) -> None:
+    """A new overlay would not have them: refused, with nothing made."""
+    src = suspended_instance(tmp_path)
+    disk.proc.run(["qemu-img", "snapshot", "-c", "before", src.disk])  # taken while it was stopped, then suspended
+    suspended.discard(src)
+    store.atomic_write(src.suspend_state, b"QEVM" + os.urandom(1000), 0o600)
+    suspended.complete(src, driver="qemu", argv=machine(src, 40022), ssh_port=40022)
+    with pytest.raises(LimapyError, match=r"its disk has 1 snapshot"):
+        clone(src, "w1")
+    assert store.list_instances() == ["base"] and not list(src.dir.glob("layer-*"))
+    assert [s["name"] for s in disk.info(src.disk)["snapshots"]] == ["before"]
+    assert suspended.usable(src, "qemu")[0] is not None
+
+
 def test_the_source_is_kept_while_clones_stand_on_it(home: Path, tmp_path: Path) -> None:
     from limapy.ops.clone import rename
     from limapy.ops.delete import delete
