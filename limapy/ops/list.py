@@ -123,8 +123,9 @@ def _broken(name: str, path: Path, error: str) -> Row:
     }  # fmt: skip
 
 
-def info(inst: store.Instance) -> Row:
-    """One instance as Lima's `limactl list --json` describes it (empty fields left out, as Lima does)."""
+def info(inst: store.Instance, *, full: bool = True) -> Row:
+    """One instance as Lima's `limactl list --json` describes it (empty fields left out, as Lima does).
+    `full=False`: what the table shows is exact, the rest (config, version, protection) is left out."""
     from limapy import driver
     from limapy.instance import summary
 
@@ -139,10 +140,12 @@ def info(inst: store.Instance) -> Row:
         return row
     st = driver.status(inst)
     running = st == store.RUNNING
-    try:
-        version = inst.lima_version.read_text().strip()
-    except OSError:
-        version = ""
+    version = ""
+    if full:
+        try:
+            version = inst.lima_version.read_text().strip()
+        except OSError:
+            pass
     listed = found.listed()
     out: Row = {
         "name": inst.name,
@@ -162,9 +165,9 @@ def info(inst: store.Instance) -> Row:
         "sshConfigFile": str(inst.ssh_config),
         "hostAgentPID": (store.ha_pid(inst) or 0) if st != store.STOPPED else 0,
         "driverPID": (driver.driver_pid(inst) or 0) if st != store.STOPPED else 0,
-        "config": found.json_cfg,
+        "config": found.json_cfg if full else {},
         "sshAddress": "127.0.0.1",
-        "protected": inst.protected.exists(),
+        "protected": full and inst.protected.exists(),
         "limaVersion": version or LIMA_COMPAT_VERSION,
         "param": listed["param"],
     }
@@ -297,8 +300,9 @@ def run(req: Request, *, say: Say) -> int:
         return 0
     names, unmatched = _select(req, present, say)
     rows = []
+    full = not (exprs is None and template is None and fmt == "table")  # the table shows a few fields
     for n in names:
-        row = info(store.Instance(n, store.instance_dir(n)))
+        row = info(store.Instance(n, store.instance_dir(n)), full=full)
         if exprs is None or all(exprs.matches(f, row) for f in req.filters):
             rows.append(row)
     _emit(req, fmt, template, rows, exprs)
