@@ -55,7 +55,9 @@ def settle(inst: store.Instance, say: Callable[[str], None], timeout: float = SE
     if command is None:
         return True
     started = time.monotonic()
-    child = proc.spawn([*ssh_command(), "-F", str(inst.ssh_config), host_alias(inst), command])
+    # through the host agent's ControlMaster when it runs; never one left behind (ssh.config's is `auto`)
+    child = proc.spawn([*ssh_command(), "-F", str(inst.ssh_config), "-o", "ControlMaster=no", host_alias(inst),
+                        command])  # fmt: skip
     try:
         try:
             return child.wait(min(SETTLE_QUIET, timeout)) == 0

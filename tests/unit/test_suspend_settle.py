@@ -51,6 +51,7 @@ def test_a_settled_guest_is_not_waited_for_nor_mentioned(tmp_path: Path, guest_a
     assert said == []
     argv = guest_answers["argv"]
     assert argv[-1] == linux_settle.SCRIPT and argv[-2] == "lima-vm" and str(tmp_path / "ssh.config") in argv
+    assert "ControlMaster=no" in argv  # the host agent's master is used, none is made to outlive the suspend
 
 
 def test_a_boot_still_running_is_waited_for_and_said(tmp_path: Path, guest_answers: dict[str, Any]) -> None:
