@@ -112,11 +112,20 @@ def host_defaults() -> tuple[int, int]:
     return spec.cpus, spec.memory >> 20
 
 
+def replace_paths(s: str, paths: list[tuple[Path | str, str]]) -> str:
+    """Each (path, name): the path replaced by the name where it is a whole path, not a prefix of a longer name
+    (a short $HOME such as `/h` is not every "/h" in the text)."""
+    for value, name in paths:
+        if str(value) not in ("", "/"):
+            s = re.sub(re.escape(str(value)) + r"(?![\w.-])", lambda _m, n=name: n, s)
+    return s
+
+
 def normalize(argv: list[str], home: Path, media: Path) -> list[str]:
     cpus, mib = host_defaults()
     out = []
     for i, a in enumerate(argv):
-        a = a.replace(str(home), "$LIMAPY_HOME").replace(str(media), "$MEDIA").replace(str(Path.home()), "$HOME")
+        a = replace_paths(a, [(home, "$LIMAPY_HOME"), (media, "$MEDIA"), (Path.home(), "$HOME")])
         a = re.sub(r"(mount_tag=|tag=)lima-[0-9a-f]{16}", r"\1$MOUNT_TAG", a)  # hashes the host's paths
         a = re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-:22\b", "hostfwd=tcp:127.0.0.1:$SSH_PORT-:22", a)
         a = re.sub(r"hostfwd=tcp:127\.0\.0\.1:\d+-:3389\b", "hostfwd=tcp:127.0.0.1:$RDP_PORT-:3389", a)

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.golden import compare
-from tests.goldencases import CASES, NAME, cli, media_dir, normalize
+from tests.goldencases import CASES, NAME, cli, media_dir, normalize, replace_paths
 
 #: The guest user and time zone, the same on every host (the defaults are the host's).
 USER_SETS = ['.user.name = "lima"', ".user.uid = 1000", '.user.comment = "limapy golden"', '.timezone = "Etc/UTC"']
@@ -139,12 +139,13 @@ class Norm:
         pub = dirs.config_dir() / "user.pub"
         if pub.exists():
             self.pairs.append((pub.read_text().strip(), "$LIMAPY_PUBKEY"))
-        self.pairs += [(str(home), "$LIMAPY_HOME"), (str(media), "$MEDIA"), (str(Path.home()), "$HOME")]
+        self.paths: list[tuple[Path | str, str]] = [(home, "$LIMAPY_HOME"), (media, "$MEDIA"), (Path.home(), "$HOME")]
 
     def text(self, s: str) -> str:
         for value, name in self.pairs:
             if value:
                 s = s.replace(value, name)
+        s = replace_paths(s, self.paths)
         s = re.sub(r"\biid-\d+\b", "iid-$TIME", s)
         s = re.sub(r"52:55:55(:[0-9a-f]{2}){3}", "$MAC", s)
         return re.sub(r"lima-[0-9a-f]{16}\b", "$MOUNT_TAG", s)  # hashes the host's paths
