@@ -14,7 +14,10 @@ def register(app: typer.Typer) -> None:
             ..., help="Instances (names or unique prefixes)", autocompletion=instances_for("suspend")
         ),
     ) -> None:
-        """Save running instances' memory and devices to their directory and stop them; `start` resumes."""
+        """Save running instances' memory and devices to their directory and stop them; `start` resumes.
+
+        A guest still booting (cloud-init's later stages run after READY) is first given up to 10 minutes to
+        finish, so that its resumes and clones do not each finish the boot again."""
         from limapy.instance import store
         from limapy.ops.suspend import suspend as do_suspend
 
