@@ -200,7 +200,6 @@ class Forwarder:
             if any(p == decision.host_port for p in self.active.values()):
                 continue  # the same port on another guest address (0.0.0.0 and ::): one forward serves both
             self._open(lst, decision.host_port)
-        self._record()
 
     def _open(self, lst: Listener, host_port: int) -> None:
         local = f"{LOOPBACK}:{host_port}:{guest_target(lst)}:{lst.port}"
