@@ -42,10 +42,9 @@ def operands(args: Sequence[str]) -> list[Operand]:
 
 
 def guest_has_rsync(inst: store.Instance) -> bool:
-    from limapy.ssh import host_alias, ssh_command
+    from limapy.ssh import config_argv
 
-    cp = proc.run([*ssh_command(), "-F", str(inst.ssh_config), host_alias(inst), "command -v rsync >/dev/null 2>&1"],
-                  check=False, timeout=30)  # fmt: skip
+    cp = proc.run([*config_argv(inst), "command -v rsync >/dev/null 2>&1"], check=False, timeout=30)
     return cp.returncode == 0
 
 

@@ -261,9 +261,14 @@ def config_port(inst: store.Instance) -> int:
     return int(m.group(1)) if m else 0
 
 
+def config_argv(inst: store.Instance, *options: str) -> list[str]:
+    """`ssh -F <dir>/ssh.config OPTIONS lima-NAME`: the instance as its ssh.config reaches it (add a command)."""
+    return [*ssh_command(), "-F", str(inst.ssh_config), *options, host_alias(inst)]
+
+
 def control_exit_argv(inst: store.Instance) -> list[str]:
     """`ssh -O exit` on the instance's ControlMaster (`shell --reconnect`: a fresh connection next)."""
-    return [*ssh_command(), "-F", str(inst.ssh_config), "-O", "exit", host_alias(inst)]
+    return config_argv(inst, "-O", "exit")
 
 
 def option_args(opts: Sequence[tuple[str, str]]) -> list[str]:

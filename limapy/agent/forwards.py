@@ -115,16 +115,13 @@ class Forwarder:
 
     # -- OpenSSH multiplexing ------------------------------------------------------------------------------
     def _ssh(self, *args: str) -> proc.Completed[bytes]:
-        argv = [*ssh.ssh_command(), "-F", str(self.inst.ssh_config), *args, ssh.host_alias(self.inst)]
-        return proc.run(argv, check=False, timeout=15)
+        return proc.run(ssh.config_argv(self.inst, *args), check=False, timeout=15)
 
     def start_master(self) -> None:
         """A ControlMaster for the forwards (unless one runs already, e.g. started by `limapy shell`)."""
         if self._ssh("-O", "check").returncode == 0:
             return
-        argv = [*ssh.ssh_command(), "-F", str(self.inst.ssh_config), "-o", "ControlMaster=yes",
-                "-o", "ControlPersist=no", "-N", ssh.host_alias(self.inst)]  # fmt: skip
-        self.master = proc.spawn(argv)
+        self.master = proc.spawn(ssh.config_argv(self.inst, "-o", "ControlMaster=yes", "-o", "ControlPersist=no", "-N"))
         import time
 
         deadline = time.monotonic() + 20

@@ -47,10 +47,9 @@ def _say(msg: str) -> None:
 
 
 def _guest(inst: store.Instance, command: str) -> int:
-    from limapy.ssh import host_alias, ssh_command
+    from limapy.ssh import config_argv
 
-    return proc.run([*ssh_command(), "-F", str(inst.ssh_config), host_alias(inst), command], check=False,
-                    timeout=120).returncode  # fmt: skip
+    return proc.run([*config_argv(inst), command], check=False, timeout=120).returncode
 
 
 def _rsync(inst: store.Instance, src: tuple[str, bool], dst: tuple[str, bool], *extra: str) -> list[str]:

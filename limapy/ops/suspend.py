@@ -49,15 +49,14 @@ def settle(inst: store.Instance, say: Callable[[str], None], timeout: float = SE
     when it had not ended by then, or could not be asked (the state is saved anyway)."""
     from limapy import guest
     from limapy.instance import summary
-    from limapy.ssh import host_alias, ssh_command
+    from limapy.ssh import config_argv
 
     command = guest.for_spec(summary.load(inst).view).settle()
     if command is None:
         return True
     started = time.monotonic()
     # through the host agent's ControlMaster when it runs; never one left behind (ssh.config's is `auto`)
-    child = proc.spawn([*ssh_command(), "-F", str(inst.ssh_config), "-o", "ControlMaster=no", host_alias(inst),
-                        command])  # fmt: skip
+    child = proc.spawn([*config_argv(inst, "-o", "ControlMaster=no"), command])
     try:
         try:
             return child.wait(min(SETTLE_QUIET, timeout)) == 0
