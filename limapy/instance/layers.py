@@ -70,9 +70,9 @@ def freeze(inst: store.Instance) -> Path:
     Order, for a kill at any point: the layer is first a second name of the disk (a hard link); the overlay is
     made under a temp name; renaming it over `disk` is the switch. Before the switch the disk is as it was (a
     stray second name is removed at the next lock, chain.drop_half_frozen); after it, the old disk
-    lives on only as the layer."""
+    lives on only as the layer. Refused for a disk with snapshots; folded into the source's own layer when no
+    other instance stands on it (`_fold`)."""
     from limapy.instance import disk
-    from limapy.instance.disk import overlay_on_layer
 
     drop_half_frozen(inst.dir, inst.disk)
     snaps = disk.info(inst.disk).get("snapshots") or []
@@ -88,7 +88,7 @@ def freeze(inst: store.Instance) -> Path:
     layer = inst.dir / f"layer-{time.time_ns()}.qcow2"
     os.link(inst.disk, layer)
     try:
-        overlay_on_layer(layer, inst.disk, relative=True)
+        disk.overlay_on_layer(layer, inst.disk, relative=True)
     except BaseException:
         layer.unlink(missing_ok=True)
         raise
